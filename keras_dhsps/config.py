@@ -1,0 +1,177 @@
+"""Typed experiment configuration: frozen dataclasses, JSON round trip.
+
+An :class:`ExperimentConfig` fully determines a training run and its
+evaluation (dataset, model, loss, optimizer, schedule, seed). Configs are
+immutable; :func:`override` returns a modified copy from ``key=value``
+strings such as ``"train.epochs=3"``, the form the CLI's ``--set`` takes.
+Data roots are not part of a config: they come from the command line.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from typing import Any
+
+
+@dataclasses.dataclass(frozen=True)
+class DataConfig:
+    """Which dataset and how to feed it.
+
+    Attributes:
+        name: a name in ``keras_dhsps.data.DATASETS``.
+        seed: seed of the split protocol (and of generated datasets).
+        options: dataset-specific keyword arguments (split sizes, ...).
+    """
+
+    name: str = "digits-mosaic"
+    seed: int = 0
+    options: dict = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+    """The hasher: ``keras_dhsps.models.build_hasher`` arguments."""
+
+    backbone: str = "small_cnn"
+    bits: int = 48
+    activation: str = "tanh"
+    image_size: tuple | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class LossConfig:
+    """A loss from ``keras_dhsps.losses.LOSSES`` and its keyword params."""
+
+    name: str = "idhn"
+    params: dict = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """Optimizer, schedule and budget (authors' values where they apply).
+
+    Attributes:
+        epochs: passes over the training split.
+        batch_size: B; the loss sees all B² in-batch pairs.
+        learning_rate: the hash layer's Adam rate (authors: 1e-3).
+        backbone_lr_multiplier: the backbone's rate relative to the hash
+            layer's (authors: 0.01).
+        decay_steps: multiply both rates by ``decay_rate`` every this many
+            steps (authors: 500, 0.5); 0 disables the decay.
+        decay_rate: see ``decay_steps``.
+        adam_epsilon: authors (TF1 default): 1e-8.
+        seed: seeds weights init, shuffling and dropout.
+        validation_every: epochs between validation-mAP evaluations (0: off).
+    """
+
+    epochs: int = 100
+    batch_size: int = 128
+    learning_rate: float = 1e-3
+    backbone_lr_multiplier: float = 0.01
+    decay_steps: int = 500
+    decay_rate: float = 0.5
+    adam_epsilon: float = 1e-8
+    seed: int = 0
+    validation_every: int = 0
+
+
+@dataclasses.dataclass(frozen=True)
+class EvalConfig:
+    """Which retrieval metrics to report (see ``keras_dhsps.metrics``)."""
+
+    map_at: tuple = ("all",)
+    ndcg_at: tuple = (100,)
+    acg_at: tuple = (100,)
+    wap_at: tuple = (100,)
+    radius: int = 2
+
+
+@dataclasses.dataclass(frozen=True)
+class ExperimentConfig:
+    """Everything that determines one training run and its evaluation."""
+
+    name: str = "experiment"
+    data: DataConfig = dataclasses.field(default_factory=DataConfig)
+    model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
+    loss: LossConfig = dataclasses.field(default_factory=LossConfig)
+    train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
+    eval: EvalConfig = dataclasses.field(default_factory=EvalConfig)
+
+
+def to_dict(config: Any) -> dict:
+    """A JSON-ready dict of a config dataclass (tuples become lists)."""
+    return json.loads(json.dumps(dataclasses.asdict(config)))
+
+
+def _build(cls: type, values: dict) -> Any:
+    fields = {field.name: field for field in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - set(fields))
+    if unknown:
+        raise ValueError(
+            f"unknown {cls.__name__} field(s) {unknown}; "
+            f"known: {sorted(fields)}"
+        )
+    kwargs = {}
+    for key, value in values.items():
+        field_type = fields[key].type
+        default = getattr(cls(), key)
+        if dataclasses.is_dataclass(default):
+            kwargs[key] = _build(type(default), value)
+        elif isinstance(value, list) and (
+            isinstance(default, tuple) or "tuple" in str(field_type)
+        ):
+            kwargs[key] = tuple(value)
+        else:
+            kwargs[key] = value
+    return cls(**kwargs)
+
+
+def from_dict(values: dict) -> ExperimentConfig:
+    """Inverse of :func:`to_dict` for an :class:`ExperimentConfig`."""
+    return _build(ExperimentConfig, values)
+
+
+def config_hash(config: Any) -> str:
+    """A short stable hash of a config: the key of its results."""
+    text = json.dumps(to_dict(config), sort_keys=True)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+def _parse_value(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def override(config: ExperimentConfig, *assignments: str) -> ExperimentConfig:
+    """Returns a copy of ``config`` with ``"a.b=value"`` assignments applied.
+
+    Values are parsed as JSON when they parse (``3``, ``0.5``, ``true``,
+    ``[12, 24]``, ``{"beta": 5}``) and kept as strings otherwise.
+
+    Raises:
+        ValueError: malformed assignment or unknown key.
+    """
+    values = to_dict(config)
+    for assignment in assignments:
+        key, sep, raw = assignment.partition("=")
+        if not sep or not key:
+            raise ValueError(
+                f"expected KEY=VALUE (e.g. train.epochs=3), got {assignment!r}"
+            )
+        *parents, leaf = key.strip().split(".")
+        node = values
+        for part in parents:
+            if not isinstance(node.get(part), dict):
+                raise ValueError(f"unknown config key {key!r}")
+            node = node[part]
+        if leaf not in node and parents and parents[-1] not in (
+            "options",
+            "params",
+        ):
+            raise ValueError(f"unknown config key {key!r}")
+        node[leaf] = _parse_value(raw.strip())
+    return from_dict(values)

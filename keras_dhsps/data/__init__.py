@@ -1,0 +1,94 @@
+"""Datasets: a registry from names to loaders, the splits, the pipeline.
+
+:func:`load_dataset` is the one entry point: ``load_dataset("digits-mosaic")``
+needs nothing else; datasets read from disk also take ``root``.
+"""
+
+from __future__ import annotations
+
+import inspect
+
+from keras_dhsps.data.base import SPLIT_NAMES
+from keras_dhsps.data.base import RetrievalDataset
+from keras_dhsps.data.base import Split
+from keras_dhsps.data.digits_mosaic import load_digits_mosaic
+from keras_dhsps.data.listfile import load_list_files
+from keras_dhsps.errors import DataError
+from keras_dhsps.errors import UnknownNameError
+
+
+def _digits_mosaic(
+    root,
+    seed,
+    *,
+    num_train=2000,
+    num_validation=250,
+    num_query=500,
+    num_database=2000,
+    max_digits=4,
+):
+    if root is not None:
+        raise DataError(
+            "digits-mosaic is generated in memory and takes no --data-root"
+        )
+    return load_digits_mosaic(
+        seed=seed,
+        num_train=num_train,
+        num_validation=num_validation,
+        num_query=num_query,
+        num_database=num_database,
+        max_digits=max_digits,
+    )
+
+
+def _lists(root, seed, *, lists_dir=None, validation_fraction=0.1):
+    return load_list_files(
+        root,
+        seed=seed,
+        lists_dir=lists_dir,
+        validation_fraction=validation_fraction,
+    )
+
+
+#: name -> ``loader(root, seed, **options) -> RetrievalDataset``.
+DATASETS = {
+    "digits-mosaic": _digits_mosaic,
+    "lists": _lists,
+}
+
+
+def load_dataset(name, *, root=None, seed=0, **options) -> RetrievalDataset:
+    """Loads the dataset registered under ``name``.
+
+    Args:
+        name: a key of :data:`DATASETS`.
+        root: the dataset directory, for datasets read from disk.
+        seed: seed of the split protocol.
+        **options: dataset-specific options (split sizes, ...).
+
+    Raises:
+        UnknownNameError: no dataset of that name.
+        DataError: missing or malformed files.
+    """
+    if name not in DATASETS:
+        raise UnknownNameError(
+            f"unknown dataset {name!r}; known datasets: "
+            f"{', '.join(sorted(DATASETS))}"
+        )
+    loader = DATASETS[name]
+    try:
+        inspect.signature(loader).bind(root, seed, **options)
+    except TypeError as error:
+        raise DataError(f"bad options for dataset {name!r}: {error}") from None
+    return loader(root, seed, **options)
+
+
+__all__ = [
+    "DATASETS",
+    "SPLIT_NAMES",
+    "RetrievalDataset",
+    "Split",
+    "load_dataset",
+    "load_digits_mosaic",
+    "load_list_files",
+]

@@ -1,0 +1,145 @@
+"""The peers' list-file format: ``relative/path l_1 ... l_C`` per line.
+
+Used by DeepHash-pytorch, THU DeepHash, HashNet, CSQ and FIRe, so their
+published splits load unchanged (PEERS.md §2). Paths are relative to a
+dataset root given by the user. Errors name the file and the line.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from keras_dhsps.data.base import RetrievalDataset
+from keras_dhsps.data.base import Split
+from keras_dhsps.errors import DataError
+
+#: split name -> list file name, as the peers name them (test = queries).
+LIST_FILES = {"train": "train.txt", "query": "test.txt", "database": "database.txt"}
+
+
+def read_list_file(
+    path: str, *, root: str, num_classes: int | None = None
+) -> tuple[tuple[str, ...], np.ndarray]:
+    """Reads one list file.
+
+    Args:
+        path: the list file.
+        root: directory the image paths are relative to.
+        num_classes: expected C; by default the first line decides.
+
+    Returns:
+        ``(paths, labels)``: absolute image paths and ``(N, C)`` uint8 labels.
+
+    Raises:
+        DataError: unreadable file, a line with the wrong number of fields,
+            a label that is not 0 or 1, an empty file, or a missing image;
+            the message names ``path`` and the line number.
+    """
+    if not os.path.isfile(path):
+        raise DataError(f"{path}: list file not found")
+    paths, rows = [], []
+    with open(path, encoding="utf-8") as handle:
+        for line_number, line in enumerate(handle, start=1):
+            fields = line.split()
+            if not fields:
+                continue
+            if num_classes is None:
+                num_classes = len(fields) - 1
+                if num_classes < 1:
+                    raise DataError(
+                        f"{path}:{line_number}: expected an image path "
+                        "followed by labels, found one field"
+                    )
+            if len(fields) != num_classes + 1:
+                raise DataError(
+                    f"{path}:{line_number}: expected {num_classes + 1} fields "
+                    f"(path + {num_classes} labels), found {len(fields)}"
+                )
+            labels = fields[1:]
+            if any(value not in ("0", "1") for value in labels):
+                raise DataError(
+                    f"{path}:{line_number}: labels must be 0 or 1, "
+                    f"found {' '.join(labels)!r}"
+                )
+            image = os.path.join(root, fields[0])
+            if not os.path.isfile(image):
+                raise DataError(
+                    f"{path}:{line_number}: image not found: {image}"
+                )
+            paths.append(image)
+            rows.append([int(value) for value in labels])
+    if not rows:
+        raise DataError(f"{path}: list file has no entries")
+    return tuple(paths), np.asarray(rows, dtype=np.uint8)
+
+
+def _carve_validation(
+    split: Split, fraction: float, seed: int
+) -> tuple[Split, Split]:
+    """Moves a seeded random ``fraction`` of training images to validation."""
+    order = np.random.default_rng(seed).permutation(len(split))
+    count = int(round(fraction * len(split)))
+    validation, train = np.sort(order[:count]), np.sort(order[count:])
+    paths = split.paths or ()
+
+    def pick(rows: np.ndarray) -> Split:
+        return Split(
+            labels=split.labels[rows], paths=tuple(paths[row] for row in rows)
+        )
+
+    return pick(train), pick(validation)
+
+
+def load_list_files(
+    root: str | None,
+    *,
+    seed: int = 0,
+    lists_dir: str | None = None,
+    validation_fraction: float = 0.1,
+    name: str = "lists",
+) -> RetrievalDataset:
+    """Loads ``train.txt``, ``test.txt`` (queries) and ``database.txt``.
+
+    Args:
+        root: dataset root the image paths are relative to.
+        seed: seed of the validation carve-out.
+        lists_dir: where the list files are; defaults to ``root``.
+        validation_fraction: share of ``train.txt`` held out for model
+            selection (never the queries).
+        name: the dataset's name in reports.
+
+    Raises:
+        DataError: missing root or list file, or a malformed line.
+    """
+    if root is None:
+        raise DataError(f"dataset {name!r} needs --data-root")
+    if not os.path.isdir(root):
+        raise DataError(f"data root not found: {root}")
+    lists_dir = lists_dir or root
+    splits: dict[str, Split] = {}
+    num_classes = None
+    for split_name, file_name in LIST_FILES.items():
+        paths, labels = read_list_file(
+            os.path.join(lists_dir, file_name),
+            root=root,
+            num_classes=num_classes,
+        )
+        num_classes = labels.shape[1]
+        splits[split_name] = Split(labels=labels, paths=paths)
+    train, validation = _carve_validation(
+        splits["train"], validation_fraction, seed
+    )
+    splits = {
+        "train": train,
+        "validation": validation,
+        "query": splits["query"],
+        "database": splits["database"],
+    }
+    assert num_classes is not None
+    return RetrievalDataset(
+        name=name,
+        class_names=tuple(f"class_{index}" for index in range(num_classes)),
+        splits=splits,
+    )

@@ -1,0 +1,77 @@
+"""The hasher: backbone → Dense(K) → tanh (or softsign)."""
+
+import keras
+
+from keras_dhsps.backbones import get_backbone_spec
+
+HASH_LAYER_NAME = "hash_layer"
+ACTIVATIONS = ("tanh", "softsign")
+
+
+def build_hasher(
+    backbone="small_cnn",
+    bits=48,
+    *,
+    activation="tanh",
+    image_size=None,
+    weights=None,
+    name="hasher",
+):
+    """Builds a functional hashing model.
+
+    The hash layer is a ``Dense(bits)`` named ``hash_layer`` (the layer that
+    gets the full learning rate) with a built-in activation, so the model
+    reloads with ``safe_mode=True`` and needs no custom objects. Outputs are
+    the relaxed codes ``u ∈ (−1, 1)^K``; binary codes are ``u ≥ 0 → +1``.
+
+    Args:
+        backbone: a name in ``keras_dhsps.backbones.BACKBONES``.
+        bits: code length K.
+        activation: ``"tanh"`` (default) or ``"softsign"``
+            (``z / (1 + |z|)``, the authors' code, IDHN_NOTES.md §2.4).
+        image_size: ``(H, W)``; defaults to the backbone's own size.
+        weights: passed to the backbone builder (None or a local path).
+        name: the model's name.
+
+    Returns:
+        A ``keras.Model`` mapping float images in ``[0, 255]`` of shape
+        ``(B, H, W, 3)`` to codes of shape ``(B, bits)``.
+    """
+    if activation not in ACTIVATIONS:
+        raise ValueError(
+            f"`activation` must be one of {ACTIVATIONS}. "
+            f"Received: activation={activation!r}"
+        )
+    if int(bits) < 1:
+        raise ValueError(f"`bits` must be positive. Received: bits={bits}")
+    spec = get_backbone_spec(backbone)
+    height, width = image_size or spec.image_size
+    features = spec.build(input_shape=(height, width, 3), weights=weights)
+    images = keras.Input((height, width, 3), name="images")
+    codes = keras.layers.Dense(
+        int(bits), activation=activation, name=HASH_LAYER_NAME
+    )(features(images))
+    return keras.Model(images, codes, name=name)
+
+
+def load_hasher(path):
+    """Loads a hasher saved with ``model.save("....keras")``.
+
+    Loads with ``safe_mode=True`` (a file with a ``Lambda`` layer or other
+    arbitrary code is refused) and without the training configuration.
+
+    Raises:
+        DHSPSError: the file does not exist or is not a Keras archive.
+    """
+    import os
+
+    from keras_dhsps.errors import DHSPSError
+
+    if not os.path.isfile(path):
+        raise DHSPSError(f"model file not found: {path}")
+    if not path.endswith(".keras"):
+        raise DHSPSError(f"expected a .keras file, got: {path}")
+    try:
+        return keras.saving.load_model(path, compile=False, safe_mode=True)
+    except (ValueError, OSError) as error:
+        raise DHSPSError(f"cannot load {path}: {error}") from None
