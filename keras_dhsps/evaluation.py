@@ -1,0 +1,75 @@
+"""Encode splits with a hasher and score retrieval (query vs database)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from keras_dhsps.data.base import RetrievalDataset
+from keras_dhsps.data.base import Split
+from keras_dhsps.data.pipeline import make_dataset
+
+
+def model_image_size(model) -> tuple[int, int]:
+    """``(H, W)`` of a hasher's image input."""
+    _, height, width, _ = model.input_shape
+    return int(height), int(width)
+
+
+def encode(model, split: Split, *, batch_size: int = 256, verbose=0):
+    """Relaxed codes ``(N, K)`` float32 of every image of ``split``, in order.
+
+    Args:
+        model: a hasher (images -> relaxed codes).
+        split: the images.
+        batch_size: images per forward pass.
+        verbose: 0 silent, 1 a progress bar.
+    """
+    dataset = make_dataset(
+        split,
+        batch_size=batch_size,
+        image_size=model_image_size(model),
+        training=False,
+    ).map(lambda images, labels: images)
+    codes = model.predict(dataset, verbose=verbose)
+    return np.asarray(codes, dtype=np.float32)
+
+
+def evaluate_retrieval(
+    model,
+    dataset: RetrievalDataset,
+    eval_config,
+    *,
+    query_split: str = "query",
+    database_split: str = "database",
+    batch_size: int = 256,
+    curves: bool = True,
+    verbose=0,
+) -> dict:
+    """Encodes the query and database splits and computes the report.
+
+    Returns:
+        ``keras_dhsps.metrics.retrieval_report``'s dict (``"metrics"`` and
+        ``"curves"``), plus ``"counts"`` of queries and database items.
+    """
+    from keras_dhsps.metrics import retrieval_report
+
+    queries = dataset.split(query_split)
+    database = dataset.split(database_split)
+    query_codes = encode(model, queries, batch_size=batch_size, verbose=verbose)
+    database_codes = encode(
+        model, database, batch_size=batch_size, verbose=verbose
+    )
+    report = retrieval_report(
+        query_codes,
+        queries.labels,
+        database_codes,
+        database.labels,
+        map_at=tuple(eval_config.map_at),
+        ndcg_at=tuple(eval_config.ndcg_at),
+        acg_at=tuple(eval_config.acg_at),
+        wap_at=tuple(eval_config.wap_at),
+        radius=eval_config.radius,
+        curves=curves,
+    )
+    report["counts"] = {"query": len(queries), "database": len(database)}
+    return report
