@@ -1,0 +1,163 @@
+"""Custom layers for the backbones: LRN and in-model input preprocessing.
+
+All maths is ``keras.ops``, so the layers run under the TensorFlow, JAX and
+PyTorch backends; each is a registered serializable with a full
+``get_config``, so models that use them reload with ``safe_mode=True``.
+"""
+
+import keras
+import numpy as np
+from keras import ops
+
+
+@keras.saving.register_keras_serializable(package="keras_dhsps")
+class LocalResponseNormalization(keras.layers.Layer):
+    """Cross-channel local response normalization (AlexNet's LRN).
+
+    For channels-last inputs ``a`` this computes, per position and channel c,
+    ``b_c = a_c / (bias + alpha · Σ_{c'=c−r}^{c+r} a_{c'}²) ** beta``, with the
+    sum clipped at the channel edges. This is TensorFlow's convention
+    (``tf.nn.local_response_normalization(depth_radius=r, alpha=alpha, ...)``)
+    in which ``alpha`` is *not* divided by the window size. Caffe writes
+    ``b = a / (k + α/n · Σ a²)^β`` with ``n = local_size``; the two agree when
+    ``depth_radius = (local_size − 1) / 2`` and ``alpha = α_caffe / n``.
+    ``bvlc_alexnet`` (Caffe: ``local_size=5, alpha=1e-4, beta=0.75, k=1``)
+    is therefore ``depth_radius=2, alpha=2e-5, beta=0.75, bias=1.0`` here,
+    exactly the values of Kratzert's TensorFlow AlexNet that converted the
+    ``bvlc_alexnet.npy`` weights (and that the IDHN authors used). Use
+    :meth:`from_caffe` to pass Caffe's parameters unchanged.
+
+    The window sum is a matmul with a constant ``C×C`` band matrix, and the
+    layer computes in float32 whatever its dtype policy: squared activations
+    of conv1 on mean-subtracted pixels overflow float16.
+
+    Args:
+        depth_radius: r, half-width of the channel window (window 2r + 1).
+        alpha: scale of the sum of squares (TensorFlow convention).
+        beta: exponent.
+        bias: additive constant k.
+        **kwargs: base ``keras.layers.Layer`` arguments (``name``, ...).
+
+    Example:
+    >>> layer = keras_dhsps.layers.LocalResponseNormalization(
+    ...     depth_radius=2, alpha=2e-5, beta=0.75, bias=1.0)
+    >>> y = layer(np.ones((1, 4, 4, 96), "float32"))
+
+    Reference:
+        Krizhevsky et al., "ImageNet Classification with Deep Convolutional
+        Neural Networks", NeurIPS 2012, §3.3.
+    """
+
+    def __init__(
+        self, depth_radius=2, alpha=2e-5, beta=0.75, bias=1.0, **kwargs
+    ):
+        super().__init__(**kwargs)
+        if int(depth_radius) < 0:
+            raise ValueError(
+                "`depth_radius` must be >= 0. "
+                f"Received: depth_radius={depth_radius}"
+            )
+        self.depth_radius = int(depth_radius)
+        self.alpha = float(alpha)
+        self.beta = float(beta)
+        self.bias = float(bias)
+        self._band = None
+
+    @classmethod
+    def from_caffe(cls, local_size=5, alpha=1e-4, beta=0.75, k=1.0, **kwargs):
+        """The layer that equals Caffe's ``LRN`` with these parameters.
+
+        Raises:
+            ValueError: ``local_size`` is even (Caffe requires it odd).
+        """
+        if int(local_size) % 2 != 1:
+            raise ValueError(
+                f"`local_size` must be odd. Received: local_size={local_size}"
+            )
+        return cls(
+            depth_radius=(int(local_size) - 1) // 2,
+            alpha=float(alpha) / int(local_size),
+            beta=beta,
+            bias=k,
+            **kwargs,
+        )
+
+    def build(self, input_shape):
+        channels = int(input_shape[-1])
+        index = np.arange(channels)
+        band = np.abs(index[:, None] - index[None, :]) <= self.depth_radius
+        self._band = band.astype("float32")
+
+    def call(self, inputs):
+        x = ops.cast(inputs, "float32")
+        square_sum = ops.matmul(ops.square(x), ops.convert_to_tensor(self._band))
+        scale = ops.power(self.bias + self.alpha * square_sum, -self.beta)
+        return ops.cast(x * scale, self.compute_dtype)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "depth_radius": self.depth_radius,
+                "alpha": self.alpha,
+                "beta": self.beta,
+                "bias": self.bias,
+            }
+        )
+        return config
+
+
+@keras.saving.register_keras_serializable(package="keras_dhsps")
+class ReverseChannels(keras.layers.Layer):
+    """Reverses the last axis: RGB images become BGR (and back).
+
+    Caffe-trained weights (``bvlc_alexnet``, keras.applications' VGG and
+    ResNet50) expect BGR input; the pipeline yields RGB.
+
+    Example:
+    >>> keras_dhsps.layers.ReverseChannels()(np.array([[1.0, 2.0, 3.0]]))
+    array([[3., 2., 1.]])
+    """
+
+    def call(self, inputs):
+        return ops.flip(inputs, axis=-1)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+
+@keras.saving.register_keras_serializable(package="keras_dhsps")
+class SubtractMean(keras.layers.Layer):
+    """Subtracts a fixed per-channel mean: ``y[..., c] = x[..., c] − mean[c]``.
+
+    Args:
+        mean: one value per channel, in the channel order of the input.
+        **kwargs: base ``keras.layers.Layer`` arguments.
+
+    Example:
+    >>> keras_dhsps.layers.SubtractMean([104.0, 117.0, 123.0])(
+    ...     np.full((1, 3), 128.0))
+    array([[24., 11.,  5.]])
+    """
+
+    def __init__(self, mean, **kwargs):
+        super().__init__(**kwargs)
+        self.mean = [float(value) for value in mean]
+
+    def call(self, inputs):
+        mean = ops.convert_to_tensor(self.mean, dtype=self.compute_dtype)
+        return ops.cast(inputs, self.compute_dtype) - mean
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"mean": list(self.mean)})
+        return config
+
+
+__all__ = ["LocalResponseNormalization", "ReverseChannels", "SubtractMean"]
