@@ -6,6 +6,22 @@ returns one value per image. :func:`get_loss` builds one by name.
 """
 
 from keras_dhsps.errors import UnknownNameError
+from keras_dhsps.losses.ablations import IDHNDHPLoss
+from keras_dhsps.losses.ablations import IDHNNoQuantizationLoss
+from keras_dhsps.losses.ablations import IDHNSoftOnlyLoss
+from keras_dhsps.losses.ablations import idhn_dhp_loss
+from keras_dhsps.losses.ablations import soft_only_loss
+from keras_dhsps.losses.csq import CSQLoss
+from keras_dhsps.losses.csq import csq_loss
+from keras_dhsps.losses.csq import hash_centers
+from keras_dhsps.losses.dhn import DHNLoss
+from keras_dhsps.losses.dhn import dhn_loss
+from keras_dhsps.losses.dpsh import DPSHLoss
+from keras_dhsps.losses.dpsh import dpsh_loss
+from keras_dhsps.losses.dsh import DSHLoss
+from keras_dhsps.losses.dsh import dsh_loss
+from keras_dhsps.losses.hashnet import HashNetLoss
+from keras_dhsps.losses.hashnet import hashnet_loss
 from keras_dhsps.losses.idhn import HardOnlyLoss
 from keras_dhsps.losses.idhn import IDHNLoss
 from keras_dhsps.losses.idhn import hard_only_loss
@@ -17,6 +33,14 @@ from keras_dhsps.losses.similarity import soft_similarity
 LOSSES = {
     "idhn": IDHNLoss,
     "idhn_hard_only": HardOnlyLoss,
+    "idhn_soft_only": IDHNSoftOnlyLoss,
+    "idhn_no_quantization": IDHNNoQuantizationLoss,
+    "idhn_dhp": IDHNDHPLoss,
+    "dhn": DHNLoss,
+    "dpsh": DPSHLoss,
+    "hashnet": HashNetLoss,
+    "dsh": DSHLoss,
+    "csq": CSQLoss,
 }
 
 
@@ -35,12 +59,28 @@ def get_loss(name, **params):
 
 __all__ = [
     "LOSSES",
+    "CSQLoss",
+    "DHNLoss",
+    "DPSHLoss",
+    "DSHLoss",
     "HardOnlyLoss",
+    "HashNetLoss",
+    "IDHNDHPLoss",
     "IDHNLoss",
+    "IDHNNoQuantizationLoss",
+    "IDHNSoftOnlyLoss",
+    "csq_loss",
+    "dhn_loss",
+    "dpsh_loss",
+    "dsh_loss",
     "get_loss",
     "hard_only_loss",
     "hard_pair_mask",
     "hard_similarity",
+    "hash_centers",
+    "hashnet_loss",
+    "idhn_dhp_loss",
     "idhn_loss",
+    "soft_only_loss",
     "soft_similarity",
 ]

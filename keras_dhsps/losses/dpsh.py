@@ -1,0 +1,108 @@
+"""DPSH: Deep Pairwise-Supervised Hashing (Li, Wang, Kang; IJCAI 2016).
+
+With ``s_ij = 1`` iff two images share at least one label,
+``Θ_ij = ½⟨u_i, u_j⟩`` and ``b_i = sgn(u_i)``:
+
+* likelihood ``p(s_ij | B) = σ(Θ_ij)^s (1 − σ(Θ_ij))^(1−s)`` (paper eq. 1);
+* negative log-likelihood ``Σ (log(1 + e^Θ_ij) − s_ij Θ_ij)`` (eq. 2),
+  relaxed from ``b`` to ``u`` with the regulariser
+  ``η Σ_i ‖b_i − u_i‖²`` (eq. 3–4), ``b_i`` held fixed (no gradient through
+  the sign) as in the paper's alternating scheme where B is the sign of U.
+
+Equation numbers as read in the proceedings version, not re-checked against
+the PDF. Reduction: pair term averaged over the ``B²`` in-batch pairs (the
+paper and the DeepHash-pytorch port pair each batch with a memory bank of all
+training codes), regulariser averaged over bits (DeepHash-pytorch's
+``config["alpha"] * (u - u.sign()).pow(2).mean()`` with 0.1).
+The paper's network outputs a linear ``u``; here ``u`` is the hash head's
+tanh/softsign output, in ``(−1, 1)``.
+"""
+
+import keras
+from keras import ops
+
+from keras_dhsps.losses.idhn import _pair_mean
+from keras_dhsps.losses.similarity import hard_similarity
+
+
+def _sign(codes):
+    """``+1`` where ``u ≥ 0`` else ``−1`` (the project's binarisation)."""
+    return ops.where(ops.greater_equal(codes, 0.0), 1.0, -1.0)
+
+
+def dpsh_loss(
+    labels,
+    codes,
+    *,
+    scale=0.5,
+    quantization_weight=0.1,
+    include_diagonal=True,
+):
+    """DPSH loss per anchor image (Li et al., IJCAI 2016, eq. 2 and 4).
+
+    Args:
+        labels: ``(B, C)`` multi-hot labels.
+        codes: ``(B, K)`` relaxed codes.
+        scale: factor on the inner product, ``Θ = scale·⟨u_i,u_j⟩`` (½).
+        quantization_weight: η, weight of ``mean_k (u_ik − b_ik)²``.
+        include_diagonal: keep the ``i = j`` pairs in the pair mean.
+
+    Returns:
+        ``(B,)`` tensor ``(1/B) Σ_j [log(1+e^Θ_ij) − s_ij Θ_ij]
+        + η·(1/K) Σ_k (u_ik − sgn(u_ik))²``.
+    """
+    codes = ops.cast(codes, "float32")
+    similarity = ops.cast(hard_similarity(labels), "float32")
+    # [Θ_ij = ½⟨u_i,u_j⟩]
+    theta = scale * ops.matmul(codes, ops.transpose(codes))
+    # [negative log-likelihood, eq. 2]
+    pair_losses = ops.softplus(theta) - similarity * theta
+    # [η‖b − u‖², eq. 4; b = sgn(u) fixed]
+    binary = ops.stop_gradient(_sign(codes))
+    quantization = ops.mean(ops.square(codes - binary), axis=1)
+    return _pair_mean(pair_losses, include_diagonal) + (
+        quantization_weight * quantization
+    )
+
+
+@keras.saving.register_keras_serializable(package="keras_dhsps")
+class DPSHLoss(keras.losses.Loss):
+    """Keras loss wrapping :func:`dpsh_loss`; ``y_true`` are multi-hot labels.
+
+    Reference:
+        Li, Wang, Kang. "Feature Learning based Deep Supervised Hashing with
+        Pairwise Labels." IJCAI 2016.
+    """
+
+    def __init__(
+        self,
+        scale=0.5,
+        quantization_weight=0.1,
+        include_diagonal=True,
+        name="dpsh_loss",
+        **kwargs,
+    ):
+        super().__init__(name=name, **kwargs)
+        self.scale = scale
+        self.quantization_weight = quantization_weight
+        self.include_diagonal = include_diagonal
+
+    def call(self, y_true, y_pred):
+        return dpsh_loss(
+            y_true,
+            y_pred,
+            scale=self.scale,
+            quantization_weight=self.quantization_weight,
+            include_diagonal=self.include_diagonal,
+        )
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "scale": self.scale,
+                "quantization_weight": self.quantization_weight,
+                "include_diagonal": self.include_diagonal,
+            }
+        )
+        return config

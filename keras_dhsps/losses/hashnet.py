@@ -1,0 +1,142 @@
+"""HashNet (Cao, Long, Wang, Yu; ICCV 2017): weighted pairwise likelihood.
+
+With ``s_ij = 1`` iff two images share at least one label and
+``θ_ij = α⟨h_i, h_j⟩``:
+
+* weighted maximum likelihood (paper eq. 5–6):
+  ``Σ_ij w_ij (log(1 + e^θ_ij) − s_ij θ_ij)``;
+* balance weights (eq. 4): ``w_ij = |S|/|S_1|`` for similar pairs and
+  ``|S|/|S_0|`` for dissimilar ones, where ``S`` is the set of pairs used
+  (here the in-batch pairs), ``S_1`` its similar and ``S_0`` its dissimilar
+  pairs, so each group carries half the weight whatever the imbalance. The
+  paper's optional per-pair confidence ``c_ij`` is taken as 1, as in the
+  authors' and DeepHash-pytorch's code;
+* ``α`` defaults to ``10/K``, the authors' ``sigmoid_param = 10 / bit``;
+* no quantization term: HashNet reaches binary codes by continuation, the
+  activation ``h = tanh(βz)`` with β raised stage-wise during training
+  (eq. 7–8).
+
+Continuation here: the hash head is a plain ``tanh`` (``keras_dhsps.models``)
+and the loss re-scales its output, ``h = tanh(β·atanh(u))``, which equals
+``tanh(βz)`` exactly for a tanh head (for a softsign head it is a monotone
+sharpening, not HashNet's). β is the ``continuation`` argument (default 1:
+the head's output unchanged). To follow HashNet's schedule (DeepHash-pytorch:
+``β = (1 + epoch // step)^0.5``), a callback sets ``model.loss.continuation``
+and calls ``model.make_train_function(force=True)`` so the new constant is
+retraced, or training runs in stages, recompiling with
+``HashNetLoss(continuation=β_t)`` and the same optimizer.
+
+Equation numbers as read in the ICCV version, not re-checked against the PDF.
+Reduction: ``Σ_ij w_ij ℓ_ij / |S|`` (the DeepHash-pytorch port's
+``pairwise_loss``); per anchor, ``(1/B) Σ_j w_ij ℓ_ij``.
+"""
+
+import keras
+from keras import ops
+
+from keras_dhsps.losses.idhn import _pair_mean
+from keras_dhsps.losses.similarity import hard_similarity
+
+# Keeps atanh finite for saturated codes: atanh(1 − 1e-6) ≈ 7.25.
+_ATANH_CLIP = 1.0 - 1e-6
+
+
+def continuation_codes(codes, continuation):
+    """``tanh(β·atanh(u))``: HashNet's ``tanh(βz)`` for a tanh head's ``u``."""
+    if continuation == 1.0:
+        return codes
+    clipped = ops.clip(codes, -_ATANH_CLIP, _ATANH_CLIP)
+    return ops.tanh(continuation * ops.arctanh(clipped))
+
+
+def hashnet_loss(
+    labels,
+    codes,
+    *,
+    scale=None,
+    continuation=1.0,
+    include_diagonal=True,
+):
+    """HashNet loss per anchor image (Cao et al., ICCV 2017, eq. 4–6).
+
+    Args:
+        labels: ``(B, C)`` multi-hot labels.
+        codes: ``(B, K)`` relaxed codes from a tanh head.
+        scale: α, ``θ = α⟨h_i,h_j⟩``; None means ``10/K`` (authors' code).
+        continuation: β of the continuation ``h = tanh(β·atanh(u))``.
+        include_diagonal: count the ``i = j`` pairs in ``S`` (and ``S_1``).
+
+    Returns:
+        ``(B,)`` tensor ``(1/B) Σ_j w_ij [log(1+e^θ_ij) − s_ij θ_ij]``; its
+        batch mean is ``Σ_ij w_ij ℓ_ij / |S|``.
+    """
+    codes = ops.cast(codes, "float32")
+    batch = ops.shape(codes)[0]
+    num_bits = ops.shape(codes)[1]
+    alpha = 10.0 / num_bits if scale is None else scale
+    similarity = ops.cast(hard_similarity(labels), "float32")
+    # [continuation h = tanh(βz), eq. 7]
+    hashes = continuation_codes(codes, continuation)
+    theta = alpha * ops.matmul(hashes, ops.transpose(hashes))
+    # [pairwise cross-entropy]
+    pair_losses = ops.softplus(theta) - similarity * theta
+    # [balance weights |S|/|S_1|, |S|/|S_0|, eq. 4]
+    if include_diagonal:
+        used = ops.ones_like(similarity)
+    else:
+        used = 1.0 - ops.eye(batch, dtype="float32")
+    num_similar = ops.sum(similarity * used)
+    num_dissimilar = ops.sum((1.0 - similarity) * used)
+    num_pairs = num_similar + num_dissimilar
+    weights = ops.stop_gradient(
+        similarity * num_pairs / ops.maximum(num_similar, 1.0)
+        + (1.0 - similarity) * num_pairs / ops.maximum(num_dissimilar, 1.0)
+    )
+    return _pair_mean(weights * pair_losses, include_diagonal)
+
+
+@keras.saving.register_keras_serializable(package="keras_dhsps")
+class HashNetLoss(keras.losses.Loss):
+    """Keras loss wrapping :func:`hashnet_loss`; ``y_true`` are labels.
+
+    ``continuation`` is a plain attribute read when the train function is
+    traced: after changing it, call ``model.make_train_function(force=True)``
+    (see the module docstring).
+
+    Reference:
+        Cao, Long, Wang, Yu. "HashNet: Deep Learning to Hash by
+        Continuation." ICCV 2017.
+    """
+
+    def __init__(
+        self,
+        scale=None,
+        continuation=1.0,
+        include_diagonal=True,
+        name="hashnet_loss",
+        **kwargs,
+    ):
+        super().__init__(name=name, **kwargs)
+        self.scale = scale
+        self.continuation = continuation
+        self.include_diagonal = include_diagonal
+
+    def call(self, y_true, y_pred):
+        return hashnet_loss(
+            y_true,
+            y_pred,
+            scale=self.scale,
+            continuation=self.continuation,
+            include_diagonal=self.include_diagonal,
+        )
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "scale": self.scale,
+                "continuation": self.continuation,
+                "include_diagonal": self.include_diagonal,
+            }
+        )
+        return config
