@@ -13,6 +13,9 @@ from keras_dhsps.data.base import RetrievalDataset
 from keras_dhsps.data.base import Split
 from keras_dhsps.data.digits_mosaic import load_digits_mosaic
 from keras_dhsps.data.listfile import load_list_files
+from keras_dhsps.data.native import NATIVE
+from keras_dhsps.data.native import load_native
+from keras_dhsps.data.native import prepare
 from keras_dhsps.errors import DataError
 from keras_dhsps.errors import UnknownNameError
 
@@ -41,19 +44,36 @@ def _digits_mosaic(
     )
 
 
-def _lists(root, seed, *, lists_dir=None, validation_fraction=0.1):
+def _lists(
+    root,
+    seed,
+    *,
+    lists_dir=None,
+    validation_fraction=0.1,
+    drop_unlabelled=False,
+):
     return load_list_files(
         root,
         seed=seed,
         lists_dir=lists_dir,
         validation_fraction=validation_fraction,
+        drop_unlabelled=drop_unlabelled,
     )
+
+
+def _native(name):
+    def loader(root, seed, **options):
+        return load_native(name, root, seed, **options)
+
+    loader.__name__ = f"load_{name.replace('-', '_')}"
+    return loader
 
 
 #: name -> ``loader(root, seed, **options) -> RetrievalDataset``.
 DATASETS = {
     "digits-mosaic": _digits_mosaic,
     "lists": _lists,
+    **{name: _native(name) for name in NATIVE},
 }
 
 
@@ -91,4 +111,6 @@ __all__ = [
     "load_dataset",
     "load_digits_mosaic",
     "load_list_files",
+    "load_native",
+    "prepare",
 ]

@@ -50,11 +50,14 @@ class RetrievalDataset:
         name: the registry name it was loaded with.
         class_names: C names, in label-column order.
         splits: split name -> :class:`Split` (see :data:`SPLIT_NAMES`).
+        info: provenance, JSON-ready (manifest path, dropped images by
+            reason, overlaps between splits); empty for generated data.
     """
 
     name: str
     class_names: tuple[str, ...]
     splits: Mapping[str, Split]
+    info: Mapping = dataclasses.field(default_factory=dict)
 
     def split(self, name: str) -> Split:
         """The split called ``name``; DataError if the dataset lacks it."""
@@ -85,4 +88,5 @@ class RetrievalDataset:
                 }
                 for name, split in self.splits.items()
             },
+            **({"info": dict(self.info)} if self.info else {}),
         }

@@ -7,13 +7,21 @@ dataset root given by the user. Errors name the file and the line.
 
 from __future__ import annotations
 
+import logging
 import os
 
 import numpy as np
 
 from keras_dhsps.data.base import RetrievalDataset
 from keras_dhsps.data.base import Split
+from keras_dhsps.data.splits import overlaps
 from keras_dhsps.errors import DataError
+
+logger = logging.getLogger(__name__)
+
+#: Optional file of class names, one per line, in column order (written by
+#: ``dhsps data prepare``); without it columns are named ``class_<i>``.
+CLASS_FILE = "classes.txt"
 
 #: split name -> list file name, as the peers name them (test = queries).
 LIST_FILES = {"train": "train.txt", "query": "test.txt", "database": "database.txt"}
@@ -99,6 +107,7 @@ def load_list_files(
     lists_dir: str | None = None,
     validation_fraction: float = 0.1,
     name: str = "lists",
+    drop_unlabelled: bool = False,
 ) -> RetrievalDataset:
     """Loads ``train.txt``, ``test.txt`` (queries) and ``database.txt``.
 
@@ -109,6 +118,9 @@ def load_list_files(
         validation_fraction: share of ``train.txt`` held out for model
             selection (never the queries).
         name: the dataset's name in reports.
+        drop_unlabelled: drop rows with no positive label (IDHN's soft
+            similarity is undefined for them). Either way their number per
+            file is logged and returned in ``info["unlabelled"]``.
 
     Raises:
         DataError: missing root or list file, or a malformed line.
@@ -119,6 +131,7 @@ def load_list_files(
         raise DataError(f"data root not found: {root}")
     lists_dir = lists_dir or root
     splits: dict[str, Split] = {}
+    unlabelled: dict[str, int] = {}
     num_classes = None
     for split_name, file_name in LIST_FILES.items():
         paths, labels = read_list_file(
@@ -127,6 +140,19 @@ def load_list_files(
             num_classes=num_classes,
         )
         num_classes = labels.shape[1]
+        labelled = labels.sum(axis=1) > 0
+        unlabelled[split_name] = int((~labelled).sum())
+        if unlabelled[split_name]:
+            logger.warning(
+                "%s: %d rows have no label%s",
+                os.path.join(lists_dir, file_name),
+                unlabelled[split_name],
+                " (dropped)" if drop_unlabelled else "",
+            )
+        if drop_unlabelled:
+            rows = np.flatnonzero(labelled)
+            labels = labels[rows]
+            paths = tuple(paths[row] for row in rows)
         splits[split_name] = Split(labels=labels, paths=paths)
     train, validation = _carve_validation(
         splits["train"], validation_fraction, seed
@@ -138,8 +164,36 @@ def load_list_files(
         "database": splits["database"],
     }
     assert num_classes is not None
+    class_names = _class_names(os.path.join(lists_dir, CLASS_FILE), num_classes)
+    shared = overlaps(
+        {key: list(split.paths or ()) for key, split in splits.items()}
+    )
+    for pair, count in shared.items():
+        if count:
+            logger.warning("%s: %d images in both %s", name, count, pair)
     return RetrievalDataset(
         name=name,
-        class_names=tuple(f"class_{index}" for index in range(num_classes)),
+        class_names=class_names,
         splits=splits,
+        info={
+            "unlabelled": unlabelled,
+            "dropped": {
+                "unlabelled": sum(unlabelled.values()) if drop_unlabelled else 0
+            },
+            "overlaps": shared,
+        },
     )
+
+
+def _class_names(path: str, num_classes: int) -> tuple[str, ...]:
+    """Names from ``classes.txt`` if present, else ``class_0`` ...."""
+    if not os.path.isfile(path):
+        return tuple(f"class_{index}" for index in range(num_classes))
+    with open(path, encoding="utf-8") as handle:
+        names = tuple(line.strip() for line in handle if line.strip())
+    if len(names) != num_classes:
+        raise DataError(
+            f"{path}: {len(names)} class names but the list files have "
+            f"{num_classes} label columns"
+        )
+    return names

@@ -1,0 +1,115 @@
+"""MS-COCO (2014 or 2017) from its instances JSON files, 80 classes.
+
+Layout, under ``root``::
+
+    annotations/instances_train2014.json, instances_val2014.json
+    train2014/<file_name>, val2014/<file_name>
+
+(or the ``2017`` names). Each image's labels are the categories of its
+instance annotations; the classes are the 80 category names, sorted by
+name (the peers order them by category id; sorting makes the column order
+independent of the file). Images without annotations are dropped and
+counted (82,783 + 40,504 images of 2014 leave 122,218 labelled, HashNet's
+count).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+
+from keras_dhsps.data.collection import Collection
+from keras_dhsps.data.splits import Protocol
+from keras_dhsps.errors import DataError
+
+#: HashNet's sizes: 5,000 queries, 10,000 training images; we draw training
+#: images from the database (= every non-query image) and keep queries out
+#: of the database (HashNet's lists put them in it; PEERS.md §2).
+PROTOCOL = Protocol(
+    num_query=5000,
+    num_train=10000,
+    num_database=None,
+    train_from_database=True,
+    source="HashNet MS-COCO sizes, queries held out (PEERS.md §2)",
+)
+
+SUBSETS = {
+    "2014": ("train2014", "val2014"),
+    "2017": ("train2017", "val2017"),
+}
+
+
+def scan(root: str, *, year: str = "2014") -> Collection:
+    """Reads the instances JSON files of a COCO directory.
+
+    Raises:
+        DataError: a missing or malformed JSON file, or an annotation whose
+            category id is not among the file's categories (file and the
+            annotation's index).
+    """
+    if str(year) not in SUBSETS:
+        raise DataError(f"unknown COCO year {year!r}; known: 2014, 2017")
+    category_names: dict[int, str] = {}
+    entries: dict[str, tuple[int, str]] = {}  # path -> (image id, source)
+    image_labels: dict[str, set[str]] = {}
+    found = False
+    for subset in SUBSETS[str(year)]:
+        path = os.path.join(root, "annotations", f"instances_{subset}.json")
+        if not os.path.isfile(path):
+            continue
+        found = True
+        try:
+            with open(path, encoding="utf-8") as handle:
+                data = json.load(handle)
+        except ValueError as error:
+            raise DataError(f"{path}: not valid JSON: {error}") from None
+        try:
+            categories = {c["id"]: c["name"] for c in data["categories"]}
+            by_id = {}
+            for index, image in enumerate(data["images"]):
+                relative = f"{subset}/{image['file_name']}"
+                by_id[image["id"]] = relative
+                entries[relative] = f"{path}: images[{index}]"
+                image_labels.setdefault(relative, set())
+            for index, annotation in enumerate(data["annotations"]):
+                category = annotation["category_id"]
+                if category not in categories:
+                    raise DataError(
+                        f"{path}: annotations[{index}]: unknown category id "
+                        f"{category}"
+                    )
+                if annotation["image_id"] not in by_id:
+                    raise DataError(
+                        f"{path}: annotations[{index}]: unknown image id "
+                        f"{annotation['image_id']}"
+                    )
+                image_labels[by_id[annotation["image_id"]]].add(
+                    categories[category]
+                )
+        except (KeyError, TypeError) as error:
+            raise DataError(f"{path}: missing field {error}") from None
+        for key, name in categories.items():
+            if category_names.get(key, name) != name:
+                raise DataError(f"{path}: category {key} renamed to {name!r}")
+            category_names[key] = name
+    if not found:
+        raise DataError(
+            f"{os.path.join(root, 'annotations')}: no instances_*{year}.json"
+        )
+    names = tuple(sorted(set(category_names.values())))
+    column = {name: index for index, name in enumerate(names)}
+    paths = sorted(image_labels)
+    labels = np.zeros((len(paths), len(names)), np.uint8)
+    for row, path in enumerate(paths):
+        for name in image_labels[path]:
+            labels[row, column[name]] = 1
+    return Collection(
+        name="coco",
+        root=root,
+        class_names=names,
+        paths=paths,
+        labels=labels,
+        sources=[entries[path] for path in paths],
+    )
