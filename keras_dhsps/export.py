@@ -1,0 +1,351 @@
+"""Shipping a hasher: a self-contained SavedModel, and loading any hasher.
+
+:func:`export_saved_model` writes a SavedModel (``keras.export.ExportArchive``)
+whose endpoints take raw images, so a server needs neither this package nor
+Keras:
+
+========================  =====================================  ==========================
+endpoint                  input                                  output
+========================  =====================================  ==========================
+``serve``                 ``uint8 (B, h, w, 3)``, any ``h, w``   relaxed codes ``float32 (B, K)``
+``encode``                ``uint8 (B, h, w, 3)``, any ``h, w``   packed codes ``uint8 (B, ceil(K/8))``
+``encode_bytes``          ``string (B,)`` JPEG/PNG/BMP/GIF bytes ``{"codes", "packed"}``
+``hasher``                ``float32 (B, H, W, 3)`` in [0, 255]   relaxed codes (the Keras model as is)
+``metadata``              none                                   JSON string (below)
+========================  =====================================  ==========================
+
+Images are cast to ``float32`` and resized (bilinear, no crop) to the
+model's ``(H, W)`` inside the SavedModel, exactly as
+``keras_dhsps.data.pipeline.make_dataset`` does for training and
+evaluation; pixel normalization is inside the model (``backbones.py``).
+Packed codes follow ``keras_dhsps.codes.pack_codes``: bit 1 for ``u >= 0``,
+most significant bit first, zero padded.
+
+The metadata (``bits``, ``backbone``, ``activation``, ``image_size``, the
+experiment ``config``, the Keras version) is returned by the ``metadata``
+endpoint and also written to ``assets.extra/dhsps_metadata.json`` (TF
+Serving's folder for extra files) so it can be read without TensorFlow.
+
+:func:`load_hasher_any` opens a run directory, a ``.keras`` file (loaded
+with ``safe_mode=True``) or an exported SavedModel behind one interface,
+:class:`LoadedHasher`, used by ``dhsps encode`` and ``dhsps search``.
+
+This module is TensorFlow-specific by nature (decode and resize ops inside
+the SavedModel); the model code itself stays in ``keras.ops``.
+
+Example:
+
+>>> model = build_hasher("small_cnn", 32)
+>>> export_saved_model(model, "hasher_savedmodel")
+>>> served = tf.saved_model.load("hasher_savedmodel")
+>>> packed = served.encode(tf.zeros((2, 480, 640, 3), tf.uint8))   # (2, 4)
+>>> layer = keras.layers.TFSMLayer("hasher_savedmodel", call_endpoint="serve")
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import tempfile
+from typing import Any
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from keras_dhsps.errors import DHSPSError
+from keras_dhsps.io_utils import read_json
+from keras_dhsps.io_utils import write_json
+from keras_dhsps.models import HASH_LAYER_NAME
+
+logger = logging.getLogger(__name__)
+
+METADATA_PATH = os.path.join("assets.extra", "dhsps_metadata.json")
+METADATA_FORMAT = "keras_dhsps.hasher"
+RUN_MODEL_FILE = "model.keras"
+RUN_CONFIG_FILE = "config.json"
+ENDPOINTS = ("serve", "encode", "encode_bytes", "hasher", "metadata")
+
+
+# ------------------------------------------------------------------ metadata
+def hasher_metadata(model: keras.Model, config: dict | None = None) -> dict:
+    """The metadata stored with an exported hasher or a code database.
+
+    Args:
+        model: a hasher from ``build_hasher``.
+        config: the experiment config as a dict (a run's ``config.json``),
+            or None. ``backbone`` is taken from ``config["model"]``.
+
+    Returns:
+        A JSON-ready dict: ``format``, ``bits``, ``backbone`` (None when
+        unknown), ``activation``, ``image_size`` ``[H, W]``, ``config``,
+        ``keras_version``, ``model_name``.
+    """
+    _, height, width, _ = model.input_shape
+    activation = None
+    try:
+        layer = model.get_layer(HASH_LAYER_NAME)
+        activation = getattr(layer.activation, "__name__", None)
+    except ValueError:
+        pass
+    backbone = None
+    if config is not None:
+        backbone = (config.get("model") or {}).get("backbone")
+    return {
+        "format": METADATA_FORMAT,
+        "bits": int(model.output_shape[-1]),
+        "backbone": backbone,
+        "activation": activation,
+        "image_size": [int(height), int(width)],
+        "config": config,
+        "keras_version": keras.__version__,
+        "model_name": model.name,
+    }
+
+
+# ------------------------------------------------------------ TF graph ops
+def preprocess_images(images: tf.Tensor, image_size: tuple[int, int]) -> tf.Tensor:
+    """uint8 (or float) images of any size -> float32 ``(B, H, W, 3)``.
+
+    Casts to float32 in ``[0, 255]`` and resizes bilinearly when the size
+    differs, the same operations as ``data.pipeline.make_dataset``.
+    """
+    images = tf.cast(images, tf.float32)
+    height, width = image_size
+    shape = tf.shape(images)
+    same = tf.logical_and(
+        tf.equal(shape[1], height), tf.equal(shape[2], width)
+    )
+    resized = tf.cond(
+        same,
+        lambda: images,
+        lambda: tf.image.resize(images, (height, width)),
+    )
+    return tf.ensure_shape(resized, (None, height, width, 3))
+
+
+def decode_image_bytes(data: tf.Tensor) -> tf.Tensor:
+    """One encoded image (JPEG, PNG, BMP, GIF first frame) -> uint8 HxWx3."""
+    return tf.io.decode_image(data, channels=3, expand_animations=False)
+
+
+def pack_bits(codes: tf.Tensor) -> tf.Tensor:
+    """TF twin of ``keras_dhsps.codes.pack_codes``: ``u >= 0`` -> bit 1,
+    MSB first, last byte zero padded; returns ``uint8 (B, ceil(K/8))``."""
+    bits = int(codes.shape[-1])
+    num_bytes = -(-bits // 8)
+    on = tf.cast(codes >= 0, tf.int32)
+    on = tf.pad(on, [[0, 0], [0, 8 * num_bytes - bits]])
+    on = tf.reshape(on, (-1, num_bytes, 8))
+    weights = tf.constant([128, 64, 32, 16, 8, 4, 2, 1], tf.int32)
+    return tf.cast(tf.reduce_sum(on * weights, axis=-1), tf.uint8)
+
+
+# ------------------------------------------------------------------ export
+def export_saved_model(
+    model: keras.Model,
+    directory: str,
+    *,
+    config: dict | None = None,
+    overwrite: bool = False,
+) -> dict:
+    """Exports ``model`` as a SavedModel with raw-image endpoints.
+
+    The directory is written next to its destination and renamed into
+    place, so a failed export leaves no half-written model.
+
+    Args:
+        model: a hasher (float images in [0, 255] of a fixed size -> codes).
+        directory: the SavedModel directory to create.
+        config: the experiment config dict stored in the metadata.
+        overwrite: replace an existing directory.
+
+    Returns:
+        The metadata dict (see :func:`hasher_metadata`).
+
+    Raises:
+        DHSPSError: ``directory`` exists and ``overwrite`` is False.
+    """
+    directory = os.path.abspath(directory)
+    if os.path.exists(directory) and not overwrite:
+        raise DHSPSError(
+            f"{directory} already exists (use --overwrite to replace it)"
+        )
+    metadata = hasher_metadata(model, config)
+    image_size = tuple(metadata["image_size"])
+    metadata_json = json.dumps(metadata, sort_keys=True)
+
+    def relaxed(images):
+        return model(preprocess_images(images, image_size), training=False)
+
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    uint8_spec = [tf.TensorSpec((None, None, None, 3), tf.uint8, name="images")]
+    archive.add_endpoint(
+        name="serve", fn=relaxed, input_signature=uint8_spec
+    )
+    archive.add_endpoint(
+        name="encode",
+        fn=lambda images: pack_bits(relaxed(images)),
+        input_signature=uint8_spec,
+    )
+
+    def encode_bytes(data):
+        images = tf.map_fn(
+            lambda item: preprocess_images(
+                decode_image_bytes(item)[None], image_size
+            )[0],
+            data,
+            fn_output_signature=tf.TensorSpec(
+                (image_size[0], image_size[1], 3), tf.float32
+            ),
+        )
+        codes = model(images, training=False)
+        return {"codes": codes, "packed": pack_bits(codes)}
+
+    archive.add_endpoint(
+        name="encode_bytes",
+        fn=encode_bytes,
+        input_signature=[tf.TensorSpec((None,), tf.string, name="image_bytes")],
+    )
+    archive.add_endpoint(
+        name="hasher",
+        fn=lambda images: model(images, training=False),
+        input_signature=[
+            tf.TensorSpec(
+                (None, image_size[0], image_size[1], 3), tf.float32, name="images"
+            )
+        ],
+    )
+    archive.add_endpoint(
+        name="metadata",
+        fn=lambda: tf.constant(metadata_json),
+        input_signature=[],
+    )
+
+    parent = os.path.dirname(directory)
+    os.makedirs(parent, exist_ok=True)
+    temporary = tempfile.mkdtemp(dir=parent, prefix=".tmp-export-")
+    try:
+        archive.write_out(temporary, verbose=False)
+        write_json(os.path.join(temporary, METADATA_PATH), metadata)
+        if os.path.exists(directory):
+            shutil.rmtree(directory)
+        os.replace(temporary, directory)
+    except BaseException:
+        shutil.rmtree(temporary, ignore_errors=True)
+        raise
+    logger.info("exported %s", directory)
+    return metadata
+
+
+# ------------------------------------------------------------------- load
+def is_saved_model(path: str) -> bool:
+    """Whether ``path`` is a SavedModel directory."""
+    return os.path.isfile(os.path.join(path, "saved_model.pb"))
+
+
+class LoadedHasher:
+    """A hasher from a ``.keras`` file, a run directory or a SavedModel.
+
+    Attributes:
+        bits: code length ``K``.
+        image_size: the model's ``(H, W)``.
+        metadata: :func:`hasher_metadata`'s dict.
+        source: the path it was loaded from.
+        kind: ``"keras"`` or ``"saved_model"``.
+        model: the ``keras.Model`` (``kind == "keras"``) or None.
+    """
+
+    def __init__(
+        self,
+        *,
+        source: str,
+        metadata: dict,
+        model: keras.Model | None = None,
+        saved_model: Any = None,
+    ) -> None:
+        self.source = source
+        self.metadata = metadata
+        self.model = model
+        self._saved_model = saved_model
+        self.kind = "keras" if model is not None else "saved_model"
+        self.bits = int(metadata["bits"])
+        self.image_size = tuple(int(v) for v in metadata["image_size"])
+
+    def codes_from_preprocessed(self, images) -> np.ndarray:
+        """Relaxed codes of float32 images already at ``image_size``."""
+        if self.model is not None:
+            codes = self.model(images, training=False)
+        else:
+            codes = self._saved_model.hasher(tf.convert_to_tensor(images, tf.float32))
+        return np.asarray(codes, dtype=np.float32)
+
+    def codes(self, images) -> np.ndarray:
+        """Relaxed codes ``(B, K)`` of uint8 images ``(B, h, w, 3)``."""
+        images = tf.convert_to_tensor(images)
+        return self.codes_from_preprocessed(
+            preprocess_images(images, self.image_size)
+        )
+
+    def __repr__(self) -> str:
+        return (
+            f"LoadedHasher(kind={self.kind!r}, bits={self.bits}, "
+            f"source={self.source!r})"
+        )
+
+
+def load_keras_hasher(path: str) -> keras.Model:
+    """Loads a ``.keras`` hasher with ``safe_mode=True``.
+
+    Raises:
+        DHSPSError: missing, not a ``.keras`` file, or refused by safe mode.
+    """
+    from keras_dhsps.models import load_hasher
+
+    return load_hasher(path)
+
+
+def load_hasher_any(path: str) -> LoadedHasher:
+    """Opens a run directory, a ``.keras`` file or an exported SavedModel.
+
+    A run directory (``dhsps train --output DIR``) gives ``model.keras``
+    and its ``config.json`` (for the metadata).
+
+    Raises:
+        DHSPSError: nothing loadable at ``path``.
+    """
+    if os.path.isdir(path) and is_saved_model(path):
+        metadata_file = os.path.join(path, METADATA_PATH)
+        try:
+            loaded = tf.saved_model.load(path)
+        except (OSError, ValueError, tf.errors.OpError) as error:
+            raise DHSPSError(f"cannot load SavedModel {path}: {error}") from None
+        if not hasattr(loaded, "hasher"):
+            raise DHSPSError(
+                f"{path} is a SavedModel without the 'hasher' endpoint; "
+                "export it with `dhsps export`"
+            )
+        if os.path.isfile(metadata_file):
+            metadata = read_json(metadata_file)
+        else:
+            metadata = json.loads(loaded.metadata().numpy().decode("utf-8"))
+        return LoadedHasher(source=path, metadata=metadata, saved_model=loaded)
+    config = None
+    model_path = path
+    if os.path.isdir(path):
+        model_path = os.path.join(path, RUN_MODEL_FILE)
+        if not os.path.isfile(model_path):
+            raise DHSPSError(
+                f"{path} is neither a run directory (no {RUN_MODEL_FILE}) "
+                "nor a SavedModel (no saved_model.pb)"
+            )
+        config_path = os.path.join(path, RUN_CONFIG_FILE)
+        if os.path.isfile(config_path):
+            config = read_json(config_path)
+    model = load_keras_hasher(model_path)
+    return LoadedHasher(
+        source=path, metadata=hasher_metadata(model, config), model=model
+    )

@@ -1,0 +1,145 @@
+"""SavedModel export: endpoints agree with the Keras model; reloads."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from keras_dhsps.codes import pack_codes
+from keras_dhsps.errors import DHSPSError
+from keras_dhsps.export import METADATA_PATH
+from keras_dhsps.export import export_saved_model
+from keras_dhsps.export import load_hasher_any
+from keras_dhsps.export import pack_bits
+from keras_dhsps.models import build_hasher
+
+BITS = 12  # not a multiple of 8: exercises the zero padding of packed codes
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    keras.utils.set_random_seed(1)
+    model = build_hasher("small_cnn", BITS, activation="softsign")
+    directory = str(tmp_path_factory.mktemp("export") / "hasher")
+    config = {"model": {"backbone": "small_cnn", "bits": BITS}}
+    metadata = export_saved_model(model, directory, config=config)
+    return model, directory, metadata
+
+
+def images(shape, seed=0):
+    return np.random.default_rng(seed).integers(0, 256, shape).astype(np.uint8)
+
+
+def test_serve_and_encode_match_keras_model(exported):
+    model, directory, _ = exported
+    served = tf.saved_model.load(directory)
+    x = images((5, 32, 32, 3))
+    expected = np.asarray(model(x.astype("float32")))
+    relaxed = served.serve(tf.constant(x)).numpy()
+    np.testing.assert_allclose(relaxed, expected, atol=1e-5)
+    packed = served.encode(tf.constant(x)).numpy()
+    assert packed.dtype == np.uint8 and packed.shape == (5, 2)
+    np.testing.assert_array_equal(packed, pack_codes(relaxed))
+    # Padding bits (4 of the second byte) are zero.
+    assert (packed[:, 1] & 0x0F == 0).all()
+
+
+def test_any_size_is_resized_like_the_pipeline(exported):
+    model, directory, _ = exported
+    served = tf.saved_model.load(directory)
+    x = images((2, 57, 41, 3), seed=3)
+    # Oracle: the input pipeline's own recipe (cast, bilinear resize).
+    reference = tf.image.resize(tf.cast(x, tf.float32), (32, 32))
+    expected = np.asarray(model(reference))
+    np.testing.assert_allclose(served.serve(x).numpy(), expected, atol=1e-5)
+    # Encoded bytes of two different sizes in one batch.
+    other = images((1, 20, 90, 3), seed=4)
+    data = tf.constant(
+        [tf.io.encode_png(x[0]).numpy(), tf.io.encode_png(other[0]).numpy()]
+    )
+    result = served.encode_bytes(data)
+    expected_other = np.asarray(
+        model(tf.image.resize(tf.cast(other, tf.float32), (32, 32)))
+    )
+    np.testing.assert_allclose(result["codes"][0], expected[0], atol=1e-5)
+    np.testing.assert_allclose(result["codes"][1], expected_other[0], atol=1e-5)
+    np.testing.assert_array_equal(
+        result["packed"].numpy(), pack_codes(result["codes"].numpy())
+    )
+
+
+def test_tfsm_layer_reload(exported):
+    model, directory, _ = exported
+    layer = keras.layers.TFSMLayer(directory, call_endpoint="serve")
+    x = images((3, 32, 32, 3), seed=5)
+    np.testing.assert_allclose(
+        np.asarray(layer(x)), np.asarray(model(x.astype("float32"))), atol=1e-5
+    )
+
+
+def test_metadata_endpoint_and_file(exported):
+    _, directory, metadata = exported
+    assert metadata["bits"] == BITS
+    assert metadata["backbone"] == "small_cnn"
+    assert metadata["activation"] == "softsign"
+    assert metadata["image_size"] == [32, 32]
+    served = tf.saved_model.load(directory)
+    assert json.loads(served.metadata().numpy()) == metadata
+    with open(os.path.join(directory, METADATA_PATH), encoding="utf-8") as f:
+        assert json.load(f) == metadata
+
+
+def test_load_hasher_any_saved_model_keras_and_run_dir(exported, tmp_path):
+    model, directory, _ = exported
+    x = images((4, 40, 30, 3), seed=6)
+    from_saved = load_hasher_any(directory)
+    assert from_saved.kind == "saved_model" and from_saved.bits == BITS
+    # A run directory: model.keras + config.json; reloads under safe mode.
+    run = tmp_path / "run"
+    run.mkdir()
+    model.save(str(run / "model.keras"))
+    (run / "config.json").write_text(
+        json.dumps({"model": {"backbone": "small_cnn"}})
+    )
+    from_run = load_hasher_any(str(run))
+    from_file = load_hasher_any(str(run / "model.keras"))
+    assert from_run.kind == "keras" and from_run.metadata["backbone"] == "small_cnn"
+    assert from_file.metadata["backbone"] is None
+    codes = [h.codes(x) for h in (from_saved, from_run, from_file)]
+    np.testing.assert_allclose(codes[0], codes[1], atol=1e-5)
+    np.testing.assert_array_equal(codes[1], codes[2])
+
+
+def test_export_refuses_existing_directory(exported):
+    model, directory, _ = exported
+    with pytest.raises(DHSPSError, match="already exists"):
+        export_saved_model(model, directory)
+
+
+def test_load_errors(tmp_path):
+    with pytest.raises(DHSPSError, match="neither a run directory"):
+        load_hasher_any(str(tmp_path))
+    with pytest.raises(DHSPSError, match="not found"):
+        load_hasher_any(str(tmp_path / "missing.keras"))
+
+
+def test_pack_bits_matches_numpy_packing():
+    # 0 goes to bit 1 (u >= 0); K = 10 pads six zero bits.
+    codes = np.array(
+        [
+            [0.0, -0.1, 0.2, -0.3, 0.4, 0.5, -0.6, -0.7, 0.8, -0.9],
+            [-1.0] * 10,
+        ],
+        dtype=np.float32,
+    )
+    # Row 0 signs + - + - + + - - | + - -> bits 1010 1100 = 128 + 32 + 8 +
+    # 4 = 172, then 10 + six zero pad bits = 0b10000000 = 128.
+    assert pack_bits(tf.constant(codes)).numpy().tolist() == [[172, 128], [0, 0]]
+    np.testing.assert_array_equal(
+        pack_bits(tf.constant(codes)).numpy(), pack_codes(codes)
+    )
