@@ -219,6 +219,8 @@ def build_parser():
         "--full", action="store_true", help="more seeds and epochs (FILE:full)"
     )
     reproduce.set_defaults(handler=_reproduce)
+    __import__("keras_dhsps.ship_commands").ship_commands.register(commands)
+    __import__("keras_dhsps.data.commands").data.commands.register(commands)
     return parser
 
 
