@@ -20,6 +20,7 @@ import keras
 from keras import ops
 
 from keras_dhsps.losses.idhn import IDHNLoss
+from keras_dhsps.losses.dhn import pairwise_cross_entropy
 from keras_dhsps.losses.idhn import _pair_mean
 from keras_dhsps.losses.idhn import _quantization
 from keras_dhsps.losses.similarity import hard_pair_mask
@@ -223,7 +224,7 @@ def idhn_dhp_loss(
     hard = hard_pair_mask(similarity, hard_low=hard_low, hard_high=hard_high)
     theta = scale * ops.matmul(codes, ops.transpose(partners))
     # [hard term: stable log(1 + e^θ) − sθ]
-    log_loss = ops.softplus(theta) - similarity * theta
+    log_loss = pairwise_cross_entropy(similarity, theta)
     # [soft term: γ(θ + K − 2Ks)²]
     mse_loss = ops.square(theta + num_bits - 2.0 * num_bits * similarity)
     pair_losses = hard * log_loss + soft_weight * (1.0 - hard) * mse_loss

@@ -35,6 +35,19 @@ def _log_cosh(x):
     return ax + ops.softplus(-2.0 * ax) - 0.6931471805599453
 
 
+def pairwise_cross_entropy(similarity, theta):
+    """``log(1 + e^θ) − s·θ`` without overflow or cancellation.
+
+    Written as ``(1 − s)·softplus(θ) + s·softplus(−θ)``, which equals it for
+    every s (``softplus(θ) − θ = softplus(−θ)``) and keeps full float32
+    precision where the naive form subtracts two large numbers (at θ = 10,
+    s = 1 the naive form is off by 0.4 %).
+    """
+    return (1.0 - similarity) * ops.softplus(theta) + similarity * ops.softplus(
+        -theta
+    )
+
+
 def dhn_loss(
     labels,
     codes,
@@ -64,7 +77,7 @@ def dhn_loss(
     # [θ_ij = ½⟨u_i,u_j⟩, eq. 1]
     theta = scale * ops.matmul(codes, ops.transpose(codes))
     # [pairwise cross-entropy, eq. 3]
-    pair_losses = ops.softplus(theta) - similarity * theta
+    pair_losses = pairwise_cross_entropy(similarity, theta)
     # [log-cosh quantization, eq. 6]
     quantization = ops.mean(_log_cosh(ops.abs(codes) - 1.0), axis=1)
     return _pair_mean(pair_losses, include_diagonal) + (

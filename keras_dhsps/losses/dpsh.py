@@ -21,6 +21,7 @@ tanh/softsign output, in ``(−1, 1)``.
 import keras
 from keras import ops
 
+from keras_dhsps.losses.dhn import pairwise_cross_entropy
 from keras_dhsps.losses.idhn import _pair_mean
 from keras_dhsps.losses.similarity import hard_similarity
 
@@ -56,7 +57,7 @@ def dpsh_loss(
     # [Θ_ij = ½⟨u_i,u_j⟩]
     theta = scale * ops.matmul(codes, ops.transpose(codes))
     # [negative log-likelihood, eq. 2]
-    pair_losses = ops.softplus(theta) - similarity * theta
+    pair_losses = pairwise_cross_entropy(similarity, theta)
     # [η‖b − u‖², eq. 4; b = sgn(u) fixed]
     binary = ops.stop_gradient(_sign(codes))
     quantization = ops.mean(ops.square(codes - binary), axis=1)

@@ -34,6 +34,7 @@ Reduction: ``Σ_ij w_ij ℓ_ij / |S|`` (the DeepHash-pytorch port's
 import keras
 from keras import ops
 
+from keras_dhsps.losses.dhn import pairwise_cross_entropy
 from keras_dhsps.losses.idhn import _pair_mean
 from keras_dhsps.losses.similarity import hard_similarity
 
@@ -79,7 +80,7 @@ def hashnet_loss(
     hashes = continuation_codes(codes, continuation)
     theta = alpha * ops.matmul(hashes, ops.transpose(hashes))
     # [pairwise cross-entropy]
-    pair_losses = ops.softplus(theta) - similarity * theta
+    pair_losses = pairwise_cross_entropy(similarity, theta)
     # [balance weights |S|/|S_1|, |S|/|S_0|, eq. 4]
     if include_diagonal:
         used = ops.ones_like(similarity)
