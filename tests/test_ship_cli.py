@@ -29,13 +29,17 @@ def workspace(tmp_path_factory):
     run.mkdir()
     model.save(str(run / "model.keras"))
     write_json(str(run / "config.json"), {"model": {"backbone": "small_cnn"}})
-    rng = np.random.default_rng(0)
     images = root / "images"
     images.mkdir()
     lines = []
     for i in range(10):
-        # Different sizes and contrast so the untrained codes differ.
-        pixels = rng.integers(0, 256, (30 + i, 34, 3)) * (i % 3 + 1) // 3
+        # Colour ramps and stripes of several sizes: the untrained codes
+        # differ (distances 0..5) yet keep a few exact ties.
+        height = 30 + i
+        yy, xx = np.mgrid[0:height, 0:34]
+        pixels = np.zeros((height, 34, 3))
+        pixels[..., i % 3] = 255 * i / 9
+        pixels[..., (i + 1) % 3] = 255 * ((xx * (i + 1) + yy * (9 - i)) % 32) / 31
         Image.fromarray(pixels.astype(np.uint8)).save(images / f"im{i}.png")
         lines.append(f"images/im{i}.png {i % 2} {int(i % 3 == 0)}")
     (root / "list.txt").write_text("\n".join(lines) + "\n")
