@@ -1,8 +1,12 @@
-"""Training callbacks."""
+"""Training callbacks: validation mAP and step-exact checkpoints."""
 
 from __future__ import annotations
 
+import json
+import os
+
 import keras
+import numpy as np
 
 from keras_dhsps.data.base import Split
 
@@ -44,3 +48,100 @@ class RetrievalValidation(keras.callbacks.Callback):
         )
         if logs is not None:
             logs["val_map"] = float(value)
+
+
+CHECKPOINT_STATE = "checkpoint.json"
+
+
+def _seed_generators(model):
+    """Every ``SeedGenerator`` of ``model`` (dropout and other random
+    layers), in a stable order. Their states are not in ``.weights.h5``."""
+    generators = []
+    for layer in model._flatten_layers(include_self=True, recursive=True):
+        generators.extend(getattr(layer, "_seed_generators", ()))
+    return generators
+
+
+class StepCheckpoint(keras.callbacks.Callback):
+    """Saves a resumable training state every ``every`` steps.
+
+    Unlike ``keras.callbacks.BackupAndRestore``, which resumes at the start
+    of the interrupted epoch with mid-epoch weights, the state here records
+    the global step, so :func:`keras_dhsps.train.fit` resumes at the exact
+    batch and ends with the weights of an uninterrupted run. A state is the
+    model's weights with the optimizer's (``step-N.weights.h5``: Adam
+    moments, iteration count) plus ``checkpoint.json`` holding the step and
+    the random layers' seed states; the JSON is replaced atomically after
+    the weights are written, so a crash while saving leaves the previous
+    state valid.
+
+    Args:
+        directory: where states are written (created if missing).
+        every: save every this many steps; 0 saves at the end of each epoch.
+        step: the global step when training (re)starts; :func:`fit` sets it.
+    """
+
+    def __init__(self, directory, every=0, step=0):
+        super().__init__()
+        self.directory = os.fspath(directory)
+        self.every = max(int(every), 0)
+        self.step = int(step)
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.step += 1
+        if self.every and self.step % self.every == 0:
+            self.save()
+
+    def on_epoch_end(self, epoch, logs=None):
+        if not self.every:
+            self.save()
+
+    def on_train_end(self, logs=None):
+        self.save()
+
+    def save(self):
+        """Writes the state of the current step."""
+        os.makedirs(self.directory, exist_ok=True)
+        weights = f"step-{self.step}.weights.h5"
+        self.model.save_weights(os.path.join(self.directory, weights))
+        state = {
+            "step": self.step,
+            "weights": weights,
+            "seed_states": [
+                np.asarray(keras.ops.convert_to_numpy(g.state)).tolist()
+                for g in _seed_generators(self.model)
+            ],
+        }
+        path = os.path.join(self.directory, CHECKPOINT_STATE)
+        with open(path + ".tmp", "w", encoding="utf-8") as file:
+            json.dump(state, file)
+        os.replace(path + ".tmp", path)
+        for name in os.listdir(self.directory):
+            if name.endswith(".weights.h5") and name != weights:
+                os.remove(os.path.join(self.directory, name))
+
+
+def restore_checkpoint(directory, model):
+    """Loads the latest :class:`StepCheckpoint` state into ``model``.
+
+    ``model`` must be compiled with its optimizer built, so the optimizer's
+    variables exist to receive their saved values.
+
+    Returns:
+        The global step of the state, or 0 when there is none.
+    """
+    path = os.path.join(os.fspath(directory), CHECKPOINT_STATE)
+    if not os.path.isfile(path):
+        return 0
+    with open(path, encoding="utf-8") as file:
+        state = json.load(file)
+    model.load_weights(os.path.join(os.fspath(directory), state["weights"]))
+    generators = _seed_generators(model)
+    if len(generators) != len(state["seed_states"]):
+        raise ValueError(
+            f"{path}: {len(state['seed_states'])} seed states for "
+            f"{len(generators)} random layers; not this model's checkpoint"
+        )
+    for generator, value in zip(generators, state["seed_states"]):
+        generator.state.assign(np.asarray(value, dtype=generator.state.dtype))
+    return int(state["step"])

@@ -38,6 +38,10 @@ class ModelConfig:
     bits: int = 48
     activation: str = "tanh"
     image_size: tuple | None = None
+    #: Backbone weights: None (random init), "imagenet" (keras.applications
+    #: backbones; downloaded by Keras) or a local file (bvlc_alexnet.npy,
+    #: a no-top .h5, or a .weights.h5).
+    backbone_weights: str | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -64,6 +68,20 @@ class TrainConfig:
         adam_epsilon: authors (TF1 default): 1e-8.
         seed: seeds weights init, shuffling and dropout.
         validation_every: epochs between validation-mAP evaluations (0: off).
+        schedule: ``"step"`` (authors: × ``decay_rate`` every
+            ``decay_steps``), ``"cosine"`` (cosine decay to 0 over the run)
+            or ``"constant"``.
+        freeze_backbone_epochs: train only the hash layer for this many
+            epochs first (warm-up); 0 trains everything from the start.
+        checkpoint_every: with a ``run_dir``, save a resumable checkpoint
+            every this many steps (0: at the end of every epoch).
+        precision: ``"float32"``, ``"mixed_float16"`` or ``"mixed_bfloat16"``
+            (the loss is computed in float32 either way).
+        jit_compile: XLA for the train step: ``true``, ``false`` or
+            ``"auto"`` (Keras decides).
+        validation_fraction: when validation is on and the dataset has no
+            ``validation`` split, carve this fraction out of ``train``.
+        tensorboard: with a ``run_dir``, write TensorBoard logs there.
     """
 
     epochs: int = 100
@@ -75,6 +93,13 @@ class TrainConfig:
     adam_epsilon: float = 1e-8
     seed: int = 0
     validation_every: int = 0
+    schedule: str = "step"
+    freeze_backbone_epochs: int = 0
+    checkpoint_every: int = 0
+    precision: str = "float32"
+    jit_compile: bool | str = "auto"
+    validation_fraction: float = 0.1
+    tensorboard: bool = True
 
 
 @dataclasses.dataclass(frozen=True)

@@ -6,9 +6,18 @@ so one Adam whose step size is multiplied per variable is the same algorithm
 as two Adams over disjoint variable sets that step together; it needs no
 custom ``train_step``, works with ``model.fit`` and under every backend, and
 serializes with the model.
+
+"Each with its own optimizer state": Adam's first and second moments are
+slots of each variable, so the backbone's and the hash layer's states are
+disjoint exactly as with two optimizers; they share only the step counter,
+which the authors' two optimizers also advance together (one
+``global_step``). Freezing the backbone (``TrainConfig.
+freeze_backbone_epochs``) leaves its moments at zero until it is unfrozen.
 """
 
 import keras
+
+from keras_dhsps.errors import UnknownNameError
 
 
 @keras.saving.register_keras_serializable(package="keras_dhsps")
@@ -85,4 +94,54 @@ def step_decay(learning_rate, decay_steps=500, decay_rate=0.5):
     """
     return keras.optimizers.schedules.ExponentialDecay(
         learning_rate, decay_steps, decay_rate, staircase=True
+    )
+
+
+#: Names accepted by :func:`make_schedule` (``TrainConfig.schedule``).
+SCHEDULES = ("step", "cosine", "constant")
+
+
+def make_schedule(
+    name,
+    learning_rate,
+    *,
+    decay_steps=500,
+    decay_rate=0.5,
+    total_steps=None,
+):
+    """A learning rate or serializable Keras schedule by name.
+
+    Args:
+        name: ``"step"`` (:func:`step_decay`; ``decay_steps=0`` makes it
+            constant), ``"cosine"`` (``keras.optimizers.schedules.
+            CosineDecay`` from ``learning_rate`` to 0 over ``total_steps``)
+            or ``"constant"``.
+        learning_rate: the initial rate.
+        decay_steps: step decay period.
+        decay_rate: step decay factor.
+        total_steps: length of the run (``"cosine"`` only).
+
+    Returns:
+        A float or a ``keras.optimizers.schedules.LearningRateSchedule``.
+
+    Raises:
+        UnknownNameError: unknown ``name``.
+        ValueError: ``"cosine"`` without a positive ``total_steps``.
+    """
+    if name not in SCHEDULES:
+        raise UnknownNameError(
+            f"unknown schedule {name!r}; known schedules: "
+            f"{', '.join(SCHEDULES)}"
+        )
+    if name == "constant" or (name == "step" and not decay_steps):
+        return float(learning_rate)
+    if name == "step":
+        return step_decay(learning_rate, decay_steps, decay_rate)
+    if not total_steps or total_steps < 1:
+        raise ValueError(
+            "the cosine schedule needs the run length. "
+            f"Received: total_steps={total_steps}"
+        )
+    return keras.optimizers.schedules.CosineDecay(
+        learning_rate, int(total_steps)
     )

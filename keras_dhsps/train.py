@@ -3,27 +3,60 @@
 Used by the CLI, by the reproduce runner and by the tests. It builds the
 dataset, the hasher, the loss and the two-rate Adam of the authors' protocol
 (IDHN_NOTES.md §3) from an :class:`~keras_dhsps.config.ExperimentConfig` and
-runs ``model.fit``.
+runs ``model.fit``; the same call covers paper-scale training:
+
+* backbones from ``keras_dhsps.backbones`` with local or ImageNet weights
+  (``ModelConfig.backbone_weights``);
+* the backbone at ``backbone_lr_multiplier`` × the hash layer's rate, with
+  the authors' step decay, cosine or constant schedules, and an optional
+  warm-up with the backbone frozen (``freeze_backbone_epochs``);
+* resumable checkpoints every N steps in ``run_dir`` (a rerun with the same
+  ``run_dir`` continues at the saved step and, for a fixed seed with
+  deterministic ops, ends with the weights of an uninterrupted run),
+  ``TerminateOnNaN``, TensorBoard logs and the best-``val_map`` model on a
+  validation split carved from training data (never the query set);
+* mixed precision and XLA as config switches;
+* ``tf.distribute`` strategies, with the pairwise loss over the global batch
+  (:mod:`keras_dhsps.distribute`).
+
+Training reads an endless, seeded stream of shuffled batches (one pass per
+epoch, last partial batch dropped), so a resumed run skips exactly the
+batches already used; the skipped batches are still read and decoded.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import importlib.util
+import logging
+import os
 import time
 
 import keras
+import numpy as np
 
 from keras_dhsps.callbacks import RetrievalValidation
+from keras_dhsps.callbacks import StepCheckpoint
+from keras_dhsps.callbacks import restore_checkpoint
 from keras_dhsps.config import ExperimentConfig
 from keras_dhsps.config import TrainConfig
 from keras_dhsps.data import load_dataset
 from keras_dhsps.data.base import RetrievalDataset
+from keras_dhsps.data.base import Split
 from keras_dhsps.data.pipeline import make_dataset
+from keras_dhsps.errors import DHSPSError
 from keras_dhsps.losses import get_loss
 from keras_dhsps.models import HASH_LAYER_NAME
 from keras_dhsps.models import build_hasher
 from keras_dhsps.optimizers import LayerwiseAdam
-from keras_dhsps.optimizers import step_decay
+from keras_dhsps.optimizers import make_schedule
+
+logger = logging.getLogger(__name__)
+
+#: ``TrainConfig.precision`` values (Keras dtype policies).
+PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
+BACKBONE_NAME = "backbone"
 
 
 @dataclasses.dataclass
@@ -31,34 +64,125 @@ class TrainResult:
     """What :func:`fit` returns.
 
     Attributes:
-        model: the trained hasher (final epoch: the authors' protocol).
+        model: the trained hasher (final step: the authors' protocol; the
+            best-``val_map`` model is in ``run_dir/best.keras``).
         history: per-epoch logs (``loss``, and ``val_map`` when validation
-            is on).
+            is on) of the epochs this call ran.
         dataset: the dataset it was trained on (for evaluation).
-        seconds: wall-clock training time.
+        seconds: wall-clock training time of this call.
+        initial_step: the step it resumed from (0 for a fresh run).
     """
 
     model: keras.Model
     history: dict
     dataset: RetrievalDataset
     seconds: float
+    initial_step: int = 0
 
 
-def build_optimizer(train_config: TrainConfig) -> LayerwiseAdam:
+def build_optimizer(
+    train_config: TrainConfig, total_steps: int | None = None
+) -> LayerwiseAdam:
     """Adam at ``learning_rate`` on the hash layer and
-    ``learning_rate × backbone_lr_multiplier`` elsewhere, both decayed by
-    ``decay_rate`` every ``decay_steps`` steps."""
-    learning_rate = train_config.learning_rate
-    if train_config.decay_steps:
-        learning_rate = step_decay(
-            learning_rate, train_config.decay_steps, train_config.decay_rate
-        )
+    ``learning_rate × backbone_lr_multiplier`` elsewhere, both following
+    ``train_config.schedule`` (authors: ×``decay_rate`` every
+    ``decay_steps`` steps)."""
+    learning_rate = make_schedule(
+        train_config.schedule,
+        train_config.learning_rate,
+        decay_steps=train_config.decay_steps,
+        decay_rate=train_config.decay_rate,
+        total_steps=total_steps,
+    )
     return LayerwiseAdam(
         learning_rate,
         multipliers={HASH_LAYER_NAME: 1.0},
         default_multiplier=train_config.backbone_lr_multiplier,
         epsilon=train_config.adam_epsilon,
     )
+
+
+@contextlib.contextmanager
+def precision_scope(precision):
+    """Builds layers under ``precision``'s dtype policy, then restores the
+    previous global policy (the policy stays on the layers built inside).
+
+    Raises:
+        DHSPSError: unknown precision.
+    """
+    if precision not in PRECISIONS:
+        raise DHSPSError(
+            f"unknown precision {precision!r}; known: {', '.join(PRECISIONS)}"
+        )
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(precision)
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(previous)
+
+
+def carve_validation(split: Split, fraction: float, seed: int):
+    """Splits ``split`` into (train, validation) by a seeded permutation.
+
+    The validation images are removed from training, so model selection
+    uses images the model was not trained on and never the query set.
+
+    Raises:
+        DHSPSError: the fraction leaves no image on one side.
+    """
+    count = len(split)
+    size = int(round(count * fraction))
+    if not 0 < size < count:
+        raise DHSPSError(
+            f"validation_fraction={fraction} of {count} training images "
+            "leaves an empty split"
+        )
+    order = np.random.default_rng(seed).permutation(count)
+
+    def subset(index):
+        index = np.sort(index)
+        if split.images is not None:
+            return Split(labels=split.labels[index], images=split.images[index])
+        return Split(
+            labels=split.labels[index],
+            paths=tuple(split.paths[i] for i in index),
+        )
+
+    return subset(order[size:]), subset(order[:size])
+
+
+def _train_and_validation(dataset, train_config):
+    train_split = dataset.split("train")
+    if not train_config.validation_every:
+        return train_split, None
+    validation = dataset.splits.get("validation")
+    if validation is not None and len(validation):
+        return train_split, validation
+    return carve_validation(
+        train_split, train_config.validation_fraction, train_config.seed
+    )
+
+
+def _segments(start, epochs, steps_per_epoch, freeze_epochs):
+    """``(initial_epoch, epochs, steps_per_epoch, frozen)`` for each
+    ``model.fit`` call from global step ``start``: the rest of a partly
+    done epoch, then whole epochs up to the end of the frozen warm-up and
+    up to the end of the run."""
+    segments = []
+    step = start
+    total = epochs * steps_per_epoch
+    while step < total:
+        epoch, offset = divmod(step, steps_per_epoch)
+        frozen = epoch < freeze_epochs
+        if offset:
+            segments.append((epoch, epoch + 1, steps_per_epoch - offset, frozen))
+            step += steps_per_epoch - offset
+            continue
+        end = min(freeze_epochs, epochs) if frozen else epochs
+        segments.append((epoch, end, steps_per_epoch, frozen))
+        step = end * steps_per_epoch
+    return segments
 
 
 def fit(
@@ -68,6 +192,8 @@ def fit(
     data_root: str | None = None,
     callbacks=(),
     verbose="auto",
+    run_dir: str | None = None,
+    strategy=None,
 ) -> TrainResult:
     """Trains a hasher as ``config`` says.
 
@@ -78,11 +204,23 @@ def fit(
         data_root: dataset directory for datasets read from disk.
         callbacks: extra Keras callbacks.
         verbose: passed to ``model.fit`` (1 shows a progress bar).
+        run_dir: where checkpoints (``checkpoints/``), TensorBoard logs
+            (``logs/``, when the ``tensorboard`` package is installed) and the best-``val_map`` model (``best.keras``) go.
+            If it holds a checkpoint, training resumes from it. None keeps
+            nothing on disk.
+        strategy: a ``tf.distribute.Strategy`` (see
+            :func:`keras_dhsps.distribute.make_strategy`); its replicas split
+            each batch of ``config.train.batch_size`` images and the loss
+            sees the whole batch. None trains on the default device.
 
     Returns:
         A :class:`TrainResult`.
+
+    Raises:
+        DHSPSError: bad precision, schedule or validation fraction.
     """
-    keras.utils.set_random_seed(config.train.seed)
+    train_config = config.train
+    keras.utils.set_random_seed(train_config.seed)
     if dataset is None:
         dataset = load_dataset(
             config.data.name,
@@ -90,46 +228,138 @@ def fit(
             seed=config.data.seed,
             **config.data.options,
         )
-    model = build_hasher(
-        config.model.backbone,
-        config.model.bits,
-        activation=config.model.activation,
-        image_size=config.model.image_size,
-    )
-    model.compile(
-        optimizer=build_optimizer(config.train),
-        loss=get_loss(config.loss.name, **config.loss.params),
-    )
+    train_split, validation_split = _train_and_validation(dataset, train_config)
+    batch_size = train_config.batch_size
+    steps_per_epoch = max(len(train_split) // batch_size, 1)
+    total_steps = train_config.epochs * steps_per_epoch
+
+    scope = contextlib.nullcontext()
+    loss = get_loss(config.loss.name, **config.loss.params)
+    if strategy is not None:
+        from keras_dhsps.distribute import GlobalBatchLoss
+        from keras_dhsps.distribute import strategy_scope
+
+        scope = strategy_scope(strategy)
+        loss = GlobalBatchLoss(loss)
+    try:
+        optimizer = build_optimizer(train_config, total_steps)
+    except (KeyError, ValueError) as error:
+        raise DHSPSError(str(error)) from None
+
+    with scope:
+        with precision_scope(train_config.precision):
+            model = build_hasher(
+                config.model.backbone,
+                config.model.bits,
+                activation=config.model.activation,
+                image_size=config.model.image_size,
+                weights=config.model.backbone_weights,
+            )
+
+        def compile_model(frozen):
+            model.get_layer(BACKBONE_NAME).trainable = not frozen
+            model.compile(
+                optimizer=getattr(model, "optimizer", None) or optimizer,
+                loss=loss,
+                jit_compile=train_config.jit_compile,
+            )
+
+        # Build the optimizer on every variable first, so a frozen warm-up
+        # and the later full training share one optimizer state.
+        compile_model(frozen=False)
+        model.optimizer.build(model.trainable_variables)
+
+    checkpoint_dir = None
+    initial_step = 0
+    if run_dir is not None:
+        checkpoint_dir = os.path.join(run_dir, "checkpoints")
+        initial_step = restore_checkpoint(checkpoint_dir, model)
+
     _, height, width, _ = model.input_shape
-    train_split = dataset.split("train")
-    batches = make_dataset(
-        train_split,
-        batch_size=config.train.batch_size,
-        image_size=(height, width),
-        training=True,
-        seed=config.train.seed,
-    )
-    all_callbacks = [keras.callbacks.TerminateOnNaN(), *callbacks]
-    if config.train.validation_every and len(
-        dataset.splits.get("validation", ())
-    ):
+
+    def stream_from(step):
+        # A new dataset object per fit call: a reused one would continue its
+        # shuffle seed generator and give a resumed run another order.
+        return (
+            make_dataset(
+                train_split,
+                batch_size=batch_size,
+                image_size=(height, width),
+                training=True,
+                seed=train_config.seed,
+            )
+            .repeat()
+            .skip(step)
+        )
+
+    all_callbacks = [keras.callbacks.TerminateOnNaN()]
+    checkpoint = None
+    if checkpoint_dir is not None:
+        checkpoint = StepCheckpoint(
+            checkpoint_dir, train_config.checkpoint_every, step=initial_step
+        )
+        all_callbacks.append(checkpoint)
+    all_callbacks.extend(callbacks)
+    if validation_split is not None:
         all_callbacks.append(
             RetrievalValidation(
-                dataset.split("validation"),
+                validation_split,
                 train_split,
-                every=config.train.validation_every,
+                every=train_config.validation_every,
             )
         )
+        if run_dir is not None:
+            all_callbacks.append(
+                keras.callbacks.ModelCheckpoint(
+                    os.path.join(run_dir, "best.keras"),
+                    monitor="val_map",
+                    mode="max",
+                    save_best_only=True,
+                )
+            )
+    if run_dir is not None and train_config.tensorboard:
+        if importlib.util.find_spec("tensorboard") is None:
+            logger.warning(
+                "tensorboard is not installed: no TensorBoard logs "
+                "(pip install tensorboard)"
+            )
+        else:
+            all_callbacks.append(
+                keras.callbacks.TensorBoard(os.path.join(run_dir, "logs"))
+            )
+
+    history = {}
     start = time.perf_counter()
-    history = model.fit(
-        batches,
-        epochs=config.train.epochs,
-        callbacks=all_callbacks,
-        verbose=verbose,
-    )
+    step = initial_step
+    for initial_epoch, epochs, steps, frozen in _segments(
+        initial_step,
+        train_config.epochs,
+        steps_per_epoch,
+        train_config.freeze_backbone_epochs,
+    ):
+        with scope:
+            compile_model(frozen)
+        if checkpoint is not None:
+            checkpoint.step = step
+        logs = model.fit(
+            stream_from(step),
+            initial_epoch=initial_epoch,
+            epochs=epochs,
+            steps_per_epoch=steps,
+            callbacks=all_callbacks,
+            verbose=verbose,
+            shuffle=False,  # the stream is shuffled by tf.data
+        ).history
+        for key, values in logs.items():
+            history.setdefault(key, []).extend(float(v) for v in values)
+        step += (epochs - initial_epoch - 1) * steps_per_epoch + steps
+        if model.stop_training:  # TerminateOnNaN or a user's early stop.
+            break
+    model.get_layer(BACKBONE_NAME).trainable = True
     return TrainResult(
         model=model,
-        history={key: [float(v) for v in values] for key, values in history.history.items()},
+        history=history,
         dataset=dataset,
         seconds=time.perf_counter() - start,
+        initial_step=initial_step,
     )

@@ -1,0 +1,151 @@
+"""Data-parallel training with ``tf.distribute`` over the global batch.
+
+IDHN's loss is pairwise: every image is compared with every other image of
+the batch. Under ``MirroredStrategy`` each replica sees only its slice of
+the global batch, so a per-replica loss would compare ``B/R`` images with
+each other instead of ``B`` and train a different objective.
+:class:`GlobalBatchLoss` all-gathers the codes and labels of every replica,
+evaluates the wrapped loss on the global batch and keeps the per-anchor
+values of the replica's own rows. With Keras' scaling of each replica's
+loss by ``1/R`` and the summing all-reduce of gradients, the step equals a
+one-device step on the same global batch: ``all_gather``'s gradient
+all-reduces the upstream gradients and slices each replica's part, so the
+pairs that mix two replicas contribute to both.
+
+This is the one TensorFlow-specific module of the model/loss side
+(``tf.distribute`` exists only there); the losses themselves stay pure
+``keras.ops``. Under JAX or PyTorch the wrapper is not used.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import keras
+import tensorflow as tf
+
+from keras_dhsps.errors import UnknownNameError
+
+#: Names accepted by :func:`make_strategy`.
+STRATEGIES = ("default", "mirrored", "multi_worker_mirrored")
+
+
+def make_strategy(name="default", devices=None):
+    """A ``tf.distribute`` strategy by name.
+
+    Args:
+        name: ``"default"`` (no distribution), ``"mirrored"`` (all local
+            GPUs, or ``devices``) or ``"multi_worker_mirrored"`` (the
+            cluster in the ``TF_CONFIG`` environment variable).
+        devices: for ``"mirrored"``: device names, e.g. ``["/cpu:0",
+            "/cpu:1"]``; None takes every local GPU (or the CPU).
+
+    Returns:
+        A ``tf.distribute.Strategy``.
+
+    Raises:
+        UnknownNameError: unknown ``name``.
+    """
+    if name == "default":
+        return tf.distribute.get_strategy()
+    if name == "mirrored":
+        return tf.distribute.MirroredStrategy(devices)
+    if name == "multi_worker_mirrored":
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    raise UnknownNameError(
+        f"unknown strategy {name!r}; known strategies: {', '.join(STRATEGIES)}"
+    )
+
+
+def strategy_scope(strategy):
+    """``strategy.scope()``, or a no-op context when ``strategy`` is None."""
+    if strategy is None:
+        return contextlib.nullcontext()
+    return strategy.scope()
+
+
+def num_replicas(strategy):
+    """Replicas in sync under ``strategy`` (1 when None)."""
+    return 1 if strategy is None else int(strategy.num_replicas_in_sync)
+
+
+def _replica_context():
+    """The replica context when several replicas run in sync, else None."""
+    context = tf.distribute.get_replica_context()
+    if context is None or context.num_replicas_in_sync == 1:
+        return None
+    return context
+
+
+def gather_global_batch(labels, codes):
+    """All-gathers ``labels`` and ``codes`` along the batch axis.
+
+    Returns:
+        ``(global_labels, global_codes, start, size)``: the concatenation of
+        every replica's rows in replica order, and where this replica's
+        ``size`` rows start in it. Outside a multi-replica context the
+        inputs are returned unchanged with ``start = 0``.
+    """
+    size = tf.shape(codes)[0]
+    context = _replica_context()
+    if context is None:
+        return labels, codes, 0, size
+    global_labels = context.all_gather(labels, axis=0)
+    global_codes = context.all_gather(codes, axis=0)
+    # Replicas may hold unequal slices (a last partial batch): offsets from
+    # the gathered sizes, not replica_id × size.
+    sizes = context.all_gather(tf.reshape(size, (1,)), axis=0)
+    start = tf.reduce_sum(sizes[: context.replica_id_in_sync_group])
+    return global_labels, global_codes, start, size
+
+
+@keras.saving.register_keras_serializable(package="keras_dhsps")
+class GlobalBatchLoss(keras.losses.Loss):
+    """Evaluates a pairwise loss over the batch of all replicas.
+
+    ``call(labels, codes)`` gathers every replica's labels and codes, calls
+    the wrapped loss's ``call`` on the global batch (per-anchor values) and
+    returns this replica's rows, so the reduction, Keras' ``1/R`` replica
+    scaling and the gradient all-reduce give the one-device step. Outside a
+    multi-replica context it is the wrapped loss.
+
+    Args:
+        loss: a ``keras.losses.Loss`` whose ``call`` returns one value per
+            image (every loss in ``keras_dhsps.losses``), or its serialized
+            config.
+        name: defaults to the wrapped loss's name.
+        **kwargs: ``reduction``/``dtype`` of ``keras.losses.Loss``; the
+            reduction defaults to the wrapped loss's.
+
+    Example:
+    >>> strategy = keras_dhsps.distribute.make_strategy("mirrored")
+    >>> with strategy.scope():
+    ...     model.compile(optimizer, loss=GlobalBatchLoss(IDHNLoss()))
+    """
+
+    def __init__(self, loss, name=None, **kwargs):
+        if isinstance(loss, dict):
+            loss = keras.saving.deserialize_keras_object(loss)
+        kwargs.setdefault("reduction", loss.reduction)
+        super().__init__(name=name or loss.name, **kwargs)
+        self.loss = loss
+
+    def call(self, y_true, y_pred):
+        labels, codes, start, size = gather_global_batch(y_true, y_pred)
+        per_anchor = self.loss.call(labels, codes)
+        return per_anchor[start : start + size]
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"loss": keras.saving.serialize_keras_object(self.loss)})
+        return config
+
+
+__all__ = [
+    "STRATEGIES",
+    "GlobalBatchLoss",
+    "gather_global_batch",
+    "make_strategy",
+    "num_replicas",
+    "strategy_scope",
+]

@@ -1,0 +1,198 @@
+"""Tests for train.fit: resume, freezing, precision, run_dir outputs."""
+
+import dataclasses
+import importlib.util
+import os
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from keras_dhsps.config import DataConfig
+from keras_dhsps.config import ExperimentConfig
+from keras_dhsps.config import ModelConfig
+from keras_dhsps.config import TrainConfig
+from keras_dhsps.data import load_dataset
+from keras_dhsps.data.base import Split
+from keras_dhsps.errors import DHSPSError
+from keras_dhsps.train import _segments
+from keras_dhsps.train import carve_validation
+from keras_dhsps.train import fit
+
+
+@pytest.fixture(scope="module")
+def dataset():
+    return load_dataset(
+        "digits-mosaic",
+        num_train=64,
+        num_validation=16,
+        num_query=16,
+        num_database=32,
+    )
+
+
+def make_config(**train):
+    base = dict(epochs=2, batch_size=16, validation_every=0, seed=3)
+    base.update(train)
+    return ExperimentConfig(
+        data=DataConfig(),
+        model=ModelConfig(bits=8),
+        train=TrainConfig(**base),
+    )
+
+
+def weights_of(model):
+    return [keras.ops.convert_to_numpy(v) for v in model.weights]
+
+
+class InterruptAt(keras.callbacks.Callback):
+    """Simulates a crash after ``step`` training steps."""
+
+    def __init__(self, step):
+        super().__init__()
+        self.step = step
+        self.seen = 0
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.seen += 1
+        if self.seen == self.step:
+            raise KeyboardInterrupt("simulated interruption")
+
+
+@pytest.fixture
+def deterministic():
+    from tensorflow.python.framework import config as tf_config
+
+    was_enabled = tf_config.is_op_determinism_enabled()
+    tf.config.experimental.enable_op_determinism()
+    yield
+    if not was_enabled:
+        tf_config.disable_op_determinism()
+
+
+def test_segments_cover_every_step_once():
+    # 3 epochs of 4 steps, resumed at step 5 (epoch 1, batch 1).
+    assert _segments(5, 3, 4, 0) == [(1, 2, 3, False), (2, 3, 4, False)]
+    # A 2-epoch frozen warm-up, resumed mid-warm-up.
+    assert _segments(2, 3, 4, 2) == [
+        (0, 1, 2, True),
+        (1, 2, 4, True),
+        (2, 3, 4, False),
+    ]
+    assert _segments(12, 3, 4, 0) == []
+
+
+def test_resume_after_interruption_matches_uninterrupted(
+    dataset, tmp_path, deterministic
+):
+    # 64 images / 16 = 4 steps per epoch, 3 epochs = 12 steps; checkpoint
+    # every 2 steps; crash after step 7 -> resume from step 6, mid-epoch.
+    config = make_config(epochs=3, checkpoint_every=2)
+    reference = fit(config, dataset=dataset, verbose=0, run_dir=str(tmp_path / "a"))
+    run_dir = str(tmp_path / "b")
+    with pytest.raises(KeyboardInterrupt):
+        fit(config, dataset=dataset, verbose=0, run_dir=run_dir,
+            callbacks=[InterruptAt(7)])
+    resumed = fit(config, dataset=dataset, verbose=0, run_dir=run_dir)
+    assert resumed.initial_step == 6
+    for a, b in zip(weights_of(reference.model), weights_of(resumed.model)):
+        np.testing.assert_array_equal(a, b)
+    assert int(resumed.model.optimizer.iterations) == 12
+    # Control: the state saved at step 6 is not the final state.
+    fresh = fit(make_config(epochs=0), dataset=dataset, verbose=0)
+    assert any(
+        not np.array_equal(a, b)
+        for a, b in zip(weights_of(reference.model), weights_of(fresh.model))
+    )
+    # A finished run resumes to the end without training.
+    again = fit(config, dataset=dataset, verbose=0, run_dir=run_dir)
+    assert again.initial_step == 12 and again.history == {}
+
+
+def test_frozen_backbone_warm_up(dataset):
+    config = make_config(epochs=1, freeze_backbone_epochs=1)
+    init = fit(make_config(epochs=0), dataset=dataset, verbose=0).model
+    result = fit(config, dataset=dataset, verbose=0)
+    model = result.model
+    backbone = model.get_layer("backbone")
+    for a, b in zip(weights_of(init.get_layer("backbone")), weights_of(backbone)):
+        np.testing.assert_array_equal(a, b)  # incl. BN moving statistics
+    hash_before = init.get_layer("hash_layer").get_weights()[0]
+    assert not np.allclose(hash_before, model.get_layer("hash_layer").get_weights()[0])
+    # The backbone's Adam moments stayed zero; the hash layer's did not.
+    optimizer = model.optimizer
+    kernel = backbone.get_layer("conv1").kernel
+    moment = optimizer._momentums[optimizer._get_variable_index(kernel)]
+    assert not np.any(keras.ops.convert_to_numpy(moment))
+    assert backbone.trainable  # restored for the caller
+    # After the warm-up the backbone trains.
+    result = fit(dataclasses.replace(config, train=dataclasses.replace(
+        config.train, epochs=2)), dataset=dataset, verbose=0)
+    assert not np.array_equal(
+        init.get_layer("backbone").get_layer("conv1").get_weights()[0],
+        result.model.get_layer("backbone").get_layer("conv1").get_weights()[0],
+    )
+
+
+@pytest.mark.parametrize("precision", ["mixed_bfloat16", "mixed_float16"])
+def test_mixed_precision(dataset, precision):
+    result = fit(make_config(epochs=1, precision=precision), dataset=dataset,
+                 verbose=0)
+    model = result.model
+    compute = precision.split("_")[1]
+    assert model.get_layer("hash_layer").compute_dtype == compute
+    assert all(
+        keras.backend.standardize_dtype(v.dtype) == "float32"
+        for v in model.trainable_weights
+    )
+    assert np.isfinite(result.history["loss"][0])
+    if precision == "mixed_float16":
+        assert isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer)
+    assert keras.config.dtype_policy().name == "float32"  # not leaked
+
+
+def test_bad_switches_raise(dataset):
+    with pytest.raises(DHSPSError, match="precision"):
+        fit(make_config(precision="float8"), dataset=dataset, verbose=0)
+    with pytest.raises(DHSPSError, match="schedule"):
+        fit(make_config(schedule="linear"), dataset=dataset, verbose=0)
+
+
+def test_run_dir_logs_and_best_model_on_carved_validation(dataset, tmp_path):
+    no_validation = dataclasses.replace(
+        dataset, splits={k: v for k, v in dataset.splits.items()
+                         if k != "validation"}
+    )
+    config = make_config(
+        epochs=2, validation_every=1, validation_fraction=0.25,
+        jit_compile=False,
+    )
+    result = fit(config, dataset=no_validation, verbose=0,
+                 run_dir=str(tmp_path))
+    assert len(result.history["val_map"]) == 2
+    assert all(0.0 <= v <= 1.0 for v in result.history["val_map"])
+    # 64 images - 16 carved = 48 = 3 steps per epoch.
+    assert int(result.model.optimizer.iterations) == 6
+    assert os.path.isfile(tmp_path / "best.keras")
+    logs = [f for _, _, files in os.walk(tmp_path / "logs") for f in files]
+    if importlib.util.find_spec("tensorboard") is not None:
+        assert any(name.startswith("events.out.tfevents") for name in logs)
+    else:
+        assert not logs
+
+
+def test_carve_validation_is_disjoint_and_seeded():
+    labels = np.eye(10, dtype=np.uint8)
+    images = np.arange(10, dtype=np.uint8).reshape(10, 1, 1, 1) * np.ones(
+        (1, 2, 2, 3), np.uint8)
+    split = Split(labels=labels, images=images)
+    train, validation = carve_validation(split, 0.3, seed=0)
+    assert (len(train), len(validation)) == (7, 3)
+    ids = lambda s: set(s.images[:, 0, 0, 0].tolist())
+    assert ids(train) | ids(validation) == set(range(10))
+    assert not ids(train) & ids(validation)
+    again, _ = carve_validation(split, 0.3, seed=0)
+    assert ids(again) == ids(train)
+    with pytest.raises(DHSPSError, match="empty"):
+        carve_validation(split, 0.01, seed=0)
