@@ -1,8 +1,17 @@
 """tf.data input pipelines: images (in memory or files) -> batches.
 
-Decoding, resizing, shuffling, batching and prefetching happen here; pixel
-normalization is inside the model (backbones.py), so an exported hasher is
-self-contained. Batches are ``(images float32 in [0, 255], labels float32)``.
+Stages, in order: read and decode (JPEG, PNG, ...), resize (a named
+:data:`RESIZE_MODES` mode), an optional cache of the resized uint8 images
+(so epochs after the first decode no JPEG), shuffle (training), crop and
+flip (training augmentation, stateless and seeded), batch, prefetch; maps
+run in parallel (``num_parallel_calls``, AUTOTUNE by default).
+
+Per-backbone normalization is *not* done here: each backbone declares and
+embeds its own (mean subtraction, scaling; ``keras_dhsps.backbones``), so an
+exported hasher takes raw pixels and is self-contained. Batches are
+``(images float32 in [0, 255], labels float32)``.
+
+This is the only data module that imports TensorFlow.
 """
 
 from __future__ import annotations
@@ -11,10 +20,29 @@ import tensorflow as tf
 
 from keras_dhsps.data.base import Split
 
+#: How images reach ``image_size``:
+#:
+#: * ``"direct"``: bilinear resize straight to ``image_size``, aspect ratio
+#:   not kept (the authors' code: every image resized to 227×227, no crop).
+#: * ``"resize_crop"``: resize to ``resize_to`` (default 256×256, the Caffe
+#:   convention), then crop ``image_size`` (224 or 227): the centre for
+#:   evaluation, a random window for training when ``random_crop``.
+#: * ``"shorter_side_crop"``: resize so the shorter side is
+#:   ``resize_to[0]`` keeping the aspect ratio, then crop as above (the
+#:   torchvision/ImageNet convention).
+RESIZE_MODES = ("direct", "resize_crop", "shorter_side_crop")
+
 
 def _decode(path: tf.Tensor) -> tf.Tensor:
     data = tf.io.read_file(path)
     return tf.io.decode_image(data, channels=3, expand_animations=False)
+
+
+def _resize_shorter_side(image: tf.Tensor, side: int) -> tf.Tensor:
+    shape = tf.cast(tf.shape(image)[:2], tf.float32)
+    scale = side / tf.reduce_min(shape)
+    size = tf.cast(tf.math.ceil(shape * scale - 1e-3), tf.int32)
+    return tf.image.resize(image, tf.maximum(size, side))
 
 
 def make_dataset(
@@ -24,44 +52,153 @@ def make_dataset(
     image_size: tuple[int, int],
     training: bool = False,
     seed: int | None = None,
+    resize: str = "direct",
+    resize_to: tuple[int, int] = (256, 256),
+    random_crop: bool = False,
+    random_flip: bool = False,
+    cache: bool | str = False,
+    shuffle_buffer: int | None = None,
+    num_parallel_calls: int | None = None,
+    deterministic: bool | None = None,
+    prefetch: bool = True,
 ) -> tf.data.Dataset:
     """Builds the batched pipeline of one split.
 
     Args:
         split: the images and labels.
         batch_size: images per batch.
-        image_size: ``(H, W)``; images of another size are resized
-            (bilinear, no crop).
-        training: shuffle every epoch and drop the last partial batch (as
-            the authors' ``shuffle_batch`` does) when there is at least one
-            full batch; evaluation keeps order and every image.
-        seed: the shuffle seed (training only).
+        image_size: ``(H, W)`` of the batches.
+        training: shuffle every epoch, drop the last partial batch (as the
+            authors' ``shuffle_batch`` does) when there is at least one full
+            batch, and apply ``random_crop``/``random_flip``; evaluation
+            keeps order and every image and never augments.
+        seed: seed of the shuffle and of the augmentation (training).
+        resize: one of :data:`RESIZE_MODES`.
+        resize_to: the size before cropping (``resize_crop``), or its first
+            entry is the shorter side (``shorter_side_crop``).
+        random_crop: training crops a random ``image_size`` window instead
+            of the centre (needs a cropping ``resize`` mode).
+        random_flip: training flips half the images left-right.
+        cache: cache the decoded, resized images as uint8: ``True`` in
+            memory, a string is a file prefix (``tf.data.Dataset.cache``).
+            The first pass fills it; later epochs read it and decode nothing.
+            Rounding to uint8 changes resized pixels by at most 0.5.
+        shuffle_buffer: shuffle buffer when caching (default: the split
+            size; without a cache, paths are shuffled, which is free).
+        num_parallel_calls: parallel map calls (default AUTOTUNE).
+        deterministic: ``True`` keeps element order under parallel maps and
+            requires ``seed`` when training, so two runs give identical
+            batches; ``None`` leaves tf.data's default.
+        prefetch: end with ``prefetch(AUTOTUNE)``.
 
     Returns:
         A ``tf.data.Dataset`` of ``(images, labels)`` batches.
+
+    Raises:
+        ValueError: an unknown ``resize`` mode, ``random_crop`` with
+            ``resize="direct"``, or ``deterministic`` training without a
+            seed.
     """
+    if resize not in RESIZE_MODES:
+        raise ValueError(
+            f"Unknown `resize` mode. Expected one of {RESIZE_MODES}. "
+            f"Received: resize={resize!r}"
+        )
+    if random_crop and resize == "direct":
+        raise ValueError(
+            "`random_crop` needs a cropping resize mode "
+            "('resize_crop' or 'shorter_side_crop'). Received: resize='direct'"
+        )
+    if deterministic and training and seed is None:
+        raise ValueError("deterministic training pipelines need a `seed`")
     height, width = image_size
+    calls = num_parallel_calls or tf.data.AUTOTUNE
+    crops = resize != "direct"
+    augment = training and (random_crop or random_flip)
+
     labels = tf.constant(split.labels, tf.float32)
     if split.images is not None:
         dataset = tf.data.Dataset.from_tensor_slices((split.images, labels))
     else:
         paths = tf.constant(list(split.paths or ()), tf.string)
         dataset = tf.data.Dataset.from_tensor_slices((paths, labels))
-    if training:
-        dataset = dataset.shuffle(
-            len(split), seed=seed, reshuffle_each_iteration=True
-        )
+    if deterministic is not None:
+        options = tf.data.Options()
+        options.deterministic = bool(deterministic)
+        dataset = dataset.with_options(options)
 
-    def prepare(image, label):
+    def load(image, label):
         if image.dtype == tf.string:
             image = _decode(image)
+        if resize == "direct":
+            image = tf.cast(image, tf.float32)
+            if image.shape[0] != height or image.shape[1] != width:
+                image = tf.image.resize(image, (height, width))
+        elif resize == "resize_crop":
+            image = tf.image.resize(image, resize_to)
+        else:
+            image = _resize_shorter_side(image, resize_to[0])
+        if cache is not False:
+            image = tf.saturate_cast(tf.round(image), tf.uint8)
+        return image, label
+
+    def finish(image, label, element_seed=None):
         image = tf.cast(image, tf.float32)
-        if image.shape[0] != height or image.shape[1] != width:
-            image = tf.image.resize(image, (height, width))
+        if crops:
+            if augment and random_crop:
+                image = tf.image.stateless_random_crop(
+                    image, (height, width, 3), seed=element_seed
+                )
+            else:
+                image = _center_crop(image, height, width)
+        if augment and random_flip:
+            image = tf.image.stateless_random_flip_left_right(
+                image, seed=tf.reverse(element_seed, [0])
+            )
         image = tf.ensure_shape(image, (height, width, 3))
         return image, label
 
-    dataset = dataset.map(prepare, num_parallel_calls=tf.data.AUTOTUNE)
+    if cache is not False:
+        dataset = dataset.map(load, num_parallel_calls=calls)
+        dataset = dataset.cache("" if cache is True else str(cache))
+        if training:
+            dataset = dataset.shuffle(
+                shuffle_buffer or max(len(split), 1),
+                seed=seed,
+                reshuffle_each_iteration=True,
+            )
+        stages = [finish]
+    else:
+        if training:
+            dataset = dataset.shuffle(
+                max(len(split), 1), seed=seed, reshuffle_each_iteration=True
+            )
+        stages = [load, finish]
+
+    if augment:
+        seeds = tf.data.Dataset.random(
+            seed=seed, rerandomize_each_iteration=True
+        ).batch(2, drop_remainder=True)
+        dataset = tf.data.Dataset.zip((dataset, seeds)).map(
+            lambda pair, element_seed: (*pair, element_seed)
+        )
+
+    def apply(image, label, *element_seed):
+        for stage in stages:
+            if stage is finish:
+                image, label = finish(image, label, *element_seed)
+            else:
+                image, label = stage(image, label)
+        return image, label
+
+    dataset = dataset.map(apply, num_parallel_calls=calls)
     drop_remainder = training and len(split) >= batch_size
     dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
-    return dataset.prefetch(tf.data.AUTOTUNE)
+    return dataset.prefetch(tf.data.AUTOTUNE) if prefetch else dataset
+
+
+def _center_crop(image: tf.Tensor, height: int, width: int) -> tf.Tensor:
+    shape = tf.shape(image)
+    top = (shape[0] - height) // 2
+    left = (shape[1] - width) // 2
+    return image[top : top + height, left : left + width]
