@@ -534,3 +534,47 @@ def test_constructible_without_arguments_and_finite(name):
     loss = NEW_LOSSES[name]()
     value = float(loss(labels, codes))
     assert np.isfinite(value) and value >= 0.0
+
+
+# ------------------------------------------------- inside model.fit
+
+
+def _tiny_model(bits):
+    return keras.Sequential(
+        [keras.Input((5,)), keras.layers.Dense(bits, activation="tanh")]
+    )
+
+
+@pytest.mark.parametrize("name", sorted(NEW_LOSSES))
+def test_every_loss_trains_in_a_compiled_fit(name):
+    # The traced train step sees symbolic shapes: CSQ's lazy centres and
+    # HashNet's 10/K must resolve there too, and a few SGD steps must lower
+    # the loss on a fixed batch.
+    keras.utils.set_random_seed(0)
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(16, 5)).astype("float32")
+    y = np.eye(3, dtype="float32")[rng.integers(0, 3, 16)]
+    params = {"memory_size": 16, "bits": 8, "num_classes": 3}
+    loss = losses.get_loss(name, **(params if name == "idhn_dhp" else {}))
+    model = _tiny_model(8)
+    model.compile(optimizer=keras.optimizers.SGD(0.05), loss=loss)
+    history = model.fit(x, y, batch_size=16, epochs=8, shuffle=False,
+                        verbose=0).history["loss"]
+    assert np.all(np.isfinite(history))
+    assert history[-1] < history[0], history
+
+
+def test_hashnet_continuation_takes_effect_after_retrace():
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(8, 5)).astype("float32")
+    y = np.eye(2, dtype="float32")[rng.integers(0, 2, 8)]
+    model = _tiny_model(8)
+    loss = losses.HashNetLoss()
+    model.compile(optimizer="sgd", loss=loss)
+    before = model.evaluate(x, y, verbose=0)
+    loss.continuation = 5.0
+    model.make_test_function(force=True)
+    after = model.evaluate(x, y, verbose=0)
+    expected = oracle.hashnet(y, np.asarray(model(x)), continuation=5.0).mean()
+    assert abs(after - before) > 1e-4
+    np.testing.assert_allclose(after, expected, rtol=1e-4)
