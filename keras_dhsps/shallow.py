@@ -67,7 +67,8 @@ def _pca(centered: NDArray, components: int) -> NDArray:
     values, vectors = np.linalg.eigh(covariance)
     order = np.argsort(values)[::-1][:components]
     vectors = vectors[:, order]
-    flip = np.sign(vectors[np.argmax(np.abs(vectors), axis=0), range(components)])
+    largest = np.argmax(np.abs(vectors), axis=0)
+    flip = np.sign(vectors[largest, np.arange(components)])
     return vectors * np.where(flip == 0, 1.0, flip)
 
 

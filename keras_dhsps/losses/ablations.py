@@ -303,7 +303,8 @@ class IDHNDHPLoss(keras.losses.Loss):
         super().__init__(name=name, **kwargs)
         if memory_size < 0:
             raise ValueError(
-                f"`memory_size` must be ≥ 0. Received: memory_size={memory_size}"
+                "`memory_size` must be ≥ 0. "
+                f"Received: memory_size={memory_size}"
             )
         if memory_size and (bits is None or num_classes is None):
             raise ValueError(
