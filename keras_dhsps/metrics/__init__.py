@@ -1,0 +1,47 @@
+"""Retrieval metrics for Hamming ranking: pure NumPy, chunked, tie-aware.
+
+Every convention that the field's reference scripts disagree on is a named,
+keyword-only option with a documented default (PEERS.md §5): binarization
+(``u >= 0`` -> +1), ties (database index; or tie-aware expectation and
+bounds), the AP denominator, queries with no relevant item, empty Hamming
+balls, binary vs graded relevance. Inputs are never modified.
+
+Start with `retrieval_report`, which computes everything in one pass and
+returns a JSON-serializable dict; the single-metric functions share its
+definitions.
+"""
+
+from keras_dhsps.metrics.curves import (
+    DEFAULT_PRECISION_AT_N,
+    pr_curve_by_radius,
+    pr_curve_by_rank,
+    precision_at_n_curve,
+)
+from keras_dhsps.metrics.ranking import hamming_ranking
+from keras_dhsps.metrics.relevance import label_relevance, shared_label_counts
+from keras_dhsps.metrics.report import retrieval_report
+from keras_dhsps.metrics.retrieval import (
+    acg_at_k,
+    mean_average_precision,
+    ndcg_at_k,
+    precision_at_k,
+    precision_recall_at_radius,
+    wap_at_k,
+)
+
+__all__ = [
+    "DEFAULT_PRECISION_AT_N",
+    "acg_at_k",
+    "hamming_ranking",
+    "label_relevance",
+    "mean_average_precision",
+    "ndcg_at_k",
+    "pr_curve_by_radius",
+    "pr_curve_by_rank",
+    "precision_at_k",
+    "precision_at_n_curve",
+    "precision_recall_at_radius",
+    "retrieval_report",
+    "shared_label_counts",
+    "wap_at_k",
+]

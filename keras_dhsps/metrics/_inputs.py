@@ -1,0 +1,219 @@
+"""Validation at the metrics boundary, and the packed form every metric uses.
+
+Every public metric function calls `prepare` first: it checks shapes, dtypes
+and values, raising `InvalidInputError` (a ``ValueError``) that names the
+argument with its shape and dtype, and converts codes and labels to machine
+words without touching the caller's arrays.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+import numpy.typing as npt
+
+from keras_dhsps.codes import (
+    InvalidInputError,
+    check_real_codes,
+    describe,
+    packed_to_words,
+)
+
+ALL = "all"
+
+# Elements (queries x database items) per chunk when chunk_size is None. At
+# about 45 bytes of temporaries per element this is ~190 MiB, and each big
+# temporary stays near the 32 MiB blocks that malloc reuses without paying
+# for fresh pages.
+DEFAULT_CHUNK_ELEMENTS = 1 << 22
+
+
+@dataclasses.dataclass(frozen=True)
+class RetrievalInputs:
+    """Validated query/database codes and labels, packed into words.
+
+    Attributes:
+        query_words: ``(Q, W)`` code words (see `keras_dhsps.codes.packed_to_words`).
+        database_words: ``(N, W)`` code words.
+        query_label_words: ``(Q, L)`` multi-hot labels packed into words.
+        database_label_words: ``(N, L)``.
+        num_bits: code length ``K``.
+        num_labels: number of classes ``C``.
+    """
+
+    query_words: np.ndarray
+    database_words: np.ndarray
+    query_label_words: np.ndarray
+    database_label_words: np.ndarray
+    num_bits: int
+    num_labels: int
+
+    @property
+    def num_queries(self) -> int:
+        return int(self.query_words.shape[0])
+
+    @property
+    def num_items(self) -> int:
+        return int(self.database_words.shape[0])
+
+
+def check_labels(labels: npt.ArrayLike, name: str) -> np.ndarray:
+    """Validates a multi-hot ``(N, C)`` label matrix (0/1 or bool values)."""
+    array = np.asarray(labels)
+    if array.ndim != 2 or array.shape[1] == 0:
+        raise InvalidInputError(
+            f"{name} must be a 2-D multi-hot array of shape (num_items, "
+            f"num_classes) with num_classes >= 1; got {describe(array)}"
+        )
+    if array.dtype.kind not in "biuf":
+        raise InvalidInputError(
+            f"{name} must have a bool or numeric dtype; got {describe(array)}"
+        )
+    if array.dtype.kind != "b" and not np.all((array == 0) | (array == 1)):
+        raise InvalidInputError(
+            f"{name} must be multi-hot (every entry 0 or 1); got other values "
+            f"in an array of {describe(array)}"
+        )
+    return array
+
+
+def pack_labels(labels: np.ndarray) -> np.ndarray:
+    """Multi-hot labels -> label words; popcount(q & n) = shared labels."""
+    return packed_to_words(np.packbits(labels != 0, axis=1))
+
+
+def prepare_codes(codes: npt.ArrayLike, name: str) -> np.ndarray:
+    """Validates real or ±1 codes, binarizes (``>= 0`` -> 1) into words."""
+    array = check_real_codes(codes, name)
+    return packed_to_words(np.packbits(array >= 0, axis=1))
+
+
+def prepare(
+    query_codes: npt.ArrayLike,
+    query_labels: npt.ArrayLike,
+    database_codes: npt.ArrayLike,
+    database_labels: npt.ArrayLike,
+) -> RetrievalInputs:
+    """Validates the four retrieval arrays and packs them (no caller array
+    is modified).
+
+    Raises:
+        InvalidInputError: wrong rank, dtype, values, empty query set or
+            database, mismatched code lengths, class counts or row counts.
+    """
+    qc = check_real_codes(query_codes, "query_codes")
+    dc = check_real_codes(database_codes, "database_codes")
+    ql = check_labels(query_labels, "query_labels")
+    dl = check_labels(database_labels, "database_labels")
+    if qc.shape[0] == 0:
+        raise InvalidInputError(
+            f"query_codes must hold at least one query; got {describe(qc)}"
+        )
+    if dc.shape[0] == 0:
+        raise InvalidInputError(
+            "database_codes must hold at least one item; got "
+            f"{describe(dc)}"
+        )
+    if qc.shape[1] != dc.shape[1]:
+        raise InvalidInputError(
+            "query_codes and database_codes must have the same number of "
+            f"bits; got query_codes with {describe(qc)} and database_codes "
+            f"with {describe(dc)}"
+        )
+    if ql.shape[1] != dl.shape[1]:
+        raise InvalidInputError(
+            "query_labels and database_labels must have the same number of "
+            f"classes; got query_labels with {describe(ql)} and "
+            f"database_labels with {describe(dl)}"
+        )
+    if ql.shape[0] != qc.shape[0]:
+        raise InvalidInputError(
+            "query_labels must have one row per query code; got "
+            f"query_labels with {describe(ql)} and query_codes with "
+            f"{describe(qc)}"
+        )
+    if dl.shape[0] != dc.shape[0]:
+        raise InvalidInputError(
+            "database_labels must have one row per database code; got "
+            f"database_labels with {describe(dl)} and database_codes with "
+            f"{describe(dc)}"
+        )
+    return RetrievalInputs(
+        query_words=packed_to_words(np.packbits(qc >= 0, axis=1)),
+        database_words=packed_to_words(np.packbits(dc >= 0, axis=1)),
+        query_label_words=pack_labels(ql),
+        database_label_words=pack_labels(dl),
+        num_bits=int(qc.shape[1]),
+        num_labels=int(ql.shape[1]),
+    )
+
+
+def resolve_k(k: object, num_items: int, name: str = "k") -> int:
+    """``"all"``/None -> ``num_items``; an int ``>= 1`` -> ``min(k, num_items)``.
+
+    A cut-off larger than the database means the whole database; there is no
+    negative slicing (PEERS.md §5, pitfall 3: ``topK = -1`` drops the last
+    item in two peers).
+    """
+    if k is None or (isinstance(k, str) and k == ALL):
+        return num_items
+    if isinstance(k, (bool, np.bool_)) or not isinstance(
+        k, (int, np.integer)
+    ):
+        raise InvalidInputError(
+            f"{name} must be a positive int or 'all'; got {k!r}"
+        )
+    if k < 1:
+        raise InvalidInputError(
+            f"{name} must be a positive int or 'all'; got {k!r} (use 'all' "
+            "for the whole database, never -1)"
+        )
+    return int(min(int(k), num_items))
+
+
+def k_label(k: object) -> str:
+    """The key suffix of a cut-off: ``"all"`` or the requested integer."""
+    return ALL if k is None or k == ALL else str(int(k))  # type: ignore[call-overload]
+
+
+def as_cutoffs(values: object, name: str) -> tuple[object, ...]:
+    """A single cut-off or a sequence of them -> a tuple (validated later)."""
+    if values is None:
+        return ()
+    if isinstance(values, (str, int, np.integer)):
+        return (values,)
+    if isinstance(values, Iterable):
+        return tuple(values)
+    raise InvalidInputError(
+        f"{name} must be a cut-off or a sequence of cut-offs; got {values!r}"
+    )
+
+
+def check_choice(value: object, name: str, choices: Sequence[str]) -> str:
+    """Raises unless ``value`` is one of ``choices``."""
+    if not isinstance(value, str) or value not in choices:
+        raise InvalidInputError(
+            f"{name} must be one of {', '.join(map(repr, choices))}; "
+            f"got {value!r}"
+        )
+    return value
+
+
+def check_chunk_size(chunk_size: object, num_items: int) -> int | None:
+    """None -> None (automatic), else a positive int."""
+    if chunk_size is None:
+        return None
+    if isinstance(chunk_size, (bool, np.bool_)) or not isinstance(
+        chunk_size, (int, np.integer)
+    ) or chunk_size < 1:
+        raise InvalidInputError(
+            f"chunk_size must be a positive int or None; got {chunk_size!r}"
+        )
+    return int(chunk_size)
+
+
+def default_chunk_size(num_queries: int, num_items: int) -> int:
+    """Queries per chunk so one chunk holds about 4M query-item pairs."""
+    return int(max(1, min(num_queries, DEFAULT_CHUNK_ELEMENTS // num_items)))

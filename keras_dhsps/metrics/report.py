@@ -1,0 +1,249 @@
+"""`retrieval_report`: every retrieval metric in one chunked pass.
+
+Example (the worked example of `keras_dhsps.metrics.retrieval`):
+
+>>> import json
+>>> args = ([[1.0, 1.0]], [[1, 1, 0]],
+...         [[1.0, 1.0], [-1.0, 1.0], [1.0, -1.0], [-1.0, -1.0]],
+...         [[1, 0, 0], [0, 0, 1], [1, 1, 0], [0, 1, 1]])
+>>> report = retrieval_report(*args, map_at=("all", 2), ndcg_at=(3,),
+...                          acg_at=(3,), wap_at=(4,), radius=1,
+...                          tie_aware=True)
+>>> {key: round(value, 5) for key, value in report["metrics"].items()}
+... # doctest: +NORMALIZE_WHITESPACE
+{'map@all': 0.80556, 'map@2': 1.0, 'ndcg@3': 0.60519, 'acg@3': 1.0,
+ 'wap@4': 1.0, 'precision@r1': 0.66667, 'recall@r1': 0.66667,
+ 'map@all/tie_mean': 0.86111, 'map@all/tie_min': 0.80556,
+ 'map@all/tie_max': 0.91667, 'map@2/tie_mean': 1.0, 'map@2/tie_min': 1.0,
+ 'map@2/tie_max': 1.0, 'ndcg@3/tie_mean': 0.65273,
+ 'ndcg@3/tie_min': 0.60519, 'ndcg@3/tie_max': 0.70028}
+>>> sorted(report["curves"])
+['pr_by_radius', 'pr_by_rank', 'precision_at_n']
+>>> _ = json.dumps(report)  # plain Python numbers, lists and strings only
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import numpy.typing as npt
+
+from keras_dhsps.codes import InvalidInputError
+from keras_dhsps.metrics import _engine
+from keras_dhsps.metrics._inputs import (
+    as_cutoffs,
+    check_choice,
+    check_chunk_size,
+    k_label,
+    prepare,
+    resolve_k,
+)
+from keras_dhsps.metrics._summaries import (
+    DENOMINATORS,
+    EMPTY_BALL,
+    EMPTY_QUERIES,
+    check_radius,
+    default_rank_grid,
+    pr_curve_by_radius,
+    pr_curve_by_rank,
+    precision_at_n_curve,
+    radius_precision_recall,
+    reduce_mean,
+)
+from keras_dhsps.metrics.curves import DEFAULT_PRECISION_AT_N
+
+__all__ = ["retrieval_report"]
+
+_TIE_KEYS = ("tie_mean", "tie_min", "tie_max")
+
+
+def retrieval_report(
+    query_codes: npt.ArrayLike,
+    query_labels: npt.ArrayLike,
+    database_codes: npt.ArrayLike,
+    database_labels: npt.ArrayLike,
+    *,
+    map_at: Sequence[int | str] = ("all",),
+    ndcg_at: Sequence[int | str] = (100,),
+    acg_at: Sequence[int | str] = (100,),
+    wap_at: Sequence[int | str] = (100,),
+    radius: int | Sequence[int] = 2,
+    precision_at_n: Sequence[int] = DEFAULT_PRECISION_AT_N,
+    tie_aware: bool = False,
+    curves: bool = True,
+    chunk_size: int | None = None,
+    map_denominator: str = "retrieved",
+    empty_queries: str = "zero",
+    empty_ball: str = "zero",
+    pr_rank_points: int = 100,
+) -> dict:
+    """Computes every retrieval metric from codes and labels in one pass.
+
+    Conventions are those of the single-metric functions (see
+    `keras_dhsps.metrics.retrieval`): codes binarized with ``u >= 0`` -> +1,
+    Hamming ranking with ties broken by database index, binary relevance
+    (shares >= 1 label) for mAP, precision and recall, graded relevance (the
+    number of shared labels) for NDCG, ACG and WAP. Inputs are not modified.
+
+    Args:
+        query_codes: ``(Q, K)`` real-valued or ±1 codes.
+        query_labels: ``(Q, C)`` multi-hot labels.
+        database_codes: ``(N, K)`` codes.
+        database_labels: ``(N, C)`` multi-hot labels.
+        map_at: mAP cut-offs (ints or ``"all"``) -> keys ``"map@all"``,
+            ``"map@5000"``; a cut-off above N means N (the key keeps the
+            requested value).
+        ndcg_at: NDCG cut-offs -> ``"ndcg@100"``.
+        acg_at: ACG cut-offs -> ``"acg@100"``.
+        wap_at: WAP cut-offs -> ``"wap@100"``.
+        radius: Hamming radius (or radii) for lookup precision and recall ->
+            ``"precision@r2"``, ``"recall@r2"``; ``()`` for none.
+        precision_at_n: the grid of the ``"precision_at_n"`` curve.
+        tie_aware: also report, for every mAP and NDCG cut-off, the
+            expectation, min and max over random orders within Hamming ties
+            (He et al., CVPR 2018): ``"map@all/tie_mean"``,
+            ``"map@all/tie_min"``, ``"map@all/tie_max"``, ``"ndcg@100/..."``.
+        curves: compute the curves (PR by radius, PR by rank, P@N).
+        chunk_size: queries per chunk; None chooses about 4M query-item
+            pairs (~190 MiB of temporaries).
+        map_denominator: ``"retrieved"`` (default), ``"all_relevant"`` or
+            ``"min_k_relevant"``, see `mean_average_precision`.
+        empty_queries: ``"zero"`` (default) or ``"skip"`` for queries with
+            no relevant item (in the top k for mAP/WAP with "retrieved", in
+            the database for NDCG and recall).
+        empty_ball: ``"zero"`` (default) or ``"skip"`` for an empty Hamming
+            ball in precision at radius.
+        pr_rank_points: about how many rank positions the PR-by-rank curve
+            samples, evenly spaced over ``1..N``.
+
+    Returns:
+        ``{"metrics": {name: float}, "curves": {"pr_by_radius": {...},
+        "pr_by_rank": {...}, "precision_at_n": {...}}, "settings": {...}}``,
+        JSON-serializable; each curve carries a ``"recipe"`` string, and
+        ``"settings"`` records the conventions and sizes. ``"curves"`` is
+        empty when ``curves=False``.
+
+    Raises:
+        InvalidInputError: (a ``ValueError``) for malformed arrays or options.
+    """
+    check_choice(map_denominator, "map_denominator", DENOMINATORS)
+    check_choice(empty_queries, "empty_queries", EMPTY_QUERIES)
+    check_choice(empty_ball, "empty_ball", EMPTY_BALL)
+    if not isinstance(tie_aware, (bool, np.bool_)):
+        raise InvalidInputError(f"tie_aware must be a bool; got {tie_aware!r}")
+    if not isinstance(curves, (bool, np.bool_)):
+        raise InvalidInputError(f"curves must be a bool; got {curves!r}")
+    inputs = prepare(query_codes, query_labels, database_codes, database_labels)
+    num_items = inputs.num_items
+    chunk_size = check_chunk_size(chunk_size, num_items)
+
+    def cutoffs(values, name):
+        resolved = {}
+        for k in as_cutoffs(values, name):
+            effective = resolve_k(k, num_items, name)  # validates first
+            resolved[k_label(k)] = effective
+        return resolved
+
+    maps = cutoffs(map_at, "map_at")
+    ndcgs = cutoffs(ndcg_at, "ndcg_at")
+    acgs = cutoffs(acg_at, "acg_at")
+    waps = cutoffs(wap_at, "wap_at")
+    radii = [check_radius(r, inputs.num_bits) for r in as_cutoffs(radius, "radius")]
+    requested_n = tuple(as_cutoffs(precision_at_n, "precision_at_n"))
+    effective_n = tuple(resolve_k(n, num_items, "precision_at_n") for n in requested_n)
+    if not isinstance(pr_rank_points, int) or isinstance(pr_rank_points, bool) or (
+        pr_rank_points < 2
+    ):
+        raise InvalidInputError(
+            f"pr_rank_points must be an int >= 2; got {pr_rank_points!r}"
+        )
+    rank_grid = default_rank_grid(num_items, pr_rank_points) if curves else ()
+    hits_at = tuple(sorted(set(rank_grid) | set(effective_n if curves else ())))
+    unique = lambda d: tuple(sorted(set(d.values())))  # noqa: E731
+    plan = _engine.Plan(
+        map_at=unique(maps),
+        denominator=map_denominator,
+        ndcg_at=unique(ndcgs),
+        acg_at=unique(acgs),
+        wap_at=unique(waps),
+        hits_at=hits_at,
+        ball_counts=bool(radii) or curves,
+        total_relevant=bool(radii) or curves,
+        tie_map_at=unique(maps) if tie_aware else (),
+        tie_ndcg_at=unique(ndcgs) if tie_aware else (),
+    )
+    stats = _engine.compute(inputs, plan, chunk_size)
+
+    metrics: dict[str, float] = {}
+    for name, k in maps.items():
+        metrics[f"map@{name}"] = reduce_mean(
+            stats[f"ap@{k}"], stats[f"ap@{k}/empty"], empty_queries
+        )
+    for name, k in ndcgs.items():
+        metrics[f"ndcg@{name}"] = reduce_mean(
+            stats[f"ndcg@{k}"], stats[f"ndcg@{k}/empty"], empty_queries
+        )
+    for name, k in acgs.items():
+        metrics[f"acg@{name}"] = float(np.mean(stats[f"acg@{k}"]))
+    for name, k in waps.items():
+        metrics[f"wap@{name}"] = reduce_mean(
+            stats[f"wap@{k}"], stats[f"wap@{k}/empty"], empty_queries
+        )
+    for r in radii:
+        precision, recall = radius_precision_recall(
+            stats, r, empty_ball=empty_ball, empty_queries=empty_queries
+        )
+        metrics[f"precision@r{r}"] = precision
+        metrics[f"recall@r{r}"] = recall
+    if tie_aware:
+        for name, k in maps.items():
+            for stat in _TIE_KEYS:
+                metrics[f"map@{name}/{stat}"] = reduce_mean(
+                    stats[f"ap@{k}/{stat}"], stats[f"ap@{k}/tie_empty"],
+                    empty_queries,
+                )
+        for name, k in ndcgs.items():
+            for stat in _TIE_KEYS:
+                metrics[f"ndcg@{name}/{stat}"] = reduce_mean(
+                    stats[f"ndcg@{k}/{stat}"], stats[f"ndcg@{k}/empty"],
+                    empty_queries,
+                )
+
+    curve_dicts: dict[str, dict] = {}
+    if curves:
+        column = {n: j for j, n in enumerate(hits_at)}
+
+        def hits_for(ranks):
+            return {"hits": stats["hits"][:, [column[n] for n in ranks]],
+                    "total_relevant": stats["total_relevant"]}
+
+        curve_dicts["pr_by_radius"] = pr_curve_by_radius(
+            stats, empty_ball=empty_ball, empty_queries=empty_queries
+        )
+        curve_dicts["pr_by_rank"] = pr_curve_by_rank(
+            hits_for(rank_grid), rank_grid, empty_queries=empty_queries
+        )
+        curve_dicts["precision_at_n"] = precision_at_n_curve(
+            hits_for(effective_n), requested_n, effective_n
+        )
+
+    settings = {
+        "binarization": "u >= 0 -> +1",
+        "ranking": "Hamming distance, ties broken by database index",
+        "relevance": (
+            "binary: shares >= 1 label (mAP, precision, recall); graded: "
+            "number of shared labels (NDCG, ACG, WAP)"
+        ),
+        "ndcg": "gain 2^r - 1, discount log2(n + 1), ideal order from the "
+        "whole database, mean of per-query ratios",
+        "map_denominator": map_denominator,
+        "empty_queries": empty_queries,
+        "empty_ball": empty_ball,
+        "tie_aware": bool(tie_aware),
+        "num_queries": inputs.num_queries,
+        "num_database": num_items,
+        "num_bits": inputs.num_bits,
+        "num_classes": inputs.num_labels,
+    }
+    return {"metrics": metrics, "curves": curve_dicts, "settings": settings}

@@ -1,0 +1,218 @@
+r"""Tie-aware AP and NDCG: expectation and bounds over orders within ties.
+
+A K-bit Hamming ranking has only K + 1 distinct distances, so thousands of
+database items share a rank. Any fixed tie-break (ours: database index)
+yields one of many equally valid orders. Following He et al., "Hashing as
+Tie-Aware Learning to Rank" (CVPR 2018, ``kunhe/TALR`` ``tieAP.m``,
+``tieNDCG.m``), each tie group is assumed to be ordered uniformly at random,
+independently across groups, and this module computes, per query,
+
+* the **expected** AP / NDCG over those orders (exact, closed form),
+* the **best case** (max over orders) and **worst case** (min over orders),
+
+so a user sees how far a number can move with the tie-break alone.
+
+Notation for one query. Group :math:`g` holds the :math:`n_g` items at
+distance :math:`g`, :math:`r_g` of them relevant (shares >= 1 label);
+:math:`N_g = \sum_{g'<g} n_{g'}` items and :math:`R_g = \sum_{g'<g} r_{g'}`
+relevant items rank before it. :math:`H(n) = \sum_{i \le n} 1/i`.
+
+**AP, full groups.** A relevant item of group :math:`g` sits at position
+:math:`i` of the group with probability :math:`1/n_g`; given that, the other
+:math:`r_g - 1` relevant items of the group fall before it
+:math:`(i-1)(r_g-1)/(n_g-1)` times on average, and precision at that rank is
+linear in that count. Hence the expected sum of precisions is
+
+.. math:: E_g = \frac{r_g}{n_g} \sum_{i=1}^{n_g}
+    \frac{R_g + 1 + (i-1)\frac{r_g-1}{n_g-1}}{N_g + i}
+    = \frac{r_g}{n_g}\Big[(R_g+1)A + \tfrac{r_g-1}{n_g-1}B\Big],
+
+with :math:`A = H(N_g+n_g) - H(N_g)` and :math:`B = n_g - (N_g+1)A` (this is
+TALR's ``tieAP`` sum, in closed form). Relevant items first (best) and last
+(worst) give
+
+.. math:: S^+_g = r_g - (N_g - R_g)\,[H(N_g + r_g) - H(N_g)], \quad
+          S^-_g = r_g - (N_g + n_g - r_g - R_g)\,[H(N_g+n_g) - H(N_g+n_g-r_g)].
+
+**AP, the group cut by k.** If the cut-off k falls inside group
+:math:`g^*`, only its first :math:`m = k - N_{g^*}` positions count, and the
+number :math:`x` of relevant items among them is hypergeometric. Given
+:math:`x` the group behaves like a full group of :math:`m` items with
+:math:`x` relevant, so
+
+.. math:: E[\mathrm{AP}@k] = \sum_x P(x)\,\frac{\sum_{g<g^*} E_g +
+          E_{m,x}}{D(x)}, \qquad
+          \max\mathrm{AP}@k = \max_x \frac{\sum_{g<g^*} S^+_g + S^+_{m,x}}{D(x)}
+
+(min likewise), where :math:`D(x)` is the AP denominator: :math:`R_{g^*} +
+x` ("retrieved"), the number of relevant items in the database
+("all_relevant") or its minimum with k ("min_k_relevant"). A query whose
+denominator is 0 scores 0 in that order. Enumerating :math:`x` keeps the
+"retrieved" case exact although its denominator is random.
+
+**NDCG.** DCG is linear in the gains, so in expectation every position of a
+group carries the group's mean gain; the best (worst) order sorts each group
+by gain descending (ascending). The ideal DCG does not depend on ties.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["tie_aware_average_precision", "tie_aware_dcg", "ideal_dcg"]
+
+
+def _span(prefix: np.ndarray, start: np.ndarray, stop: np.ndarray, k: int):
+    """``sum_{i=start+1}^{stop} w_i`` for positions truncated at ``k``."""
+    return prefix[np.minimum(stop, k)] - prefix[np.minimum(start, k)]
+
+
+def tie_aware_average_precision(
+    group_sizes: np.ndarray,
+    group_relevant: np.ndarray,
+    k: int,
+    *,
+    denominator: str,
+    total_relevant: np.ndarray,
+    harmonic: np.ndarray,
+    log_factorial: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Expected, worst and best AP@k per query, over orders within ties.
+
+    Args:
+        group_sizes: ``(Q, G)`` items per distance, in ranking order.
+        group_relevant: ``(Q, G)`` relevant items per distance.
+        k: the effective cut-off, ``1 <= k <= N``.
+        denominator: ``"retrieved"``, ``"all_relevant"`` or
+            ``"min_k_relevant"`` (see `mean_average_precision`).
+        total_relevant: ``(Q,)`` relevant items in the whole database.
+        harmonic: ``H[0..N]``, ``H[n] = sum_{i<=n} 1/i``.
+        log_factorial: ``log(n!)`` for ``n = 0..N``.
+
+    Returns:
+        ``(expected, worst, best, always_empty)``, each ``(Q,)``;
+        ``always_empty`` marks queries whose denominator is 0 in every order.
+    """
+    n = group_sizes.astype(np.int64)
+    r = group_relevant.astype(np.int64)
+    before = np.cumsum(n, axis=1) - n
+    rel_before = np.cumsum(r, axis=1) - r
+    end = before + n
+    h = harmonic
+
+    # [full groups] closed forms E_g, S+_g, S-_g (module docstring).
+    a = h[end] - h[before]
+    b = n - (before + 1) * a
+    c = np.where(n > 1, (r - 1) / np.maximum(n - 1, 1), 0.0)
+    expected_g = np.where(
+        n > 0, r / np.maximum(n, 1) * ((rel_before + 1) * a + c * b), 0.0
+    )
+    best_g = r - (before - rel_before) * (h[before + r] - h[before])
+    worst_g = r - (end - r - rel_before) * (h[end] - h[end - r])
+    full = end <= k
+    s_exp = np.where(full, expected_g, 0.0).sum(axis=1)
+    s_best = np.where(full, best_g, 0.0).sum(axis=1)
+    s_worst = np.where(full, worst_g, 0.0).sum(axis=1)
+    rel_full = np.where(full, r, 0).sum(axis=1)
+
+    def denominators(x: np.ndarray, rel_prefix, row: int | slice):
+        if denominator == "retrieved":
+            return rel_prefix + x
+        if denominator == "all_relevant":
+            return np.broadcast_to(total_relevant[row], np.shape(x))
+        return np.broadcast_to(
+            np.minimum(k, total_relevant[row]), np.shape(x)
+        )
+
+    # [no group cut by k] the top k is a union of whole groups.
+    num_queries = n.shape[0]
+    cut = (before < k) & (end > k)
+    has_cut = cut.any(axis=1)
+    zeros = np.zeros(num_queries, dtype=np.int64)
+    den = denominators(zeros, rel_full, slice(None)).astype(np.float64)
+    safe = np.where(den > 0, den, 1.0)
+    expected = np.where(den > 0, s_exp / safe, 0.0)
+    best = np.where(den > 0, s_best / safe, 0.0)
+    worst = np.where(den > 0, s_worst / safe, 0.0)
+    always_empty = den == 0
+
+    # [the group cut by k] enumerate x relevant among its first m positions.
+    lf = log_factorial
+    for q in np.flatnonzero(has_cut):
+        g = int(np.argmax(cut[q]))
+        size, rel, n0, r0 = int(n[q, g]), int(r[q, g]), before[q, g], rel_before[q, g]
+        m = int(k - n0)
+        x = np.arange(max(0, m - (size - rel)), min(m, rel) + 1)
+        log_p = (
+            lf[rel] - lf[x] - lf[rel - x]
+            + lf[size - rel] - lf[m - x] - lf[size - rel - m + x]
+            - (lf[size] - lf[m] - lf[size - m])
+        )
+        p = np.exp(log_p - log_p.max())
+        p /= p.sum()
+        a_m = h[n0 + m] - h[n0]
+        b_m = m - (n0 + 1) * a_m
+        c_x = (x - 1) / (m - 1) if m > 1 else np.zeros(x.shape)
+        e_x = x / m * ((r0 + 1) * a_m + c_x * b_m)
+        best_x = x - (n0 - r0) * (h[n0 + x] - h[n0])
+        worst_x = x - (n0 + m - x - r0) * (h[n0 + m] - h[n0 + m - x])
+        # Groups before g* are full; rel_full counts them (g* is not full).
+        d = denominators(x, rel_full[q], q).astype(np.float64)
+        ok = d > 0
+        safe_d = np.where(ok, d, 1.0)
+        expected[q] = np.sum(p * np.where(ok, (s_exp[q] + e_x) / safe_d, 0.0))
+        best[q] = np.max(np.where(ok, (s_best[q] + best_x) / safe_d, 0.0))
+        worst[q] = np.min(np.where(ok, (s_worst[q] + worst_x) / safe_d, 0.0))
+        always_empty[q] = not ok.any()
+    return expected, worst, best, always_empty
+
+
+def ideal_dcg(
+    value_counts: np.ndarray, k: int, gains: np.ndarray, discount_prefix: np.ndarray
+) -> np.ndarray:
+    """IDCG@k from the counts of each relevance value in the whole database.
+
+    Args:
+        value_counts: ``(Q, V)`` items with ``r = 0 .. V-1`` shared labels.
+        k: effective cut-off.
+        gains: ``(V,)`` gain of each value (``2^r - 1``).
+        discount_prefix: ``D[0..N]``, ``D[n] = sum_{i<=n} 1/log2(i+1)``.
+
+    Returns:
+        ``(Q,)`` ideal DCG: values sorted descending, truncated at ``k``.
+    """
+    counts = value_counts.astype(np.int64)
+    # Items with a larger value rank before value v in the ideal order.
+    above = np.cumsum(counts[:, ::-1], axis=1)[:, ::-1] - counts
+    span = _span(discount_prefix, above, above + counts, k)
+    return span @ gains
+
+
+def tie_aware_dcg(
+    histogram: np.ndarray, k: int, gains: np.ndarray, discount_prefix: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Expected, worst and best DCG@k per query over orders within ties.
+
+    Args:
+        histogram: ``(Q, G, V)`` items per (distance, relevance value).
+        k: effective cut-off.
+        gains: ``(V,)`` gains, nondecreasing in the value.
+        discount_prefix: ``D[0..N]`` as in `ideal_dcg`.
+
+    Returns:
+        ``(expected, worst, best)``, each ``(Q,)``.
+    """
+    counts = histogram.astype(np.int64)
+    sizes = counts.sum(axis=2)
+    before = np.cumsum(sizes, axis=1) - sizes
+    group_span = _span(discount_prefix, before, before + sizes, k)
+    mean_gain = (counts @ gains) / np.maximum(sizes, 1)
+    expected = (mean_gain * group_span).sum(axis=1)
+    # Best: each group sorted by value descending; worst: ascending.
+    above = np.cumsum(counts[..., ::-1], axis=2)[..., ::-1] - counts
+    below = np.cumsum(counts, axis=2) - counts
+    start = before[..., None] + above
+    best = (_span(discount_prefix, start, start + counts, k) @ gains).sum(1)
+    start = before[..., None] + below
+    worst = (_span(discount_prefix, start, start + counts, k) @ gains).sum(1)
+    return expected, worst, best
