@@ -367,7 +367,8 @@ def encode_images(
     """Encodes image files in batches, in order (tf.data, parallel decode).
 
     Decoding and resizing match ``keras_dhsps.data.pipeline.make_dataset``
-    (``export.preprocess_images``). A file that cannot be read or decoded
+    at evaluation time (``hasher.preprocess``, in the hasher's resize
+    mode). A file that cannot be read or decoded
     raises :class:`DataError` naming it, or with ``skip_bad_images`` is
     skipped and its position appended to ``skipped``.
 
@@ -385,14 +386,12 @@ def encode_images(
     import tensorflow as tf
 
     from keras_dhsps.export import decode_image_bytes
-    from keras_dhsps.export import preprocess_images
 
-    image_size = hasher.image_size
     skipped = skipped if skipped is not None else []
 
     def load(position, path):
         image = decode_image_bytes(tf.io.read_file(path))
-        return position, preprocess_images(image[None], image_size)[0]
+        return position, hasher.preprocess(image[None])[0]
 
     dataset = tf.data.Dataset.from_tensor_slices(
         (np.arange(len(paths), dtype=np.int64), tf.constant(list(paths), tf.string))

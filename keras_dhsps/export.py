@@ -4,15 +4,14 @@
 whose endpoints take raw images, so a server needs neither this package nor
 Keras:
 
-========================  =====================================  ==========================
-endpoint                  input                                  output
-========================  =====================================  ==========================
-``serve``                 ``uint8 (B, h, w, 3)``, any ``h, w``   relaxed codes ``float32 (B, K)``
-``encode``                ``uint8 (B, h, w, 3)``, any ``h, w``   packed codes ``uint8 (B, ceil(K/8))``
-``encode_bytes``          ``string (B,)`` JPEG/PNG/BMP/GIF bytes ``{"codes", "packed"}``
-``hasher``                ``float32 (B, H, W, 3)`` in [0, 255]   relaxed codes (the Keras model as is)
-``metadata``              none                                   JSON string (below)
-========================  =====================================  ==========================
+* ``serve``: ``uint8 (B, h, w, 3)`` images of any ``h, w`` -> relaxed
+  codes ``float32 (B, K)``;
+* ``encode``: the same images -> packed codes ``uint8 (B, ceil(K/8))``;
+* ``encode_bytes``: ``string (B,)`` encoded JPEG/PNG/BMP/GIF files, each of
+  its own size -> ``{"codes": float32 (B, K), "packed": uint8}``;
+* ``hasher``: ``float32 (B, H, W, 3)`` in [0, 255] at the model's size ->
+  relaxed codes (the Keras model as is; used for batched encoding);
+* ``metadata``: no input -> a JSON string (below).
 
 Images are cast to ``float32`` and resized (bilinear, no crop) to the
 model's ``(H, W)`` inside the SavedModel, exactly as
@@ -35,11 +34,13 @@ the SavedModel); the model code itself stays in ``keras.ops``.
 
 Example:
 
->>> model = build_hasher("small_cnn", 32)
->>> export_saved_model(model, "hasher_savedmodel")
->>> served = tf.saved_model.load("hasher_savedmodel")
->>> packed = served.encode(tf.zeros((2, 480, 640, 3), tf.uint8))   # (2, 4)
->>> layer = keras.layers.TFSMLayer("hasher_savedmodel", call_endpoint="serve")
+```python
+model = build_hasher("small_cnn", 32)
+export_saved_model(model, "hasher_savedmodel")
+served = tf.saved_model.load("hasher_savedmodel")
+packed = served.encode(tf.zeros((2, 480, 640, 3), tf.uint8))   # (2, 4)
+layer = keras.layers.TFSMLayer("hasher_savedmodel", call_endpoint="serve")
+```
 """
 
 from __future__ import annotations
@@ -70,7 +71,13 @@ ENDPOINTS = ("serve", "encode", "encode_bytes", "hasher", "metadata")
 
 
 # ------------------------------------------------------------------ metadata
-def hasher_metadata(model: keras.Model, config: dict | None = None) -> dict:
+def hasher_metadata(
+    model: keras.Model,
+    config: dict | None = None,
+    *,
+    resize: str = "direct",
+    resize_to: tuple[int, int] = (256, 256),
+) -> dict:
     """The metadata stored with an exported hasher or a code database.
 
     Args:
@@ -99,6 +106,8 @@ def hasher_metadata(model: keras.Model, config: dict | None = None) -> dict:
         "backbone": backbone,
         "activation": activation,
         "image_size": [int(height), int(width)],
+        "resize": resize,
+        "resize_to": [int(v) for v in resize_to],
         "config": config,
         "keras_version": keras.__version__,
         "model_name": model.name,
@@ -106,24 +115,57 @@ def hasher_metadata(model: keras.Model, config: dict | None = None) -> dict:
 
 
 # ------------------------------------------------------------ TF graph ops
-def preprocess_images(images: tf.Tensor, image_size: tuple[int, int]) -> tf.Tensor:
+#: Resize modes, as ``keras_dhsps.data.pipeline.RESIZE_MODES`` at
+#: evaluation time (centre crop, no augmentation).
+RESIZE_MODES = ("direct", "resize_crop", "shorter_side_crop")
+
+
+def preprocess_images(
+    images: tf.Tensor,
+    image_size: tuple[int, int],
+    *,
+    resize: str = "direct",
+    resize_to: tuple[int, int] = (256, 256),
+) -> tf.Tensor:
     """uint8 (or float) images of any size -> float32 ``(B, H, W, 3)``.
 
-    Casts to float32 in ``[0, 255]`` and resizes bilinearly when the size
-    differs, the same operations as ``data.pipeline.make_dataset``.
+    The evaluation-time operations of ``data.pipeline.make_dataset``:
+    ``"direct"`` casts to float32 and resizes bilinearly to ``(H, W)`` when
+    the size differs; ``"resize_crop"`` resizes to ``resize_to`` then takes
+    the centre ``(H, W)``; ``"shorter_side_crop"`` scales the shorter side
+    to ``resize_to[0]`` (aspect kept) then takes the centre.
     """
-    images = tf.cast(images, tf.float32)
+    if resize not in RESIZE_MODES:
+        raise DHSPSError(
+            f"unknown resize mode {resize!r}; choose one of "
+            f"{', '.join(RESIZE_MODES)}"
+        )
     height, width = image_size
     shape = tf.shape(images)
-    same = tf.logical_and(
-        tf.equal(shape[1], height), tf.equal(shape[2], width)
-    )
-    resized = tf.cond(
-        same,
-        lambda: images,
-        lambda: tf.image.resize(images, (height, width)),
-    )
-    return tf.ensure_shape(resized, (None, height, width, 3))
+    if resize == "direct":
+        images = tf.cast(images, tf.float32)
+        same = tf.logical_and(
+            tf.equal(shape[1], height), tf.equal(shape[2], width)
+        )
+        images = tf.cond(
+            same,
+            lambda: images,
+            lambda: tf.image.resize(images, (height, width)),
+        )
+    else:
+        if resize == "resize_crop":
+            images = tf.image.resize(images, resize_to)
+        else:
+            size = tf.cast(shape[1:3], tf.float32)
+            scale = resize_to[0] / tf.reduce_min(size)
+            new = tf.cast(tf.math.ceil(size * scale - 1e-3), tf.int32)
+            images = tf.image.resize(images, new)
+        shape = tf.shape(images)
+        top = (shape[1] - height) // 2
+        left = (shape[2] - width) // 2
+        images = images[:, top : top + height, left : left + width]
+        images = tf.cast(images, tf.float32)
+    return tf.ensure_shape(images, (None, height, width, 3))
 
 
 def decode_image_bytes(data: tf.Tensor) -> tf.Tensor:
@@ -150,6 +192,8 @@ def export_saved_model(
     *,
     config: dict | None = None,
     overwrite: bool = False,
+    resize: str = "direct",
+    resize_to: tuple[int, int] = (256, 256),
 ) -> dict:
     """Exports ``model`` as a SavedModel with raw-image endpoints.
 
@@ -161,6 +205,10 @@ def export_saved_model(
         directory: the SavedModel directory to create.
         config: the experiment config dict stored in the metadata.
         overwrite: replace an existing directory.
+        resize: how endpoints bring images to the model's size, one of
+            :data:`RESIZE_MODES` (use the mode the model was evaluated
+            with); stored in the metadata.
+        resize_to: the intermediate size of the cropping modes.
 
     Returns:
         The metadata dict (see :func:`hasher_metadata`).
@@ -173,12 +221,19 @@ def export_saved_model(
         raise DHSPSError(
             f"{directory} already exists (use --overwrite to replace it)"
         )
-    metadata = hasher_metadata(model, config)
+    metadata = hasher_metadata(
+        model, config, resize=resize, resize_to=resize_to
+    )
     image_size = tuple(metadata["image_size"])
     metadata_json = json.dumps(metadata, sort_keys=True)
 
+    def prepare(images):
+        return preprocess_images(
+            images, image_size, resize=resize, resize_to=tuple(resize_to)
+        )
+
     def relaxed(images):
-        return model(preprocess_images(images, image_size), training=False)
+        return model(prepare(images), training=False)
 
     archive = keras.export.ExportArchive()
     archive.track(model)
@@ -194,9 +249,7 @@ def export_saved_model(
 
     def encode_bytes(data):
         images = tf.map_fn(
-            lambda item: preprocess_images(
-                decode_image_bytes(item)[None], image_size
-            )[0],
+            lambda item: prepare(decode_image_bytes(item)[None])[0],
             data,
             fn_output_signature=tf.TensorSpec(
                 (image_size[0], image_size[1], 3), tf.float32
@@ -274,6 +327,14 @@ class LoadedHasher:
         self.kind = "keras" if model is not None else "saved_model"
         self.bits = int(metadata["bits"])
         self.image_size = tuple(int(v) for v in metadata["image_size"])
+        self.resize = metadata.get("resize", "direct")
+        self.resize_to = tuple(metadata.get("resize_to", (256, 256)))
+
+    def preprocess(self, images) -> tf.Tensor:
+        """uint8 images ``(B, h, w, 3)`` -> the model's float32 input."""
+        return preprocess_images(
+            images, self.image_size, resize=self.resize, resize_to=self.resize_to
+        )
 
     def codes_from_preprocessed(self, images) -> np.ndarray:
         """Relaxed codes of float32 images already at ``image_size``."""
@@ -285,9 +346,8 @@ class LoadedHasher:
 
     def codes(self, images) -> np.ndarray:
         """Relaxed codes ``(B, K)`` of uint8 images ``(B, h, w, 3)``."""
-        images = tf.convert_to_tensor(images)
         return self.codes_from_preprocessed(
-            preprocess_images(images, self.image_size)
+            self.preprocess(tf.convert_to_tensor(images))
         )
 
     def __repr__(self) -> str:
@@ -308,11 +368,17 @@ def load_keras_hasher(path: str) -> keras.Model:
     return load_hasher(path)
 
 
-def load_hasher_any(path: str) -> LoadedHasher:
+def load_hasher_any(
+    path: str,
+    *,
+    resize: str = "direct",
+    resize_to: tuple[int, int] = (256, 256),
+) -> LoadedHasher:
     """Opens a run directory, a ``.keras`` file or an exported SavedModel.
 
     A run directory (``dhsps train --output DIR``) gives ``model.keras``
-    and its ``config.json`` (for the metadata).
+    and its ``config.json`` (for the metadata). ``resize``/``resize_to``
+    apply to Keras models; a SavedModel uses the mode it was exported with.
 
     Raises:
         DHSPSError: nothing loadable at ``path``.
@@ -347,5 +413,9 @@ def load_hasher_any(path: str) -> LoadedHasher:
             config = read_json(config_path)
     model = load_keras_hasher(model_path)
     return LoadedHasher(
-        source=path, metadata=hasher_metadata(model, config), model=model
+        source=path,
+        metadata=hasher_metadata(
+            model, config, resize=resize, resize_to=resize_to
+        ),
+        model=model,
     )

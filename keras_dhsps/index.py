@@ -132,10 +132,12 @@ class HammingIndex:
 
     Example:
 
-    >>> index = HammingIndex(64)
-    >>> index.add(database_packed)                 # (N, 8) uint8
-    >>> distances, indices = index.search(query_packed, k=100)
-    >>> lims, d, i = index.range_search(query_packed, radius=2)   # d <= 2
+    ```python
+    index = HammingIndex(64)
+    index.add(database_packed)                   # (N, 8) uint8
+    distances, indices = index.search(query_packed, k=100)
+    lims, d, i = index.range_search(query_packed, radius=2)   # d <= 2
+    ```
     """
 
     def __init__(self, num_bits: int, *, backend: str = "auto") -> None:

@@ -42,6 +42,8 @@ def _export(args) -> None:
         args.output,
         config=hasher.metadata.get("config"),
         overwrite=args.overwrite,
+        resize=args.resize,
+        resize_to=tuple(args.resize_to),
     )
     print(
         f"wrote {args.output} ({metadata['bits']} bits, input "
@@ -109,13 +111,12 @@ def _encode(args) -> None:
 
 
 # ------------------------------------------------------------------ search
-def _read_query_images(paths: Sequence[str], image_size):
+def _read_query_images(paths: Sequence[str], hasher):
     """Decodes query images (naming a file that fails) at the model size."""
     import tensorflow as tf
 
     from keras_dhsps.errors import DataError
     from keras_dhsps.export import decode_image_bytes
-    from keras_dhsps.export import preprocess_images
 
     images = []
     for path in paths:
@@ -127,7 +128,7 @@ def _read_query_images(paths: Sequence[str], image_size):
             raise DataError(
                 f"{path}: cannot read image ({error.message.splitlines()[0]})"
             ) from None
-        images.append(preprocess_images(image[None], image_size)[0])
+        images.append(hasher.preprocess(image[None])[0])
     return tf.stack(images)
 
 
@@ -145,7 +146,7 @@ def _search(args) -> None:
             f"{args.model} makes {hasher.bits}-bit codes but {args.codes} "
             f"holds {database.bits}-bit codes"
         )
-    images = _read_query_images(args.queries, hasher.image_size)
+    images = _read_query_images(args.queries, hasher)
     packed = pack_codes(hasher.codes_from_preprocessed(images))
     index = HammingIndex(database.bits, backend=args.backend)
     index.add(database.packed)
@@ -320,6 +321,21 @@ def register(subparsers) -> None:
     export.add_argument("-o", "--output", required=True, help="SavedModel directory")
     export.add_argument(
         "--overwrite", action="store_true", help="replace an existing directory"
+    )
+    export.add_argument(
+        "--resize",
+        default="direct",
+        choices=("direct", "resize_crop", "shorter_side_crop"),
+        help="how the endpoints bring images to the model's size: the "
+        "evaluation-time mode of data.pipeline (default: direct)",
+    )
+    export.add_argument(
+        "--resize-to",
+        type=int,
+        nargs=2,
+        default=(256, 256),
+        metavar=("H", "W"),
+        help="intermediate size of the cropping modes (default 256 256)",
     )
     export.set_defaults(handler=_export)
 

@@ -143,3 +143,52 @@ def test_pack_bits_matches_numpy_packing():
     np.testing.assert_array_equal(
         pack_bits(tf.constant(codes)).numpy(), pack_codes(codes)
     )
+
+
+def test_keras_file_with_lambda_is_refused_by_safe_mode(tmp_path):
+    # A Lambda layer carries arbitrary Python: safe_mode=True must refuse it
+    # (the hasher itself has none, so it reloads; see the run-dir test).
+    inputs = keras.Input((32, 32, 3))
+    outputs = keras.layers.Lambda(lambda x: x[:, 0, 0, :2])(inputs)
+    path = str(tmp_path / "lambda.keras")
+    keras.Model(inputs, outputs).save(path)
+    with pytest.raises(DHSPSError, match="cannot load"):
+        load_hasher_any(path)
+
+
+@pytest.mark.parametrize("resize", ["resize_crop", "shorter_side_crop"])
+def test_cropping_resize_modes_match_the_input_pipeline(exported, tmp_path, resize):
+    from PIL import Image
+
+    from keras_dhsps.data.base import Split
+    from keras_dhsps.data.pipeline import make_dataset
+
+    model, _, _ = exported
+    directory = str(tmp_path / resize)
+    metadata = export_saved_model(
+        model, directory, resize=resize, resize_to=(40, 40)
+    )
+    assert metadata["resize"] == resize and metadata["resize_to"] == [40, 40]
+    x = images((1, 50, 70, 3), seed=8)
+    path = str(tmp_path / "image.png")
+    Image.fromarray(x[0]).save(path)
+    # Oracle: data.pipeline's own evaluation-time crop of the same file.
+    split = Split(labels=np.zeros((1, 1), np.uint8), paths=(path,))
+    batch, _ = next(iter(make_dataset(
+        split, batch_size=1, image_size=(32, 32), resize=resize,
+        resize_to=(40, 40),
+    )))
+    expected = np.asarray(model(batch))
+    served = tf.saved_model.load(directory)
+    np.testing.assert_allclose(served.serve(x).numpy(), expected, atol=1e-5)
+    # The loader follows the SavedModel's mode; a .keras one takes it.
+    np.testing.assert_allclose(load_hasher_any(directory).codes(x), expected, atol=1e-5)
+    model.save(str(tmp_path / "m.keras"))
+    keras_hasher = load_hasher_any(
+        str(tmp_path / "m.keras"), resize=resize, resize_to=(40, 40)
+    )
+    np.testing.assert_allclose(keras_hasher.codes(x), expected, atol=1e-5)
+    # A different mode gives different codes: the test can fail.
+    assert not np.allclose(
+        load_hasher_any(str(tmp_path / "m.keras")).codes(x), expected, atol=1e-5
+    )
