@@ -119,6 +119,15 @@ def test_cli_user_errors(workspace, capsys):
     assert main(["plot", "curves", str(root / "none.json"), "-o",
                  str(root / "p"), "--format", "gif"]) == 2
     assert "--format" in capsys.readouterr().err
+    # A 12-bit database cannot be searched with the 16-bit model.
+    from keras_dhsps.codedb import CodeBatch
+    from keras_dhsps.codedb import write_code_database
+
+    other = root / "bits12.h5"
+    write_code_database(str(other), [CodeBatch(np.ones((1, 12)), ["a.png"])], bits=12)
+    assert main(["search", str(root / "run"), str(other),
+                 str(root / "images" / "im0.png")]) == 2
+    assert "makes 16-bit codes but" in capsys.readouterr().err
 
 
 def test_plot_curves_and_examples(workspace, capsys, tmp_path):
