@@ -143,7 +143,11 @@ def make_dataset(
         return image, label
 
     def finish(image, label, element_seed=None):
-        image = tf.cast(image, tf.float32)
+        # Cached images stay uint8 through crop and flip and are cast per
+        # batch (one op per batch instead of one per image: a cached epoch
+        # costs about 0.1 ms of CPU per 224×224 image).
+        if cache is False:
+            image = tf.cast(image, tf.float32)
         if crops:
             if augment and random_crop:
                 image = tf.image.stateless_random_crop(
@@ -194,6 +198,11 @@ def make_dataset(
     dataset = dataset.map(apply, num_parallel_calls=calls)
     drop_remainder = training and len(split) >= batch_size
     dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
+    if cache is not False:
+        dataset = dataset.map(
+            lambda images, labels: (tf.cast(images, tf.float32), labels),
+            num_parallel_calls=calls,
+        )
     return dataset.prefetch(tf.data.AUTOTUNE) if prefetch else dataset
 
 
