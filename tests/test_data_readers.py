@@ -335,3 +335,28 @@ def test_unknown_option_and_missing_root(tmp_path):
         load_dataset("voc2012")
     with pytest.raises(DataError, match="not a VOC2012 directory"):
         load_dataset("voc2012", root=str(tmp_path))
+
+
+def test_data_package_imports_no_tensorflow():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, keras_dhsps.data, keras_dhsps.data.commands, "
+        "keras_dhsps.data.download; "
+        "print('tensorflow' in sys.modules, 'keras' in sys.modules)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.split() == ["False", "False"]
+
+
+def test_every_native_dataset_is_registered():
+    from keras_dhsps.data import DATASETS
+
+    assert {"voc2012", "mirflickr25k", "nuswide21", "iapr-tc12", "coco"} <= set(
+        DATASETS
+    )
+    with pytest.raises(UnknownNameError, match="unknown dataset 'voc'"):
+        load_dataset("voc")

@@ -1,7 +1,18 @@
 """Datasets: a registry from names to loaders, the splits, the pipeline.
 
 :func:`load_dataset` is the one entry point: ``load_dataset("digits-mosaic")``
-needs nothing else; datasets read from disk also take ``root``.
+needs nothing else; datasets read from disk also take ``root``:
+
+* ``"voc2012"``, ``"mirflickr25k"`` (``num_labels=38`` or 24),
+  ``"nuswide21"``, ``"iapr-tc12"``, ``"coco"``: native layouts (see
+  :mod:`keras_dhsps.data.native`); they read the manifest written by
+  ``dhsps data prepare`` when there is one, else draw the same seeded split
+  on the fly. Options: the reader's own plus ``num_query``, ``num_train``,
+  ``num_database``, ``validation_fraction``, ``manifest_dir``.
+* ``"lists"``: the peers' ``relative/path l_1 ... l_C`` list files.
+
+Nothing here imports TensorFlow (only :mod:`keras_dhsps.data.pipeline`
+does), so data errors are reported before TensorFlow starts.
 """
 
 from __future__ import annotations
