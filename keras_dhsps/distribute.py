@@ -24,6 +24,9 @@ import contextlib
 import keras
 import tensorflow as tf
 
+# Keras has no public spelling of "tracing for shape inference only".
+from keras.src.backend.common.symbolic_scope import in_symbolic_scope
+
 from keras_dhsps.errors import UnknownNameError
 
 #: Names accepted by :func:`make_strategy`.
@@ -49,7 +52,16 @@ def make_strategy(name="default", devices=None):
     if name == "default":
         return tf.distribute.get_strategy()
     if name == "mirrored":
-        return tf.distribute.MirroredStrategy(devices)
+        cross_device_ops = None
+        if devices and all("cpu" in str(d).lower() for d in devices):
+            # Collective all-reduce across CPU replicas mis-orders the
+            # loss's replica-context all-reduces against the gradient
+            # all-reduce inside Keras' fit; reducing to one device has no
+            # collective keys to mis-order.
+            cross_device_ops = tf.distribute.ReductionToOneDevice()
+        return tf.distribute.MirroredStrategy(
+            devices, cross_device_ops=cross_device_ops
+        )
     if name == "multi_worker_mirrored":
         return tf.distribute.MultiWorkerMirroredStrategy()
     raise UnknownNameError(
@@ -70,7 +82,15 @@ def num_replicas(strategy):
 
 
 def _replica_context():
-    """The replica context when several replicas run in sync, else None."""
+    """The replica context when several replicas run in sync, else None.
+
+    None also while Keras infers output shapes (``compute_output_spec``
+    traces the loss in a scratch graph on the first replica only): a
+    collective created there would advance that replica's collective keys
+    and misalign every later collective across replicas.
+    """
+    if in_symbolic_scope():
+        return None
     context = tf.distribute.get_replica_context()
     if context is None or context.num_replicas_in_sync == 1:
         return None
@@ -85,17 +105,38 @@ def gather_global_batch(labels, codes):
         every replica's rows in replica order, and where this replica's
         ``size`` rows start in it. Outside a multi-replica context the
         inputs are returned unchanged with ``start = 0``.
+
+    Every replica must hold the same number of rows: training batches
+    drop their remainder, so each global batch splits evenly.
     """
     size = tf.shape(codes)[0]
     context = _replica_context()
     if context is None:
         return labels, codes, 0, size
-    global_labels = context.all_gather(labels, axis=0)
-    global_codes = context.all_gather(codes, axis=0)
-    # Replicas may hold unequal slices (a last partial batch): offsets from
-    # the gathered sizes, not replica_id × size.
-    sizes = context.all_gather(tf.reshape(size, (1,)), axis=0)
-    start = tf.reduce_sum(sizes[: context.replica_id_in_sync_group])
+    replicas = context.num_replicas_in_sync
+    start = context.replica_id_in_sync_group * size
+    after = (replicas - 1) * size - start
+
+    def gather(value):
+        # Each replica places its rows at its offset in a zero tensor of the
+        # global batch; a summing all-reduce then yields every row. This is
+        # ReplicaContext.all_gather for equal slices, built on the float
+        # all-reduce only: all_gather's own integer shape exchange, mixed
+        # with the optimizer's gradient all-reduce, can run in a different
+        # order on different replicas and abort the collectives.
+        value = tf.cast(value, codes.dtype)
+        padding = [[start, after]] + [[0, 0]] * (len(value.shape) - 1)
+        return context.all_reduce(
+            tf.distribute.ReduceOp.SUM, tf.pad(value, padding)
+        )
+
+    # Every replica must hold the same number of rows (training batches
+    # drop their remainder).
+    tf.debugging.assert_equal(
+        tf.shape(labels)[0], size, message="labels and codes differ in rows"
+    )
+    global_labels = tf.cast(gather(labels), labels.dtype)
+    global_codes = gather(codes)
     return global_labels, global_codes, start, size
 
 

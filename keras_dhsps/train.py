@@ -233,20 +233,21 @@ def fit(
     steps_per_epoch = max(len(train_split) // batch_size, 1)
     total_steps = train_config.epochs * steps_per_epoch
 
-    scope = contextlib.nullcontext()
+    scope = contextlib.nullcontext  # a new context per use
     loss = get_loss(config.loss.name, **config.loss.params)
     if strategy is not None:
         from keras_dhsps.distribute import GlobalBatchLoss
         from keras_dhsps.distribute import strategy_scope
 
-        scope = strategy_scope(strategy)
-        loss = GlobalBatchLoss(loss)
-    try:
-        optimizer = build_optimizer(train_config, total_steps)
-    except (KeyError, ValueError) as error:
-        raise DHSPSError(str(error)) from None
+        def scope():
+            return strategy_scope(strategy)
 
-    with scope:
+        loss = GlobalBatchLoss(loss)
+    with scope():
+        try:
+            optimizer = build_optimizer(train_config, total_steps)
+        except (KeyError, ValueError) as error:
+            raise DHSPSError(str(error)) from None
         with precision_scope(train_config.precision):
             model = build_hasher(
                 config.model.backbone,
@@ -337,7 +338,7 @@ def fit(
         steps_per_epoch,
         train_config.freeze_backbone_epochs,
     ):
-        with scope:
+        with scope():
             compile_model(frozen)
         if checkpoint is not None:
             checkpoint.step = step
