@@ -1,4 +1,4 @@
-"""Hashing losses: IDHN, its ablations and (later) the deep baselines.
+"""Hashing losses: IDHN, its ablations and the deep baselines.
 
 Each loss is a pure ``keras.ops`` function plus a thin registered
 ``keras.losses.Loss`` class whose ``call(y_true=labels, y_pred=codes)``

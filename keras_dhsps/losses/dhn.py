@@ -26,6 +26,7 @@ import keras
 from keras import ops
 
 from keras_dhsps.losses.idhn import _pair_mean
+from keras_dhsps.losses.similarity import pairwise_cross_entropy
 from keras_dhsps.losses.similarity import hard_similarity
 
 
@@ -33,19 +34,6 @@ def _log_cosh(x):
     """``log cosh(x) = |x| + log(1 + e^(−2|x|)) − log 2``, overflow-free."""
     ax = ops.abs(x)
     return ax + ops.softplus(-2.0 * ax) - 0.6931471805599453
-
-
-def pairwise_cross_entropy(similarity, theta):
-    """``log(1 + e^θ) − s·θ`` without overflow or cancellation.
-
-    Written as ``(1 − s)·softplus(θ) + s·softplus(−θ)``, which equals it for
-    every s (``softplus(θ) − θ = softplus(−θ)``) and keeps full float32
-    precision where the naive form subtracts two large numbers (at θ = 10,
-    s = 1 the naive form is off by 0.4 %).
-    """
-    return (1.0 - similarity) * ops.softplus(theta) + similarity * ops.softplus(
-        -theta
-    )
 
 
 def dhn_loss(

@@ -21,7 +21,7 @@ tanh/softsign output, in ``(−1, 1)``.
 import keras
 from keras import ops
 
-from keras_dhsps.losses.dhn import pairwise_cross_entropy
+from keras_dhsps.losses.similarity import pairwise_cross_entropy
 from keras_dhsps.losses.idhn import _pair_mean
 from keras_dhsps.losses.similarity import hard_similarity
 

@@ -34,7 +34,7 @@ Reduction: ``Σ_ij w_ij ℓ_ij / |S|`` (the DeepHash-pytorch port's
 import keras
 from keras import ops
 
-from keras_dhsps.losses.dhn import pairwise_cross_entropy
+from keras_dhsps.losses.similarity import pairwise_cross_entropy
 from keras_dhsps.losses.idhn import _pair_mean
 from keras_dhsps.losses.similarity import hard_similarity
 

@@ -22,6 +22,7 @@ from keras import ops
 
 from keras_dhsps.losses.similarity import hard_pair_mask
 from keras_dhsps.losses.similarity import hard_similarity
+from keras_dhsps.losses.similarity import pairwise_cross_entropy
 from keras_dhsps.losses.similarity import soft_similarity
 
 
@@ -41,9 +42,9 @@ def _quantization(codes):
 
 
 def _cross_entropy(similarity, inner, num_bits, beta):
-    """``log(1 + e^θ) − s·θ``, θ = β⟨u_i,u_j⟩/K, as a stable softplus."""
-    theta = beta * inner / num_bits
-    return ops.softplus(theta) - similarity * theta
+    """``log(1 + e^θ) − s·θ``, θ = β⟨u_i,u_j⟩/K (IDHN_NOTES.md §2.5), in
+    the overflow- and cancellation-free form of ``pairwise_cross_entropy``."""
+    return pairwise_cross_entropy(similarity, beta * inner / num_bits)
 
 
 def idhn_loss(
