@@ -139,34 +139,76 @@ def _evaluate(args):
         print(f"wrote {args.output}")
 
 
+def _table_specs(args):
+    """``(name, FILE[:ARG])`` of each table the reproduce command names."""
+    from keras_dhsps.tables import config_name
+    from keras_dhsps.tables import list_tables
+    from keras_dhsps.tables import table_config_path
+
+    if sum(bool(x) for x in (args.config, args.table, args.all)) != 1:
+        raise DHSPSError("give one of CONFIG, --table NAME or --all")
+    if args.config:
+        paths = [args.config]
+    elif args.table:
+        paths = [table_config_path(name, args.configs_dir) for name in args.table]
+    else:
+        paths = [
+            table_config_path(name, args.configs_dir)
+            for name in list_tables(args.configs_dir)
+        ]
+    arg = "smoke" if args.smoke else "full" if args.full else None
+    if args.smoke and args.full:
+        raise DHSPSError("--smoke and --full exclude each other")
+    specs = []
+    for path in paths:
+        if arg and ":" in path:
+            raise DHSPSError(f"--{arg} cannot be combined with FILE:ARG")
+        name = config_name(path.split(":")[0])
+        specs.append((name, f"{path}:{arg}" if arg else path))
+    return specs
+
+
 def _reproduce(args):
+    from keras_dhsps.tables import load_table_config
+    from keras_dhsps.tables import with_overrides
+
+    specs = _table_specs(args)
+    tables = [
+        (name, with_overrides(load_table_config(spec), *(args.set or [])))
+        for name, spec in specs
+    ]
+
     import keras
 
-    from keras_dhsps.tables import load_table_config
     from keras_dhsps.tables import run_table
+    single = len(tables) == 1
+    output_root = args.output or "results"
+    # Tables share one cell cache, so identical cells are computed once.
+    cells_dir = os.path.join(output_root, "cells") if not single else None
+    for name, table in tables:
+        output = output_root if single and args.output else os.path.join(
+            output_root, name
+        )
+        bar = keras.utils.Progbar(
+            len(table.methods) * len(table.bits) * len(table.seeds),
+            verbose=args.verbose,
+            unit_name="cell",
+        )
 
-    spec = args.config
-    if args.full:
-        if ":" in spec:
-            raise DHSPSError("--full cannot be combined with FILE:ARG")
-        spec += ":full"
-    table = load_table_config(spec)
-    bar = keras.utils.Progbar(
-        len(table.methods) * len(table.bits) * len(table.seeds),
-        verbose=args.verbose,
-        unit_name="cell",
-    )
+        def progress(done, total, message, bar=bar):
+            logging.getLogger("keras_dhsps").info(message)
+            bar.update(done)
 
-    def progress(done, total, message):
-        logging.getLogger("keras_dhsps").info(message)
-        bar.update(done)
-
-    results = run_table(
-        table, args.output, data_root=args.data_root, progress=progress
-    )
-    with open(os.path.join(args.output, "results.md"), encoding="utf-8") as f:
-        print(f.read())
-    print(f"wrote {args.output} in {results['seconds']:.0f} s")
+        results = run_table(
+            table,
+            output,
+            data_root=args.data_root,
+            progress=progress,
+            cells_dir=cells_dir,
+        )
+        with open(os.path.join(output, "results.md"), encoding="utf-8") as f:
+            print(f.read())
+        print(f"wrote {output} in {results['seconds']:.0f} s")
 
 
 def _print_metrics(metrics):
@@ -210,13 +252,44 @@ def build_parser():
     evaluate.set_defaults(handler=_evaluate)
 
     reproduce = commands.add_parser(
-        "reproduce", help="train and evaluate every cell of a table"
+        "reproduce", help="train and evaluate every cell of one or more tables"
     )
-    reproduce.add_argument("config", help="table config FILE.py[:ARG]")
-    reproduce.add_argument("--output", required=True, help="results directory")
+    reproduce.add_argument(
+        "config", nargs="?", help="a table config FILE.py[:ARG]"
+    )
+    reproduce.add_argument(
+        "--table",
+        action="append",
+        help="a table by name (reproduce/configs/NAME.py); repeatable",
+    )
+    reproduce.add_argument(
+        "--all", action="store_true", help="every table in --configs-dir"
+    )
+    reproduce.add_argument(
+        "--configs-dir",
+        default="reproduce/configs",
+        help="where --table and --all look (default: reproduce/configs)",
+    )
+    reproduce.add_argument(
+        "--output",
+        help="results directory (default: results/<table>; with several "
+        "tables, one subdirectory each)",
+    )
     reproduce.add_argument("--data-root", help="dataset directory")
     reproduce.add_argument(
+        "--set",
+        action="append",
+        metavar="KEY=VALUE",
+        help="override a field of every cell, e.g. "
+        "--set model.backbone_weights=bvlc_alexnet.npy (repeatable)",
+    )
+    reproduce.add_argument(
         "--full", action="store_true", help="more seeds and epochs (FILE:full)"
+    )
+    reproduce.add_argument(
+        "--smoke",
+        action="store_true",
+        help="digits-mosaic with a tiny budget (FILE:smoke), for checks",
     )
     reproduce.set_defaults(handler=_reproduce)
     __import__("keras_dhsps.ship_commands").ship_commands.register(commands)

@@ -159,8 +159,10 @@ def from_dict(values: dict) -> ExperimentConfig:
 
 
 def config_hash(config: Any) -> str:
-    """A short stable hash of a config: the key of its results."""
-    text = json.dumps(to_dict(config), sort_keys=True)
+    """A short stable hash of a config (or a JSON-ready dict of one): the
+    key its results are stored under."""
+    values = config if isinstance(config, dict) else to_dict(config)
+    text = json.dumps(values, sort_keys=True)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
 

@@ -16,10 +16,12 @@ def model_image_size(model) -> tuple[int, int]:
 
 
 def encode(model, split: Split, *, batch_size: int = 256, verbose=0):
-    """Relaxed codes ``(N, K)`` float32 of every image of ``split``, in order.
+    """Outputs ``(N, D)`` float32 of ``model`` on every image of ``split``,
+    in order: relaxed codes for a hasher, features for a backbone.
 
     Args:
-        model: a hasher (images -> relaxed codes).
+        model: a model taking float images in ``[0, 255]`` (a hasher or a
+            feature extractor).
         split: the images.
         batch_size: images per forward pass.
         verbose: 0 silent, 1 a progress bar.
@@ -32,6 +34,39 @@ def encode(model, split: Split, *, batch_size: int = 256, verbose=0):
     ).map(lambda images, labels: images)
     codes = model.predict(dataset, verbose=verbose)
     return np.asarray(codes, dtype=np.float32)
+
+
+def report_from_codes(
+    query_codes,
+    query_labels,
+    database_codes,
+    database_labels,
+    eval_config,
+    *,
+    curves: bool = True,
+) -> dict:
+    """The retrieval report of ready-made codes (deep or shallow).
+
+    Returns:
+        ``keras_dhsps.metrics.retrieval_report``'s dict (``"metrics"`` and
+        ``"curves"``), plus ``"counts"`` of queries and database items.
+    """
+    from keras_dhsps.metrics import retrieval_report
+
+    report = retrieval_report(
+        query_codes,
+        query_labels,
+        database_codes,
+        database_labels,
+        map_at=tuple(eval_config.map_at),
+        ndcg_at=tuple(eval_config.ndcg_at),
+        acg_at=tuple(eval_config.acg_at),
+        wap_at=tuple(eval_config.wap_at),
+        radius=eval_config.radius,
+        curves=curves,
+    )
+    report["counts"] = {"query": len(query_codes), "database": len(database_codes)}
+    return report
 
 
 def evaluate_retrieval(
@@ -48,28 +83,19 @@ def evaluate_retrieval(
     """Encodes the query and database splits and computes the report.
 
     Returns:
-        ``keras_dhsps.metrics.retrieval_report``'s dict (``"metrics"`` and
-        ``"curves"``), plus ``"counts"`` of queries and database items.
+        :func:`report_from_codes`' dict.
     """
-    from keras_dhsps.metrics import retrieval_report
-
     queries = dataset.split(query_split)
     database = dataset.split(database_split)
     query_codes = encode(model, queries, batch_size=batch_size, verbose=verbose)
     database_codes = encode(
         model, database, batch_size=batch_size, verbose=verbose
     )
-    report = retrieval_report(
+    return report_from_codes(
         query_codes,
         queries.labels,
         database_codes,
         database.labels,
-        map_at=tuple(eval_config.map_at),
-        ndcg_at=tuple(eval_config.ndcg_at),
-        acg_at=tuple(eval_config.acg_at),
-        wap_at=tuple(eval_config.wap_at),
-        radius=eval_config.radius,
+        eval_config,
         curves=curves,
     )
-    report["counts"] = {"query": len(queries), "database": len(database)}
-    return report

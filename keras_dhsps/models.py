@@ -54,6 +54,20 @@ def build_hasher(
     return keras.Model(images, codes, name=name)
 
 
+def build_feature_extractor(backbone, *, image_size=None, weights=None):
+    """The backbone alone (images in ``[0, 255]`` -> features), e.g. for the
+    shallow baselines, which hash fixed features of a pretrained network.
+
+    Args:
+        backbone: a name in ``keras_dhsps.backbones.BACKBONES``.
+        image_size: ``(H, W)``; defaults to the backbone's own size.
+        weights: None, ``"imagenet"`` or a local weights path.
+    """
+    spec = get_backbone_spec(backbone)
+    height, width = image_size or spec.image_size
+    return spec.build(input_shape=(height, width, 3), weights=weights)
+
+
 def load_hasher(path):
     """Loads a hasher saved with ``model.save("....keras")``.
 

@@ -22,8 +22,10 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.util
+import inspect
 import os
 import statistics
+import sys
 import time
 
 from keras_dhsps.config import ExperimentConfig
@@ -38,10 +40,23 @@ from keras_dhsps.io_utils import write_text
 
 @dataclasses.dataclass(frozen=True)
 class Method:
-    """A row group of a table: a display label and its loss."""
+    """A row group of a table: a display label and how its codes are made.
+
+    Exactly one of ``loss`` (a deep method: the hasher trained with this
+    loss) and ``shallow`` (a name in ``keras_dhsps.shallow.SHALLOW_HASHERS``
+    fit on the backbone's features of the training split) is set.
+    """
 
     label: str
-    loss: LossConfig
+    loss: LossConfig | None = None
+    shallow: str | None = None
+    shallow_params: dict = dataclasses.field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if (self.loss is None) == (self.shallow is None):
+            raise ValueError(
+                f"method {self.label!r}: set exactly one of loss and shallow"
+            )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,6 +71,8 @@ class TableConfig:
         bits: code lengths.
         seeds: training seeds; more than one gives mean ± std.
         metrics: metric keys shown in ``results.md`` (all are in JSON).
+        reference: published values to print beside ours, from
+            :func:`load_reference`; None for tables with no paper column.
     """
 
     name: str
@@ -65,6 +82,33 @@ class TableConfig:
     bits: tuple[int, ...] = (12, 24, 32, 48)
     seeds: tuple[int, ...] = (0,)
     metrics: tuple[str, ...] = ("map@all", "ndcg@100")
+    reference: dict | None = None
+
+
+def load_reference(path: str) -> dict:
+    """Reads a reference-values JSON file into ``{(method, bits, metric):
+    {"value", "source"}}``.
+
+    The file holds ``{"note": str, "values": [{"method", "bits", "metric",
+    "value", "source"}, ...]}``; every value must cite where it came from.
+    Cells with no entry stay empty in the table: nothing is invented.
+
+    Raises:
+        DHSPSError: missing file, or an entry without a value or a source.
+    """
+    if not os.path.isfile(path):
+        raise DHSPSError(f"reference file not found: {path}")
+    entries = read_json(path).get("values", [])
+    reference = {}
+    for number, entry in enumerate(entries, start=1):
+        missing = {"method", "bits", "metric", "value", "source"} - set(entry)
+        if missing or not str(entry.get("source", "")).strip():
+            raise DHSPSError(
+                f"{path}: entry {number} lacks {sorted(missing) or ['source']}"
+            )
+        key = (entry["method"], int(entry["bits"]), entry["metric"])
+        reference[key] = {"value": float(entry["value"]), "source": entry["source"]}
+    return reference
 
 
 def load_table_config(spec: str) -> TableConfig:
@@ -81,10 +125,54 @@ def load_table_config(spec: str) -> TableConfig:
     if module_spec is None or module_spec.loader is None:
         raise DHSPSError(f"cannot import config file: {path}")
     module = importlib.util.module_from_spec(module_spec)
-    module_spec.loader.exec_module(module)
+    # Configs may import their siblings (``from common import ...``).
+    directory = os.path.dirname(os.path.abspath(path))
+    sys.path.insert(0, directory)
+    try:
+        module_spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(directory)
     if not hasattr(module, "get_config"):
         raise DHSPSError(f"{path}: defines no get_config(arg=None)")
     return module.get_config(arg or None)
+
+
+def table_config_path(name: str, configs_dir: str = "reproduce/configs") -> str:
+    """The config file of table ``name`` (``<configs_dir>/<name>.py``).
+
+    Raises:
+        DHSPSError: no such table; the message lists the known ones.
+    """
+    path = os.path.join(configs_dir, f"{name}.py")
+    if not os.path.isfile(path):
+        known = list_tables(configs_dir) if os.path.isdir(configs_dir) else []
+        raise DHSPSError(
+            f"unknown table {name!r} (no {path}); known tables: "
+            f"{', '.join(known) or 'none'}"
+        )
+    return path
+
+
+def list_tables(configs_dir: str = "reproduce/configs") -> list[str]:
+    """Names of the table configs in ``configs_dir`` (``common.py`` aside)."""
+    return sorted(
+        config_name(entry)
+        for entry in os.listdir(configs_dir)
+        if entry.endswith(".py") and entry != "common.py"
+    )
+
+
+def with_overrides(table: TableConfig, *assignments: str) -> TableConfig:
+    """``table`` with ``"key=value"`` overrides applied to its base config."""
+    from keras_dhsps.config import override
+
+    if not assignments:
+        return table
+    try:
+        base = override(table.base, *assignments)
+    except (ValueError, TypeError) as error:
+        raise DHSPSError(str(error)) from None
+    return dataclasses.replace(table, base=base)
 
 
 def config_name(path: str) -> str:
@@ -95,14 +183,32 @@ def config_name(path: str) -> str:
 def cell_config(
     table: TableConfig, method: Method, bits: int, seed: int
 ) -> ExperimentConfig:
-    """The experiment of one cell."""
+    """The experiment of one cell (a shallow method keeps the base loss)."""
     base = table.base
     return dataclasses.replace(
         base,
         name=f"{table.name}/{method.label}/{bits}bits/seed{seed}",
-        loss=method.loss,
+        loss=method.loss or base.loss,
         model=dataclasses.replace(base.model, bits=bits),
         train=dataclasses.replace(base.train, seed=seed),
+    )
+
+
+def cell_key(table: TableConfig, method: Method, bits: int, seed: int) -> str:
+    """The hash a cell's results are stored under.
+
+    It covers everything that determines the result (the experiment less
+    its descriptive ``name``, and the shallow method if any), so tables that
+    share a cell share its results.
+    """
+    experiment = to_dict(cell_config(table, method, bits, seed))
+    experiment.pop("name")
+    return config_hash(
+        {
+            "experiment": experiment,
+            "shallow": method.shallow,
+            "shallow_params": method.shallow_params,
+        }
     )
 
 
@@ -113,7 +219,11 @@ def _cells(table: TableConfig):
                 yield method, bits, seed
 
 
-def _run_cell(config: ExperimentConfig, dataset, data_root) -> dict:
+def _run_cell(
+    config: ExperimentConfig, method: Method, dataset, data_root
+) -> dict:
+    if method.shallow is not None:
+        return _run_shallow_cell(config, method, dataset)
     from keras_dhsps.evaluation import evaluate_retrieval
     from keras_dhsps.train import fit
 
@@ -126,6 +236,52 @@ def _run_cell(config: ExperimentConfig, dataset, data_root) -> dict:
         "counts": report["counts"],
         "history": result.history,
         "train_seconds": result.seconds,
+    }
+
+
+def _run_shallow_cell(config: ExperimentConfig, method: Method, dataset) -> dict:
+    """Fits a shallow hasher on backbone features of the training split."""
+    import keras
+
+    from keras_dhsps.evaluation import encode
+    from keras_dhsps.evaluation import report_from_codes
+    from keras_dhsps.models import build_feature_extractor
+    from keras_dhsps.shallow import SHALLOW_HASHERS
+
+    keras.utils.set_random_seed(config.train.seed)
+    extractor = build_feature_extractor(
+        config.model.backbone,
+        image_size=config.model.image_size,
+        weights=config.model.backbone_weights,
+    )
+    features = {
+        name: encode(extractor, dataset.split(name))
+        for name in ("train", "query", "database")
+    }
+    start = time.perf_counter()
+    hasher_class = SHALLOW_HASHERS[method.shallow]
+    params = dict(method.shallow_params)
+    if "seed" in inspect.signature(hasher_class).parameters:
+        params.setdefault("seed", config.train.seed)  # SH is deterministic
+    hasher = hasher_class(config.model.bits, **params).fit(
+        features["train"], dataset.split("train").labels
+    )
+    seconds = time.perf_counter() - start
+    report = report_from_codes(
+        hasher.encode(features["query"]),
+        dataset.split("query").labels,
+        hasher.encode(features["database"]),
+        dataset.split("database").labels,
+        config.eval,
+    )
+    return {
+        "config": to_dict(config),
+        "shallow": {"name": method.shallow, "params": method.shallow_params},
+        "metrics": report["metrics"],
+        "curves": report["curves"],
+        "counts": report["counts"],
+        "history": {},
+        "train_seconds": seconds,
     }
 
 
@@ -143,7 +299,7 @@ def summarize(table: TableConfig, cells: dict) -> dict:
     for method in table.methods:
         for bits in table.bits:
             runs = [
-                cells[config_hash(cell_config(table, method, bits, seed))]
+                cells[cell_key(table, method, bits, seed)]
                 for seed in table.seeds
             ]
             keys = sorted(runs[0]["metrics"])
@@ -167,6 +323,15 @@ def summarize(table: TableConfig, cells: dict) -> dict:
 def render_markdown(table: TableConfig, summary: dict) -> str:
     """The Markdown table of :func:`summarize`'s rows."""
     plural = "s" if len(table.seeds) > 1 else ""
+    reference = table.reference
+    if reference is None:
+        headers = list(table.metrics)
+    else:
+        headers = [
+            f"{metric} {column}"
+            for metric in table.metrics
+            for column in ("paper", "ours", "Δ")
+        ]
     lines = [
         f"# {table.title}",
         "",
@@ -175,20 +340,36 @@ def render_markdown(table: TableConfig, summary: dict) -> str:
         + f"; {table.base.train.epochs} epochs; metrics on the query split "
         "against the database split; model = last epoch.",
         "",
-        "| method | bits | " + " | ".join(table.metrics) + " |",
-        "|---|---:|" + "---:|" * len(table.metrics),
+        "| method | bits | " + " | ".join(headers) + " |",
+        "|---|---:|" + "---:|" * len(headers),
     ]
     for row in summary["rows"]:
         cells = []
         for key in table.metrics:
-            stats = row["metrics"][key]
-            text = f"{stats['mean']:.4f}"
-            if len(table.seeds) > 1:
-                text += f" ± {stats['std']:.4f}"
-            cells.append(text)
+            stats = row["metrics"].get(key)
+            ours = "—" if stats is None else f"{stats['mean']:.4f}"
+            if stats is not None and len(table.seeds) > 1:
+                ours += f" ± {stats['std']:.4f}"
+            if reference is None:
+                cells.append(ours)
+                continue
+            paper = reference.get((row["method"], row["bits"], key))
+            if paper is None or stats is None:
+                cells.extend(["—" if paper is None else f"{paper['value']:.4f}", ours, "—"])
+            else:
+                delta = stats["mean"] - paper["value"]
+                cells.extend([f"{paper['value']:.4f}", ours, f"{delta:+.4f}"])
         lines.append(
             f"| {row['method']} | {row['bits']} | " + " | ".join(cells) + " |"
         )
+    if reference is not None:
+        sources = sorted({entry["source"] for entry in reference.values()})
+        lines += [
+            "",
+            "Paper column: "
+            + ("; ".join(sources) if sources else "no value transcribed yet")
+            + " (— = no cited value; none is invented).",
+        ]
     return "\n".join(lines) + "\n"
 
 
@@ -199,9 +380,9 @@ def _plot(table: TableConfig, cells: dict, path: str) -> None:
     panels = {}
     for bits in table.bits:
         panels[f"{bits} bits"] = {
-            method.label: cells[
-                config_hash(cell_config(table, method, bits, seed))
-            ]["curves"]["pr_by_radius"]
+            method.label: cells[cell_key(table, method, bits, seed)][
+                "curves"
+            ]["pr_by_radius"]
             for method in table.methods
         }
     plot_precision_recall(panels, path, title=table.title)
@@ -213,6 +394,7 @@ def run_table(
     *,
     data_root: str | None = None,
     progress=None,
+    cells_dir: str | None = None,
 ) -> dict:
     """Trains and evaluates every cell of ``table``; writes the results.
 
@@ -221,6 +403,8 @@ def run_table(
         output_dir: where results go (created if missing).
         data_root: dataset directory for datasets read from disk.
         progress: optional ``progress(done, total, message)`` callable.
+        cells_dir: the cell cache (default ``<output_dir>/cells``); tables
+            given the same one compute a shared cell once.
 
     Returns:
         The contents written to ``results.json``.
@@ -231,19 +415,19 @@ def run_table(
     dataset = load_dataset(
         base.data.name, root=data_root, seed=base.data.seed, **base.data.options
     )
-    cells_dir = os.path.join(output_dir, "cells")
+    cells_dir = cells_dir or os.path.join(output_dir, "cells")
     cells = {}
     todo = list(_cells(table))
     start = time.perf_counter()
     for done, (method, bits, seed) in enumerate(todo):
         config = cell_config(table, method, bits, seed)
-        key = config_hash(config)
+        key = cell_key(table, method, bits, seed)
         path = os.path.join(cells_dir, f"{key}.json")
         if os.path.exists(path):
             cells[key] = read_json(path)
             status = "cached"
         else:
-            cells[key] = _run_cell(config, dataset, data_root)
+            cells[key] = _run_cell(config, method, dataset, data_root)
             write_json(path, cells[key])
             status = f"{cells[key]['train_seconds']:.0f}s"
         if progress is not None:

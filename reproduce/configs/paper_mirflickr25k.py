@@ -1,0 +1,51 @@
+"""MIRFlickr-25K: IDHN and its competitors at 12, 24, 32 and 48 bits.
+
+Table: MIRFlickr-25K (38 labels, as the authors' code), 4,000 train / 1,000 query / 20,000 database, unlabelled images dropped. Protocol, metrics and baselines: see common.py (the authors'
+released code; metric cut-offs are ours until the paper's are confirmed).
+
+Command (one GPU; the dataset prepared under /data/mirflickr25k, see the
+README's "Reproducing the paper"):
+    python -m keras_dhsps reproduce --table paper_mirflickr25k \
+        --data-root /data/mirflickr25k \
+        --set model.backbone_weights=/weights/bvlc_alexnet.npy \
+        --output results/paper_mirflickr25k
+    ... --smoke    # every cell on digits-mosaic, seconds on a CPU
+
+Expected: the paper column of reproduce/reference/paper_mirflickr25k.json (empty
+until transcribed from the PDF; none is invented). Runtime: 6 deep methods ×
+4 code lengths × 100 epochs of AlexNet-227, about 24 training runs; budget
+roughly 1 GPU-hour per run on one modern GPU (not yet measured here: no GPU
+was available when this config was written), plus feature extraction for
+the 4 shallow methods.
+"""
+
+import os
+
+from common import ALL_METHODS
+from common import BITS
+from common import authors_protocol
+from common import parse_arg
+from common import smoke
+
+from keras_dhsps.tables import TableConfig
+from keras_dhsps.tables import load_reference
+
+REFERENCE = os.path.join(
+    os.path.dirname(__file__), "..", "reference", "paper_mirflickr25k.json"
+)
+
+
+def get_config(arg=None):
+    """``arg``: None (the paper's table) or ``"smoke"``."""
+    parse_arg(arg)
+    table = TableConfig(
+        name="paper_mirflickr25k",
+        title="MIRFlickr-25K: IDHN vs deep and shallow baselines",
+        base=authors_protocol("mirflickr25k", map_at=("all",)),
+        methods=ALL_METHODS,
+        bits=BITS,
+        seeds=(0,),
+        metrics=("map@all", "wap@100", "ndcg@100", "acg@100"),
+        reference=load_reference(REFERENCE),
+    )
+    return smoke(table) if arg == "smoke" else table

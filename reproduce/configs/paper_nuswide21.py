@@ -1,0 +1,51 @@
+"""NUS-WIDE: IDHN and its competitors at 12, 24, 32 and 48 bits.
+
+Table: NUS-WIDE, 21 most frequent concepts, 2,100 query (100/class), 10,500 train (500/class) drawn from the database. Protocol, metrics and baselines: see common.py (the authors'
+released code; metric cut-offs are ours until the paper's are confirmed).
+
+Command (one GPU; the dataset prepared under /data/nuswide21, see the
+README's "Reproducing the paper"):
+    python -m keras_dhsps reproduce --table paper_nuswide21 \
+        --data-root /data/nuswide21 \
+        --set model.backbone_weights=/weights/bvlc_alexnet.npy \
+        --output results/paper_nuswide21
+    ... --smoke    # every cell on digits-mosaic, seconds on a CPU
+
+Expected: the paper column of reproduce/reference/paper_nuswide21.json (empty
+until transcribed from the PDF; none is invented). Runtime: 6 deep methods ×
+4 code lengths × 100 epochs of AlexNet-227, about 24 training runs; budget
+roughly 1 GPU-hour per run on one modern GPU (not yet measured here: no GPU
+was available when this config was written), plus feature extraction for
+the 4 shallow methods.
+"""
+
+import os
+
+from common import ALL_METHODS
+from common import BITS
+from common import authors_protocol
+from common import parse_arg
+from common import smoke
+
+from keras_dhsps.tables import TableConfig
+from keras_dhsps.tables import load_reference
+
+REFERENCE = os.path.join(
+    os.path.dirname(__file__), "..", "reference", "paper_nuswide21.json"
+)
+
+
+def get_config(arg=None):
+    """``arg``: None (the paper's table) or ``"smoke"``."""
+    parse_arg(arg)
+    table = TableConfig(
+        name="paper_nuswide21",
+        title="NUS-WIDE: IDHN vs deep and shallow baselines",
+        base=authors_protocol("nuswide21", map_at=(5000,)),
+        methods=ALL_METHODS,
+        bits=BITS,
+        seeds=(0,),
+        metrics=("map@5000", "wap@100", "ndcg@100", "acg@100"),
+        reference=load_reference(REFERENCE),
+    )
+    return smoke(table) if arg == "smoke" else table
