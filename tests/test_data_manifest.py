@@ -78,9 +78,11 @@ def test_manifest_edits_are_detected(tmp_path):
     with open(query, "w") as handle:
         handle.write(original)
     record_path = os.path.join(directory, "manifest.json")
-    record = json.load(open(record_path))
-    record["seed"] = 1
-    json.dump(record, open(record_path, "w"))
+    with open(record_path) as handle:
+        record = json.load(handle)
+    record["seed"] = 1  # an edit that leaves the list files alone
+    with open(record_path, "w") as handle:
+        json.dump(record, handle)
     with pytest.raises(DataError, match=r"manifest\.json: checksum mismatch"):
         read_record(directory)
 
