@@ -257,3 +257,41 @@ def test_lists_read_class_names_from_a_prepared_manifest(tmp_path):
     dataset = load_dataset("lists", root=root, lists_dir=directory)
     assert dataset.class_names[:2] == ("animals", "baby")
     assert len(dataset.split("query")) == 4
+
+
+def _write_lists(directory, rows_by_file):
+    for name, rows in rows_by_file.items():
+        with open(os.path.join(directory, name), "w") as handle:
+            handle.write("".join(row + "\n" for row in rows))
+
+
+def test_list_format_errors_name_file_and_line(tmp_path):
+    for name in ("a.jpg", "b.jpg", "c.jpg"):
+        open(tmp_path / name, "wb").close()
+    good = {
+        "train.txt": ["a.jpg 1 0 1", "b.jpg 0 1 0"],
+        "test.txt": ["c.jpg 1 1 0"],
+        "database.txt": ["a.jpg 1 0 1"],
+    }
+    _write_lists(tmp_path, good)
+    dataset = load_dataset("lists", root=str(tmp_path), validation_fraction=0)
+    assert dataset.class_names == ("class_0", "class_1", "class_2")
+    # train.txt's a.jpg is also in the database: reported, not hidden.
+    assert dataset.info["overlaps"]["train&database"] == 1
+    _write_lists(tmp_path, {"test.txt": ["c.jpg 1 1 0", "", "b.jpg 1 0"]})
+    with pytest.raises(DataError, match=r"test\.txt:3: expected 4 fields"):
+        load_dataset("lists", root=str(tmp_path))
+    _write_lists(tmp_path, {"test.txt": ["d.jpg 1 1 0"]})
+    with pytest.raises(DataError, match=r"test\.txt:1: image not found"):
+        load_dataset("lists", root=str(tmp_path))
+    _write_lists(tmp_path, {"test.txt": []})
+    with pytest.raises(DataError, match=r"test\.txt: list file has no entries"):
+        load_dataset("lists", root=str(tmp_path))
+    _write_lists(
+        tmp_path, {"test.txt": ["c.jpg 1 1 0"], "classes.txt": ["cat", "dog"]}
+    )
+    with pytest.raises(DataError, match="2 class names but the list files"):
+        load_dataset("lists", root=str(tmp_path))
+    _write_lists(tmp_path, {"classes.txt": ["cat", "dog", "emu"]})
+    named = load_dataset("lists", root=str(tmp_path))
+    assert named.class_names == ("cat", "dog", "emu")
