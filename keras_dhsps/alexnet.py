@@ -23,6 +23,7 @@ import keras
 import numpy as np
 
 from keras_dhsps.errors import DHSPSError
+from keras_dhsps.layers import GroupedConv2D
 from keras_dhsps.layers import LocalResponseNormalization
 from keras_dhsps.layers import ReverseChannels
 from keras_dhsps.layers import SubtractMean
@@ -82,7 +83,7 @@ def build_alexnet(
     x = SubtractMean(mean, name="subtract_mean")(x)
 
     def conv(x, filters, size, name, strides=1, padding="same", groups=1):
-        return keras.layers.Conv2D(
+        return GroupedConv2D(
             filters,
             size,
             strides=strides,

@@ -118,3 +118,30 @@ def test_model_with_layers_reloads_in_safe_mode(tmp_path):
         keras.ops.convert_to_numpy(model(data)),
         rtol=1e-6,
     )
+
+
+def test_grouped_conv_equals_keras_grouped_conv():
+    from keras_dhsps.layers import GroupedConv2D
+
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=(2, 6, 6, 8)).astype("float32")
+    ours = GroupedConv2D(6, 3, groups=2, padding="same")
+    reference = keras.layers.Conv2D(6, 3, groups=2, padding="same")
+    ours.build(x.shape)
+    reference.build(x.shape)
+    assert [w.shape for w in ours.weights] == [(3, 3, 4, 6), (6,)]
+    reference.set_weights(ours.get_weights())
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(ours(x)),
+        keras.ops.convert_to_numpy(reference(x)),
+        rtol=1e-4,
+        atol=1e-4,
+    )
+    # Not the ungrouped convolution: group 0's filters ignore channels 4-7.
+    x2 = x.copy()
+    x2[..., 4:] = 0.0
+    y, y2 = (keras.ops.convert_to_numpy(ours(v)) for v in (x, x2))
+    np.testing.assert_allclose(y[..., :3], y2[..., :3], rtol=1e-5, atol=1e-5)
+    assert not np.allclose(y[..., 3:], y2[..., 3:])
+    clone = GroupedConv2D.from_config(ours.get_config())
+    assert clone.groups == 2
