@@ -283,45 +283,53 @@ def distance_dtype(num_words: int, word_itemsize: int) -> np.dtype:
     return np.dtype(np.uint8 if num_words * word_itemsize <= 31 else np.uint16)
 
 
+# Query rows per inner block of `word_distances`: the XOR words of one block
+# (about 1 MiB) stay in cache between the XOR and the popcount.
+_CACHE_ELEMENTS = 1 << 17
+
+
 def word_distances(
     query_words: np.ndarray,
     database_words: np.ndarray,
     *,
     out: np.ndarray | None = None,
-    xor_buffer: np.ndarray | None = None,
+    combine: str = "xor",
 ) -> np.ndarray:
-    """Hamming distances between word-packed codes (`packed_to_words`).
+    """Popcounts of XOR-ed (or AND-ed) word-packed codes (`packed_to_words`).
 
-    Internal building block shared with `keras_dhsps.metrics`. Returns a
-    ``(Q, N)`` array of `distance_dtype`. ``out`` (that dtype) and
-    ``xor_buffer`` (the word dtype), both flat or ``(Q, N)`` with at least
-    ``Q * N`` elements, let a loop over query chunks reuse its memory.
+    Internal building block shared with `keras_dhsps.metrics`: with
+    ``combine="xor"`` it gives Hamming distances, with ``"and"`` the number
+    of shared set bits (shared labels). Returns a ``(Q, N)`` array of
+    `distance_dtype`; ``out`` (that dtype, flat or ``(Q, N)``, at least
+    ``Q * N`` elements) lets a loop over query chunks reuse its memory.
+    Queries are processed in blocks of about 128K pairs so the words being
+    counted stay in cache.
     """
     num_queries, num_words = query_words.shape
-    shape = (num_queries, database_words.shape[0])
-    size = shape[0] * shape[1]
+    num_items = database_words.shape[0]
+    shape = (num_queries, num_items)
     dtype = distance_dtype(num_words, query_words.itemsize)
     if out is None:
         out = np.empty(shape, dtype=dtype)
     else:
-        out = out.reshape(-1)[:size].reshape(shape)
-    if xor_buffer is None:
-        xor_buffer = np.empty(shape, dtype=query_words.dtype)
-    else:
-        xor_buffer = xor_buffer.reshape(-1)[:size].reshape(shape)
-    counts = None
-    for w in range(num_words):
-        np.bitwise_xor(
-            query_words[:, w, None], database_words[None, :, w], out=xor_buffer
-        )
-        if w == 0 and dtype == np.uint8:
-            np.bitwise_count(xor_buffer, out=out)
-            continue
-        if counts is None:
-            counts = np.empty(shape, dtype=np.uint8)
-        np.bitwise_count(xor_buffer, out=counts)
-        if w == 0:
-            out[...] = counts
-        else:
-            out += counts
+        out = out.reshape(-1)[: shape[0] * shape[1]].reshape(shape)
+    op = np.bitwise_xor if combine == "xor" else np.bitwise_and
+    columns = np.ascontiguousarray(database_words.T)  # (W, N)
+    block = max(1, min(num_queries, _CACHE_ELEMENTS // max(num_items, 1)))
+    words = np.empty((block, num_items), dtype=query_words.dtype)
+    counts = np.empty((block, num_items), dtype=np.uint8)
+    for start in range(0, num_queries, block):
+        stop = min(start + block, num_queries)
+        rows = stop - start
+        target = out[start:stop]
+        for w in range(num_words):
+            op(query_words[start:stop, w, None], columns[w], out=words[:rows])
+            if w == 0 and dtype == np.uint8:
+                np.bitwise_count(words[:rows], out=target)
+                continue
+            np.bitwise_count(words[:rows], out=counts[:rows])
+            if w == 0:
+                target[...] = counts[:rows]
+            else:
+                target += counts[:rows]
     return out

@@ -150,3 +150,32 @@ def test_report_is_independent_of_chunk_size():
 def test_report_rejects_bad_options(kwargs, fragment):
     with pytest.raises(InvalidInputError, match=fragment):
         metrics.retrieval_report(*random_arrays(), **kwargs)
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        # Full sort to rank N, no NDCG: groups come from the sorted order.
+        dict(map_at=("all",), ndcg_at=(), acg_at=(), wap_at=()),
+        # NDCG too: one (distance, relevance) histogram gives both.
+        dict(map_at=("all",), ndcg_at=(7,), acg_at=(), wap_at=()),
+        # No full sort (top-k selection), groups from a histogram.
+        dict(map_at=(3,), ndcg_at=(), acg_at=(), wap_at=(), curves=False),
+    ],
+)
+def test_every_engine_path_gives_the_same_radius_and_tie_numbers(kwargs):
+    arrays = random_arrays(4, num_queries=9, num_items=200, num_bits=7)
+    report = metrics.retrieval_report(
+        *arrays, radius=(0, 1, 3), tie_aware=True, **kwargs
+    )["metrics"]
+    for r in (0, 1, 3):
+        p, rec = metrics.precision_recall_at_radius(*arrays, radius=r)
+        assert report[f"precision@r{r}"] == pytest.approx(p, abs=1e-12)
+        assert report[f"recall@r{r}"] == pytest.approx(rec, abs=1e-12)
+    for k in kwargs["map_at"]:
+        for key, ties in [("tie_mean", "expected"), ("tie_min", "worst"),
+                          ("tie_max", "best")]:
+            assert report[f"map@{k}/{key}"] == pytest.approx(
+                metrics.mean_average_precision(*arrays, k=k, ties=ties),
+                abs=1e-12,
+            )

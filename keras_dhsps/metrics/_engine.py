@@ -73,31 +73,6 @@ def _prefix(values: np.ndarray) -> np.ndarray:
     return out
 
 
-def _shared_labels(
-    query_words: np.ndarray, database_words: np.ndarray, out: np.ndarray,
-    buffer: np.ndarray,
-) -> np.ndarray:
-    """``(Q, N)`` number of shared labels, by popcount of AND-ed words."""
-    shape = (query_words.shape[0], database_words.shape[0])
-    size = shape[0] * shape[1]
-    out = out.reshape(-1)[:size].reshape(shape)
-    buffer = buffer.reshape(-1)[:size].reshape(shape)
-    counts = np.empty(shape, np.uint8) if query_words.shape[1] > 1 else None
-    for w in range(query_words.shape[1]):
-        np.bitwise_and(
-            query_words[:, w, None], database_words[None, :, w], out=buffer
-        )
-        if counts is None:
-            np.bitwise_count(buffer, out=out)
-        else:
-            np.bitwise_count(buffer, out=counts)
-            if w == 0:
-                out[...] = counts
-            else:
-                out += counts
-    return out
-
-
 def _gathered_shared_labels(
     query_words: np.ndarray, database_words: np.ndarray, top: np.ndarray,
     dtype: np.dtype,
@@ -165,7 +140,9 @@ def compute(
     num_queries, num_items = inputs.num_queries, inputs.num_items
     num_groups = inputs.num_bits + 1  # distances 0..K
     num_values = inputs.num_labels + 1  # shared labels 0..C
-    graded_dtype = np.dtype(np.uint8 if inputs.num_labels < 256 else np.uint16)
+    graded_dtype = distance_dtype(
+        inputs.query_label_words.shape[1], inputs.query_label_words.itemsize
+    )
     if chunk_size is None:
         chunk_size = default_chunk_size(num_queries, num_items)
     chunk_size = min(chunk_size, num_queries)
@@ -178,8 +155,12 @@ def compute(
         plan.denominator != "retrieved" and bool(plan.map_at or plan.tie_map_at)
     )
     need_groups = plan.ball_counts or bool(plan.tie_map_at)
-    need_value_histogram = bool(plan.tie_ndcg_at)
     need_value_counts = bool(ndcg_ks)
+    # One bincount of (distance, relevance value) keys yields both the
+    # per-distance groups and the value counts behind the ideal DCG.
+    need_value_histogram = bool(plan.tie_ndcg_at) or (
+        need_groups and need_value_counts
+    )
     full_graded = (
         need_total or need_value_counts or need_groups or full_sort
     )
@@ -234,10 +215,8 @@ def compute(
         inputs.query_words.shape[1], inputs.query_words.itemsize
     )
     dist_buffer = np.empty(elements, dtype=dist_dtype)
-    xor_buffer = np.empty(elements, dtype=inputs.query_words.dtype)
     if full_graded:
         graded_buffer = np.empty(elements, dtype=graded_dtype)
-        and_buffer = np.empty(elements, dtype=inputs.query_label_words.dtype)
     group_values = np.arange(num_groups, dtype=dist_dtype)
     workspace = _Workspace()
 
@@ -248,19 +227,23 @@ def compute(
         qlabels = inputs.query_label_words[rows]
         # [1. distances]
         dist = word_distances(
-            inputs.query_words[rows], inputs.database_words,
-            out=dist_buffer, xor_buffer=xor_buffer,
+            inputs.query_words[rows], inputs.database_words, out=dist_buffer
         )
         # [2. graded relevance over the whole database]
         graded = None
         if full_graded:
-            graded = _shared_labels(
-                qlabels, inputs.database_label_words, graded_buffer, and_buffer
+            graded = word_distances(
+                qlabels, inputs.database_label_words, out=graded_buffer,
+                combine="and",
             )
-        # [3. stable ranking (full sort or top-k selection), row by row]
+        # [3. stable ranking (full sort or top-k selection)]
         ranked = bounds = None
         if k_max:
             ranked = workspace.get("ranked", (size, k_max), graded_dtype)
+            # A 2-D radix argsort beats row-by-row calls at every size.
+            order = (
+                np.argsort(dist, axis=1, kind="stable") if full_sort else None
+            )
             if groups_from_sort:
                 bounds = np.empty((size, num_groups), dtype=np.int64)
                 sorted_buffer = workspace.get(
@@ -268,8 +251,7 @@ def compute(
                 )
             for i in range(size):
                 if full_sort:
-                    order = np.argsort(dist[i], kind="stable")
-                    top = order[:k_max]
+                    top = order[i, :k_max]
                 else:
                     top = stable_top_k(dist[i], k_max)
                 if graded is not None:
@@ -281,19 +263,21 @@ def compute(
                     )[0]
                 if bounds is not None:
                     sorted_dist = np.take(
-                        dist[i], order, out=sorted_buffer, mode="clip"
+                        dist[i], order[i], out=sorted_buffer, mode="clip"
                     )
                     bounds[i] = np.searchsorted(
                         sorted_dist, group_values, side="right"
                     )
+            del order
         # [4. histograms by distance / relevance value]
         value_counts = group_sizes = group_relevant = hist = None
         if need_value_histogram:
-            keys = dist.astype(np.intp) * num_values + graded
+            keys = workspace.get("keys", dist.shape, np.intp)
+            np.multiply(dist, num_values, out=keys)
+            keys += graded
             hist = _row_histograms(keys, num_groups * num_values).reshape(
                 -1, num_groups, num_values
             )
-            del keys
             value_counts = hist.sum(axis=1)
             group_sizes = hist.sum(axis=2)
             group_relevant = group_sizes - hist[:, :, 0]
@@ -370,6 +354,12 @@ def compute(
     return out
 
 
+def _row_dot(matrix: np.ndarray, vector: np.ndarray) -> np.ndarray:
+    """``matrix @ vector`` without BLAS: multithreaded OpenBLAS gemv runs
+    25x slower than this loop on a busy 2-core machine."""
+    return np.einsum("ij,j->i", matrix, vector)
+
+
 def _view(buffer: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     """A C-contiguous ``shape`` view on the start of a flat buffer."""
     return buffer[: math.prod(shape)].reshape(shape)
@@ -411,8 +401,8 @@ def _ranked_statistics(
     sum_{n<=k} r_n / k``; WAP@k numerator ``sum_{n<=k} rel_n ACG@n`` with
     ``ACG@n = G_n / n``, ``G_n = sum_{i<=n} r_i``; DCG@k ``= sum_{n<=k}
     (2^{r_n} - 1) / log2(n + 1)``. Sums up to several k are matrix-vector
-    products on column slices (integer cumulative sums; float cumulative
-    sums are several times slower).
+    products on column slices (`_row_dot`), over integer cumulative sums
+    (float cumulative sums are several times slower).
 
     Returns:
         The ``(Qc, k_max)`` ``int32`` hits (a workspace view), or None when
@@ -432,7 +422,7 @@ def _ranked_statistics(
         weighted = workspace.get("weighted", (shape[0], k_top), np.float64)
         np.multiply(hits[:, :k_top], relevant[:, :k_top], out=weighted)
         for k in plan.map_at:
-            numerator = weighted[:, :k] @ inverse_rank[:k]
+            numerator = _row_dot(weighted[:, :k], inverse_rank[:k])
             if plan.denominator == "retrieved":
                 den = hits[:, k - 1]
             elif plan.denominator == "all_relevant":
@@ -453,7 +443,7 @@ def _ranked_statistics(
         weighted = workspace.get("weighted", (shape[0], k_top), np.float64)
         np.multiply(cumulative, relevant[:, :k_top], out=weighted)
         for k in plan.wap_at:
-            numerator = weighted[:, :k] @ inverse_rank[:k]
+            numerator = _row_dot(weighted[:, :k], inverse_rank[:k])
             den = hits[:, k - 1]
             empty = den == 0
             out[f"wap@{k}"][rows] = np.where(
@@ -465,7 +455,7 @@ def _ranked_statistics(
         weighted = workspace.get("weighted", (shape[0], k_top), np.float64)
         np.take(gains, ranked[:, :k_top], out=weighted, mode="clip")
         for k in plan.ndcg_at:
-            out[f"ndcg@{k}"][rows] = weighted[:, :k] @ discount[:k]
+            out[f"ndcg@{k}"][rows] = _row_dot(weighted[:, :k], discount[:k])
     if plan.hits_at:
         out["hits"][rows] = hits[:, np.asarray(plan.hits_at) - 1]
     return hits

@@ -27,7 +27,7 @@ ALL = "all"
 # about 45 bytes of temporaries per element this is ~190 MiB, and each big
 # temporary stays near the 32 MiB blocks that malloc reuses without paying
 # for fresh pages.
-DEFAULT_CHUNK_ELEMENTS = 1 << 22
+DEFAULT_CHUNK_ELEMENTS = 1 << 21
 
 
 @dataclasses.dataclass(frozen=True)
