@@ -193,11 +193,14 @@ def run_case(name, seed, repeat):
         "report_map@5000": report_value["metrics"]["map@5000"],
         "report_map@all": report_value["metrics"]["map@all"],
         "seconds": {
-            "a_reference_wall": ref_wall, "a_reference_cpu": ref_cpu,
+            "a_reference_wall": ref_wall,
+            "a_reference_cpu": ref_cpu,
             "a_reference_stable_wall": stable_wall,
             "a_reference_stable_cpu": stable_cpu,
-            "b_map@5000_wall": ours_wall, "b_map@5000_cpu": ours_cpu,
-            "c_report_wall": report_wall, "c_report_cpu": report_cpu,
+            "b_map@5000_wall": ours_wall,
+            "b_map@5000_cpu": ours_cpu,
+            "c_report_wall": report_wall,
+            "c_report_cpu": report_cpu,
         },
         "speedup": {
             "b_vs_a_wall": ref_wall / ours_wall,
@@ -211,57 +214,87 @@ def run_case(name, seed, repeat):
 
 def print_result(r):
     s, x, m = r["seconds"], r["speedup"], r["peak_mib"]
-    print(f"\n== {r['case']}: {r['queries']:,} queries x {r['database']:,} "
-          f"items, {r['bits']} bits, {r['labels']} labels")
-    print(f"  (a) reference loop, np.argsort      {s['a_reference_wall']:8.2f} s"
-          f" wall {s['a_reference_cpu']:8.2f} s CPU   mAP@5000 = "
-          f"{r['reference_map@5000']:.6f}")
-    print(f"  (a) reference loop, stable argsort  "
-          f"{s['a_reference_stable_wall']:8.2f} s wall "
-          f"{s['a_reference_stable_cpu']:8.2f} s CPU   mAP@5000 = "
-          f"{r['reference_stable_map@5000']:.6f}")
-    print(f"  (b) mean_average_precision(k=5000)  {s['b_map@5000_wall']:8.2f} s"
-          f" wall {s['b_map@5000_cpu']:8.2f} s CPU   mAP@5000 = "
-          f"{r['ours_map@5000']:.6f}  (|b - a stable| = "
-          f"{r['abs_diff_vs_stable']:.1e})")
-    print(f"  (c) retrieval_report                {s['c_report_wall']:8.2f} s"
-          f" wall {s['c_report_cpu']:8.2f} s CPU")
-    print(f"  speed-up (a)/(b): {x['b_vs_a_wall']:.1f}x wall, "
-          f"{x['b_vs_a_cpu']:.1f}x CPU;  (a)/(c): {x['c_vs_a_wall']:.1f}x "
-          f"wall, {x['c_vs_a_cpu']:.1f}x CPU")
-    print(f"  peak traced memory: (b) {m['b_map@5000']:.0f} MiB, "
-          f"(c) {m['c_report']:.0f} MiB")
+    print(
+        f"\n== {r['case']}: {r['queries']:,} queries x {r['database']:,} "
+        f"items, {r['bits']} bits, {r['labels']} labels"
+    )
+    print(
+        f"  (a) reference loop, np.argsort      {s['a_reference_wall']:8.2f} s"
+        f" wall {s['a_reference_cpu']:8.2f} s CPU   mAP@5000 = "
+        f"{r['reference_map@5000']:.6f}"
+    )
+    print(
+        f"  (a) reference loop, stable argsort  "
+        f"{s['a_reference_stable_wall']:8.2f} s wall "
+        f"{s['a_reference_stable_cpu']:8.2f} s CPU   mAP@5000 = "
+        f"{r['reference_stable_map@5000']:.6f}"
+    )
+    print(
+        f"  (b) mean_average_precision(k=5000)  {s['b_map@5000_wall']:8.2f} s"
+        f" wall {s['b_map@5000_cpu']:8.2f} s CPU   mAP@5000 = "
+        f"{r['ours_map@5000']:.6f}  (|b - a stable| = "
+        f"{r['abs_diff_vs_stable']:.1e})"
+    )
+    print(
+        f"  (c) retrieval_report                {s['c_report_wall']:8.2f} s"
+        f" wall {s['c_report_cpu']:8.2f} s CPU"
+    )
+    print(
+        f"  speed-up (a)/(b): {x['b_vs_a_wall']:.1f}x wall, "
+        f"{x['b_vs_a_cpu']:.1f}x CPU;  (a)/(c): {x['c_vs_a_wall']:.1f}x "
+        f"wall, {x['c_vs_a_cpu']:.1f}x CPU"
+    )
+    print(
+        f"  peak traced memory: (b) {m['b_map@5000']:.0f} MiB, "
+        f"(c) {m['c_report']:.0f} MiB"
+    )
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument(
-        "--case", action="append",
+        "--case",
+        action="append",
         choices=["nus-wide-random", "voc2012-labels"],
         help="case to run (repeatable); default: both",
     )
-    parser.add_argument("--repeat", type=int, default=3,
-                        help="runs of (b) and (c); the best is kept")
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=3,
+        help="runs of (b) and (c); the best is kept",
+    )
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--json", type=pathlib.Path,
-                        help="also write the results to this file")
+    parser.add_argument(
+        "--json", type=pathlib.Path, help="also write the results to this file"
+    )
     args = parser.parse_args(argv)
     cases = args.case or ["nus-wide-random", "voc2012-labels"]
-    print(f"numpy {np.__version__}, python {platform.python_version()}, "
-          f"{platform.machine()}, {os.cpu_count()} CPUs, "
-          f"OPENBLAS_NUM_THREADS={os.environ['OPENBLAS_NUM_THREADS']}")
+    print(
+        f"numpy {np.__version__}, python {platform.python_version()}, "
+        f"{platform.machine()}, {os.cpu_count()} CPUs, "
+        f"OPENBLAS_NUM_THREADS={os.environ['OPENBLAS_NUM_THREADS']}"
+    )
     results = []
     for name in cases:
         result = run_case(name, args.seed, args.repeat)
         print_result(result)
         results.append(result)
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"\npeak RSS of this process (data, reference and ours): "
-          f"{rss:.0f} MiB")
+    print(
+        f"\npeak RSS of this process (data, reference and ours): {rss:.0f} MiB"
+    )
     if args.json:
-        args.json.write_text(json.dumps(
-            {"results": results, "peak_rss_mib": rss,
-             "numpy": np.__version__}, indent=2))
+        args.json.write_text(
+            json.dumps(
+                {
+                    "results": results,
+                    "peak_rss_mib": rss,
+                    "numpy": np.__version__,
+                },
+                indent=2,
+            )
+        )
     ok = all(r["abs_diff_vs_stable"] < 1e-9 for r in results)
     return 0 if ok else 1
 

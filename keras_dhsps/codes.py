@@ -100,7 +100,7 @@ def check_real_codes(codes: npt.ArrayLike, name: str) -> np.ndarray:
 
 
 def binarize(codes: npt.ArrayLike) -> npt.NDArray[np.int8]:
-    r"""Maps real-valued codes to ±1: :math:`b = +1` if :math:`u \ge 0`, else -1.
+    r"""Maps real codes to ±1: :math:`b = +1` if :math:`u \ge 0`, else -1.
 
     Args:
         codes: ``(N, K)`` real-valued relaxed codes (e.g. tanh outputs) or ±1
@@ -147,9 +147,7 @@ def pack_codes(codes: npt.ArrayLike) -> npt.NDArray[np.uint8]:
     return np.packbits(array >= 0, axis=1)
 
 
-def unpack_codes(
-    packed: npt.ArrayLike, num_bits: int
-) -> npt.NDArray[np.int8]:
+def unpack_codes(packed: npt.ArrayLike, num_bits: int) -> npt.NDArray[np.int8]:
     """Inverse of `pack_codes`: packed bytes back to ±1 codes.
 
     Args:

@@ -22,11 +22,11 @@ def sign_bits(code: list[float]) -> list[int]:
 
 
 def hamming(a: list[int], b: list[int]) -> int:
-    return sum(1 for x, y in zip(a, b) if x != y)
+    return sum(1 for x, y in zip(a, b, strict=True) if x != y)
 
 
 def shared(a: list[float], b: list[float]) -> int:
-    return sum(1 for x, y in zip(a, b) if x != 0 and y != 0)
+    return sum(1 for x, y in zip(a, b, strict=True) if x != 0 and y != 0)
 
 
 class Query:
@@ -115,14 +115,14 @@ def ball(query: Query, radius: int):
 
 def mean(values, empties, mode):
     if mode == "zero":
-        return sum(0.0 if e else v for v, e in zip(values, empties)) / len(
-            values
-        )
+        return sum(
+            0.0 if e else v for v, e in zip(values, empties, strict=True)
+        ) / len(values)
     if mode == "one":
-        return sum(1.0 if e else v for v, e in zip(values, empties)) / len(
-            values
-        )
-    kept = [v for v, e in zip(values, empties) if not e]
+        return sum(
+            1.0 if e else v for v, e in zip(values, empties, strict=True)
+        ) / len(values)
+    kept = [v for v, e in zip(values, empties, strict=True) if not e]
     return sum(kept) / len(kept) if kept else 0.0
 
 
@@ -130,7 +130,7 @@ def queries(q_codes, q_labels, db_codes, db_labels) -> list[Query]:
     db_codes, db_labels = to_lists(db_codes), to_lists(db_labels)
     return [
         Query(c, y, db_codes, db_labels)
-        for c, y in zip(to_lists(q_codes), to_lists(q_labels))
+        for c, y in zip(to_lists(q_codes), to_lists(q_labels), strict=True)
     ]
 
 
@@ -140,8 +140,9 @@ def resolve(k, n):
 
 def oracle_map(qs, k, denominator="retrieved", empty="zero"):
     vals = [
-        average_precision(q.ranked(), resolve(k, q.n), denominator,
-                          q.total_relevant)
+        average_precision(
+            q.ranked(), resolve(k, q.n), denominator, q.total_relevant
+        )
         for q in qs
     ]
     return mean([v for v, _ in vals], [e for _, e in vals], empty)
@@ -161,8 +162,9 @@ def oracle_wap(qs, k, empty="zero"):
     return mean([v for v, _ in vals], [e for _, e in vals], empty)
 
 
-def oracle_precision_recall_radius(qs, radius, empty_ball="zero",
-                                   empty_queries="zero"):
+def oracle_precision_recall_radius(
+    qs, radius, empty_ball="zero", empty_queries="zero"
+):
     precisions, ball_empty, recalls, no_relevant = [], [], [], []
     for q in qs:
         size, hits = ball(q, radius)
@@ -170,16 +172,16 @@ def oracle_precision_recall_radius(qs, radius, empty_ball="zero",
         ball_empty.append(size == 0)
         recalls.append(hits / q.total_relevant if q.total_relevant else 0.0)
         no_relevant.append(q.total_relevant == 0)
-    return (mean(precisions, ball_empty, empty_ball),
-            mean(recalls, no_relevant, empty_queries))
+    return (
+        mean(precisions, ball_empty, empty_ball),
+        mean(recalls, no_relevant, empty_queries),
+    )
 
 
 def oracle_pr_by_rank(qs, ranks, empty="zero"):
     precision, recall = [], []
     for n in ranks:
-        precision.append(
-            sum(precision_at(q.ranked(), n) for q in qs) / len(qs)
-        )
+        precision.append(sum(precision_at(q.ranked(), n) for q in qs) / len(qs))
         values, empties = [], []
         for q in qs:
             hits = sum(1 for r in q.ranked()[: min(n, q.n)] if r > 0)

@@ -24,7 +24,9 @@ def brute_hamming(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     out = np.zeros((len(a), len(b)), dtype=np.int64)
     for i, x in enumerate(a):
         for j, y in enumerate(b):
-            out[i, j] = sum(1 for u, v in zip(x, y) if (u >= 0) != (v >= 0))
+            out[i, j] = sum(
+                1 for u, v in zip(x, y, strict=True) if (u >= 0) != (v >= 0)
+            )
     return out
 
 
@@ -32,9 +34,7 @@ def test_binarize_sends_zero_to_plus_one():
     # np.sign(0) == 0 would make (K - <b, b'>) / 2 non-integral; here
     # u >= 0 -> +1, including -0.0 (which compares equal to 0).
     codes = np.array([[0.0, -0.0, -1e-12, 1e-12, -3.0, 3.0]])
-    np.testing.assert_array_equal(
-        binarize(codes), [[1, 1, -1, 1, -1, 1]]
-    )
+    np.testing.assert_array_equal(binarize(codes), [[1, 1, -1, 1, -1, 1]])
     assert binarize(codes).dtype == np.int8
 
 
@@ -160,9 +160,14 @@ def test_unpack_codes_validates_num_bits():
 
 def test_packed_to_words_pads_to_the_smallest_word():
     for num_bits, dtype, width in [
-        (8, np.uint8, 1), (12, np.uint16, 1), (24, np.uint32, 1),
-        (32, np.uint32, 1), (48, np.uint64, 1), (64, np.uint64, 1),
-        (65, np.uint64, 2), (130, np.uint64, 3),
+        (8, np.uint8, 1),
+        (12, np.uint16, 1),
+        (24, np.uint32, 1),
+        (32, np.uint32, 1),
+        (48, np.uint64, 1),
+        (64, np.uint64, 1),
+        (65, np.uint64, 2),
+        (130, np.uint64, 3),
     ]:
         words = packed_to_words(pack_codes(np.ones((3, num_bits))))
         assert words.dtype == dtype and words.shape == (3, width), num_bits

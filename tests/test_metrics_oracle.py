@@ -19,8 +19,9 @@ except ImportError:  # tests/ is not a package: pytest puts it on sys.path
     import metric_oracles as oracle
 
 
-def random_case(seed, num_queries=7, num_items=23, num_bits=5, num_labels=4,
-                density=0.3):
+def random_case(
+    seed, num_queries=7, num_items=23, num_bits=5, num_labels=4, density=0.3
+):
     rng = np.random.default_rng(seed)
     qc = rng.standard_normal((num_queries, num_bits))
     dc = rng.standard_normal((num_items, num_bits))
@@ -55,8 +56,9 @@ def test_map_matches_oracle(case, k, denominator, empty):
     got = metrics.mean_average_precision(
         *arrays, k=k, denominator=denominator, empty_queries=empty
     )
-    assert got == pytest.approx(oracle.oracle_map(qs, k, denominator, empty),
-                                abs=1e-12)
+    assert got == pytest.approx(
+        oracle.oracle_map(qs, k, denominator, empty), abs=1e-12
+    )
 
 
 @pytest.mark.parametrize("k", [1, 4, "all", 500])
@@ -85,7 +87,9 @@ def test_radius_metrics_match_oracle(case, radius):
     for empty_ball in ("zero", "skip"):
         for empty in ("zero", "skip"):
             got = metrics.precision_recall_at_radius(
-                *arrays, radius=radius, empty_ball=empty_ball,
+                *arrays,
+                radius=radius,
+                empty_ball=empty_ball,
                 empty_queries=empty,
             )
             want = oracle.oracle_precision_recall_radius(
@@ -104,7 +108,9 @@ def test_curves_match_oracle(case):
         assert by_radius["precision"][r] == pytest.approx(p, abs=1e-12)
         assert by_radius["recall"][r] == pytest.approx(rec, abs=1e-12)
     ranks = [1, 2, 5, num_items, num_items + 10]
-    by_rank = metrics.pr_curve_by_rank(*arrays, ranks=ranks, empty_queries="skip")
+    by_rank = metrics.pr_curve_by_rank(
+        *arrays, ranks=ranks, empty_queries="skip"
+    )
     effective = sorted({min(n, num_items) for n in ranks})
     assert by_rank["rank"] == effective
     precision, recall = oracle.oracle_pr_by_rank(qs, effective, "skip")
@@ -114,8 +120,10 @@ def test_curves_match_oracle(case):
     assert curve["n"] == ranks
     np.testing.assert_allclose(
         curve["precision"],
-        [sum(oracle.precision_at(q.ranked(), n) for q in qs) / len(qs)
-         for n in ranks],
+        [
+            sum(oracle.precision_at(q.ranked(), n) for q in qs) / len(qs)
+            for n in ranks
+        ],
         atol=1e-12,
     )
 
@@ -123,7 +131,7 @@ def test_curves_match_oracle(case):
 def test_ranking_matches_oracle(case):
     arrays, qs = case
     distances, indices = metrics.hamming_ranking(arrays[0], arrays[2])
-    for q, dist_row, index_row in zip(qs, distances, indices):
+    for q, dist_row, index_row in zip(qs, distances, indices, strict=True):
         assert list(index_row) == q.order
         assert list(dist_row) == [q.dist[j] for j in q.order]
 
@@ -133,8 +141,13 @@ def test_report_matches_oracle_for_any_chunk_size(chunk_size):
     arrays = random_case(11, num_queries=9, num_items=40, num_bits=6)
     qs = oracle.queries(*arrays)
     report = metrics.retrieval_report(
-        *arrays, map_at=("all", 7), ndcg_at=(5, "all"), acg_at=(3,),
-        wap_at=(6,), radius=(1, 2), precision_at_n=(1, 10, 100),
+        *arrays,
+        map_at=("all", 7),
+        ndcg_at=(5, "all"),
+        acg_at=(3,),
+        wap_at=(6,),
+        radius=(1, 2),
+        precision_at_n=(1, 10, 100),
         chunk_size=chunk_size,
     )
     m = report["metrics"]
@@ -153,8 +166,9 @@ def test_report_matches_oracle_for_any_chunk_size(chunk_size):
 def test_top_k_selection_path_matches_full_sort():
     # k_max well below a quarter of the database takes the selection path
     # (`stable_top_k`); compare with the oracle on a larger database.
-    arrays = random_case(21, num_queries=5, num_items=400, num_bits=8,
-                         num_labels=5)
+    arrays = random_case(
+        21, num_queries=5, num_items=400, num_bits=8, num_labels=5
+    )
     qs = oracle.queries(*arrays)
     for k in (1, 10, 50, 99):
         assert metrics.mean_average_precision(*arrays, k=k) == pytest.approx(

@@ -12,8 +12,9 @@ from keras_dhsps import metrics
 from keras_dhsps.codes import InvalidInputError
 
 
-def random_arrays(seed=0, num_queries=20, num_items=150, num_bits=12,
-                  num_labels=5):
+def random_arrays(
+    seed=0, num_queries=20, num_items=150, num_bits=12, num_labels=5
+):
     rng = np.random.default_rng(seed)
     return (
         rng.standard_normal((num_queries, num_bits)).astype(np.float32),
@@ -27,23 +28,33 @@ def test_default_report_keys_and_json():
     report = metrics.retrieval_report(*random_arrays())
     assert set(report) == {"metrics", "curves", "settings"}
     assert list(report["metrics"]) == [
-        "map@all", "ndcg@100", "acg@100", "wap@100", "precision@r2",
+        "map@all",
+        "ndcg@100",
+        "acg@100",
+        "wap@100",
+        "precision@r2",
         "recall@r2",
     ]
     assert all(type(v) is float for v in report["metrics"].values())
     curves = report["curves"]
     assert set(curves) == {"pr_by_radius", "pr_by_rank", "precision_at_n"}
-    assert set(curves["pr_by_radius"]) == {"radius", "precision", "recall",
-                                           "recipe"}
-    assert set(curves["pr_by_rank"]) == {"rank", "precision", "recall",
-                                         "recipe"}
+    assert set(curves["pr_by_radius"]) == {
+        "radius",
+        "precision",
+        "recall",
+        "recipe",
+    }
+    assert set(curves["pr_by_rank"]) == {
+        "rank",
+        "precision",
+        "recall",
+        "recipe",
+    }
     assert set(curves["precision_at_n"]) == {"n", "precision", "recipe"}
     assert curves["pr_by_radius"]["radius"] == list(range(13))
     assert curves["pr_by_rank"]["rank"][0] == 1
     assert curves["pr_by_rank"]["rank"][-1] == 150
-    assert curves["precision_at_n"]["n"] == list(
-        metrics.DEFAULT_PRECISION_AT_N
-    )
+    assert curves["precision_at_n"]["n"] == list(metrics.DEFAULT_PRECISION_AT_N)
     # Strict JSON (no NaN) of plain Python types round-trips exactly.
     text = json.dumps(report, allow_nan=False)
     assert json.loads(text) == report
@@ -55,9 +66,15 @@ def test_default_report_keys_and_json():
 def test_report_agrees_with_single_metric_functions():
     arrays = random_arrays(1)
     report = metrics.retrieval_report(
-        *arrays, map_at=("all", 50, 5000), ndcg_at=(10, 100), acg_at=(10,),
-        wap_at=(10, 20), radius=(0, 2), precision_at_n=(1, 10, 1000),
-        map_denominator="all_relevant", empty_queries="skip",
+        *arrays,
+        map_at=("all", 50, 5000),
+        ndcg_at=(10, 100),
+        acg_at=(10,),
+        wap_at=(10, 20),
+        radius=(0, 2),
+        precision_at_n=(1, 10, 1000),
+        map_denominator="all_relevant",
+        empty_queries="skip",
         empty_ball="skip",
     )
     m = report["metrics"]
@@ -97,8 +114,13 @@ def test_report_agrees_with_single_metric_functions():
 
 def test_report_without_curves_or_radius():
     report = metrics.retrieval_report(
-        *random_arrays(), radius=(), curves=False, map_at=(5,),
-        ndcg_at=(), acg_at=(), wap_at=(),
+        *random_arrays(),
+        radius=(),
+        curves=False,
+        map_at=(5,),
+        ndcg_at=(),
+        acg_at=(),
+        wap_at=(),
     )
     assert report["curves"] == {}
     assert list(report["metrics"]) == ["map@5"]
@@ -110,7 +132,7 @@ def test_report_does_not_modify_inputs_and_accepts_read_only_arrays():
     for a in arrays:
         a.flags.writeable = False
     metrics.retrieval_report(*arrays, tie_aware=True, map_at=("all", 10))
-    for a, b in zip(arrays, copies):
+    for a, b in zip(arrays, copies, strict=True):
         np.testing.assert_array_equal(a, b)
         assert a.dtype == b.dtype
 
@@ -173,8 +195,11 @@ def test_every_engine_path_gives_the_same_radius_and_tie_numbers(kwargs):
         assert report[f"precision@r{r}"] == pytest.approx(p, abs=1e-12)
         assert report[f"recall@r{r}"] == pytest.approx(rec, abs=1e-12)
     for k in kwargs["map_at"]:
-        for key, ties in [("tie_mean", "expected"), ("tie_min", "worst"),
-                          ("tie_max", "best")]:
+        for key, ties in [
+            ("tie_mean", "expected"),
+            ("tie_min", "worst"),
+            ("tie_max", "best"),
+        ]:
             assert report[f"map@{k}/{key}"] == pytest.approx(
                 metrics.mean_average_precision(*arrays, k=k, ties=ties),
                 abs=1e-12,

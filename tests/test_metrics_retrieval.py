@@ -25,13 +25,27 @@ L2 = np.log2
 #   rel in rank order: 0, 1, 1, 1, 1, 0; 4 relevant items in the database.
 Q_CODES = np.array([[1.0, 1.0, 1.0, 1.0]])
 Q_LABELS = np.array([[1, 1, 0]])
-DB_CODES = np.array([
-    [-1, -1, 1, 1], [1, 1, 1, 1], [1, 1, 1, -1],
-    [1, 1, 1, 1], [-1, -1, -1, -1], [1, -1, 1, 1],
-], dtype=np.float64)
-DB_LABELS = np.array([
-    [1, 1, 0], [0, 0, 1], [0, 1, 0], [1, 0, 1], [0, 0, 1], [1, 1, 1],
-])
+DB_CODES = np.array(
+    [
+        [-1, -1, 1, 1],
+        [1, 1, 1, 1],
+        [1, 1, 1, -1],
+        [1, 1, 1, 1],
+        [-1, -1, -1, -1],
+        [1, -1, 1, 1],
+    ],
+    dtype=np.float64,
+)
+DB_LABELS = np.array(
+    [
+        [1, 1, 0],
+        [0, 0, 1],
+        [0, 1, 0],
+        [1, 0, 1],
+        [0, 0, 1],
+        [1, 1, 1],
+    ]
+)
 ARGS = (Q_CODES, Q_LABELS, DB_CODES, DB_LABELS)
 
 
@@ -109,9 +123,9 @@ def test_empty_queries_zero_or_skip():
     ) == pytest.approx(ap_a)
     # "retrieved" at k = 1: query A has no hit in its top 1 either, so
     # both queries are empty; skip leaves nothing -> 0.0 by definition.
-    assert metrics.mean_average_precision(
-        *args, k=1, empty_queries="skip"
-    ) == 0.0
+    assert (
+        metrics.mean_average_precision(*args, k=1, empty_queries="skip") == 0.0
+    )
 
 
 def test_ndcg_hand_computed():
@@ -144,12 +158,12 @@ def test_ndcg_is_mean_of_per_query_ratios_and_empty_options():
     args = two_queries()
     ndcg_a = (1 / L2(3) + 1 / L2(4)) / (3 + 3 / L2(3) + 1 / L2(4))
     assert metrics.ndcg_at_k(*args, k=3) == pytest.approx(ndcg_a / 2)
-    assert metrics.ndcg_at_k(
-        *args, k=3, empty_queries="skip"
-    ) == pytest.approx(ndcg_a)
-    assert metrics.ndcg_at_k(
-        *args, k=3, empty_queries="one"
-    ) == pytest.approx((ndcg_a + 1) / 2)
+    assert metrics.ndcg_at_k(*args, k=3, empty_queries="skip") == pytest.approx(
+        ndcg_a
+    )
+    assert metrics.ndcg_at_k(*args, k=3, empty_queries="one") == pytest.approx(
+        (ndcg_a + 1) / 2
+    )
 
 
 def test_ndcg_mean_of_ratios_differs_from_ratio_of_means():
@@ -158,8 +172,9 @@ def test_ndcg_mean_of_ratios_differs_from_ratio_of_means():
     qc = np.vstack([Q_CODES, DB_CODES[0]])
     ql = np.array([[1, 1, 0], [1, 1, 1]])
     per_query = [
-        metrics.ndcg_at_k(qc[i : i + 1], ql[i : i + 1], DB_CODES, DB_LABELS,
-                          k=3)
+        metrics.ndcg_at_k(
+            qc[i : i + 1], ql[i : i + 1], DB_CODES, DB_LABELS, k=3
+        )
         for i in range(2)
     ]
     both = metrics.ndcg_at_k(qc, ql, DB_CODES, DB_LABELS, k=3)
@@ -182,9 +197,9 @@ def test_wap_hand_computed():
     assert metrics.wap_at_k(*ARGS, k=1) == 0.0  # no hit: empty -> 0
     args = two_queries()
     assert metrics.wap_at_k(*args, k=5) == pytest.approx(want / 2)
-    assert metrics.wap_at_k(
-        *args, k=5, empty_queries="skip"
-    ) == pytest.approx(want)
+    assert metrics.wap_at_k(*args, k=5, empty_queries="skip") == pytest.approx(
+        want
+    )
 
 
 def test_wap_can_exceed_one():
@@ -208,9 +223,14 @@ def test_precision_recall_at_radius_hand_computed():
     # d <= 0: items 1, 3 -> 1 relevant (3): precision 1/2, recall 1/4.
     # d <= 1: items 1, 3, 2, 5 -> 3 relevant: precision 3/4, recall 3/4.
     # d <= 2: adds item 0 (relevant): 4/5 and 4/4.
-    for radius, want in [(0, (1 / 2, 1 / 4)), (1, (3 / 4, 3 / 4)),
-                         (2, (4 / 5, 1.0)), (3, (4 / 5, 1.0)),
-                         (4, (4 / 6, 1.0)), (99, (4 / 6, 1.0))]:
+    for radius, want in [
+        (0, (1 / 2, 1 / 4)),
+        (1, (3 / 4, 3 / 4)),
+        (2, (4 / 5, 1.0)),
+        (3, (4 / 5, 1.0)),
+        (4, (4 / 6, 1.0)),
+        (99, (4 / 6, 1.0)),
+    ]:
         got = metrics.precision_recall_at_radius(*ARGS, radius=radius)
         assert got == pytest.approx(want), radius
     assert metrics.precision_recall_at_radius(*ARGS) == pytest.approx(
@@ -225,9 +245,9 @@ def test_empty_ball_zero_or_skip():
     ql = np.array([[1, 1, 0], [1, 1, 0]])
     args = (qc, ql, DB_CODES, DB_LABELS)
     # Query A: precision 3/4, recall 3/4; query B: empty ball, recall 0.
-    assert metrics.precision_recall_at_radius(
-        *args, radius=1
-    ) == pytest.approx((3 / 8, 3 / 8))
+    assert metrics.precision_recall_at_radius(*args, radius=1) == pytest.approx(
+        (3 / 8, 3 / 8)
+    )
     assert metrics.precision_recall_at_radius(
         *args, radius=1, empty_ball="skip"
     ) == pytest.approx((3 / 4, 3 / 8))
@@ -235,9 +255,9 @@ def test_empty_ball_zero_or_skip():
 
 def test_recall_of_query_without_relevant_items_zero_or_skip():
     args = two_queries()  # query B has no relevant item in the database
-    assert metrics.precision_recall_at_radius(
-        *args, radius=1
-    ) == pytest.approx((3 / 8, 3 / 8))
+    assert metrics.precision_recall_at_radius(*args, radius=1) == pytest.approx(
+        (3 / 8, 3 / 8)
+    )
     assert metrics.precision_recall_at_radius(
         *args, radius=1, empty_queries="skip"
     ) == pytest.approx((3 / 8, 3 / 4))
@@ -246,8 +266,9 @@ def test_recall_of_query_without_relevant_items_zero_or_skip():
 def test_curves_hand_computed():
     by_radius = metrics.pr_curve_by_radius(*ARGS)
     assert by_radius["radius"] == [0, 1, 2, 3, 4]
-    assert by_radius["precision"] == pytest.approx([1 / 2, 3 / 4, 4 / 5,
-                                                    4 / 5, 4 / 6])
+    assert by_radius["precision"] == pytest.approx(
+        [1 / 2, 3 / 4, 4 / 5, 4 / 5, 4 / 6]
+    )
     assert by_radius["recall"] == pytest.approx([1 / 4, 3 / 4, 1, 1, 1])
     assert "empty ball counts as precision 0" in by_radius["recipe"]
     by_rank = metrics.pr_curve_by_rank(*ARGS, ranks=[1, 2, 4, 6])
@@ -287,13 +308,19 @@ def test_codes_real_pm1_and_dtypes_agree():
     signs = np.where(relaxed >= 0, 1, -1).astype(np.int8)
     db_signs = np.where(db >= 0, 1, -1)
     assert metrics.mean_average_precision(signs, ql, db_signs, dl) == base
-    assert metrics.mean_average_precision(
-        relaxed.astype(np.float32), ql, db.astype(np.float16), dl
-    ) == base
+    assert (
+        metrics.mean_average_precision(
+            relaxed.astype(np.float32), ql, db.astype(np.float16), dl
+        )
+        == base
+    )
     for dtype in (bool, np.float32, np.int8, np.uint8):
-        assert metrics.mean_average_precision(
-            relaxed, ql.astype(dtype), db, dl.astype(dtype)
-        ) == base
+        assert (
+            metrics.mean_average_precision(
+                relaxed, ql.astype(dtype), db, dl.astype(dtype)
+            )
+            == base
+        )
 
 
 def test_many_labels_use_several_label_words():
@@ -329,15 +356,36 @@ def test_map_rejects_bad_options(kwargs, fragment):
     "args, argument",
     [
         ((Q_CODES[0], Q_LABELS, DB_CODES, DB_LABELS), "query_codes"),
-        ((Q_CODES, Q_LABELS, DB_CODES[:, :3], DB_LABELS), "same number of bits"),
-        ((Q_CODES, Q_LABELS[:, :2], DB_CODES, DB_LABELS), "same number of classes"),
-        ((Q_CODES, Q_LABELS * 2, DB_CODES, DB_LABELS), "query_labels must be multi-hot"),
-        ((Q_CODES, Q_LABELS, DB_CODES, DB_LABELS[:5]), "database_labels must have one row"),
-        ((np.vstack([Q_CODES] * 2), Q_LABELS, DB_CODES, DB_LABELS), "query_labels must have one row"),
-        ((Q_CODES[:0], Q_LABELS[:0], DB_CODES, DB_LABELS), "at least one query"),
+        (
+            (Q_CODES, Q_LABELS, DB_CODES[:, :3], DB_LABELS),
+            "same number of bits",
+        ),
+        (
+            (Q_CODES, Q_LABELS[:, :2], DB_CODES, DB_LABELS),
+            "same number of classes",
+        ),
+        (
+            (Q_CODES, Q_LABELS * 2, DB_CODES, DB_LABELS),
+            "query_labels must be multi-hot",
+        ),
+        (
+            (Q_CODES, Q_LABELS, DB_CODES, DB_LABELS[:5]),
+            "database_labels must have one row",
+        ),
+        (
+            (np.vstack([Q_CODES] * 2), Q_LABELS, DB_CODES, DB_LABELS),
+            "query_labels must have one row",
+        ),
+        (
+            (Q_CODES[:0], Q_LABELS[:0], DB_CODES, DB_LABELS),
+            "at least one query",
+        ),
         ((Q_CODES, Q_LABELS, DB_CODES[:0], DB_LABELS[:0]), "at least one item"),
         ((Q_CODES * np.nan, Q_LABELS, DB_CODES, DB_LABELS), "finite"),
-        ((Q_CODES, Q_LABELS.astype(str), DB_CODES, DB_LABELS), "bool or numeric"),
+        (
+            (Q_CODES, Q_LABELS.astype(str), DB_CODES, DB_LABELS),
+            "bool or numeric",
+        ),
     ],
 )
 def test_inputs_are_validated_at_the_boundary(args, argument):
@@ -359,7 +407,7 @@ def test_radius_and_grid_validation():
 
 def test_stable_top_k_equals_stable_argsort():
     rng = np.random.default_rng(0)
-    for trial in range(30):
+    for _trial in range(30):
         n = int(rng.integers(1, 3000))
         spread = int(rng.integers(1, 50))
         d = rng.integers(0, spread, size=n).astype(np.uint8)

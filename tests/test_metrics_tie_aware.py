@@ -73,15 +73,13 @@ def test_ndcg_tie_aware_worked_example():
     stable = 2.5 / ideal
     other = (1 + 3 / np.log2(3)) / ideal
     assert metrics.ndcg_at_k(*EXAMPLE, k=3) == pytest.approx(stable)
-    assert metrics.ndcg_at_k(
-        *EXAMPLE, k=3, ties="expected"
-    ) == pytest.approx((stable + other) / 2)
+    assert metrics.ndcg_at_k(*EXAMPLE, k=3, ties="expected") == pytest.approx(
+        (stable + other) / 2
+    )
     assert metrics.ndcg_at_k(*EXAMPLE, k=3, ties="worst") == pytest.approx(
         stable
     )
-    assert metrics.ndcg_at_k(*EXAMPLE, k=3, ties="best") == pytest.approx(
-        other
-    )
+    assert metrics.ndcg_at_k(*EXAMPLE, k=3, ties="best") == pytest.approx(other)
 
 
 def tiny_cases():
@@ -108,7 +106,7 @@ def test_tie_aware_ap_equals_mean_over_all_permutations(denominator):
         for k in range(1, q.n + 1):
             mean, low, high = oracle.oracle_tie_stats(
                 q,
-                lambda ranked: oracle.average_precision(
+                lambda ranked, k=k, q=q: oracle.average_precision(
                     ranked, k, denominator, q.total_relevant
                 )[0],
             )
@@ -119,7 +117,9 @@ def test_tie_aware_ap_equals_mean_over_all_permutations(denominator):
                 for ties in ("expected", "worst", "best")
             ]
             np.testing.assert_allclose(
-                got, [mean, low, high], atol=1e-12,
+                got,
+                [mean, low, high],
+                atol=1e-12,
                 err_msg=f"seed={seed} k={k}",
             )
             checked += 1
@@ -131,14 +131,16 @@ def test_tie_aware_ndcg_equals_mean_over_all_permutations():
         (q,) = oracle.queries(*arrays)
         for k in range(1, q.n + 1):
             mean, low, high = oracle.oracle_tie_stats(
-                q, lambda ranked: oracle.ndcg(ranked, k)[0]
+                q, lambda ranked, k=k: oracle.ndcg(ranked, k)[0]
             )
             got = [
                 metrics.ndcg_at_k(*arrays, k=k, ties=ties)
                 for ties in ("expected", "worst", "best")
             ]
             np.testing.assert_allclose(
-                got, [mean, low, high], atol=1e-12,
+                got,
+                [mean, low, high],
+                atol=1e-12,
                 err_msg=f"seed={seed} k={k}",
             )
 
@@ -201,11 +203,18 @@ def test_report_tie_keys_agree_with_the_functions():
         (rng.random((60, 3)) < 0.4).astype(int),
     )
     report = metrics.retrieval_report(
-        *arrays, map_at=("all", 10), ndcg_at=(5,), tie_aware=True,
-        curves=False, map_denominator="all_relevant",
+        *arrays,
+        map_at=("all", 10),
+        ndcg_at=(5,),
+        tie_aware=True,
+        curves=False,
+        map_denominator="all_relevant",
     )["metrics"]
-    for key, ties in [("tie_mean", "expected"), ("tie_min", "worst"),
-                      ("tie_max", "best")]:
+    for key, ties in [
+        ("tie_mean", "expected"),
+        ("tie_min", "worst"),
+        ("tie_max", "best"),
+    ]:
         for k in ("all", 10):
             assert report[f"map@{k}/{key}"] == pytest.approx(
                 metrics.mean_average_precision(

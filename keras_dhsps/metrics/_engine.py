@@ -74,7 +74,9 @@ def _prefix(values: np.ndarray) -> np.ndarray:
 
 
 def _gathered_shared_labels(
-    query_words: np.ndarray, database_words: np.ndarray, top: np.ndarray,
+    query_words: np.ndarray,
+    database_words: np.ndarray,
+    top: np.ndarray,
     dtype: np.dtype,
 ) -> np.ndarray:
     """Shared labels of ``top`` ``(Q, k)`` database items only."""
@@ -161,9 +163,7 @@ def compute(
     need_value_histogram = bool(plan.tie_ndcg_at) or (
         need_groups and need_value_counts
     )
-    full_graded = (
-        need_total or need_value_counts or need_groups or full_sort
-    )
+    full_graded = need_total or need_value_counts or need_groups or full_sort
     # With a full sort down to rank N, group boundaries come from the sorted
     # distances and relevant counts from the cumulative hits, for free.
     groups_from_sort = (
@@ -233,7 +233,9 @@ def compute(
         graded = None
         if full_graded:
             graded = word_distances(
-                qlabels, inputs.database_label_words, out=graded_buffer,
+                qlabels,
+                inputs.database_label_words,
+                out=graded_buffer,
                 combine="and",
             )
         # [3. stable ranking (full sort or top-k selection)]
@@ -258,8 +260,10 @@ def compute(
                     np.take(graded[i], top, out=ranked[i], mode="clip")
                 else:
                     ranked[i] = _gathered_shared_labels(
-                        qlabels[i : i + 1], inputs.database_label_words,
-                        top[None, :], graded_dtype,
+                        qlabels[i : i + 1],
+                        inputs.database_label_words,
+                        top[None, :],
+                        graded_dtype,
                     )[0]
                 if bounds is not None:
                     sorted_dist = np.take(
@@ -306,8 +310,15 @@ def compute(
         hits = None
         if ranked is not None:
             hits = _ranked_statistics(
-                ranked, plan, out, rows, inverse_rank, discount, gains,
-                out.get("total_relevant"), workspace,
+                ranked,
+                plan,
+                out,
+                rows,
+                inverse_rank,
+                discount,
+                gains,
+                out.get("total_relevant"),
+                workspace,
             )
         if groups_from_sort:
             ball_relevant = np.where(
@@ -333,19 +344,23 @@ def compute(
                 dcg = out[f"ndcg@{k}"][rows]
                 out[f"ndcg@{k}"][rows] = np.where(empty, 0.0, dcg / safe)
             if k in plan.tie_ndcg_at:
-                stats = tie_aware.tie_aware_dcg(
-                    hist, k, gains, discount_prefix
-                )
-                for name, dcg in zip(("tie_mean", "tie_min", "tie_max"), stats):
+                stats = tie_aware.tie_aware_dcg(hist, k, gains, discount_prefix)
+                for name, dcg in zip(
+                    ("tie_mean", "tie_min", "tie_max"), stats, strict=True
+                ):
                     out[f"ndcg@{k}/{name}"][rows] = np.where(
                         empty, 0.0, dcg / safe
                     )
         for k in plan.tie_map_at:
             total = out["total_relevant"][rows] if need_total else None
             mean, worst, best, empty = tie_aware.tie_aware_average_precision(
-                group_sizes, group_relevant, k,
-                denominator=plan.denominator, total_relevant=total,
-                harmonic=harmonic, log_factorial=log_factorial,
+                group_sizes,
+                group_relevant,
+                k,
+                denominator=plan.denominator,
+                total_relevant=total,
+                harmonic=harmonic,
+                log_factorial=log_factorial,
             )
             out[f"ap@{k}/tie_mean"][rows] = mean
             out[f"ap@{k}/tie_min"][rows] = worst
@@ -412,8 +427,12 @@ def _ranked_statistics(
     relevant = workspace.get("relevant", shape, np.bool_)
     np.greater(ranked, 0, out=relevant)
     hits = None
-    if plan.map_at or plan.wap_at or plan.hits_at or plan.ball_counts or (
-        plan.tie_map_at
+    if (
+        plan.map_at
+        or plan.wap_at
+        or plan.hits_at
+        or plan.ball_counts
+        or (plan.tie_map_at)
     ):
         hits = workspace.get("hits", shape, np.int32)
         np.cumsum(relevant, axis=1, dtype=np.int32, out=hits)

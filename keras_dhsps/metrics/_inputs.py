@@ -35,7 +35,8 @@ class RetrievalInputs:
     """Validated query/database codes and labels, packed into words.
 
     Attributes:
-        query_words: ``(Q, W)`` code words (see `keras_dhsps.codes.packed_to_words`).
+        query_words: ``(Q, W)`` code words
+            (`keras_dhsps.codes.packed_to_words`).
         database_words: ``(N, W)`` code words.
         query_label_words: ``(Q, L)`` multi-hot labels packed into words.
         database_label_words: ``(N, L)``.
@@ -113,8 +114,7 @@ def prepare(
         )
     if dc.shape[0] == 0:
         raise InvalidInputError(
-            "database_codes must hold at least one item; got "
-            f"{describe(dc)}"
+            f"database_codes must hold at least one item; got {describe(dc)}"
         )
     if qc.shape[1] != dc.shape[1]:
         raise InvalidInputError(
@@ -151,7 +151,7 @@ def prepare(
 
 
 def resolve_k(k: object, num_items: int, name: str = "k") -> int:
-    """``"all"``/None -> ``num_items``; an int ``>= 1`` -> ``min(k, num_items)``.
+    """``"all"``/None -> ``num_items``; an int ``k >= 1`` -> ``min(k, N)``.
 
     A cut-off larger than the database means the whole database; there is no
     negative slicing (PEERS.md §5, pitfall 3: ``topK = -1`` drops the last
@@ -159,9 +159,7 @@ def resolve_k(k: object, num_items: int, name: str = "k") -> int:
     """
     if k is None or (isinstance(k, str) and k == ALL):
         return num_items
-    if isinstance(k, (bool, np.bool_)) or not isinstance(
-        k, (int, np.integer)
-    ):
+    if isinstance(k, (bool, np.bool_)) or not isinstance(k, (int, np.integer)):
         raise InvalidInputError(
             f"{name} must be a positive int or 'all'; got {k!r}"
         )
@@ -205,9 +203,11 @@ def check_chunk_size(chunk_size: object, num_items: int) -> int | None:
     """None -> None (automatic), else a positive int."""
     if chunk_size is None:
         return None
-    if isinstance(chunk_size, (bool, np.bool_)) or not isinstance(
-        chunk_size, (int, np.integer)
-    ) or chunk_size < 1:
+    if (
+        isinstance(chunk_size, (bool, np.bool_))
+        or not isinstance(chunk_size, (int, np.integer))
+        or chunk_size < 1
+    ):
         raise InvalidInputError(
             f"chunk_size must be a positive int or None; got {chunk_size!r}"
         )

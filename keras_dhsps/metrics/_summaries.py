@@ -47,9 +47,11 @@ def _ratio(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
 def check_radius(radius: object, num_bits: int) -> int:
     """A Hamming radius ``r >= 0``; radii above K mean K (the whole
     database)."""
-    if isinstance(radius, (bool, np.bool_)) or not isinstance(
-        radius, (int, np.integer)
-    ) or radius < 0:
+    if (
+        isinstance(radius, (bool, np.bool_))
+        or not isinstance(radius, (int, np.integer))
+        or radius < 0
+    ):
         raise InvalidInputError(
             f"radius must be a non-negative int; got {radius!r}"
         )
@@ -128,7 +130,8 @@ def pr_curve_by_rank(
 
 
 def precision_at_n_curve(
-    stats: dict[str, np.ndarray], requested: Sequence[int],
+    stats: dict[str, np.ndarray],
+    requested: Sequence[int],
     effective: Sequence[int],
 ) -> dict:
     """Precision of the top n, averaged over all queries."""

@@ -67,8 +67,23 @@ __all__ = [
 # The top-N grid of hashing papers' precision@N plots (100..1000 step 100),
 # extended down to 1 and up to 5000.
 DEFAULT_PRECISION_AT_N = (
-    1, 5, 10, 20, 50, 100, 200, 300, 400, 500, 600, 700, 800, 900, 1000,
-    2000, 5000,
+    1,
+    5,
+    10,
+    20,
+    50,
+    100,
+    200,
+    300,
+    400,
+    500,
+    600,
+    700,
+    800,
+    900,
+    1000,
+    2000,
+    5000,
 )
 
 
@@ -177,13 +192,13 @@ def _rank_grid(
     ranks: Sequence[int] | None, num_points: int, num_items: int
 ) -> tuple[int, ...]:
     if ranks is None:
-        if isinstance(num_points, bool) or not isinstance(num_points, int) or (
-            num_points < 2
+        if (
+            isinstance(num_points, bool)
+            or not isinstance(num_points, int)
+            or (num_points < 2)
         ):
             raise InvalidInputError(
                 f"num_points must be an int >= 2; got {num_points!r}"
             )
         return default_rank_grid(num_items, num_points)
-    return tuple(
-        sorted({resolve_k(v, num_items, "ranks") for v in ranks})
-    )
+    return tuple(sorted({resolve_k(v, num_items, "ranks") for v in ranks}))

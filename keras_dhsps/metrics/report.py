@@ -149,11 +149,17 @@ def retrieval_report(
     ndcgs = cutoffs(ndcg_at, "ndcg_at")
     acgs = cutoffs(acg_at, "acg_at")
     waps = cutoffs(wap_at, "wap_at")
-    radii = [check_radius(r, inputs.num_bits) for r in as_cutoffs(radius, "radius")]
+    radii = [
+        check_radius(r, inputs.num_bits) for r in as_cutoffs(radius, "radius")
+    ]
     requested_n = tuple(as_cutoffs(precision_at_n, "precision_at_n"))
-    effective_n = tuple(resolve_k(n, num_items, "precision_at_n") for n in requested_n)
-    if not isinstance(pr_rank_points, int) or isinstance(pr_rank_points, bool) or (
-        pr_rank_points < 2
+    effective_n = tuple(
+        resolve_k(n, num_items, "precision_at_n") for n in requested_n
+    )
+    if (
+        not isinstance(pr_rank_points, int)
+        or isinstance(pr_rank_points, bool)
+        or (pr_rank_points < 2)
     ):
         raise InvalidInputError(
             f"pr_rank_points must be an int >= 2; got {pr_rank_points!r}"
@@ -200,13 +206,15 @@ def retrieval_report(
         for name, k in maps.items():
             for stat in _TIE_KEYS:
                 metrics[f"map@{name}/{stat}"] = reduce_mean(
-                    stats[f"ap@{k}/{stat}"], stats[f"ap@{k}/tie_empty"],
+                    stats[f"ap@{k}/{stat}"],
+                    stats[f"ap@{k}/tie_empty"],
                     empty_queries,
                 )
         for name, k in ndcgs.items():
             for stat in _TIE_KEYS:
                 metrics[f"ndcg@{name}/{stat}"] = reduce_mean(
-                    stats[f"ndcg@{k}/{stat}"], stats[f"ndcg@{k}/empty"],
+                    stats[f"ndcg@{k}/{stat}"],
+                    stats[f"ndcg@{k}/empty"],
                     empty_queries,
                 )
 
@@ -215,8 +223,10 @@ def retrieval_report(
         column = {n: j for j, n in enumerate(hits_at)}
 
         def hits_for(ranks):
-            return {"hits": stats["hits"][:, [column[n] for n in ranks]],
-                    "total_relevant": stats["total_relevant"]}
+            return {
+                "hits": stats["hits"][:, [column[n] for n in ranks]],
+                "total_relevant": stats["total_relevant"],
+            }
 
         curve_dicts["pr_by_radius"] = pr_curve_by_radius(
             stats, empty_ball=empty_ball, empty_queries=empty_queries

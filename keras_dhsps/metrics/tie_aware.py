@@ -120,9 +120,7 @@ def tie_aware_average_precision(
             return rel_prefix + x
         if denominator == "all_relevant":
             return np.broadcast_to(total_relevant[row], np.shape(x))
-        return np.broadcast_to(
-            np.minimum(k, total_relevant[row]), np.shape(x)
-        )
+        return np.broadcast_to(np.minimum(k, total_relevant[row]), np.shape(x))
 
     # [no group cut by k] the top k is a union of whole groups.
     num_queries = n.shape[0]
@@ -140,12 +138,21 @@ def tie_aware_average_precision(
     lf = log_factorial
     for q in np.flatnonzero(has_cut):
         g = int(np.argmax(cut[q]))
-        size, rel, n0, r0 = int(n[q, g]), int(r[q, g]), before[q, g], rel_before[q, g]
+        size, rel, n0, r0 = (
+            int(n[q, g]),
+            int(r[q, g]),
+            before[q, g],
+            rel_before[q, g],
+        )
         m = int(k - n0)
         x = np.arange(max(0, m - (size - rel)), min(m, rel) + 1)
         log_p = (
-            lf[rel] - lf[x] - lf[rel - x]
-            + lf[size - rel] - lf[m - x] - lf[size - rel - m + x]
+            lf[rel]
+            - lf[x]
+            - lf[rel - x]
+            + lf[size - rel]
+            - lf[m - x]
+            - lf[size - rel - m + x]
             - (lf[size] - lf[m] - lf[size - m])
         )
         p = np.exp(log_p - log_p.max())
@@ -168,7 +175,10 @@ def tie_aware_average_precision(
 
 
 def ideal_dcg(
-    value_counts: np.ndarray, k: int, gains: np.ndarray, discount_prefix: np.ndarray
+    value_counts: np.ndarray,
+    k: int,
+    gains: np.ndarray,
+    discount_prefix: np.ndarray,
 ) -> np.ndarray:
     """IDCG@k from the counts of each relevance value in the whole database.
 
@@ -189,7 +199,10 @@ def ideal_dcg(
 
 
 def tie_aware_dcg(
-    histogram: np.ndarray, k: int, gains: np.ndarray, discount_prefix: np.ndarray
+    histogram: np.ndarray,
+    k: int,
+    gains: np.ndarray,
+    discount_prefix: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Expected, worst and best DCG@k per query over orders within ties.
 
