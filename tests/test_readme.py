@@ -25,3 +25,14 @@ def test_makefile_defines_both_targets_with_a_venv():
         assert re.search(rf"^{target}: \$\(STAMP\)$", makefile, re.M), target
     assert "-m venv $(VENV)" in makefile
     assert "make test" in read(".ci/run")
+
+
+def test_readme_python_example_runs():
+    # The README's Python block, executed as written (2 epochs of training).
+    blocks = re.findall(r"```python\n(.*?)```", read("README.md"), re.S)
+    assert blocks, "README has no Python example"
+    namespace = {}
+    exec(compile(blocks[0], "README.md", "exec"), namespace)
+    report = namespace["report"]
+    assert 0.0 <= report["metrics"]["map@all"] <= 1.0
+    assert namespace["model"].output_shape == (None, 48)
