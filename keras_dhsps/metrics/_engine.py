@@ -5,9 +5,11 @@ For each chunk of queries the engine computes, once,
 1. Hamming distances to the whole database by popcount (``uint8``);
 2. where needed, graded relevance ``r = popcount(labels_q & labels_n)`` (the
    number of shared labels) for the whole database;
-3. where needed, the stable ranking (``np.argsort(kind="stable")``, a radix
-   sort on ``uint8`` keys: ties keep database-index order) and the graded
-   relevance of the top ``k_max`` items in that order;
+3. where needed, the stable ranking, ties in database-index order: a full
+   ``np.argsort(kind="stable")`` (a radix sort on ``uint8`` distances) when
+   ``k_max`` exceeds a quarter of the database, else `stable_top_k`, which
+   sorts only the items within the k-th distance; then the graded relevance
+   of the top ``k_max`` items in that order;
 4. where needed, per-distance histograms of (relevant, all) items or of
    relevance values, for Hamming-ball metrics and tie-aware metrics;
 
@@ -328,8 +330,6 @@ def compute(
             )
             group_sizes = np.diff(bounds, axis=1, prepend=0)
             group_relevant = np.diff(ball_relevant, axis=1, prepend=0)
-            if need_total:
-                out["total_relevant"][rows] = ball_relevant[:, -1]
         del hits
         if plan.ball_counts:
             out["ball_size"][rows] = np.cumsum(group_sizes, axis=1)

@@ -24,9 +24,10 @@ from keras_dhsps.codes import (
 ALL = "all"
 
 # Elements (queries x database items) per chunk when chunk_size is None. At
-# about 45 bytes of temporaries per element this is ~190 MiB, and each big
-# temporary stays near the 32 MiB blocks that malloc reuses without paying
-# for fresh pages.
+# about 45 bytes of temporaries per element this is ~90 MiB, and the largest
+# temporary (the int64 argsort of a chunk, 16 MiB) stays below the 32 MiB
+# above which glibc malloc maps fresh pages for every allocation; on the
+# test machine fresh pages cost 0.1 s per GiB, as much as the sort itself.
 DEFAULT_CHUNK_ELEMENTS = 1 << 21
 
 
@@ -215,5 +216,5 @@ def check_chunk_size(chunk_size: object, num_items: int) -> int | None:
 
 
 def default_chunk_size(num_queries: int, num_items: int) -> int:
-    """Queries per chunk so one chunk holds about 4M query-item pairs."""
+    """Queries per chunk so one chunk holds about 2M query-item pairs."""
     return int(max(1, min(num_queries, DEFAULT_CHUNK_ELEMENTS // num_items)))

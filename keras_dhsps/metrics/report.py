@@ -105,8 +105,8 @@ def retrieval_report(
             (He et al., CVPR 2018): ``"map@all/tie_mean"``,
             ``"map@all/tie_min"``, ``"map@all/tie_max"``, ``"ndcg@100/..."``.
         curves: compute the curves (PR by radius, PR by rank, P@N).
-        chunk_size: queries per chunk; None chooses about 4M query-item
-            pairs (~190 MiB of temporaries).
+        chunk_size: queries per chunk (about 45 bytes per query-item pair
+            of temporaries); None chooses about 2M pairs (~90 MiB).
         map_denominator: ``"retrieved"`` (default), ``"all_relevant"`` or
             ``"min_k_relevant"``, see `mean_average_precision`.
         empty_queries: ``"zero"`` (default) or ``"skip"`` for queries with

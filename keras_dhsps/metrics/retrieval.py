@@ -119,7 +119,7 @@ def mean_average_precision(
             ``"skip"``, a query is skipped only if it is empty in every
             order; in the orders where it is empty it scores 0.
         chunk_size: queries per chunk (memory ~45 bytes x chunk_size x N);
-            None chooses about 4M query-item pairs.
+            None chooses about 2M query-item pairs (~90 MiB).
 
     Returns:
         mAP as a Python float.
