@@ -171,6 +171,7 @@ def test_run_dir_logs_and_best_model_on_carved_validation(dataset, tmp_path):
     result = fit(config, dataset=no_validation, verbose=0,
                  run_dir=str(tmp_path))
     assert len(result.history["val_map"]) == 2
+    assert result.model.jit_compile is False  # the config switch reached compile
     assert all(0.0 <= v <= 1.0 for v in result.history["val_map"])
     # 64 images - 16 carved = 48 = 3 steps per epoch.
     assert int(result.model.optimizer.iterations) == 6

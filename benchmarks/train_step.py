@@ -1,0 +1,373 @@
+"""Training throughput (images/s) of one IDHN step: keras_dhsps vs PyTorch.
+
+For each backbone (AlexNet at 227×227, ResNet50 at 224×224) it times the
+training step of our hasher (``build_hasher`` + ``IDHNLoss`` + the two-rate
+``LayerwiseAdam`` with the authors' step decay, run by ``model.fit`` as
+``keras_dhsps.train.fit`` runs it) and of an equivalent plain PyTorch loop
+(the stack of the popular PyTorch port: ``nn.Module`` backbone + hash
+``Linear`` + the same loss in torch ops + ``torch.optim.Adam`` with two
+parameter groups and a per-step LR scheduler), on the same device, batch and
+synthetic data, in one process. Both models take float RGB images in
+[0, 255] and normalize inside the model. Weights are random (throughput does
+not depend on them); nothing is downloaded.
+
+PyTorch is optional: without it the PyTorch rows are skipped with a message.
+On a CPU the default batch is 8 so a 2-core machine finishes in about a
+minute; on a GPU it is 128 (the authors' batch).
+
+Usage::
+
+    python benchmarks/train_step.py                 # both models, both stacks
+    python benchmarks/train_step.py --batch-size 128 --steps 20 --warmup 5
+    KERAS_BACKEND=jax python benchmarks/train_step.py   # where TF is absent
+    python benchmarks/train_step.py --output results.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+
+import numpy as np
+
+MODELS = {"alexnet": 227, "resnet50": 224}
+NUM_CLASSES = 38  # MIRFlickr-25K's label count in the authors' script
+BITS = 48
+
+
+def cpu_name():
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as file:
+            for line in file:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def synthetic_batch(batch_size, size, seed=0):
+    rng = np.random.default_rng(seed)
+    images = rng.uniform(0, 255, (batch_size, size, size, 3)).astype("float32")
+    labels = (rng.random((batch_size, NUM_CLASSES)) < 0.15).astype("float32")
+    labels[np.arange(batch_size), rng.integers(0, NUM_CLASSES, batch_size)] = 1
+    return images, labels
+
+
+# ---------------------------------------------------------------- Keras side
+
+
+def keras_device():
+    import keras
+
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        gpus = tf.config.list_physical_devices("GPU")
+        if gpus:
+            details = tf.config.experimental.get_device_details(gpus[0])
+            return f"GPU ({details.get('device_name', 'unknown')})"
+    elif backend == "jax":
+        import jax
+
+        device = jax.devices()[0]
+        if device.platform != "cpu":
+            return f"GPU ({device.device_kind})"
+    return f"CPU ({cpu_name()}, {os.cpu_count()} cores)"
+
+
+def time_keras(model_name, batch_size, steps, warmup, jit_compile):
+    import keras
+
+    from keras_dhsps.config import TrainConfig
+    from keras_dhsps.losses import IDHNLoss
+    from keras_dhsps.models import build_hasher
+    from keras_dhsps.train import build_optimizer
+
+    keras.utils.set_random_seed(0)
+    size = MODELS[model_name]
+    images, labels = synthetic_batch(batch_size, size)
+    model = build_hasher(model_name, BITS, image_size=(size, size))
+    model.compile(
+        optimizer=build_optimizer(TrainConfig()),
+        loss=IDHNLoss(),
+        jit_compile=jit_compile,
+    )
+
+    def batches():
+        while True:
+            yield images, labels
+
+    # The first fit traces (and compiles) the step; the second is timed.
+    model.fit(batches(), steps_per_epoch=warmup, epochs=1, verbose=0)
+    start = time.perf_counter()
+    history = model.fit(batches(), steps_per_epoch=steps, epochs=1, verbose=0)
+    elapsed = time.perf_counter() - start  # fit returns synchronized logs
+    loss = history.history["loss"][-1]
+    return batch_size * steps / elapsed, float(loss)
+
+
+# -------------------------------------------------------------- PyTorch side
+
+
+def torch_models():
+    """The PyTorch modules, defined only when torch is importable."""
+    import torch
+    from torch import nn
+
+    class Preprocess(nn.Module):
+        """RGB [0, 255] NHWC -> BGR mean-subtracted NCHW (Caffe)."""
+
+        def __init__(self, mean_bgr):
+            super().__init__()
+            self.register_buffer(
+                "mean", torch.tensor(mean_bgr).view(1, 3, 1, 1)
+            )
+
+        def forward(self, x):
+            return x.permute(0, 3, 1, 2).flip(1) - self.mean
+
+    class AlexNet(nn.Module):
+        """Caffe AlexNet to fc7, as keras_dhsps.alexnet builds it."""
+
+        def __init__(self):
+            super().__init__()
+            self.pre = Preprocess([104.0, 117.0, 123.0])
+            self.features = nn.Sequential(
+                nn.Conv2d(3, 96, 11, 4), nn.ReLU(inplace=True),
+                nn.MaxPool2d(3, 2), nn.LocalResponseNorm(5, 1e-4, 0.75, 1.0),
+                nn.Conv2d(96, 256, 5, padding=2, groups=2),
+                nn.ReLU(inplace=True),
+                nn.MaxPool2d(3, 2), nn.LocalResponseNorm(5, 1e-4, 0.75, 1.0),
+                nn.Conv2d(256, 384, 3, padding=1), nn.ReLU(inplace=True),
+                nn.Conv2d(384, 384, 3, padding=1, groups=2),
+                nn.ReLU(inplace=True),
+                nn.Conv2d(384, 256, 3, padding=1, groups=2),
+                nn.ReLU(inplace=True),
+                nn.MaxPool2d(3, 2),
+            )
+            self.classifier = nn.Sequential(
+                nn.Flatten(),
+                nn.Linear(9216, 4096), nn.ReLU(inplace=True), nn.Dropout(0.5),
+                nn.Linear(4096, 4096), nn.ReLU(inplace=True), nn.Dropout(0.5),
+            )
+            self.out_features = 4096
+
+        def forward(self, x):
+            return self.classifier(self.features(self.pre(x)))
+
+    class Bottleneck(nn.Module):
+        def __init__(self, cin, width, stride):
+            super().__init__()
+            cout = width * 4
+            self.body = nn.Sequential(
+                nn.Conv2d(cin, width, 1, stride, bias=False),
+                nn.BatchNorm2d(width), nn.ReLU(inplace=True),
+                nn.Conv2d(width, width, 3, 1, 1, bias=False),
+                nn.BatchNorm2d(width), nn.ReLU(inplace=True),
+                nn.Conv2d(width, cout, 1, bias=False), nn.BatchNorm2d(cout),
+            )
+            self.shortcut = None
+            if stride != 1 or cin != cout:
+                self.shortcut = nn.Sequential(
+                    nn.Conv2d(cin, cout, 1, stride, bias=False),
+                    nn.BatchNorm2d(cout),
+                )
+
+        def forward(self, x):
+            skip = x if self.shortcut is None else self.shortcut(x)
+            return torch.relu(self.body(x) + skip)
+
+    class ResNet50(nn.Module):
+        """torchvision's ResNet-50 (v1.5) without its classifier."""
+
+        def __init__(self):
+            super().__init__()
+            self.pre = Preprocess([103.939, 116.779, 123.68])
+            layers = [
+                nn.Conv2d(3, 64, 7, 2, 3, bias=False), nn.BatchNorm2d(64),
+                nn.ReLU(inplace=True), nn.MaxPool2d(3, 2, 1),
+            ]
+            cin = 64
+            for width, blocks, stride in ((64, 3, 1), (128, 4, 2),
+                                          (256, 6, 2), (512, 3, 2)):
+                for index in range(blocks):
+                    layers.append(
+                        Bottleneck(cin, width, stride if index == 0 else 1)
+                    )
+                    cin = width * 4
+            layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten()]
+            self.features = nn.Sequential(*layers)
+            self.out_features = 2048
+
+        def forward(self, x):
+            return self.features(self.pre(x))
+
+    class Hasher(nn.Module):
+        def __init__(self, backbone):
+            super().__init__()
+            self.backbone = backbone
+            self.hash_layer = nn.Linear(backbone.out_features, BITS)
+
+        def forward(self, x):
+            return torch.tanh(self.hash_layer(self.backbone(x)))
+
+    def idhn_loss(labels, codes, beta=5.0, gamma=0.1, alpha=0.1):
+        """The IDHN loss of keras_dhsps.losses.idhn_loss, in torch ops."""
+        k = codes.shape[1]
+        normed = nn.functional.normalize(labels, dim=1)
+        s = normed @ normed.t()
+        hard = ((s < 0.01) | (s > 0.99)).float()
+        inner = codes @ codes.t()
+        theta = beta * inner / k
+        hard_loss = nn.functional.softplus(theta) - s * theta
+        soft_loss = gamma * k * ((inner + k) / (2 * k) - s) ** 2
+        pairs = hard * hard_loss + (1 - hard) * soft_loss
+        quant = (codes.abs() - 1).abs().mean(dim=1)
+        return (pairs.mean(dim=1) + alpha * quant).mean()
+
+    return {"alexnet": AlexNet, "resnet50": ResNet50}, Hasher, idhn_loss
+
+
+def torch_device():
+    import torch
+
+    if torch.cuda.is_available():
+        return "cuda", f"GPU ({torch.cuda.get_device_name(0)})"
+    return "cpu", f"CPU ({cpu_name()}, {os.cpu_count()} cores)"
+
+
+def time_torch(model_name, batch_size, steps, warmup):
+    import torch
+
+    torch.manual_seed(0)
+    backbones, Hasher, idhn_loss = torch_models()
+    device, _ = torch_device()
+    size = MODELS[model_name]
+    images, labels = synthetic_batch(batch_size, size)
+    model = Hasher(backbones[model_name]()).to(device)
+    model.train()
+    optimizer = torch.optim.Adam(
+        [
+            {"params": model.backbone.parameters(), "lr": 1e-5},
+            {"params": model.hash_layer.parameters(), "lr": 1e-3},
+        ],
+        eps=1e-8,
+    )
+    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, 500, 0.5)
+
+    def step():
+        x = torch.from_numpy(images).to(device, non_blocking=True)
+        y = torch.from_numpy(labels).to(device, non_blocking=True)
+        optimizer.zero_grad(set_to_none=True)
+        loss = idhn_loss(y, model(x))
+        loss.backward()
+        optimizer.step()
+        scheduler.step()
+        return loss
+
+    def sync():
+        if device == "cuda":
+            torch.cuda.synchronize()
+
+    for _ in range(warmup):
+        step()
+    sync()
+    start = time.perf_counter()
+    for _ in range(steps):
+        loss = step()
+    sync()
+    elapsed = time.perf_counter() - start
+    return batch_size * steps / elapsed, float(loss.item())
+
+
+# -------------------------------------------------------------------- main
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--models", default="alexnet,resnet50")
+    parser.add_argument(
+        "--batch-size", type=int, help="default: 128 on a GPU, 8 on a CPU"
+    )
+    parser.add_argument("--steps", type=int, help="timed steps (GPU 20, CPU 3)")
+    parser.add_argument("--warmup", type=int, help="untimed steps (GPU 5, CPU 1)")
+    parser.add_argument(
+        "--jit-compile", default="auto", help="Keras jit_compile: auto|true|false"
+    )
+    parser.add_argument("--frameworks", default="keras,torch")
+    parser.add_argument("--output", help="write the results as JSON here")
+    args = parser.parse_args(argv)
+
+    frameworks = args.frameworks.split(",")
+    devices = {}
+    if "keras" in frameworks:
+        import keras
+
+        devices["keras"] = keras_device()
+    if "torch" in frameworks:
+        try:
+            import torch  # noqa: F401
+
+            devices["torch"] = torch_device()[1]
+        except ImportError:
+            print(
+                "PyTorch is not installed: skipping the PyTorch rows "
+                "(pip install torch to compare).",
+                file=sys.stderr,
+            )
+            frameworks = [f for f in frameworks if f != "torch"]
+    on_gpu = any(d.startswith("GPU") for d in devices.values())
+    batch_size = args.batch_size or (128 if on_gpu else 8)
+    steps = args.steps or (20 if on_gpu else 3)
+    warmup = args.warmup or (5 if on_gpu else 1)
+    jit = {"true": True, "false": False}.get(args.jit_compile.lower(), "auto")
+
+    results = []
+    print("| model | stack | device | batch | images/s | last loss |")
+    print("|---|---|---|---|---|---|")
+    for model_name in args.models.split(","):
+        for framework in frameworks:
+            if framework == "keras":
+                import keras
+
+                stack = f"keras_dhsps (Keras {keras.__version__}, " + (
+                    f"{keras.backend.backend()}, jit_compile={jit})"
+                )
+                rate, loss = time_keras(
+                    model_name, batch_size, steps, warmup, jit
+                )
+            else:
+                import torch
+
+                stack = f"PyTorch {torch.__version__} eager loop"
+                rate, loss = time_torch(model_name, batch_size, steps, warmup)
+            row = {
+                "model": f"{model_name}-{MODELS[model_name]}",
+                "stack": stack,
+                "device": devices[framework],
+                "batch_size": batch_size,
+                "steps": steps,
+                "images_per_second": round(rate, 2),
+                "last_loss": round(loss, 4),
+            }
+            results.append(row)
+            print(
+                f"| {row['model']} | {stack} | {row['device']} | "
+                f"{batch_size} | {row['images_per_second']} | "
+                f"{row['last_loss']} |",
+                flush=True,
+            )
+    if args.output:
+        with open(args.output, "w", encoding="utf-8") as file:
+            json.dump(results, file, indent=2)
+    return results
+
+
+if __name__ == "__main__":
+    main()
