@@ -131,3 +131,37 @@ def test_per_replica_loss_would_differ(result):
 def test_fit_accepts_a_strategy(result):
     assert result["fit_iterations"] == 2  # 32 images / global batch 16
     assert 0.0 < result["fit_loss"] < 10.0
+
+
+def test_global_batch_loss_is_the_wrapped_loss_on_one_device():
+    import keras
+    import numpy as np
+
+    from keras_dhsps.distribute import GlobalBatchLoss
+    from keras_dhsps.losses import IDHNLoss
+
+    rng = np.random.default_rng(0)
+    labels = (rng.random((6, 4)) < 0.5).astype("float32")
+    labels[:, 0] = 1.0
+    codes = np.tanh(rng.normal(size=(6, 8))).astype("float32")
+    inner = IDHNLoss(beta=3.0)
+    wrapped = GlobalBatchLoss(inner)
+    assert float(wrapped(labels, codes)) == pytest.approx(
+        float(inner(labels, codes)), rel=1e-6
+    )
+    revived = keras.saving.deserialize_keras_object(
+        keras.saving.serialize_keras_object(wrapped)
+    )
+    assert isinstance(revived, GlobalBatchLoss)
+    assert isinstance(revived.loss, IDHNLoss) and revived.loss.beta == 3.0
+    assert float(revived(labels, codes)) == pytest.approx(
+        float(inner(labels, codes)), rel=1e-6
+    )
+
+
+def test_make_strategy_rejects_unknown_names():
+    from keras_dhsps.distribute import make_strategy
+    from keras_dhsps.errors import UnknownNameError
+
+    with pytest.raises(UnknownNameError, match="mirrored"):
+        make_strategy("tpu")

@@ -197,3 +197,19 @@ def test_carve_validation_is_disjoint_and_seeded():
     assert ids(again) == ids(train)
     with pytest.raises(DHSPSError, match="empty"):
         carve_validation(split, 0.01, seed=0)
+
+
+def test_backbone_weights_from_config(dataset, tmp_path):
+    from keras_dhsps.backbones import build_small_cnn
+
+    keras.utils.set_random_seed(99)
+    source = build_small_cnn()
+    path = str(tmp_path / "small_cnn.weights.h5")
+    source.save_weights(path)
+    config = make_config(epochs=0)
+    config = dataclasses.replace(
+        config, model=dataclasses.replace(config.model, backbone_weights=path)
+    )
+    model = fit(config, dataset=dataset, verbose=0).model
+    for a, b in zip(weights_of(source), weights_of(model.get_layer("backbone"))):
+        np.testing.assert_array_equal(a, b)
