@@ -37,6 +37,8 @@ CASES = [
     dict(seed=3, num_bits=9, density=0.15),  # many empty queries
     dict(seed=4, num_bits=70, num_items=15, num_labels=3),  # two words
     dict(seed=5, num_items=1),
+    dict(seed=6, num_bits=300, num_items=12, num_labels=3),  # uint16 distances
+    dict(seed=7, num_bits=4, num_items=12, num_labels=260, density=0.02),
 ]
 
 

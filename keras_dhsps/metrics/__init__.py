@@ -11,6 +11,8 @@ returns a JSON-serializable dict; the single-metric functions share its
 definitions.
 """
 
+from __future__ import annotations
+
 from keras_dhsps.metrics.curves import (
     DEFAULT_PRECISION_AT_N,
     pr_curve_by_radius,
