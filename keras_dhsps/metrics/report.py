@@ -1,6 +1,11 @@
 """`retrieval_report`: every retrieval metric in one chunked pass.
 
-Example (the worked example of `keras_dhsps.metrics.retrieval`):
+Example (the worked example of `keras_dhsps.metrics.retrieval`: ranking
+0, 1, 2, 3 with items 1 and 2 tied; r = 1, 0, 2, 1). The tie moves mAP@all
+between 29/36 (stable order) and 33/36 (item 2 first), mean 31/36; mAP@2
+is 1 in both orders (one hit at rank 1, or two hits at ranks 1 and 2).
+NDCG@3 is 2.5 / 4.13093 in the stable order and (1 + 3 / log2(3)) /
+4.13093 with item 2 first.
 
 >>> import json
 >>> args = ([[1.0, 1.0]], [[1, 1, 0]],
