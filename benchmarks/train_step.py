@@ -296,9 +296,13 @@ def main(argv=None):
         "--batch-size", type=int, help="default: 128 on a GPU, 8 on a CPU"
     )
     parser.add_argument("--steps", type=int, help="timed steps (GPU 20, CPU 3)")
-    parser.add_argument("--warmup", type=int, help="untimed steps (GPU 5, CPU 1)")
     parser.add_argument(
-        "--jit-compile", default="auto", help="Keras jit_compile: auto|true|false"
+        "--warmup", type=int, help="untimed steps (GPU 5, CPU 1)"
+    )
+    parser.add_argument(
+        "--jit-compile",
+        default="auto",
+        help="Keras jit_compile: auto|true|false",
     )
     parser.add_argument("--frameworks", default="keras,torch")
     parser.add_argument("--output", help="write the results as JSON here")

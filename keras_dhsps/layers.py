@@ -90,7 +90,8 @@ class LocalResponseNormalization(keras.layers.Layer):
 
     def call(self, inputs):
         x = ops.cast(inputs, "float32")
-        square_sum = ops.matmul(ops.square(x), ops.convert_to_tensor(self._band))
+        band = ops.convert_to_tensor(self._band)
+        square_sum = ops.matmul(ops.square(x), band)
         scale = ops.power(self.bias + self.alpha * square_sum, -self.beta)
         return ops.cast(x * scale, self.compute_dtype)
 

@@ -176,7 +176,8 @@ def _segments(start, epochs, steps_per_epoch, freeze_epochs):
         epoch, offset = divmod(step, steps_per_epoch)
         frozen = epoch < freeze_epochs
         if offset:
-            segments.append((epoch, epoch + 1, steps_per_epoch - offset, frozen))
+            remaining = steps_per_epoch - offset
+            segments.append((epoch, epoch + 1, remaining, frozen))
             step += steps_per_epoch - offset
             continue
         end = min(freeze_epochs, epochs) if frozen else epochs
@@ -205,9 +206,10 @@ def fit(
         callbacks: extra Keras callbacks.
         verbose: passed to ``model.fit`` (1 shows a progress bar).
         run_dir: where checkpoints (``checkpoints/``), TensorBoard logs
-            (``logs/``, when the ``tensorboard`` package is installed) and the best-``val_map`` model (``best.keras``) go.
-            If it holds a checkpoint, training resumes from it. None keeps
-            nothing on disk.
+            (``logs/``, when the ``tensorboard`` package is installed) and
+            the best-``val_map`` model (``best.keras``) go. If it holds a
+            checkpoint, training resumes from it. None keeps nothing on
+            disk.
         strategy: a ``tf.distribute.Strategy`` (see
             :func:`keras_dhsps.distribute.make_strategy`); its replicas split
             each batch of ``config.train.batch_size`` images and the loss

@@ -45,7 +45,8 @@ def test_lrn_matches_caffe_formula_and_tf_op():
 def test_lrn_hand_computed_single_channel():
     # One channel, radius 0: b = a / (1 + 0.5 a²)^1 ; a = 2 -> 2 / 3.
     layer = LocalResponseNormalization(0, alpha=0.5, beta=1.0, bias=1.0)
-    got = keras.ops.convert_to_numpy(layer(np.full((1, 1, 1, 1), 2.0, "float32")))
+    x = np.full((1, 1, 1, 1), 2.0, "float32")
+    got = keras.ops.convert_to_numpy(layer(x))
     assert got[0, 0, 0, 0] == pytest.approx(2.0 / 3.0)
 
 
@@ -112,7 +113,8 @@ def test_model_with_layers_reloads_in_safe_mode(tmp_path):
     path = str(tmp_path / "m.keras")
     model.save(path)
     reloaded = keras.saving.load_model(path, safe_mode=True)
-    data = np.random.default_rng(2).uniform(0, 255, (2, 4, 4, 3)).astype("float32")
+    data = np.random.default_rng(2).uniform(0, 255, (2, 4, 4, 3))
+    data = data.astype("float32")
     np.testing.assert_allclose(
         keras.ops.convert_to_numpy(reloaded(data)),
         keras.ops.convert_to_numpy(model(data)),

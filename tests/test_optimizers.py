@@ -36,7 +36,8 @@ def test_first_adam_step_is_rate_times_multiplier():
     variables = model.trainable_variables
     zero(variables)
     before = values(variables)
-    optimizer.apply([keras.ops.full(v.shape, 0.5) for v in variables], variables)
+    grads = [keras.ops.full(v.shape, 0.5) for v in variables]
+    optimizer.apply(grads, variables)
     for variable, old in zip(variables, before):
         step = old - keras.ops.convert_to_numpy(variable)
         expected = 1e-3 if variable.path.startswith("hash_layer") else 1e-5
@@ -59,7 +60,8 @@ def test_rates_follow_the_step_decay():
         )
         steps[schedule] = {v.path: values([v])[0] for v in variables}
     for path, step in steps["step"].items():
-        np.testing.assert_allclose(step, 0.5 * steps["constant"][path], rtol=1e-5)
+        expected = 0.5 * steps["constant"][path]
+        np.testing.assert_allclose(step, expected, rtol=1e-5)
     hash_step = steps["step"]["hash_layer/kernel"][0, 0]
     backbone_step = steps["step"]["fc7/kernel"][0, 0]
     np.testing.assert_allclose(backbone_step, 0.01 * hash_step, rtol=1e-5)
@@ -114,5 +116,6 @@ def test_optimizer_config_round_trip():
     assert clone.default_multiplier == 0.1
     assert clone.epsilon == 1e-8
     assert float(clone.learning_rate) == pytest.approx(1e-3)
-    revived = keras.optimizers.deserialize(keras.optimizers.serialize(optimizer))
+    serialized = keras.optimizers.serialize(optimizer)
+    revived = keras.optimizers.deserialize(serialized)
     assert isinstance(revived, LayerwiseAdam)

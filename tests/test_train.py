@@ -89,7 +89,9 @@ def test_resume_after_interruption_matches_uninterrupted(
     # 64 images / 16 = 4 steps per epoch, 3 epochs = 12 steps; checkpoint
     # every 2 steps; crash after step 7 -> resume from step 6, mid-epoch.
     config = make_config(epochs=3, checkpoint_every=2)
-    reference = fit(config, dataset=dataset, verbose=0, run_dir=str(tmp_path / "a"))
+    reference = fit(
+        config, dataset=dataset, verbose=0, run_dir=str(tmp_path / "a")
+    )
     run_dir = str(tmp_path / "b")
     with pytest.raises(KeyboardInterrupt):
         fit(config, dataset=dataset, verbose=0, run_dir=run_dir,
@@ -116,10 +118,12 @@ def test_frozen_backbone_warm_up(dataset):
     result = fit(config, dataset=dataset, verbose=0)
     model = result.model
     backbone = model.get_layer("backbone")
-    for a, b in zip(weights_of(init.get_layer("backbone")), weights_of(backbone)):
+    initial = weights_of(init.get_layer("backbone"))
+    for a, b in zip(initial, weights_of(backbone)):
         np.testing.assert_array_equal(a, b)  # incl. BN moving statistics
     hash_before = init.get_layer("hash_layer").get_weights()[0]
-    assert not np.allclose(hash_before, model.get_layer("hash_layer").get_weights()[0])
+    hash_after = model.get_layer("hash_layer").get_weights()[0]
+    assert not np.allclose(hash_before, hash_after)
     # The backbone's Adam moments stayed zero; the hash layer's did not.
     optimizer = model.optimizer
     kernel = backbone.get_layer("conv1").kernel
@@ -171,7 +175,7 @@ def test_run_dir_logs_and_best_model_on_carved_validation(dataset, tmp_path):
     result = fit(config, dataset=no_validation, verbose=0,
                  run_dir=str(tmp_path))
     assert len(result.history["val_map"]) == 2
-    assert result.model.jit_compile is False  # the config switch reached compile
+    assert result.model.jit_compile is False  # the switch reached compile
     assert all(0.0 <= v <= 1.0 for v in result.history["val_map"])
     # 64 images - 16 carved = 48 = 3 steps per epoch.
     assert int(result.model.optimizer.iterations) == 6
@@ -211,5 +215,6 @@ def test_backbone_weights_from_config(dataset, tmp_path):
         config, model=dataclasses.replace(config.model, backbone_weights=path)
     )
     model = fit(config, dataset=dataset, verbose=0).model
-    for a, b in zip(weights_of(source), weights_of(model.get_layer("backbone"))):
+    loaded = weights_of(model.get_layer("backbone"))
+    for a, b in zip(weights_of(source), loaded):
         np.testing.assert_array_equal(a, b)
