@@ -204,3 +204,38 @@ def test_every_engine_path_gives_the_same_radius_and_tie_numbers(kwargs):
                 metrics.mean_average_precision(*arrays, k=k, ties=ties),
                 abs=1e-12,
             )
+
+
+@pytest.mark.parametrize("num_bits, num_labels", [(48, 10), (64, 21), (130, 38)])
+def test_full_report_matches_oracle_at_paper_code_lengths(num_bits, num_labels):
+    # Regression: with the default radius the engine keys a histogram by
+    # distance × (C + 1) + shared labels; computed in the distances' uint8
+    # dtype that product wrapped around past 255 (K = 48, C = 10: up to 528),
+    # which corrupted NDCG and the radius numbers only at real code lengths.
+    from metric_oracles import oracle_acg
+    from metric_oracles import oracle_map
+    from metric_oracles import oracle_ndcg
+    from metric_oracles import oracle_precision_recall_radius
+    from metric_oracles import oracle_wap
+    from metric_oracles import queries
+
+    arrays = random_arrays(
+        5, num_queries=12, num_items=120, num_bits=num_bits, num_labels=num_labels
+    )
+    # Half the database copies query codes, so small radii are not empty.
+    q_codes, q_labels, db_codes, db_labels = arrays
+    db_codes = db_codes.copy()
+    db_codes[:60] = np.repeat(q_codes, 5, axis=0)
+    report = metrics.retrieval_report(
+        q_codes, q_labels, db_codes, db_labels, ndcg_at=(10, 100), acg_at=(10,), wap_at=(10,)
+    )["metrics"]
+    qs = queries(q_codes, q_labels, db_codes, db_labels)
+    assert report["map@all"] == pytest.approx(oracle_map(qs, "all"), abs=1e-12)
+    assert report["ndcg@10"] == pytest.approx(oracle_ndcg(qs, 10), abs=1e-12)
+    assert report["ndcg@100"] == pytest.approx(oracle_ndcg(qs, 100), abs=1e-12)
+    assert report["acg@10"] == pytest.approx(oracle_acg(qs, 10), abs=1e-12)
+    assert report["wap@10"] == pytest.approx(oracle_wap(qs, 10), abs=1e-12)
+    precision, recall = oracle_precision_recall_radius(qs, 2)
+    assert precision > 0
+    assert report["precision@r2"] == pytest.approx(precision, abs=1e-12)
+    assert report["recall@r2"] == pytest.approx(recall, abs=1e-12)

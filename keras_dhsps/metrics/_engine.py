@@ -279,7 +279,9 @@ def compute(
         value_counts = group_sizes = group_relevant = hist = None
         if need_value_histogram:
             keys = workspace.get("keys", dist.shape, np.intp)
-            np.multiply(dist, num_values, out=keys)
+            # Compute in intp: in the distances' own (uint8) dtype,
+            # distance × (C + 1) wraps around once it passes 255.
+            np.multiply(dist, num_values, out=keys, dtype=np.intp)
             keys += graded
             hist = _row_histograms(keys, num_groups * num_values).reshape(
                 -1, num_groups, num_values
