@@ -21,6 +21,8 @@ import logging
 import os
 import sys
 
+from keras_dhsps import ship_commands
+from keras_dhsps.data import commands as data_commands
 from keras_dhsps.errors import DHSPSError
 
 EXIT_USAGE = 2
@@ -101,7 +103,20 @@ def _train(args):
     from keras_dhsps.io_utils import write_json
     from keras_dhsps.train import fit
 
-    result = fit(config, dataset=dataset, verbose=args.verbose)
+    strategy = None
+    if args.strategy != "default":
+        from keras_dhsps.distribute import make_strategy
+
+        strategy = make_strategy(args.strategy)
+    # The output directory is the run directory: checkpoints go there, and
+    # the same command run again resumes from the last one.
+    result = fit(
+        config,
+        dataset=dataset,
+        verbose=args.verbose,
+        run_dir=args.output,
+        strategy=strategy,
+    )
     os.makedirs(args.output, exist_ok=True)
     result.model.save(os.path.join(args.output, "model.keras"))
     write_json(os.path.join(args.output, "config.json"), to_dict(config))
@@ -239,7 +254,16 @@ def build_parser():
     train.add_argument("--seed", type=int)
     train.add_argument("--name", help="experiment name")
     train.add_argument(
-        "--output", required=True, help="run directory to write"
+        "--output",
+        required=True,
+        help="run directory: model.keras, config.json, history.json, "
+        "report.json, checkpoints/ (rerunning the command resumes)",
+    )
+    train.add_argument(
+        "--strategy",
+        default="default",
+        choices=("default", "mirrored", "multi_worker_mirrored"),
+        help="tf.distribute strategy (the loss sees the global batch)",
     )
     train.set_defaults(handler=_train)
 
@@ -292,8 +316,8 @@ def build_parser():
         help="digits-mosaic with a tiny budget (FILE:smoke), for checks",
     )
     reproduce.set_defaults(handler=_reproduce)
-    __import__("keras_dhsps.ship_commands").ship_commands.register(commands)
-    __import__("keras_dhsps.data.commands").data.commands.register(commands)
+    ship_commands.register(commands)
+    data_commands.register(commands)
     return parser
 
 
