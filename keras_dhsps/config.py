@@ -82,6 +82,9 @@ class TrainConfig:
         validation_fraction: when validation is on and the dataset has no
             ``validation`` split, carve this fraction out of ``train``.
         tensorboard: with a ``run_dir``, write TensorBoard logs there.
+        deterministic: call ``tf.config.experimental.enable_op_determinism()``
+            before training, so a fixed seed gives bit-identical weights
+            (also across a kill and resume); process-wide and slower.
     """
 
     epochs: int = 100
@@ -100,6 +103,7 @@ class TrainConfig:
     jit_compile: bool | str = "auto"
     validation_fraction: float = 0.1
     tensorboard: bool = True
+    deterministic: bool = False
 
 
 @dataclasses.dataclass(frozen=True)

@@ -35,6 +35,7 @@ import time
 
 import keras
 import numpy as np
+import tensorflow as tf
 
 from keras_dhsps.callbacks import RetrievalValidation
 from keras_dhsps.callbacks import StepCheckpoint
@@ -222,6 +223,9 @@ def fit(
         DHSPSError: bad precision, schedule or validation fraction.
     """
     train_config = config.train
+    if train_config.deterministic:
+        # Process-wide in TensorFlow; there is no per-call switch.
+        tf.config.experimental.enable_op_determinism()
     keras.utils.set_random_seed(train_config.seed)
     if dataset is None:
         dataset = load_dataset(

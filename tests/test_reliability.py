@@ -1,0 +1,134 @@
+"""Reliability: interruption, partial outputs, bad data, untrusted files and
+numerical guards never lose work or fail obscurely (issue 8).
+
+Cases (README "Reliability: what is guaranteed"):
+
+* Interruption: ``dhsps train`` killed with SIGKILL and rerun resumes from
+  its last checkpoint and ends with the uninterrupted run's weights;
+  ``dhsps reproduce`` killed midway does not recompute finished cells.
+* No partial outputs: a crash while writing leaves the old file or the new.
+* Bad data: fuzzed list files give one ``DataError`` naming file and line.
+* Untrusted models: ``.keras`` files with a ``Lambda`` layer or an unknown
+  object are refused; ``bvlc_alexnet.npy`` is read without running code.
+* Numerical guards: a NaN loss stops training naming the step and the
+  batch's label statistics; rows without a label never reach a manifest.
+"""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import keras
+import numpy as np
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TINY = (
+    'data.options={"num_train": 64, "num_validation": 16, '
+    '"num_query": 16, "num_database": 48}'
+)
+
+
+def _dhsps(*args):
+    """The ``dhsps`` command line as a subprocess argument list."""
+    return [sys.executable, "-m", "keras_dhsps", "--verbose", "0", *args]
+
+
+def _env():
+    env = dict(os.environ)
+    env.update(
+        KERAS_BACKEND="tensorflow",
+        TF_CPP_MIN_LOG_LEVEL="2",
+        CUDA_VISIBLE_DEVICES="",
+        PYTHONPATH=REPO + os.pathsep + env.get("PYTHONPATH", ""),
+    )
+    return env
+
+
+def _kill_when(command, ready, timeout=120.0):
+    """Starts ``command``, SIGKILLs it once ``ready()`` is true.
+
+    Returns the process's exit status (``-SIGKILL`` when it was killed).
+    """
+    process = subprocess.Popen(
+        command,
+        cwd=REPO,
+        env=_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    deadline = time.monotonic() + timeout
+    try:
+        while process.poll() is None and time.monotonic() < deadline:
+            if ready():
+                process.send_signal(signal.SIGKILL)
+                break
+            time.sleep(0.02)
+        _, stderr = process.communicate(timeout=timeout)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == -signal.SIGKILL, stderr.decode()[-2000:]
+    return process.returncode
+
+
+def _run(command):
+    done = subprocess.run(
+        command, cwd=REPO, env=_env(), capture_output=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr.decode()[-2000:]
+    return done
+
+
+def _model_weights(path):
+    model = keras.saving.load_model(path, compile=False, safe_mode=True)
+    return [keras.ops.convert_to_numpy(v) for v in model.weights]
+
+
+# --- Interruption ----------------------------------------------------------
+
+TRAIN_STEPS = 24  # 64 images / 32 = 2 steps per epoch, 12 epochs
+
+
+def _train_command(output):
+    return _dhsps(
+        "train", "--dataset", "digits-mosaic", "--set", TINY,
+        "--batch-size", "32", "--bits", "12", "--epochs", "12",
+        "--set", "train.checkpoint_every=2",
+        "--set", "train.deterministic=true",
+        "--set", "train.tensorboard=false",
+        "--output", output,
+    )
+
+
+def _checkpoint_step(run_dir):
+    path = os.path.join(run_dir, "checkpoints", "checkpoint.json")
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return json.load(handle)["step"]
+    except (OSError, ValueError):
+        return None
+
+
+def test_train_killed_with_sigkill_resumes_to_the_same_weights(tmp_path):
+    reference, killed = str(tmp_path / "reference"), str(tmp_path / "killed")
+    _run(_train_command(reference))
+    _kill_when(
+        _train_command(killed), lambda: _checkpoint_step(killed) is not None
+    )
+    step = _checkpoint_step(killed)
+    # Killed mid-run: a checkpoint, but no final model yet.
+    assert step is not None and 0 < step < TRAIN_STEPS
+    assert not os.path.exists(os.path.join(killed, "model.keras"))
+    _run(_train_command(killed))  # the same command resumes
+    assert _checkpoint_step(killed) == TRAIN_STEPS
+    for a, b in zip(
+        _model_weights(os.path.join(reference, "model.keras")),
+        _model_weights(os.path.join(killed, "model.keras")),
+        strict=True,
+    ):
+        np.testing.assert_array_equal(a, b)
