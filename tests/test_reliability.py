@@ -132,3 +132,52 @@ def test_train_killed_with_sigkill_resumes_to_the_same_weights(tmp_path):
         strict=True,
     ):
         np.testing.assert_array_equal(a, b)
+
+
+def _reproduce_command(output):
+    return _dhsps(
+        "reproduce", "reproduce/configs/digits_mosaic.py:smoke",
+        "--set", "train.deterministic=true", "--output", output,
+    )
+
+
+def _cell_files(output):
+    cells = os.path.join(output, "cells")
+    if not os.path.isdir(cells):
+        return {}
+    return {
+        name: os.stat(os.path.join(cells, name)).st_mtime_ns
+        for name in os.listdir(cells)
+        if name.endswith(".json") and not name.startswith(".")
+    }
+
+
+def test_reproduce_killed_midway_keeps_finished_cells(tmp_path):
+    reference, killed = str(tmp_path / "reference"), str(tmp_path / "killed")
+    _run(_reproduce_command(reference))
+    _kill_when(_reproduce_command(killed), lambda: _cell_files(killed))
+    finished = _cell_files(killed)
+    contents = {
+        name: open(os.path.join(killed, "cells", name), "rb").read()
+        for name in finished
+    }
+    assert 0 < len(finished) < len(_cell_files(reference))
+    assert not os.path.exists(os.path.join(killed, "results.json"))
+    _run(_reproduce_command(killed))
+    after = _cell_files(killed)
+    # Finished cells were read back, not recomputed: same file, same time.
+    for name, mtime in finished.items():
+        assert after[name] == mtime
+        with open(os.path.join(killed, "cells", name), "rb") as handle:
+            assert handle.read() == contents[name]
+    assert set(after) == set(_cell_files(reference))
+    with open(os.path.join(reference, "results.json"), encoding="utf-8") as f:
+        expected = json.load(f)
+    with open(os.path.join(killed, "results.json"), encoding="utf-8") as f:
+        resumed = json.load(f)
+    def metrics(rows):  # train_seconds differ between runs
+        return [(row["method"], row["bits"], row["metrics"]) for row in rows]
+
+    assert metrics(resumed["rows"]) == metrics(expected["rows"])
+    for key, cell in expected["cells"].items():
+        assert resumed["cells"][key]["metrics"] == cell["metrics"]
