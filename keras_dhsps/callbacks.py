@@ -9,6 +9,61 @@ import keras
 import numpy as np
 
 from keras_dhsps.data.base import Split
+from keras_dhsps.errors import DHSPSError
+from keras_dhsps.io_utils import write_json
+
+
+class NonFiniteLossError(DHSPSError, FloatingPointError):
+    """Training produced a NaN or infinite loss (see :class:`StopOnNaN`)."""
+
+
+def label_statistics(labels) -> str:
+    """One line describing a batch's ``(B, C)`` multi-hot labels."""
+    labels = np.asarray(labels)
+    per_image = labels.reshape(len(labels), -1).sum(axis=1)
+    if not len(per_image):
+        return "an empty batch"
+    return (
+        f"batch of {len(per_image)} images, {int((per_image == 0).sum())} "
+        f"with no label, labels per image min {per_image.min():g} "
+        f"mean {per_image.mean():.3g} max {per_image.max():g}"
+    )
+
+
+class StopOnNaN(keras.callbacks.Callback):
+    """Stops training at the first NaN or infinite loss with an error.
+
+    Replaces ``keras.callbacks.TerminateOnNaN``, which stops quietly: this
+    raises :class:`NonFiniteLossError` naming the global step and the
+    offending batch's label statistics (recovered through ``labels_at``,
+    as the batch stream is deterministic). It runs before
+    :class:`StepCheckpoint`, so no state with NaN weights is saved.
+
+    Args:
+        labels_at: ``labels_at(step)`` returns the labels of the batch of
+            global step ``step`` (0-based); None leaves them out.
+        step: the global step when training (re)starts; :func:`fit` sets it.
+    """
+
+    def __init__(self, labels_at=None, step=0):
+        super().__init__()
+        self.labels_at = labels_at
+        self.step = int(step)
+
+    def on_train_batch_end(self, batch, logs=None):
+        step, self.step = self.step, self.step + 1
+        loss = (logs or {}).get("loss")
+        if loss is None or np.isfinite(float(loss)):
+            return
+        self.model.stop_training = True
+        detail = ""
+        if self.labels_at is not None:
+            detail = f"; {label_statistics(self.labels_at(step))}"
+        raise NonFiniteLossError(
+            f"loss is {float(loss)} at training step {step + 1} (global "
+            f"batch {step} of the seeded stream){detail}; lower the "
+            "learning rate or check the labels"
+        )
 
 
 class RetrievalValidation(keras.callbacks.Callback):
@@ -112,10 +167,7 @@ class StepCheckpoint(keras.callbacks.Callback):
                 for g in _seed_generators(self.model)
             ],
         }
-        path = os.path.join(self.directory, CHECKPOINT_STATE)
-        with open(path + ".tmp", "w", encoding="utf-8") as file:
-            json.dump(state, file)
-        os.replace(path + ".tmp", path)
+        write_json(os.path.join(self.directory, CHECKPOINT_STATE), state)
         for name in os.listdir(self.directory):
             if name.endswith(".weights.h5") and name != weights:
                 os.remove(os.path.join(self.directory, name))
@@ -129,16 +181,26 @@ def restore_checkpoint(directory, model):
 
     Returns:
         The global step of the state, or 0 when there is none.
+
+    Raises:
+        DHSPSError: the state is unreadable or belongs to another model.
     """
     path = os.path.join(os.fspath(directory), CHECKPOINT_STATE)
     if not os.path.isfile(path):
         return 0
-    with open(path, encoding="utf-8") as file:
-        state = json.load(file)
-    model.load_weights(os.path.join(os.fspath(directory), state["weights"]))
+    try:
+        with open(path, encoding="utf-8") as file:
+            state = json.load(file)
+        weights = os.path.join(os.fspath(directory), state["weights"])
+        model.load_weights(weights)
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise DHSPSError(
+            f"{path}: unreadable checkpoint ({error}); delete the "
+            "checkpoints directory to start over"
+        ) from None
     generators = _seed_generators(model)
     if len(generators) != len(state["seed_states"]):
-        raise ValueError(
+        raise DHSPSError(
             f"{path}: {len(state['seed_states'])} seed states for "
             f"{len(generators)} random layers; not this model's checkpoint"
         )

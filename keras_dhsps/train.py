@@ -13,7 +13,9 @@ runs ``model.fit``; the same call covers paper-scale training:
 * resumable checkpoints every N steps in ``run_dir`` (a rerun with the same
   ``run_dir`` continues at the saved step and, for a fixed seed with
   deterministic ops, ends with the weights of an uninterrupted run),
-  ``TerminateOnNaN``, TensorBoard logs and the best-``val_map`` model on a
+  a NaN guard (:class:`~keras_dhsps.callbacks.StopOnNaN`: a NaN or
+  infinite loss raises an error naming the step and the batch's labels),
+  TensorBoard logs and the best-``val_map`` model on a
   validation split carved from training data (never the query set);
 * mixed precision and XLA as config switches;
 * ``tf.distribute`` strategies, with the pairwise loss over the global batch
@@ -39,6 +41,7 @@ import tensorflow as tf
 
 from keras_dhsps.callbacks import RetrievalValidation
 from keras_dhsps.callbacks import StepCheckpoint
+from keras_dhsps.callbacks import StopOnNaN
 from keras_dhsps.callbacks import restore_checkpoint
 from keras_dhsps.config import ExperimentConfig
 from keras_dhsps.config import TrainConfig
@@ -220,7 +223,11 @@ def fit(
         A :class:`TrainResult`.
 
     Raises:
-        DHSPSError: bad precision, schedule or validation fraction.
+        DHSPSError: bad precision, schedule or validation fraction, or an
+            unreadable checkpoint in ``run_dir``.
+        NonFiniteLossError: the loss became NaN or infinite (a
+            ``DHSPSError`` naming the step and the batch's label
+            statistics); the last checkpoint before it is kept.
     """
     train_config = config.train
     if train_config.deterministic:
@@ -299,7 +306,14 @@ def fit(
             .skip(step)
         )
 
-    all_callbacks = [keras.callbacks.TerminateOnNaN()]
+    def labels_at(step):
+        # The stream is deterministic: the batch of ``step`` is recoverable.
+        for _, labels in stream_from(step).take(1):
+            return keras.ops.convert_to_numpy(labels)
+        return np.zeros((0, 0))
+
+    nan_guard = StopOnNaN(labels_at, step=initial_step)
+    all_callbacks = [nan_guard]
     checkpoint = None
     if checkpoint_dir is not None:
         checkpoint = StepCheckpoint(
@@ -346,6 +360,7 @@ def fit(
     ):
         with scope():
             compile_model(frozen)
+        nan_guard.step = step
         if checkpoint is not None:
             checkpoint.step = step
         logs = model.fit(
@@ -360,7 +375,7 @@ def fit(
         for key, values in logs.items():
             history.setdefault(key, []).extend(float(v) for v in values)
         step += (epochs - initial_epoch - 1) * steps_per_epoch + steps
-        if model.stop_training:  # TerminateOnNaN or a user's early stop.
+        if model.stop_training:  # a user's early stop.
             break
     model.get_layer(BACKBONE_NAME).trainable = True
     return TrainResult(

@@ -181,3 +181,89 @@ def test_reproduce_killed_midway_keeps_finished_cells(tmp_path):
     assert metrics(resumed["rows"]) == metrics(expected["rows"])
     for key, cell in expected["cells"].items():
         assert resumed["cells"][key]["metrics"] == cell["metrics"]
+
+
+# --- Numerical guards ------------------------------------------------------
+
+
+class _NaNLoss(keras.losses.Loss):
+    """A test-only loss that is NaN on every batch."""
+
+    def call(self, y_true, y_pred):
+        return keras.ops.mean(y_pred, axis=-1) * float("nan")
+
+
+@pytest.fixture(scope="module")
+def mosaic():
+    from keras_dhsps.data import load_dataset
+
+    return load_dataset(
+        "digits-mosaic",
+        num_train=64,
+        num_validation=16,
+        num_query=16,
+        num_database=32,
+    )
+
+
+def _experiment(loss="idhn", **train):
+    from keras_dhsps.config import DataConfig
+    from keras_dhsps.config import ExperimentConfig
+    from keras_dhsps.config import LossConfig
+    from keras_dhsps.config import ModelConfig
+    from keras_dhsps.config import TrainConfig
+
+    base = dict(
+        epochs=1, batch_size=16, validation_every=0, seed=3, tensorboard=False
+    )
+    base.update(train)
+    return ExperimentConfig(
+        data=DataConfig(),
+        model=ModelConfig(bits=8),
+        loss=LossConfig(name=loss),
+        train=TrainConfig(**base),
+    )
+
+
+def test_nan_loss_stops_with_the_step_and_the_batch_labels(
+    mosaic, tmp_path, monkeypatch
+):
+    from keras_dhsps import losses
+    from keras_dhsps.callbacks import NonFiniteLossError
+    from keras_dhsps.callbacks import label_statistics
+    from keras_dhsps.data.pipeline import make_dataset
+    from keras_dhsps.errors import DHSPSError
+    from keras_dhsps.train import fit
+
+    run_dir = str(tmp_path / "run")
+    # 64 images / 16 = 4 steps per epoch; one clean epoch -> checkpoint 4.
+    fit(_experiment(checkpoint_every=2), dataset=mosaic, verbose=0,
+        run_dir=run_dir)
+    assert _checkpoint_step(run_dir) == 4
+    monkeypatch.setitem(losses.LOSSES, "nan_for_test", _NaNLoss)
+    with pytest.raises(NonFiniteLossError) as raised:
+        fit(_experiment("nan_for_test", epochs=2, checkpoint_every=2),
+            dataset=mosaic, verbose=0, run_dir=run_dir)
+    assert isinstance(raised.value, DHSPSError)  # the CLI prints one line
+    message = str(raised.value)
+    # The resumed run's first step (step 5, batch 4 of the stream) is NaN.
+    assert "loss is nan at training step 5 (global batch 4" in message
+    batch = make_dataset(
+        mosaic.splits["train"], batch_size=16, image_size=(32, 32),
+        training=True, seed=3,
+    ).repeat().skip(4)
+    labels = next(iter(batch))[1].numpy()
+    assert label_statistics(labels) in message
+    assert "batch of 16 images" in message and "labels per image" in message
+    # No state with NaN weights replaced the last good checkpoint.
+    assert _checkpoint_step(run_dir) == 4
+
+
+def test_label_statistics_counts_images_without_labels():
+    from keras_dhsps.callbacks import label_statistics
+
+    labels = np.array([[0, 0, 0], [1, 1, 0], [1, 1, 1], [0, 0, 0]])
+    assert label_statistics(labels) == (
+        "batch of 4 images, 2 with no label, labels per image min 0 "
+        "mean 1.25 max 3"
+    )
