@@ -233,13 +233,13 @@ def test_peer_voc2012_lists_load_unchanged(tmp_path):
 def test_peer_mirflickr_lists_report_and_drop_unlabelled(tmp_path):
     lists = os.path.join(PEER_SPLITS, "mirflickr")
     _touch_tree(str(tmp_path), lists)
-    kept = load_dataset("lists", root=str(tmp_path), lists_dir=lists)
+    kept = load_dataset(
+        "lists", root=str(tmp_path), lists_dir=lists, drop_unlabelled=False
+    )
     # PEERS.md §2: zero-label rows 72 / 19 / 328 in train / test / database.
     assert kept.info["unlabelled"] == {"train": 72, "query": 19, "database": 328}
     assert kept.split("query").labels.shape == (1000, 38)
-    dropped = load_dataset(
-        "lists", root=str(tmp_path), lists_dir=lists, drop_unlabelled=True
-    )
+    dropped = load_dataset("lists", root=str(tmp_path), lists_dir=lists)
     assert len(dropped.split("query")) == 981
     assert len(dropped.split("database")) == 20000 - 328
     assert len(dropped.split("train")) + len(dropped.split("validation")) == (

@@ -267,3 +267,160 @@ def test_label_statistics_counts_images_without_labels():
         "batch of 4 images, 2 with no label, labels per image min 0 "
         "mean 1.25 max 3"
     )
+
+
+# --- Bad data --------------------------------------------------------------
+
+from hypothesis import given  # noqa: E402
+from hypothesis import settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+CORRUPTIONS = (
+    "too_few_fields",
+    "too_many_fields",
+    "non_numeric_label",
+    "label_not_binary",
+    "duplicate_path",
+    "parent_escape",
+    "absolute_path",
+    "not_utf8",
+)
+
+
+def _corrupt(kind, lines, index, num_classes, draw_text):
+    """Line ``index`` of ``lines`` (bytes) made bad in the way ``kind`` says."""
+    path, *labels = lines[index].decode().split()
+    if kind == "too_few_fields":
+        fields = [path, *labels[: num_classes - 1]]
+    elif kind == "too_many_fields":
+        fields = [path, *labels, "0"]
+    elif kind == "non_numeric_label":
+        labels[0] = draw_text
+        fields = [path, *labels]
+    elif kind == "label_not_binary":
+        labels[-1] = "2"
+        fields = [path, *labels]
+    elif kind == "duplicate_path":
+        fields = [lines[0].decode().split()[0], *labels]
+    elif kind == "parent_escape":
+        fields = ["../" + path, *labels]
+    elif kind == "absolute_path":
+        fields = ["/etc/passwd", *labels]
+    else:  # not_utf8
+        return path.encode() + b"\xff\xfe " + " ".join(labels).encode() + b"\n"
+    return (" ".join(fields) + "\n").encode()
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    num_classes=st.integers(1, 5),
+    rows=st.integers(2, 8),
+    data=st.data(),
+)
+def test_fuzzed_list_files_fail_with_one_line_naming_file_and_line(
+    num_classes, rows, data
+):
+    import tempfile
+
+    from keras_dhsps.data.listfile import read_list_file
+    from keras_dhsps.errors import DataError
+
+    kind = data.draw(st.sampled_from(CORRUPTIONS), label="kind")
+    if kind == "too_few_fields" and num_classes == 1:
+        kind = "too_many_fields"  # one field is caught as "path only"
+    index = data.draw(st.integers(1, rows - 1), label="bad line (0-based)")
+    token = data.draw(
+        st.text(
+            st.characters(codec="utf-8", exclude_categories=["Z", "C"]),
+            min_size=1,
+            max_size=6,
+        ).filter(lambda text: text not in ("0", "1")),
+        label="non-numeric label",
+    )
+    with tempfile.TemporaryDirectory() as root:
+        lines = []
+        for row in range(rows):
+            name = f"img_{row}.png"
+            open(os.path.join(root, name), "wb").close()
+            bits = data.draw(
+                st.lists(st.sampled_from("01"), min_size=num_classes,
+                         max_size=num_classes)
+            )
+            lines.append((name + " " + " ".join(bits) + "\n").encode())
+        lines[index] = _corrupt(kind, lines, index, num_classes, token)
+        path = os.path.join(root, "train.txt")
+        with open(path, "wb") as handle:
+            handle.write(b"".join(lines))
+        with pytest.raises(DataError) as raised:
+            read_list_file(path, root=root)
+    message = str(raised.value)
+    assert message.startswith(f"{path}:{index + 1}: "), (kind, message)
+    assert "\n" not in message
+
+
+@pytest.mark.parametrize("text", ["", "\n\n", "   \n\t\n"])
+def test_empty_list_file_names_the_file(tmp_path, text):
+    from keras_dhsps.data.listfile import read_list_file
+    from keras_dhsps.errors import DataError
+
+    path = tmp_path / "train.txt"
+    path.write_text(text)
+    with pytest.raises(DataError, match=f"^{path}: list file has no entries"):
+        read_list_file(str(path), root=str(tmp_path))
+
+
+def test_lists_reader_drops_unlabelled_rows_unless_kept(tmp_path):
+    from keras_dhsps.data import load_dataset
+
+    for index in range(6):
+        (tmp_path / f"{index}.png").touch()
+    rows = ["0.png 1 0", "1.png 0 0", "2.png 0 1", "3.png 1 1"]
+    (tmp_path / "train.txt").write_text("\n".join(rows) + "\n")
+    (tmp_path / "test.txt").write_text("4.png 0 0\n5.png 1 0\n")
+    (tmp_path / "database.txt").write_text("\n".join(rows) + "\n")
+    dataset = load_dataset("lists", root=str(tmp_path), validation_fraction=0)
+    for split in dataset.splits.values():
+        assert (split.labels.sum(axis=1) > 0).all()
+    assert dataset.info["unlabelled"] == {"train": 1, "query": 1, "database": 1}
+    assert dataset.info["dropped"] == {"unlabelled": 3}
+    kept = load_dataset(
+        "lists", root=str(tmp_path), validation_fraction=0,
+        drop_unlabelled=False,
+    )
+    assert len(kept.split("query")) == 2
+    assert kept.info["dropped"] == {"unlabelled": 0}
+
+
+def test_a_manifest_never_holds_an_unlabelled_image(tmp_path):
+    from keras_dhsps.data.collection import Collection
+    from keras_dhsps.data.manifest import write_manifest
+    from keras_dhsps.data.splits import Protocol
+    from keras_dhsps.errors import DataError
+
+    labels = np.array([[1, 0], [0, 0], [0, 1], [1, 1]], np.uint8)
+    collection = Collection(
+        name="toy",
+        root=str(tmp_path),
+        class_names=("a", "b"),
+        paths=[f"{i}.png" for i in range(4)],
+        labels=labels,
+        sources=[""] * 4,
+    )
+    splits = {
+        "train": np.array([0, 1]),
+        "validation": np.array([], np.int64),
+        "query": np.array([2]),
+        "database": np.array([3]),
+    }
+    target = str(tmp_path / "manifest")
+    with pytest.raises(DataError, match="1 train images have no label"):
+        write_manifest(target, collection=collection, splits=splits,
+                       protocol=Protocol(1, 1), seed=0, options={})
+    assert not os.path.exists(target)
+    # Dropped and counted, it is written, and the count is in the record.
+    labelled = collection.drop_unlabelled()
+    splits = {"train": np.array([0]), "validation": np.array([], np.int64),
+              "query": np.array([1]), "database": np.array([2])}
+    record = write_manifest(target, collection=labelled, splits=splits,
+                            protocol=Protocol(1, 1), seed=0, options={})
+    assert record["dropped"] == {"unlabelled": 1}

@@ -61,7 +61,7 @@ def _lists(
     *,
     lists_dir=None,
     validation_fraction=0.1,
-    drop_unlabelled=False,
+    drop_unlabelled=True,
 ):
     return load_list_files(
         root,

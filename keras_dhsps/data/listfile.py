@@ -41,15 +41,23 @@ def read_list_file(
         ``(paths, labels)``: absolute image paths and ``(N, C)`` uint8 labels.
 
     Raises:
-        DataError: unreadable file, a line with the wrong number of fields,
-            a label that is not 0 or 1, an empty file, or a missing image;
-            the message names ``path`` and the line number.
+        DataError: unreadable file, text that is not UTF-8, a line with the
+            wrong number of fields, a label that is not 0 or 1, an image
+            path that is absolute or leaves ``root`` through ``..``, a path
+            listed twice, an empty file, or a missing image; the message
+            names ``path`` and the line number.
     """
     if not os.path.isfile(path):
         raise DataError(f"{path}: list file not found")
     paths, rows = [], []
-    with open(path, encoding="utf-8") as handle:
-        for line_number, line in enumerate(handle, start=1):
+    first_line: dict[str, int] = {}
+    with open(path, "rb") as handle:
+        for line_number, raw in enumerate(handle, start=1):
+            where = f"{path}:{line_number}"
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                raise DataError(f"{where}: not UTF-8 text") from None
             fields = line.split()
             if not fields:
                 continue
@@ -57,25 +65,35 @@ def read_list_file(
                 num_classes = len(fields) - 1
                 if num_classes < 1:
                     raise DataError(
-                        f"{path}:{line_number}: expected an image path "
+                        f"{where}: expected an image path "
                         "followed by labels, found one field"
                     )
             if len(fields) != num_classes + 1:
                 raise DataError(
-                    f"{path}:{line_number}: expected {num_classes + 1} fields "
+                    f"{where}: expected {num_classes + 1} fields "
                     f"(path + {num_classes} labels), found {len(fields)}"
                 )
             labels = fields[1:]
             if any(value not in ("0", "1") for value in labels):
                 raise DataError(
-                    f"{path}:{line_number}: labels must be 0 or 1, "
+                    f"{where}: labels must be 0 or 1, "
                     f"found {' '.join(labels)!r}"
                 )
+            relative = os.path.normpath(fields[0])
+            if os.path.isabs(relative) or relative.split(os.sep)[0] == "..":
+                raise DataError(
+                    f"{where}: image path {fields[0]!r} is outside the "
+                    "dataset root (absolute or through '..')"
+                )
+            if relative in first_line:
+                raise DataError(
+                    f"{where}: duplicate image path {fields[0]!r} (first "
+                    f"on line {first_line[relative]})"
+                )
+            first_line[relative] = line_number
             image = os.path.join(root, fields[0])
             if not os.path.isfile(image):
-                raise DataError(
-                    f"{path}:{line_number}: image not found: {image}"
-                )
+                raise DataError(f"{where}: image not found: {image}")
             paths.append(image)
             rows.append([int(value) for value in labels])
     if not rows:
@@ -107,7 +125,7 @@ def load_list_files(
     lists_dir: str | None = None,
     validation_fraction: float = 0.1,
     name: str = "lists",
-    drop_unlabelled: bool = False,
+    drop_unlabelled: bool = True,
 ) -> RetrievalDataset:
     """Loads ``train.txt``, ``test.txt`` (queries) and ``database.txt``.
 
@@ -119,8 +137,9 @@ def load_list_files(
             selection (never the queries).
         name: the dataset's name in reports.
         drop_unlabelled: drop rows with no positive label (IDHN's soft
-            similarity is undefined for them). Either way their number per
-            file is logged and returned in ``info["unlabelled"]``.
+            similarity is undefined for them); False keeps them, as the
+            peers do. Either way their number per file is logged and
+            returned in ``info["unlabelled"]``.
 
     Raises:
         DataError: missing root or list file, or a malformed line.

@@ -92,7 +92,20 @@ def write_manifest(
     seed: int,
     options: dict,
 ) -> dict:
-    """Writes a manifest directory atomically; returns the JSON record."""
+    """Writes a manifest directory atomically; returns the JSON record.
+
+    Raises:
+        DataError: a split holds an image with no positive label (readers
+            drop those and count them in ``collection.dropped``).
+    """
+    for name, rows in splits.items():
+        empty = np.flatnonzero(collection.labels[rows].sum(axis=1) == 0)
+        if len(empty):
+            raise DataError(
+                f"{collection.name}: {len(empty)} {name} images have no "
+                f"label (first: {collection.paths[rows[empty[0]]]}); drop "
+                "them before writing a manifest"
+            )
     split_paths = {
         name: [collection.paths[row] for row in rows]
         for name, rows in splits.items()
