@@ -23,6 +23,7 @@ one epoch so every table runs on a CPU in seconds (``--smoke``).
 """
 
 import dataclasses
+import os
 
 from keras_dhsps.config import DataConfig
 from keras_dhsps.config import EvalConfig
@@ -31,6 +32,10 @@ from keras_dhsps.config import LossConfig
 from keras_dhsps.config import ModelConfig
 from keras_dhsps.config import TrainConfig
 from keras_dhsps.tables import Method
+from keras_dhsps.tables import TableConfig
+from keras_dhsps.tables import load_reference
+
+REFERENCE_DIR = os.path.join(os.path.dirname(__file__), "..", "reference")
 
 BITS = (12, 24, 32, 48)
 METRICS_ALL = ("map@all", "wap@100", "ndcg@100", "acg@100")
@@ -113,3 +118,28 @@ def parse_arg(arg):
     if arg not in (None, "smoke"):
         raise ValueError(f"unknown arg {arg!r}; use smoke")
     return arg
+
+
+def paper_table(arg, *, name, title, dataset, map_at="all"):
+    """One of the paper's result tables: every method at 12-48 bits.
+
+    Args:
+        arg: the config ``arg`` (None or ``"smoke"``).
+        name: the table's name; its cited paper values are read from
+            ``reproduce/reference/<name>.json``.
+        title: the Markdown title.
+        dataset: a name in ``keras_dhsps.data.DATASETS``.
+        map_at: the mAP cut-off (``"all"`` or a number).
+    """
+    parse_arg(arg)
+    table = TableConfig(
+        name=name,
+        title=f"{title}: IDHN vs deep and shallow baselines",
+        base=authors_protocol(dataset, map_at=(map_at,)),
+        methods=ALL_METHODS,
+        bits=BITS,
+        seeds=(0,),
+        metrics=(f"map@{map_at}", "wap@100", "ndcg@100", "acg@100"),
+        reference=load_reference(os.path.join(REFERENCE_DIR, f"{name}.json")),
+    )
+    return smoke(table) if arg == "smoke" else table

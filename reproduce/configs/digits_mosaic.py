@@ -12,14 +12,19 @@ Command:
         --output results/digits-mosaic          # make reproduce
     ... --full                                  # make reproduce FULL=1
 
-Budget: 30 epochs × 15 steps of 128 images, one seed; `full`: 60 epochs,
+Budget: 30 epochs × 31 steps of 64 images, one seed; `full`: 60 epochs,
 three seeds (mean ± std); `smoke`: 1 epoch on a small dataset, for tests.
 Runtime (2-core CPU, TensorFlow 2.21): see the README's results section.
 
 Deviations from the authors' protocol, which assumes a pretrained AlexNet:
 the small CNN is trained from scratch, so the backbone gets the full
-learning rate (multiplier 1, not 0.01) and the rate decays ×0.5 every 150
-steps instead of 500 (the run is shorter).
+learning rate (multiplier 1, not 0.01); batches are 64 images, not 128
+(2,000 training images give 31 steps per epoch instead of 15); the rate
+decays ×0.5 every 300 steps instead of 500, three halvings over the run as
+the authors' schedule has six over theirs. These were chosen on the
+validation protocol's spirit, not on query numbers: two pilot runs per
+setting at 48 bits, whose differences between the two methods were within
+seed-to-seed noise.
 """
 
 import dataclasses
@@ -44,10 +49,10 @@ def get_config(arg=None):
         model=ModelConfig(backbone="small_cnn", activation="tanh"),
         train=TrainConfig(
             epochs=30,
-            batch_size=128,
+            batch_size=64,
             learning_rate=1e-3,
             backbone_lr_multiplier=1.0,
-            decay_steps=150,
+            decay_steps=300,
             decay_rate=0.5,
         ),
         eval=EvalConfig(map_at=("all",), ndcg_at=(100,)),
@@ -57,7 +62,7 @@ def get_config(arg=None):
     if arg == "full":
         base = dataclasses.replace(
             base,
-            train=dataclasses.replace(base.train, epochs=60, decay_steps=300),
+            train=dataclasses.replace(base.train, epochs=60, decay_steps=600),
         )
         seeds = (0, 1, 2)
     elif arg == "smoke":

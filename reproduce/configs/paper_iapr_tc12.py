@@ -1,6 +1,7 @@
 """IAPR TC-12: IDHN and its competitors at 12, 24, 32 and 48 bits.
 
-Table: IAPR TC-12 (our label set and split: see keras_dhsps/data; no peer list exists). Protocol, metrics and baselines: see common.py (the authors'
+Table: IAPR TC-12 (our label set and split: see keras_dhsps/data; no peer
+list exists). Protocol, metrics and baselines: see common.py (the authors'
 released code; metric cut-offs are ours until the paper's are confirmed).
 
 Command (one GPU; the dataset prepared under /data/iapr-tc12, see the
@@ -19,33 +20,14 @@ was available when this config was written), plus feature extraction for
 the 4 shallow methods.
 """
 
-import os
-
-from common import ALL_METHODS
-from common import BITS
-from common import authors_protocol
-from common import parse_arg
-from common import smoke
-
-from keras_dhsps.tables import TableConfig
-from keras_dhsps.tables import load_reference
-
-REFERENCE = os.path.join(
-    os.path.dirname(__file__), "..", "reference", "paper_iapr_tc12.json"
-)
+from common import paper_table
 
 
 def get_config(arg=None):
     """``arg``: None (the paper's table) or ``"smoke"``."""
-    parse_arg(arg)
-    table = TableConfig(
+    return paper_table(
+        arg,
         name="paper_iapr_tc12",
-        title="IAPR TC-12: IDHN vs deep and shallow baselines",
-        base=authors_protocol("iapr-tc12", map_at=("all",)),
-        methods=ALL_METHODS,
-        bits=BITS,
-        seeds=(0,),
-        metrics=("map@all", "wap@100", "ndcg@100", "acg@100"),
-        reference=load_reference(REFERENCE),
+        title="IAPR TC-12",
+        dataset="iapr-tc12",
     )
-    return smoke(table) if arg == "smoke" else table

@@ -1,7 +1,9 @@
 """MIRFlickr-25K: IDHN and its competitors at 12, 24, 32 and 48 bits.
 
-Table: MIRFlickr-25K (38 labels, as the authors' code), 4,000 train / 1,000 query / 20,000 database, unlabelled images dropped. Protocol, metrics and baselines: see common.py (the authors'
-released code; metric cut-offs are ours until the paper's are confirmed).
+Table: MIRFlickr-25K (38 labels, as the authors' code), 4,000 train / 1,000
+query / 20,000 database, unlabelled images dropped. Protocol, metrics and
+baselines: see common.py (the authors' released code; metric cut-offs are
+ours until the paper's are confirmed).
 
 Command (one GPU; the dataset prepared under /data/mirflickr25k, see the
 README's "Reproducing the paper"):
@@ -19,33 +21,14 @@ was available when this config was written), plus feature extraction for
 the 4 shallow methods.
 """
 
-import os
-
-from common import ALL_METHODS
-from common import BITS
-from common import authors_protocol
-from common import parse_arg
-from common import smoke
-
-from keras_dhsps.tables import TableConfig
-from keras_dhsps.tables import load_reference
-
-REFERENCE = os.path.join(
-    os.path.dirname(__file__), "..", "reference", "paper_mirflickr25k.json"
-)
+from common import paper_table
 
 
 def get_config(arg=None):
     """``arg``: None (the paper's table) or ``"smoke"``."""
-    parse_arg(arg)
-    table = TableConfig(
+    return paper_table(
+        arg,
         name="paper_mirflickr25k",
-        title="MIRFlickr-25K: IDHN vs deep and shallow baselines",
-        base=authors_protocol("mirflickr25k", map_at=("all",)),
-        methods=ALL_METHODS,
-        bits=BITS,
-        seeds=(0,),
-        metrics=("map@all", "wap@100", "ndcg@100", "acg@100"),
-        reference=load_reference(REFERENCE),
+        title="MIRFlickr-25K",
+        dataset="mirflickr25k",
     )
-    return smoke(table) if arg == "smoke" else table

@@ -1,7 +1,9 @@
 """NUS-WIDE: IDHN and its competitors at 12, 24, 32 and 48 bits.
 
-Table: NUS-WIDE, 21 most frequent concepts, 2,100 query (100/class), 10,500 train (500/class) drawn from the database. Protocol, metrics and baselines: see common.py (the authors'
-released code; metric cut-offs are ours until the paper's are confirmed).
+Table: NUS-WIDE, 21 most frequent concepts, 2,100 query (100/class), 10,500
+train (500/class) drawn from the database. Protocol, metrics and baselines:
+see common.py (the authors' released code; metric cut-offs are ours until
+the paper's are confirmed).
 
 Command (one GPU; the dataset prepared under /data/nuswide21, see the
 README's "Reproducing the paper"):
@@ -19,33 +21,15 @@ was available when this config was written), plus feature extraction for
 the 4 shallow methods.
 """
 
-import os
-
-from common import ALL_METHODS
-from common import BITS
-from common import authors_protocol
-from common import parse_arg
-from common import smoke
-
-from keras_dhsps.tables import TableConfig
-from keras_dhsps.tables import load_reference
-
-REFERENCE = os.path.join(
-    os.path.dirname(__file__), "..", "reference", "paper_nuswide21.json"
-)
+from common import paper_table
 
 
 def get_config(arg=None):
     """``arg``: None (the paper's table) or ``"smoke"``."""
-    parse_arg(arg)
-    table = TableConfig(
+    return paper_table(
+        arg,
         name="paper_nuswide21",
-        title="NUS-WIDE: IDHN vs deep and shallow baselines",
-        base=authors_protocol("nuswide21", map_at=(5000,)),
-        methods=ALL_METHODS,
-        bits=BITS,
-        seeds=(0,),
-        metrics=("map@5000", "wap@100", "ndcg@100", "acg@100"),
-        reference=load_reference(REFERENCE),
+        title="NUS-WIDE",
+        dataset="nuswide21",
+        map_at=5000,
     )
-    return smoke(table) if arg == "smoke" else table

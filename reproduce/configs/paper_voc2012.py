@@ -1,7 +1,9 @@
 """VOC2012: IDHN and its competitors at 12, 24, 32 and 48 bits.
 
-Table: VOC2012 (20 classes), DeepHash-pytorch split 4,000 train / 1,000 query / 6,540 database. Protocol, metrics and baselines: see common.py (the authors'
-released code; metric cut-offs are ours until the paper's are confirmed).
+Table: VOC2012 (20 classes), DeepHash-pytorch split 4,000 train / 1,000
+query / 6,540 database. Protocol, metrics and baselines: see common.py (the
+authors' released code; metric cut-offs are ours until the paper's are
+confirmed).
 
 Command (one GPU; the dataset prepared under /data/voc2012, see the
 README's "Reproducing the paper"):
@@ -19,33 +21,14 @@ was available when this config was written), plus feature extraction for
 the 4 shallow methods.
 """
 
-import os
-
-from common import ALL_METHODS
-from common import BITS
-from common import authors_protocol
-from common import parse_arg
-from common import smoke
-
-from keras_dhsps.tables import TableConfig
-from keras_dhsps.tables import load_reference
-
-REFERENCE = os.path.join(
-    os.path.dirname(__file__), "..", "reference", "paper_voc2012.json"
-)
+from common import paper_table
 
 
 def get_config(arg=None):
     """``arg``: None (the paper's table) or ``"smoke"``."""
-    parse_arg(arg)
-    table = TableConfig(
+    return paper_table(
+        arg,
         name="paper_voc2012",
-        title="VOC2012: IDHN vs deep and shallow baselines",
-        base=authors_protocol("voc2012", map_at=("all",)),
-        methods=ALL_METHODS,
-        bits=BITS,
-        seeds=(0,),
-        metrics=("map@all", "wap@100", "ndcg@100", "acg@100"),
-        reference=load_reference(REFERENCE),
+        title="VOC2012",
+        dataset="voc2012",
     )
-    return smoke(table) if arg == "smoke" else table
