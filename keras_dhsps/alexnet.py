@@ -18,6 +18,7 @@ Layer order follows Kratzert (and hence the authors): conv → ReLU → max-pool
 """
 
 import os
+import pickle
 
 import keras
 import numpy as np
@@ -127,21 +128,62 @@ def build_alexnet(
     return model
 
 
+#: The only globals a ``bvlc_alexnet.npy`` pickle may name: numpy's array,
+#: dtype and scalar reconstruction (both module spellings) and the codec
+#: Python 3 uses for ``bytes`` under pickle protocol 2.
+_PICKLE_GLOBALS = frozenset(
+    (module, name)
+    for module in ("numpy.core.multiarray", "numpy._core.multiarray")
+    for name in ("_reconstruct", "scalar")
+) | {("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode")}
+
+
+class _ArrayUnpickler(pickle.Unpickler):
+    """Unpickles containers and numpy arrays only; anything else (a
+    ``__reduce__`` naming ``os.system``, a class) is refused."""
+
+    def find_class(self, module, name):
+        if (module, name) in _PICKLE_GLOBALS:
+            return super().find_class(module, name)
+        raise pickle.UnpicklingError(f"refused to load global {module}.{name}")
+
+
+def _load_npy_pickle(path):
+    """``np.load(path, allow_pickle=True)`` without arbitrary code: object
+    arrays are unpickled by :class:`_ArrayUnpickler`."""
+    with open(path, "rb") as handle:
+        version = np.lib.format.read_magic(handle)
+        if version == (1, 0):
+            _, _, dtype = np.lib.format.read_array_header_1_0(handle)
+        else:
+            _, _, dtype = np.lib.format.read_array_header_2_0(handle)
+        if not dtype.hasobject:
+            return np.load(path, allow_pickle=False)
+        return _ArrayUnpickler(handle, encoding="bytes").load()
+
+
 def read_bvlc_alexnet(path):
     """Reads a ``bvlc_alexnet.npy`` file into ``{layer: (W, b)}``.
 
-    The file is a pickled Python dict, so reading it can run code: only read
-    files you trust (the usual ``bvlc_alexnet.npy`` is a plain dict).
+    The file is a pickled Python dict. It is unpickled by a restricted
+    unpickler that admits only containers and numpy arrays, so a file that
+    would run code when loaded is refused instead.
 
     Raises:
-        DHSPSError: missing file, or not a dict of ``[W, b]`` pairs.
+        DHSPSError: missing file, a pickle naming anything but numpy
+            arrays, or not a dict of ``[W, b]`` pairs.
     """
     if not os.path.isfile(path):
         raise DHSPSError(f"AlexNet weight file not found: {path}")
     try:
-        data = np.load(path, encoding="bytes", allow_pickle=True)
-        data = data.item() if data.shape == () else None
-    except (OSError, ValueError, EOFError) as error:
+        data = _load_npy_pickle(path)
+        if isinstance(data, np.ndarray):
+            data = data.item() if data.shape == () else None
+    except pickle.UnpicklingError as error:
+        raise DHSPSError(
+            f"{path}: not a plain dict of arrays ({error}); refused"
+        ) from None
+    except (OSError, ValueError, EOFError, TypeError) as error:
         raise DHSPSError(f"cannot read {path}: {error}") from None
     if not isinstance(data, dict):
         raise DHSPSError(

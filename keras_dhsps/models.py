@@ -75,7 +75,9 @@ def load_hasher(path):
     arbitrary code is refused) and without the training configuration.
 
     Raises:
-        DHSPSError: the file does not exist or is not a Keras archive.
+        DHSPSError: the file does not exist, is not a Keras archive, holds a
+            ``Lambda`` layer (refused by safe mode) or names a class that is
+            not registered (an unknown object).
     """
     import os
 
@@ -87,5 +89,8 @@ def load_hasher(path):
         raise DHSPSError(f"expected a .keras file, got: {path}")
     try:
         return keras.saving.load_model(path, compile=False, safe_mode=True)
-    except (ValueError, OSError) as error:
-        raise DHSPSError(f"cannot load {path}: {error}") from None
+    except (ValueError, OSError, TypeError) as error:
+        # Keras nests the cause and appends whole configs: keep the cause.
+        reason = str(error).split("Exception encountered: ")[-1]
+        reason = reason.split(" Full object config")[0].split(". Make sure")[0]
+        raise DHSPSError(f"cannot load {path}: {reason.strip()}") from None

@@ -424,3 +424,65 @@ def test_a_manifest_never_holds_an_unlabelled_image(tmp_path):
     record = write_manifest(target, collection=labelled, splits=splits,
                             protocol=Protocol(1, 1), seed=0, options={})
     assert record["dropped"] == {"unlabelled": 1}
+
+
+# --- Untrusted files -------------------------------------------------------
+
+
+class _Evil:
+    """Unpickling this would run a shell command."""
+
+    def __init__(self, target):
+        self.target = target
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.target}",))
+
+
+def test_bvlc_npy_with_code_is_refused_not_run(tmp_path):
+    from keras_dhsps.alexnet import read_bvlc_alexnet
+    from keras_dhsps.errors import DHSPSError
+
+    marker = tmp_path / "pwned"
+    path = str(tmp_path / "bvlc_alexnet.npy")
+    np.save(path, np.array({"fc8": _Evil(marker)}, dtype=object))
+    with pytest.raises(DHSPSError, match="refused to load global"):
+        read_bvlc_alexnet(path)
+    assert not marker.exists()
+    # A plain dict of arrays (the real file's shape) still loads.
+    weights = np.ones((2, 3), np.float32)
+    np.save(path, np.array({b"fc8": [weights, np.zeros(3)]}, dtype=object))
+    layers = read_bvlc_alexnet(path)
+    np.testing.assert_array_equal(layers["fc8"][0], weights)
+
+
+def _tiny_model(extra=None):
+    inputs = keras.Input((4,))
+    hidden = keras.layers.Dense(3)(inputs)
+    if extra is not None:
+        hidden = extra(hidden)
+    return keras.Model(inputs, keras.layers.Dense(2)(hidden))
+
+
+@keras.saving.register_keras_serializable(package="reliability_test")
+class _Unregistered(keras.layers.Layer):
+    def call(self, inputs):
+        return inputs
+
+
+def test_keras_file_with_lambda_or_unknown_object_is_refused(tmp_path):
+    from keras_dhsps.errors import DHSPSError
+    from keras_dhsps.export import load_hasher_any
+    from keras_dhsps.models import load_hasher
+
+    lambda_path = str(tmp_path / "lambda.keras")
+    _tiny_model(keras.layers.Lambda(lambda x: x * 2.0)).save(lambda_path)
+    unknown_path = str(tmp_path / "unknown.keras")
+    _tiny_model(_Unregistered()).save(unknown_path)
+    # Forget the custom class, as a fresh process would.
+    keras.saving.get_custom_objects().pop("reliability_test>_Unregistered")
+    for load in (load_hasher, load_hasher_any):
+        with pytest.raises(DHSPSError, match="Lambda|safe_mode|arbitrary"):
+            load(lambda_path)
+        with pytest.raises(DHSPSError, match="_Unregistered"):
+            load(unknown_path)
