@@ -19,6 +19,7 @@ weight, α the quantization weight.
 import keras
 from keras import ops
 
+from keras_dhsps.losses.base import HashingLoss
 from keras_dhsps.losses.idhn import IDHNLoss
 from keras_dhsps.losses.similarity import pairwise_cross_entropy
 from keras_dhsps.losses.idhn import _pair_mean
@@ -68,13 +69,15 @@ def soft_only_loss(
 
 
 @keras.saving.register_keras_serializable(package="keras_dhsps")
-class IDHNSoftOnlyLoss(keras.losses.Loss):
+class IDHNSoftOnlyLoss(HashingLoss):
     """Keras loss wrapping :func:`soft_only_loss` (the soft-only ablation).
 
     Reference:
-        Zhang, Peng, Yuan, Zhao, Lu. "Improved Deep Hashing With Soft
+        Zhang, Zou, Lin, Chen, Wang. "Improved Deep Hashing With Soft
         Pairwise Similarity for Multi-Label Image Retrieval." IEEE TMM 2019.
     """
+
+    loss_fn = staticmethod(soft_only_loss)
 
     def __init__(
         self,
@@ -84,30 +87,13 @@ class IDHNSoftOnlyLoss(keras.losses.Loss):
         name="idhn_soft_only_loss",
         **kwargs,
     ):
-        super().__init__(name=name, **kwargs)
-        self.soft_weight = soft_weight
-        self.quantization_weight = quantization_weight
-        self.include_diagonal = include_diagonal
-
-    def call(self, y_true, y_pred):
-        return soft_only_loss(
-            y_true,
-            y_pred,
-            soft_weight=self.soft_weight,
-            quantization_weight=self.quantization_weight,
-            include_diagonal=self.include_diagonal,
+        super().__init__(
+            name=name,
+            soft_weight=soft_weight,
+            quantization_weight=quantization_weight,
+            include_diagonal=include_diagonal,
+            **kwargs,
         )
-
-    def get_config(self):
-        config = super().get_config()
-        config.update(
-            {
-                "soft_weight": self.soft_weight,
-                "quantization_weight": self.quantization_weight,
-                "include_diagonal": self.include_diagonal,
-            }
-        )
-        return config
 
 
 @keras.saving.register_keras_serializable(package="keras_dhsps")

@@ -25,6 +25,7 @@ log cosh and pairs each batch with a memory bank of all training codes.
 import keras
 from keras import ops
 
+from keras_dhsps.losses.base import HashingLoss
 from keras_dhsps.losses.idhn import _pair_mean
 from keras_dhsps.losses.similarity import pairwise_cross_entropy
 from keras_dhsps.losses.similarity import hard_similarity
@@ -74,7 +75,7 @@ def dhn_loss(
 
 
 @keras.saving.register_keras_serializable(package="keras_dhsps")
-class DHNLoss(keras.losses.Loss):
+class DHNLoss(HashingLoss):
     """Keras loss wrapping :func:`dhn_loss`; ``y_true`` are multi-hot labels.
 
     Reference:
@@ -85,6 +86,8 @@ class DHNLoss(keras.losses.Loss):
     >>> model.compile(optimizer="adam", loss=keras_dhsps.losses.DHNLoss())
     """
 
+    loss_fn = staticmethod(dhn_loss)
+
     def __init__(
         self,
         scale=0.5,
@@ -93,27 +96,10 @@ class DHNLoss(keras.losses.Loss):
         name="dhn_loss",
         **kwargs,
     ):
-        super().__init__(name=name, **kwargs)
-        self.scale = scale
-        self.quantization_weight = quantization_weight
-        self.include_diagonal = include_diagonal
-
-    def call(self, y_true, y_pred):
-        return dhn_loss(
-            y_true,
-            y_pred,
-            scale=self.scale,
-            quantization_weight=self.quantization_weight,
-            include_diagonal=self.include_diagonal,
+        super().__init__(
+            name=name,
+            scale=scale,
+            quantization_weight=quantization_weight,
+            include_diagonal=include_diagonal,
+            **kwargs,
         )
-
-    def get_config(self):
-        config = super().get_config()
-        config.update(
-            {
-                "scale": self.scale,
-                "quantization_weight": self.quantization_weight,
-                "include_diagonal": self.include_diagonal,
-            }
-        )
-        return config

@@ -21,6 +21,7 @@ tanh/softsign output, in ``(−1, 1)``.
 import keras
 from keras import ops
 
+from keras_dhsps.losses.base import HashingLoss
 from keras_dhsps.losses.similarity import pairwise_cross_entropy
 from keras_dhsps.losses.idhn import _pair_mean
 from keras_dhsps.losses.similarity import hard_similarity
@@ -67,13 +68,15 @@ def dpsh_loss(
 
 
 @keras.saving.register_keras_serializable(package="keras_dhsps")
-class DPSHLoss(keras.losses.Loss):
+class DPSHLoss(HashingLoss):
     """Keras loss wrapping :func:`dpsh_loss`; ``y_true`` are multi-hot labels.
 
     Reference:
         Li, Wang, Kang. "Feature Learning based Deep Supervised Hashing with
         Pairwise Labels." IJCAI 2016.
     """
+
+    loss_fn = staticmethod(dpsh_loss)
 
     def __init__(
         self,
@@ -83,27 +86,10 @@ class DPSHLoss(keras.losses.Loss):
         name="dpsh_loss",
         **kwargs,
     ):
-        super().__init__(name=name, **kwargs)
-        self.scale = scale
-        self.quantization_weight = quantization_weight
-        self.include_diagonal = include_diagonal
-
-    def call(self, y_true, y_pred):
-        return dpsh_loss(
-            y_true,
-            y_pred,
-            scale=self.scale,
-            quantization_weight=self.quantization_weight,
-            include_diagonal=self.include_diagonal,
+        super().__init__(
+            name=name,
+            scale=scale,
+            quantization_weight=quantization_weight,
+            include_diagonal=include_diagonal,
+            **kwargs,
         )
-
-    def get_config(self):
-        config = super().get_config()
-        config.update(
-            {
-                "scale": self.scale,
-                "quantization_weight": self.quantization_weight,
-                "include_diagonal": self.include_diagonal,
-            }
-        )
-        return config

@@ -20,6 +20,7 @@ summed over bits as in the paper's L1 norm.
 import keras
 from keras import ops
 
+from keras_dhsps.losses.base import HashingLoss
 from keras_dhsps.losses.idhn import _pair_mean
 from keras_dhsps.losses.similarity import hard_similarity
 
@@ -68,13 +69,15 @@ def dsh_loss(
 
 
 @keras.saving.register_keras_serializable(package="keras_dhsps")
-class DSHLoss(keras.losses.Loss):
+class DSHLoss(HashingLoss):
     """Keras loss wrapping :func:`dsh_loss`; ``y_true`` are multi-hot labels.
 
     Reference:
         Liu, Wang, Shan, Chen. "Deep Supervised Hashing for Fast Image
         Retrieval." CVPR 2016.
     """
+
+    loss_fn = staticmethod(dsh_loss)
 
     def __init__(
         self,
@@ -84,27 +87,10 @@ class DSHLoss(keras.losses.Loss):
         name="dsh_loss",
         **kwargs,
     ):
-        super().__init__(name=name, **kwargs)
-        self.margin = margin
-        self.quantization_weight = quantization_weight
-        self.include_diagonal = include_diagonal
-
-    def call(self, y_true, y_pred):
-        return dsh_loss(
-            y_true,
-            y_pred,
-            margin=self.margin,
-            quantization_weight=self.quantization_weight,
-            include_diagonal=self.include_diagonal,
+        super().__init__(
+            name=name,
+            margin=margin,
+            quantization_weight=quantization_weight,
+            include_diagonal=include_diagonal,
+            **kwargs,
         )
-
-    def get_config(self):
-        config = super().get_config()
-        config.update(
-            {
-                "margin": self.margin,
-                "quantization_weight": self.quantization_weight,
-                "include_diagonal": self.include_diagonal,
-            }
-        )
-        return config

@@ -34,6 +34,7 @@ Reduction: ``Σ_ij w_ij ℓ_ij / |S|`` (the DeepHash-pytorch port's
 import keras
 from keras import ops
 
+from keras_dhsps.losses.base import HashingLoss
 from keras_dhsps.losses.similarity import pairwise_cross_entropy
 from keras_dhsps.losses.idhn import _pair_mean
 from keras_dhsps.losses.similarity import hard_similarity
@@ -97,7 +98,7 @@ def hashnet_loss(
 
 
 @keras.saving.register_keras_serializable(package="keras_dhsps")
-class HashNetLoss(keras.losses.Loss):
+class HashNetLoss(HashingLoss):
     """Keras loss wrapping :func:`hashnet_loss`; ``y_true`` are labels.
 
     ``continuation`` is a plain attribute read when the train function is
@@ -109,6 +110,8 @@ class HashNetLoss(keras.losses.Loss):
         Continuation." ICCV 2017.
     """
 
+    loss_fn = staticmethod(hashnet_loss)
+
     def __init__(
         self,
         scale=None,
@@ -117,27 +120,10 @@ class HashNetLoss(keras.losses.Loss):
         name="hashnet_loss",
         **kwargs,
     ):
-        super().__init__(name=name, **kwargs)
-        self.scale = scale
-        self.continuation = continuation
-        self.include_diagonal = include_diagonal
-
-    def call(self, y_true, y_pred):
-        return hashnet_loss(
-            y_true,
-            y_pred,
-            scale=self.scale,
-            continuation=self.continuation,
-            include_diagonal=self.include_diagonal,
+        super().__init__(
+            name=name,
+            scale=scale,
+            continuation=continuation,
+            include_diagonal=include_diagonal,
+            **kwargs,
         )
-
-    def get_config(self):
-        config = super().get_config()
-        config.update(
-            {
-                "scale": self.scale,
-                "continuation": self.continuation,
-                "include_diagonal": self.include_diagonal,
-            }
-        )
-        return config

@@ -20,6 +20,7 @@ Hyperparameter names map to the authors' code as: ``beta`` = ``belta`` (5),
 import keras
 from keras import ops
 
+from keras_dhsps.losses.base import HashingLoss
 from keras_dhsps.losses.similarity import hard_pair_mask
 from keras_dhsps.losses.similarity import hard_similarity
 from keras_dhsps.losses.similarity import pairwise_cross_entropy
@@ -138,7 +139,7 @@ def hard_only_loss(
 
 
 @keras.saving.register_keras_serializable(package="keras_dhsps")
-class IDHNLoss(keras.losses.Loss):
+class IDHNLoss(HashingLoss):
     """Keras loss wrapping :func:`idhn_loss`; ``y_true`` are the labels.
 
     Constructible with no arguments: the code length K is read from the
@@ -149,6 +150,8 @@ class IDHNLoss(keras.losses.Loss):
     >>> loss = keras_dhsps.losses.IDHNLoss()
     >>> model.compile(optimizer="adam", loss=loss)
     """
+
+    loss_fn = staticmethod(idhn_loss)
 
     def __init__(
         self,
@@ -161,44 +164,23 @@ class IDHNLoss(keras.losses.Loss):
         name="idhn_loss",
         **kwargs,
     ):
-        super().__init__(name=name, **kwargs)
-        self.beta = beta
-        self.soft_weight = soft_weight
-        self.quantization_weight = quantization_weight
-        self.hard_low = hard_low
-        self.hard_high = hard_high
-        self.include_diagonal = include_diagonal
-
-    def call(self, y_true, y_pred):
-        return idhn_loss(
-            y_true,
-            y_pred,
-            beta=self.beta,
-            soft_weight=self.soft_weight,
-            quantization_weight=self.quantization_weight,
-            hard_low=self.hard_low,
-            hard_high=self.hard_high,
-            include_diagonal=self.include_diagonal,
+        super().__init__(
+            name=name,
+            beta=beta,
+            soft_weight=soft_weight,
+            quantization_weight=quantization_weight,
+            hard_low=hard_low,
+            hard_high=hard_high,
+            include_diagonal=include_diagonal,
+            **kwargs,
         )
-
-    def get_config(self):
-        config = super().get_config()
-        config.update(
-            {
-                "beta": self.beta,
-                "soft_weight": self.soft_weight,
-                "quantization_weight": self.quantization_weight,
-                "hard_low": self.hard_low,
-                "hard_high": self.hard_high,
-                "include_diagonal": self.include_diagonal,
-            }
-        )
-        return config
 
 
 @keras.saving.register_keras_serializable(package="keras_dhsps")
-class HardOnlyLoss(keras.losses.Loss):
+class HardOnlyLoss(HashingLoss):
     """Keras loss wrapping :func:`hard_only_loss` (the hard-only ablation)."""
+
+    loss_fn = staticmethod(hard_only_loss)
 
     def __init__(
         self,
@@ -208,27 +190,10 @@ class HardOnlyLoss(keras.losses.Loss):
         name="hard_only_loss",
         **kwargs,
     ):
-        super().__init__(name=name, **kwargs)
-        self.beta = beta
-        self.quantization_weight = quantization_weight
-        self.include_diagonal = include_diagonal
-
-    def call(self, y_true, y_pred):
-        return hard_only_loss(
-            y_true,
-            y_pred,
-            beta=self.beta,
-            quantization_weight=self.quantization_weight,
-            include_diagonal=self.include_diagonal,
+        super().__init__(
+            name=name,
+            beta=beta,
+            quantization_weight=quantization_weight,
+            include_diagonal=include_diagonal,
+            **kwargs,
         )
-
-    def get_config(self):
-        config = super().get_config()
-        config.update(
-            {
-                "beta": self.beta,
-                "quantization_weight": self.quantization_weight,
-                "include_diagonal": self.include_diagonal,
-            }
-        )
-        return config
