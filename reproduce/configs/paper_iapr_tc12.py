@@ -1,23 +1,17 @@
 """IAPR TC-12: IDHN and its competitors at 12, 24, 32 and 48 bits.
 
-Table: IAPR TC-12 (our label set and split: see keras_dhsps/data; no peer
-list exists). Protocol, metrics and baselines: see common.py (the authors'
-released code; metric cut-offs are ours until the paper's are confirmed).
+IAPR TC-12 with our label set (no peer list exists; see README,
+"Datasets"), 2,000 query / 10,000 train drawn from the database.
+Protocol, metrics and baselines: common.py.
 
-Command (one GPU; the dataset prepared under /data/iapr-tc12, see the
-README's "Reproducing the paper"):
+Command (datasets under /data, weights under /weights):
     python -m keras_dhsps reproduce --table paper_iapr_tc12 \
         --data-root /data/iapr-tc12 \
-        --set model.backbone_weights=/weights/bvlc_alexnet.npy \
-        --output results/paper_iapr_tc12
-    ... --smoke    # every cell on digits-mosaic, seconds on a CPU
+        --set model.backbone_weights=/weights/bvlc_alexnet.npy
 
-Expected: the paper column of reproduce/reference/paper_iapr_tc12.json (empty
-until transcribed from the PDF; none is invented). Runtime: 6 deep methods ×
-4 code lengths × 100 epochs of AlexNet-227, about 24 training runs; budget
-roughly 1 GPU-hour per run on one modern GPU (not yet measured here: no GPU
-was available when this config was written), plus feature extraction for
-the 4 shallow methods.
+Expected: reproduce/reference/paper_iapr_tc12.json (empty until transcribed).
+Runtime: 24 AlexNet runs of 1,000,000 training images each (see common.py
+for the estimate per run); --smoke: under a minute on a 2-core CPU.
 """
 
 from common import paper_table

