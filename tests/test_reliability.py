@@ -486,3 +486,27 @@ def test_keras_file_with_lambda_or_unknown_object_is_refused(tmp_path):
             load(lambda_path)
         with pytest.raises(DHSPSError, match="_Unregistered"):
             load(unknown_path)
+
+
+# --- No partial outputs ----------------------------------------------------
+
+
+def test_a_crash_mid_write_leaves_the_old_file_and_no_temporary(tmp_path):
+    from keras_dhsps.io_utils import atomic_write
+    from keras_dhsps.io_utils import read_json
+    from keras_dhsps.io_utils import write_json
+
+    path = str(tmp_path / "results.json")
+    write_json(path, {"old": 1})
+
+    def crash(temporary):
+        with open(temporary, "w", encoding="utf-8") as handle:
+            handle.write('{"half": ')
+        raise KeyboardInterrupt("killed mid-write")
+
+    with pytest.raises(KeyboardInterrupt):
+        atomic_write(path, crash)
+    assert read_json(path) == {"old": 1}
+    assert os.listdir(tmp_path) == ["results.json"]
+    write_json(path, {"new": 2})
+    assert read_json(path) == {"new": 2}
