@@ -100,6 +100,7 @@ def _train(args):
     dataset = _load_dataset(config, args.data_root)
 
     from keras_dhsps.evaluation import evaluate_retrieval
+    from keras_dhsps.io_utils import atomic_write
     from keras_dhsps.io_utils import write_json
     from keras_dhsps.train import fit
 
@@ -118,7 +119,7 @@ def _train(args):
         strategy=strategy,
     )
     os.makedirs(args.output, exist_ok=True)
-    result.model.save(os.path.join(args.output, "model.keras"))
+    atomic_write(os.path.join(args.output, "model.keras"), result.model.save)
     write_json(os.path.join(args.output, "config.json"), to_dict(config))
     write_json(os.path.join(args.output, "history.json"), result.history)
     report = evaluate_retrieval(
