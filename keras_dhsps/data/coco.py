@@ -41,6 +41,17 @@ SUBSETS = {
 }
 
 
+def _escapes(file_name: str) -> bool:
+    """Whether an image ``file_name`` is empty, absolute or climbs out."""
+    parts = file_name.replace("\\", "/").split("/")
+    return (
+        not file_name.strip()
+        or file_name.startswith(("/", "\\"))
+        or ":" in parts[0]
+        or ".." in parts
+    )
+
+
 def scan(root: str, *, year: str = "2014") -> Collection:
     """Reads the instances JSON files of a COCO directory.
 
@@ -63,33 +74,57 @@ def scan(root: str, *, year: str = "2014") -> Collection:
         try:
             with open(path, encoding="utf-8") as handle:
                 data = json.load(handle)
-        except ValueError as error:
+        except (ValueError, RecursionError) as error:
             raise DataError(f"{path}: not valid JSON: {error}") from None
         try:
             categories = {c["id"]: c["name"] for c in data["categories"]}
+            for key, name in categories.items():
+                if not isinstance(name, str) or not name:
+                    raise DataError(
+                        f"{path}: category {key!r} has name {name!r}, not "
+                        "a non-empty string"
+                    )
             by_id = {}
             for index, image in enumerate(data["images"]):
-                relative = f"{subset}/{image['file_name']}"
+                where = f"{path}: images[{index}]"
+                name = image["file_name"]
+                if not isinstance(name, str) or _escapes(name):
+                    raise DataError(
+                        f"{where}: file_name {name!r} is not a file inside "
+                        f"{subset}/"
+                    )
+                relative = f"{subset}/{name}"
+                if image["id"] in by_id:
+                    raise DataError(f"{where}: image id {image['id']!r} twice")
+                if relative in entries:
+                    raise DataError(
+                        f"{where}: {relative} also named by "
+                        f"{entries[relative].rsplit(': ', 1)[1]}"
+                    )
                 by_id[image["id"]] = relative
-                entries[relative] = f"{path}: images[{index}]"
+                entries[relative] = where
                 image_labels.setdefault(relative, set())
             for index, annotation in enumerate(data["annotations"]):
                 category = annotation["category_id"]
                 if category not in categories:
                     raise DataError(
                         f"{path}: annotations[{index}]: unknown category id "
-                        f"{category}"
+                        f"{category!r}"
                     )
                 if annotation["image_id"] not in by_id:
                     raise DataError(
                         f"{path}: annotations[{index}]: unknown image id "
-                        f"{annotation['image_id']}"
+                        f"{annotation['image_id']!r}"
                     )
                 image_labels[by_id[annotation["image_id"]]].add(
                     categories[category]
                 )
-        except (KeyError, TypeError) as error:
+        except KeyError as error:
             raise DataError(f"{path}: missing field {error}") from None
+        except (TypeError, AttributeError) as error:
+            raise DataError(
+                f"{path}: not a COCO instances file ({error})"
+            ) from None
         for key, name in categories.items():
             if category_names.get(key, name) != name:
                 raise DataError(f"{path}: category {key} renamed to {name!r}")

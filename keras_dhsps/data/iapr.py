@@ -28,11 +28,9 @@ import re
 
 import numpy as np
 
-from keras_dhsps.data.collection import Collection
-from keras_dhsps.data.collection import labels_from_sets
+from keras_dhsps.data.collection import Collection, labels_from_sets
 from keras_dhsps.data.splits import Protocol
-from keras_dhsps.errors import DataError
-from keras_dhsps.errors import UnknownNameError
+from keras_dhsps.errors import DataError, UnknownNameError
 
 #: Cross-modal convention (torchcmh tc12.py): 2,000 queries, 10,000
 #: training images drawn from the retrieval set = every non-query image.
@@ -71,24 +69,47 @@ def _base(root: str) -> str:
     )
 
 
+def _escapes(relative: str) -> bool:
+    """Whether a relative image path is empty, absolute or climbs out."""
+    parts = relative.replace("\\", "/").split("/")
+    return (
+        not relative
+        or relative.startswith(("/", "\\"))
+        or ":" in parts[0]
+        or ".." in parts
+    )
+
+
 def read_annotation(path: str) -> tuple[str, set[str]]:
     """``(image path relative to the benchmark folder, description words)``.
 
     Raises:
-        DataError: no ``<IMAGE>`` or ``<DESCRIPTION>`` element (file, line 1).
+        DataError: no ``<IMAGE>`` or ``<DESCRIPTION>`` element (file, line
+            1), or an ``<IMAGE>`` path that is empty, absolute or escapes
+            the benchmark folder (file and its line).
     """
     with open(path, encoding="latin-1") as handle:
         text = handle.read()
-    fields = {key.upper(): value for key, value in _FIELD.findall(text)}
+    fields, lines = {}, {}
+    for match in _FIELD.finditer(text):
+        key = match.group(1).upper()
+        fields[key] = match.group(2)
+        lines[key] = text.count("\n", 0, match.start()) + 1
     for key in ("IMAGE", "DESCRIPTION"):
         if key not in fields:
             raise DataError(f"{path}:1: no <{key}> element")
+    image = fields["IMAGE"].strip()
+    if _escapes(image):
+        raise DataError(
+            f"{path}:{lines['IMAGE']}: <IMAGE> {image!r} is not a path "
+            "inside the benchmark folder"
+        )
     words = {
         word
         for word in _WORD.findall(fields["DESCRIPTION"].lower())
         if len(word) >= 3 and word not in STOP_WORDS
     }
-    return fields["IMAGE"].strip(), words
+    return image, words
 
 
 def scan(
@@ -112,13 +133,19 @@ def scan(
     prefix = os.path.relpath(base, root).replace(os.sep, "/")
     prefix = "" if prefix == "." else prefix + "/"
     annotation_dir = os.path.join(base, "annotations_complete_eng")
-    paths, word_sets, sources = [], [], []
+    paths, word_sets, sources, seen = [], [], [], {}
     for folder, _, files in sorted(os.walk(annotation_dir)):
         for name in sorted(files):
             if not name.endswith(".eng"):
                 continue
             path = os.path.join(folder, name)
             image, words = read_annotation(path)
+            if prefix + image in seen:
+                raise DataError(
+                    f"{path}:1: image {image!r} is also annotated by "
+                    f"{seen[prefix + image]}"
+                )
+            seen[prefix + image] = path
             paths.append(prefix + image)
             word_sets.append(words)
             sources.append(f"{path}:1")

@@ -92,28 +92,43 @@ def _find(root: str) -> tuple[str, str]:
 def read_annotation_file(path: str, num_images: int = NUM_IMAGES) -> list[int]:
     """The 1-based image numbers listed in one annotation file.
 
+    An empty file is a concept no image shows.
+
     Raises:
-        DataError: a line that is not one image number in 1..num_images
-            (file and line).
+        DataError: a line that is not one image number in 1..num_images,
+            a number listed twice, or text that is not UTF-8 (file and
+            line).
     """
-    numbers = []
-    with open(path, encoding="utf-8") as handle:
-        for line_number, line in enumerate(handle, start=1):
-            fields = line.split()
-            if not fields:
-                continue
-            if len(fields) != 1 or not fields[0].isdigit():
-                raise DataError(
-                    f"{path}:{line_number}: expected one image number per "
-                    f"line, found {line.strip()!r}"
-                )
-            number = int(fields[0])
-            if not 1 <= number <= num_images:
-                raise DataError(
-                    f"{path}:{line_number}: image number {number} outside "
-                    f"1..{num_images}"
-                )
-            numbers.append(number)
+    numbers, seen = [], {}
+    with open(path, "rb") as handle:
+        raw = handle.read().splitlines()
+    for line_number, data in enumerate(raw, start=1):
+        try:
+            line = data.decode("utf-8")
+        except UnicodeDecodeError:
+            raise DataError(f"{path}:{line_number}: not UTF-8 text") from None
+        fields = line.split()
+        if not fields:
+            continue
+        field = fields[0]
+        if len(fields) != 1 or not (field.isascii() and field.isdigit()):
+            raise DataError(
+                f"{path}:{line_number}: expected one image number per "
+                f"line, found {line.strip()!r}"
+            )
+        number = int(field)
+        if not 1 <= number <= num_images:
+            raise DataError(
+                f"{path}:{line_number}: image number {number} outside "
+                f"1..{num_images}"
+            )
+        if number in seen:
+            raise DataError(
+                f"{path}:{line_number}: image number {number} listed twice "
+                f"(first on line {seen[number]})"
+            )
+        seen[number] = line_number
+        numbers.append(number)
     return numbers
 
 

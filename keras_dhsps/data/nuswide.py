@@ -23,8 +23,7 @@ import numpy as np
 
 from keras_dhsps.data.collection import Collection
 from keras_dhsps.data.splits import Protocol
-from keras_dhsps.errors import DataError
-from keras_dhsps.errors import UnknownNameError
+from keras_dhsps.errors import DataError, UnknownNameError
 
 #: DPSH/DSDH convention: 100 queries and 500 training images per concept
 #: (2,100 and 10,500), training drawn from the database = every non-query
@@ -43,9 +42,16 @@ IMAGE_LIST = os.path.join("ImageList", "Imagelist.txt")
 
 
 def _read_image_list(path: str) -> list[str]:
+    """``Flickr/FOLDER/FILE`` of every ``Imagelist.txt`` line.
+
+    Raises:
+        DataError: an empty line, a line without ``FOLDER\\FILE``, a
+            ``.``/``..`` component (a path escaping ``root/Flickr``), a path
+            listed twice, or no lines at all (file and line).
+    """
     if not os.path.isfile(path):
         raise DataError(f"{path}: NUS-WIDE image list not found")
-    paths = []
+    paths, seen = [], {}
     with open(path, encoding="utf-8", errors="replace") as handle:
         for line_number, line in enumerate(handle, start=1):
             text = line.strip()
@@ -57,7 +63,21 @@ def _read_image_list(path: str) -> list[str]:
                     f"{path}:{line_number}: expected FOLDER\\FILE, "
                     f"found {text!r}"
                 )
-            paths.append("Flickr/" + "/".join(parts[-2:]))
+            if {".", ".."} & set(parts[-2:]):
+                raise DataError(
+                    f"{path}:{line_number}: {text!r} escapes the image "
+                    "folder (a '.' or '..' component)"
+                )
+            relative = "Flickr/" + "/".join(parts[-2:])
+            if relative in seen:
+                raise DataError(
+                    f"{path}:{line_number}: {relative} listed twice (first "
+                    f"on line {seen[relative]})"
+                )
+            seen[relative] = line_number
+            paths.append(relative)
+    if not paths:
+        raise DataError(f"{path}: image list has no entries")
     return paths
 
 
@@ -65,15 +85,22 @@ def read_label_file(path: str, num_images: int) -> np.ndarray:
     """One concept's 0/1 column (fast path, exact errors on failure).
 
     Raises:
-        DataError: wrong line count, a line with more than one field, or a
-            value other than 0 or 1 (file and line).
+        DataError: wrong line count, a line with more or fewer than one
+            field, a value other than 0 or 1, or text that is not UTF-8
+            (file and line).
     """
-    with open(path, encoding="utf-8") as handle:
-        text = handle.read()
+    with open(path, "rb") as handle:
+        data = handle.read()
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = data.count(b"\n", 0, error.start) + 1
+        raise DataError(f"{path}:{line}: not UTF-8 text") from None
     values = np.array(text.split())
     lines = text.splitlines()
     if (
         len(values) == len(lines) == num_images
+        and all(line.strip() for line in lines)
         and np.isin(values, ("0", "1")).all()
     ):
         return (values == "1").astype(np.uint8)

@@ -21,8 +21,7 @@ from __future__ import annotations
 import os
 import xml.etree.ElementTree as ElementTree
 
-from keras_dhsps.data.collection import Collection
-from keras_dhsps.data.collection import labels_from_sets
+from keras_dhsps.data.collection import Collection, labels_from_sets
 from keras_dhsps.data.splits import Protocol
 from keras_dhsps.errors import DataError
 
@@ -56,9 +55,19 @@ def _base(root: str) -> tuple[str, str]:
     )
 
 
-def _line_of(text: str, needle: str) -> int:
-    position = text.find(needle)
+def _line_of(text: str, needle: str, start: int = 0) -> int:
+    position = text.find(needle, start)
     return text.count("\n", 0, position) + 1 if position >= 0 else 1
+
+
+def _nth(text: str, needle: str, index: int) -> int:
+    """Offset of the ``index``-th (0-based) ``needle`` in ``text``, or 0."""
+    position = -1
+    for _ in range(index + 1):
+        position = text.find(needle, position + 1)
+        if position < 0:
+            return 0
+    return position
 
 
 def read_annotation(
@@ -67,27 +76,76 @@ def read_annotation(
     """The class names of one annotation XML file.
 
     Raises:
-        DataError: unparsable XML or an unknown class name (file and line).
+        DataError: unparsable XML, an empty file, an ``<object>`` without
+            ``<name>`` or an unknown class name (file and line).
     """
-    with open(path, encoding="utf-8") as handle:
-        text = handle.read()
+    with open(path, "rb") as handle:
+        data = handle.read()
     try:
-        tree = ElementTree.fromstring(text)
+        tree = ElementTree.fromstring(data)
     except ElementTree.ParseError as error:
         line = error.position[0]
         raise DataError(f"{path}:{line}: malformed XML: {error}") from None
+    text = data.decode("utf-8", errors="replace")
     names = set()
-    for element in tree.findall("object"):
+    for index, element in enumerate(tree.findall("object")):
+        start = _nth(text, "<object", index)
         name = (element.findtext("name") or "").strip()
+        if not name:
+            raise DataError(
+                f"{path}:{_line_of(text, '<object', start)}: <object> "
+                "without a <name>"
+            )
         if name not in CLASS_NAMES:
             raise DataError(
-                f"{path}:{_line_of(text, f'<name>{name}')}: unknown class "
+                f"{path}:{_line_of(text, '<name>', start)}: unknown class "
                 f"name {name!r} (VOC2012 has {', '.join(CLASS_NAMES)})"
             )
         difficult = (element.findtext("difficult") or "0").strip() == "1"
         if include_difficult or not difficult:
             names.add(name)
     return names
+
+
+def _read_ids(id_file: str) -> list[tuple[str, str]]:
+    """``(image id, "file:line")`` of ``ImageSets/Main/trainval.txt``.
+
+    Raises:
+        DataError: a line that is not one plain image id (a path such as
+            ``../x``, or several fields), an id listed twice, text that is
+            not UTF-8, or no ids at all (file and line).
+    """
+    with open(id_file, "rb") as handle:
+        raw = handle.read().splitlines()
+    entries, seen = [], {}
+    for number, line in enumerate(raw, start=1):
+        try:
+            fields = line.decode("utf-8").split()
+        except UnicodeDecodeError:
+            raise DataError(f"{id_file}:{number}: not UTF-8 text") from None
+        if not fields:
+            continue
+        image_id = fields[0]
+        if (
+            len(fields) != 1
+            or "/" in image_id
+            or "\\" in image_id
+            or image_id in (".", "..")
+        ):
+            raise DataError(
+                f"{id_file}:{number}: expected one image id (a file name "
+                f"without folder), found {line.decode().strip()!r}"
+            )
+        if image_id in seen:
+            raise DataError(
+                f"{id_file}:{number}: image id {image_id!r} listed twice "
+                f"(first on line {seen[image_id]})"
+            )
+        seen[image_id] = number
+        entries.append((image_id, f"{id_file}:{number}"))
+    if not entries:
+        raise DataError(f"{id_file}: no image ids")
+    return entries
 
 
 def scan(root: str, *, include_difficult: bool = False) -> Collection:
@@ -101,12 +159,7 @@ def scan(root: str, *, include_difficult: bool = False) -> Collection:
     id_file = os.path.join(base, "ImageSets", "Main", "trainval.txt")
     annotations = os.path.join(base, "Annotations")
     if os.path.isfile(id_file):
-        with open(id_file, encoding="utf-8") as handle:
-            entries = [
-                (line.strip(), f"{id_file}:{number}")
-                for number, line in enumerate(handle, start=1)
-                if line.strip()
-            ]
+        entries = _read_ids(id_file)
     else:
         entries = [
             (name[: -len(".xml")], os.path.join(annotations, name))
