@@ -28,5 +28,11 @@ test: $(STAMP)
 test-all: $(STAMP)
 	$(BIN)/python -m pytest -q -m ""
 
+# ruff lint and format check (ruff is installed on first use).
+lint: $(STAMP)
+	test -x $(BIN)/ruff || $(BIN)/python -m pip install --quiet "ruff>=0.6"
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
 clean:
 	rm -rf $(VENV) results build *.egg-info

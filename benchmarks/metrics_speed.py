@@ -58,10 +58,8 @@ import tracemalloc  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-from keras_dhsps.metrics import (  # noqa: E402
-    mean_average_precision,
-    retrieval_report,
-)
+from keras_dhsps.metrics import mean_average_precision  # noqa: E402
+from keras_dhsps.metrics import retrieval_report  # noqa: E402
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 PEER_SPLITS = ROOT.parent / "shared" / "peer_splits"

@@ -80,11 +80,18 @@ def main(argv=None) -> int:
 
     def record(name, seconds, count):
         rows.append(
-            {"method": name, "queries": count, "seconds": round(seconds, 3),
-             "qps": round(count / seconds, 1)}
+            {
+                "method": name,
+                "queries": count,
+                "seconds": round(seconds, 3),
+                "qps": round(count / seconds, 1),
+            }
         )
-        print(f"{name:<42s} {count:>6d} queries {seconds:8.2f} s "
-              f"{count / seconds:10.1f} q/s", flush=True)
+        print(
+            f"{name:<42s} {count:>6d} queries {seconds:8.2f} s "
+            f"{count / seconds:10.1f} q/s",
+            flush=True,
+        )
 
     results = {}
     if faiss_available():
@@ -106,8 +113,7 @@ def main(argv=None) -> int:
     naive, seconds = timed(
         naive_search, queries[: args.naive_queries], database, k
     )
-    record("naive per-query loop (stable argsort)", seconds,
-           args.naive_queries)
+    record("naive per-query loop (stable argsort)", seconds, args.naive_queries)
     reference = results["numpy"]
     identical = np.array_equal(
         reference[0][: args.naive_queries], naive[0]

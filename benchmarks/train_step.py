@@ -139,12 +139,16 @@ def torch_models():
             super().__init__()
             self.pre = Preprocess([104.0, 117.0, 123.0])
             self.features = nn.Sequential(
-                nn.Conv2d(3, 96, 11, 4), nn.ReLU(inplace=True),
-                nn.MaxPool2d(3, 2), nn.LocalResponseNorm(5, 1e-4, 0.75, 1.0),
+                nn.Conv2d(3, 96, 11, 4),
+                nn.ReLU(inplace=True),
+                nn.MaxPool2d(3, 2),
+                nn.LocalResponseNorm(5, 1e-4, 0.75, 1.0),
                 nn.Conv2d(96, 256, 5, padding=2, groups=2),
                 nn.ReLU(inplace=True),
-                nn.MaxPool2d(3, 2), nn.LocalResponseNorm(5, 1e-4, 0.75, 1.0),
-                nn.Conv2d(256, 384, 3, padding=1), nn.ReLU(inplace=True),
+                nn.MaxPool2d(3, 2),
+                nn.LocalResponseNorm(5, 1e-4, 0.75, 1.0),
+                nn.Conv2d(256, 384, 3, padding=1),
+                nn.ReLU(inplace=True),
                 nn.Conv2d(384, 384, 3, padding=1, groups=2),
                 nn.ReLU(inplace=True),
                 nn.Conv2d(384, 256, 3, padding=1, groups=2),
@@ -153,8 +157,12 @@ def torch_models():
             )
             self.classifier = nn.Sequential(
                 nn.Flatten(),
-                nn.Linear(9216, 4096), nn.ReLU(inplace=True), nn.Dropout(0.5),
-                nn.Linear(4096, 4096), nn.ReLU(inplace=True), nn.Dropout(0.5),
+                nn.Linear(9216, 4096),
+                nn.ReLU(inplace=True),
+                nn.Dropout(0.5),
+                nn.Linear(4096, 4096),
+                nn.ReLU(inplace=True),
+                nn.Dropout(0.5),
             )
             self.out_features = 4096
 
@@ -167,10 +175,13 @@ def torch_models():
             cout = width * 4
             self.body = nn.Sequential(
                 nn.Conv2d(cin, width, 1, stride, bias=False),
-                nn.BatchNorm2d(width), nn.ReLU(inplace=True),
+                nn.BatchNorm2d(width),
+                nn.ReLU(inplace=True),
                 nn.Conv2d(width, width, 3, 1, 1, bias=False),
-                nn.BatchNorm2d(width), nn.ReLU(inplace=True),
-                nn.Conv2d(width, cout, 1, bias=False), nn.BatchNorm2d(cout),
+                nn.BatchNorm2d(width),
+                nn.ReLU(inplace=True),
+                nn.Conv2d(width, cout, 1, bias=False),
+                nn.BatchNorm2d(cout),
             )
             self.shortcut = None
             if stride != 1 or cin != cout:
@@ -190,12 +201,18 @@ def torch_models():
             super().__init__()
             self.pre = Preprocess([103.939, 116.779, 123.68])
             layers = [
-                nn.Conv2d(3, 64, 7, 2, 3, bias=False), nn.BatchNorm2d(64),
-                nn.ReLU(inplace=True), nn.MaxPool2d(3, 2, 1),
+                nn.Conv2d(3, 64, 7, 2, 3, bias=False),
+                nn.BatchNorm2d(64),
+                nn.ReLU(inplace=True),
+                nn.MaxPool2d(3, 2, 1),
             ]
             cin = 64
-            for width, blocks, stride in ((64, 3, 1), (128, 4, 2),
-                                          (256, 6, 2), (512, 3, 2)):
+            for width, blocks, stride in (
+                (64, 3, 1),
+                (128, 4, 2),
+                (256, 6, 2),
+                (512, 3, 2),
+            ):
                 for index in range(blocks):
                     layers.append(
                         Bottleneck(cin, width, stride if index == 0 else 1)

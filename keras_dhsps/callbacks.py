@@ -82,7 +82,9 @@ class RetrievalValidation(keras.callbacks.Callback):
         batch_size: encoding batch size.
     """
 
-    def __init__(self, validation: Split, train: Split, every=1, batch_size=256):
+    def __init__(
+        self, validation: Split, train: Split, every=1, batch_size=256
+    ):
         super().__init__()
         self.validation = validation
         self.train = train
@@ -96,7 +98,9 @@ class RetrievalValidation(keras.callbacks.Callback):
         from keras_dhsps.evaluation import encode
         from keras_dhsps.metrics import mean_average_precision
 
-        query_codes = encode(self.model, self.validation, batch_size=self.batch_size)
+        query_codes = encode(
+            self.model, self.validation, batch_size=self.batch_size
+        )
         train_codes = encode(self.model, self.train, batch_size=self.batch_size)
         value = mean_average_precision(
             query_codes, self.validation.labels, train_codes, self.train.labels
@@ -204,6 +208,6 @@ def restore_checkpoint(directory, model):
             f"{path}: {len(state['seed_states'])} seed states for "
             f"{len(generators)} random layers; not this model's checkpoint"
         )
-    for generator, value in zip(generators, state["seed_states"]):
+    for generator, value in zip(generators, state["seed_states"], strict=True):
         generator.state.assign(np.asarray(value, dtype=generator.state.dtype))
     return int(state["step"])

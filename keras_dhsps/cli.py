@@ -33,7 +33,7 @@ def _experiment_config(args):
     from keras_dhsps.config import from_dict
     from keras_dhsps.config import override
     from keras_dhsps.io_utils import read_json
-    from keras_dhsps.tables import load_table_config
+    from keras_dhsps.tables import load_config_file
 
     if args.config is None:
         config = ExperimentConfig()
@@ -43,7 +43,7 @@ def _experiment_config(args):
             raise DHSPSError(f"config file not found: {path}")
         config = from_dict(read_json(path))
     else:
-        config = load_table_config(args.config)
+        config = load_config_file(args.config, ExperimentConfig)
     assignments = list(args.set or [])
     for flag, key in (
         ("dataset", "data.name"),
@@ -148,7 +148,9 @@ def _evaluate(args):
     from keras_dhsps.models import load_hasher
 
     model = load_hasher(model_path)
-    report = evaluate_retrieval(model, dataset, config.eval, verbose=args.verbose)
+    report = evaluate_retrieval(
+        model, dataset, config.eval, verbose=args.verbose
+    )
     _print_metrics(report["metrics"])
     if args.output:
         write_json(args.output, report)
@@ -166,7 +168,9 @@ def _table_specs(args):
     if args.config:
         paths = [args.config]
     elif args.table:
-        paths = [table_config_path(name, args.configs_dir) for name in args.table]
+        paths = [
+            table_config_path(name, args.configs_dir) for name in args.table
+        ]
     else:
         paths = [
             table_config_path(name, args.configs_dir)
@@ -197,13 +201,16 @@ def _reproduce(args):
     import keras
 
     from keras_dhsps.tables import run_table
+
     single = len(tables) == 1
     output_root = args.output or "results"
     # Tables share one cell cache, so identical cells are computed once.
     cells_dir = os.path.join(output_root, "cells") if not single else None
     for name, table in tables:
-        output = output_root if single and args.output else os.path.join(
-            output_root, name
+        output = (
+            output_root
+            if single and args.output
+            else os.path.join(output_root, name)
         )
         bar = keras.utils.Progbar(
             len(table.methods) * len(table.bits) * len(table.seeds),

@@ -5,7 +5,7 @@ Layout of a ``codes.h5`` file (h5py):
 ===================  ===============================  =========================
 name                 type                             content
 ===================  ===============================  =========================
-``codes``            ``uint8 (N, ceil(K/8))``         packed codes (``keras_dhsps.codes.pack_codes``)
+``codes``            ``uint8 (N, ceil(K/8))``         packed codes (``pack_codes``)
 ``paths``            UTF-8 strings ``(N,)``           image paths, same order
 ``labels``           ``uint8 (N, C)``, optional       multi-hot labels when known
 ``relaxed``          ``float32 (N, K)``, optional     relaxed codes ``u``
@@ -189,16 +189,22 @@ def write_code_database(
                         len(values),
                         num_classes,
                     ):
+                        got = (
+                            None
+                            if batch.labels is None
+                            else np.shape(batch.labels)
+                        )
                         raise DHSPSError(
                             f"expected labels of shape ({len(values)}, "
-                            f"{num_classes}); got "
-                            f"{None if batch.labels is None else np.shape(batch.labels)}"
+                            f"{num_classes}); got {got}"
                         )
                     _append(labels, np.asarray(batch.labels, dtype=np.uint8))
                 if relaxed is not None:
                     _append(relaxed, values.astype(np.float32))
                 count += len(values)
-            skipped = skipped_paths() if callable(skipped_paths) else skipped_paths
+            skipped = (
+                skipped_paths() if callable(skipped_paths) else skipped_paths
+            )
             handle.create_dataset(
                 "skipped_paths", data=list(skipped), dtype=_STRING
             )
@@ -313,7 +319,9 @@ def read_collection(
         return list_image_files(source), None
     if not os.path.isfile(source):
         raise DataError(f"{source}: no such image directory or list file")
-    root = root if root is not None else os.path.dirname(os.path.abspath(source))
+    root = (
+        root if root is not None else os.path.dirname(os.path.abspath(source))
+    )
     with open(source, encoding="utf-8") as handle:
         first = next((line.split() for line in handle if line.strip()), None)
     if first is None:
@@ -394,10 +402,15 @@ def encode_images(
         return position, hasher.preprocess(image[None])[0]
 
     dataset = tf.data.Dataset.from_tensor_slices(
-        (np.arange(len(paths), dtype=np.int64), tf.constant(list(paths), tf.string))
+        (
+            np.arange(len(paths), dtype=np.int64),
+            tf.constant(list(paths), tf.string),
+        )
     )
     dataset = (
-        dataset.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        dataset.map(
+            load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True
+        )
         .ignore_errors()
         .batch(batch_size)
         .prefetch(tf.data.AUTOTUNE)

@@ -199,9 +199,14 @@ def override(config: ExperimentConfig, *assignments: str) -> ExperimentConfig:
             if not isinstance(node.get(part), dict):
                 raise ValueError(f"unknown config key {key!r}")
             node = node[part]
-        if leaf not in node and parents and parents[-1] not in (
-            "options",
-            "params",
+        if (
+            leaf not in node
+            and parents
+            and parents[-1]
+            not in (
+                "options",
+                "params",
+            )
         ):
             raise ValueError(f"unknown config key {key!r}")
         node[leaf] = _parse_value(raw.strip())

@@ -38,6 +38,7 @@ except ImportError:  # pragma: no cover - a Keras that moved it
     def in_symbolic_scope():
         return False
 
+
 from keras_dhsps.errors import UnknownNameError
 
 #: Names accepted by :func:`make_strategy`.

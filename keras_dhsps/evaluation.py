@@ -65,7 +65,10 @@ def report_from_codes(
         radius=eval_config.radius,
         curves=curves,
     )
-    report["counts"] = {"query": len(query_codes), "database": len(database_codes)}
+    report["counts"] = {
+        "query": len(query_codes),
+        "database": len(database_codes),
+    }
     return report
 
 

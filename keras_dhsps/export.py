@@ -238,9 +238,7 @@ def export_saved_model(
     archive = keras.export.ExportArchive()
     archive.track(model)
     uint8_spec = [tf.TensorSpec((None, None, None, 3), tf.uint8, name="images")]
-    archive.add_endpoint(
-        name="serve", fn=relaxed, input_signature=uint8_spec
-    )
+    archive.add_endpoint(name="serve", fn=relaxed, input_signature=uint8_spec)
     archive.add_endpoint(
         name="encode",
         fn=lambda images: pack_bits(relaxed(images)),
@@ -268,7 +266,9 @@ def export_saved_model(
         fn=lambda images: model(images, training=False),
         input_signature=[
             tf.TensorSpec(
-                (None, image_size[0], image_size[1], 3), tf.float32, name="images"
+                (None, image_size[0], image_size[1], 3),
+                tf.float32,
+                name="images",
             )
         ],
     )
@@ -333,7 +333,10 @@ class LoadedHasher:
     def preprocess(self, images) -> tf.Tensor:
         """uint8 images ``(B, h, w, 3)`` -> the model's float32 input."""
         return preprocess_images(
-            images, self.image_size, resize=self.resize, resize_to=self.resize_to
+            images,
+            self.image_size,
+            resize=self.resize,
+            resize_to=self.resize_to,
         )
 
     def codes_from_preprocessed(self, images) -> np.ndarray:
@@ -341,7 +344,9 @@ class LoadedHasher:
         if self.model is not None:
             codes = self.model(images, training=False)
         else:
-            codes = self._saved_model.hasher(tf.convert_to_tensor(images, tf.float32))
+            codes = self._saved_model.hasher(
+                tf.convert_to_tensor(images, tf.float32)
+            )
         return np.asarray(codes, dtype=np.float32)
 
     def codes(self, images) -> np.ndarray:
@@ -388,7 +393,9 @@ def load_hasher_any(
         try:
             loaded = tf.saved_model.load(path)
         except (OSError, ValueError, tf.errors.OpError) as error:
-            raise DHSPSError(f"cannot load SavedModel {path}: {error}") from None
+            raise DHSPSError(
+                f"cannot load SavedModel {path}: {error}"
+            ) from None
         if not hasattr(loaded, "hasher"):
             raise DHSPSError(
                 f"{path} is a SavedModel without the 'hasher' endpoint; "

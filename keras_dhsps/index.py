@@ -46,8 +46,8 @@ import numpy.typing as npt
 
 from keras_dhsps.codes import check_packed
 from keras_dhsps.codes import describe
-from keras_dhsps.codes import packed_to_words
 from keras_dhsps.codes import distance_dtype
+from keras_dhsps.codes import packed_to_words
 from keras_dhsps.errors import DHSPSError
 from keras_dhsps.io_utils import atomic_write
 
@@ -141,8 +141,14 @@ class HammingIndex:
     """
 
     def __init__(self, num_bits: int, *, backend: str = "auto") -> None:
-        if isinstance(num_bits, bool) or int(num_bits) != num_bits or num_bits < 1:
-            raise DHSPSError(f"num_bits must be a positive int; got {num_bits!r}")
+        if (
+            isinstance(num_bits, bool)
+            or int(num_bits) != num_bits
+            or num_bits < 1
+        ):
+            raise DHSPSError(
+                f"num_bits must be a positive int; got {num_bits!r}"
+            )
         self.num_bits = int(num_bits)
         self.code_size = -(-self.num_bits // 8)
         self.backend = _resolve_backend(backend)
@@ -217,7 +223,9 @@ class HammingIndex:
         database = self._database_words()
         query_words = packed_to_words(queries)
         num_words, num_items = database.shape
-        dist = np.empty(num_items, dtype=distance_dtype(num_words, database.itemsize))
+        dist = np.empty(
+            num_items, dtype=distance_dtype(num_words, database.itemsize)
+        )
         xor = np.empty(num_items, dtype=database.dtype)
         counts = np.empty(num_items, dtype=np.uint8)
         for q in range(len(queries)):
@@ -312,7 +320,9 @@ class HammingIndex:
         all_rows, all_d, all_i = [], [], []
         for radius in np.unique(radii):
             which = np.flatnonzero(radii == radius)
-            lims, d, i = self._faiss.range_search(queries[which], int(radius) + 1)
+            lims, d, i = self._faiss.range_search(
+                queries[which], int(radius) + 1
+            )
             counts = np.diff(lims.astype(np.int64))  # faiss: uint64
             all_rows.append(np.repeat(which, counts))
             all_d.append(d)
@@ -324,7 +334,9 @@ class HammingIndex:
 
     def range_search(
         self, queries: npt.ArrayLike, radius: int
-    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int32], npt.NDArray[np.int64]]:
+    ) -> tuple[
+        npt.NDArray[np.int64], npt.NDArray[np.int32], npt.NDArray[np.int64]
+    ]:
         """Every code within Hamming distance ``radius`` (``d <= radius``).
 
         Note the inclusive bound: faiss's ``range_search`` is strict

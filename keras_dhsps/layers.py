@@ -189,6 +189,7 @@ class GroupedConv2D(keras.layers.Conv2D):
             for x, k in zip(
                 ops.split(inputs, self.groups, axis=axis),
                 ops.split(kernel, self.groups, axis=-1),
+                strict=True,
             )
         ]
         return ops.concatenate(outputs, axis=axis)

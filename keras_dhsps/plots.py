@@ -30,7 +30,9 @@ DEFAULT_FORMATS = ("png", "pdf")
 def _save(figure, path: str) -> None:
     extension = os.path.splitext(path)[1].lstrip(".").lower()
     if not extension:
-        raise DHSPSError(f"{path}: give the plot file an extension (.png, .pdf)")
+        raise DHSPSError(
+            f"{path}: give the plot file an extension (.png, .pdf)"
+        )
     atomic_write(
         path,
         lambda temporary: figure.savefig(temporary, dpi=120, format=extension),
@@ -58,9 +60,13 @@ def plot_precision_recall(panels: dict, path: str, *, title: str = "") -> None:
         1, count, figsize=(4.2 * count, 4.0), squeeze=False
     )
     recipes = []
-    for axis, (panel_title, lines) in zip(axes[0], panels.items(), strict=False):
+    for axis, (panel_title, lines) in zip(
+        axes[0], panels.items(), strict=False
+    ):
         for label, curve in lines.items():
-            axis.plot(curve["recall"], curve["precision"], marker=".", label=label)
+            axis.plot(
+                curve["recall"], curve["precision"], marker=".", label=label
+            )
             recipes.append(curve.get("recipe", ""))
         axis.set_title(panel_title)
         axis.set_xlabel("recall")

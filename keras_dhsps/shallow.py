@@ -119,8 +119,8 @@ class LSH(_Hasher):
         """Draws the projections; ``labels`` are ignored (unsupervised)."""
         array = _as_features(features)
         self.dimension_ = array.shape[1]
-        self.mean_ = array.mean(axis=0) if self.center else np.zeros(
-            self.dimension_
+        self.mean_ = (
+            array.mean(axis=0) if self.center else np.zeros(self.dimension_)
         )
         rng = np.random.default_rng(self.seed)
         self.projection_ = rng.standard_normal((self.dimension_, self.bits))
@@ -167,9 +167,7 @@ class ITQ(_Hasher):
             binary = np.where(projected @ rotation >= 0, 1.0, -1.0)
             left, _, right_t = np.linalg.svd(binary.T @ projected)
             rotation = right_t.T @ left.T
-            losses.append(
-                float(np.sum((binary - projected @ rotation) ** 2))
-            )
+            losses.append(float(np.sum((binary - projected @ rotation) ** 2)))
         self.rotation_ = rotation
         self.quantization_losses_ = losses
         self._fitted = True
@@ -333,8 +331,9 @@ class SDH(_Hasher):
         gram_inverse_phi_t = np.linalg.solve(
             phi.T @ phi + self.ridge * np.eye(count), phi.T
         )
-        codes = np.where(rng.standard_normal((len(array), self.bits)) >= 0,
-                         1.0, -1.0)
+        codes = np.where(
+            rng.standard_normal((len(array), self.bits)) >= 0, 1.0, -1.0
+        )
         eye = np.eye(self.bits)
         for _ in range(self.iterations):
             # [G-step: ridge regression of the labels on the codes]

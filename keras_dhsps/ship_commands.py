@@ -88,7 +88,9 @@ def _encode(args) -> None:
     from keras_dhsps.export import load_hasher_any
 
     hasher = load_hasher_any(args.model)
-    bar = keras.utils.Progbar(len(paths), verbose=args.verbose, unit_name="image")
+    bar = keras.utils.Progbar(
+        len(paths), verbose=args.verbose, unit_name="image"
+    )
     summary = encode_collection(
         hasher,
         paths,
@@ -153,7 +155,10 @@ def _search(args) -> None:
     if args.radius is not None:
         lims, distances, indices = index.range_search(packed, args.radius)
         rows = [
-            (distances[lims[q] : lims[q + 1]][: args.k], indices[lims[q] : lims[q + 1]][: args.k])
+            (
+                distances[lims[q] : lims[q + 1]][: args.k],
+                indices[lims[q] : lims[q + 1]][: args.k],
+            )
             for q in range(len(packed))
         ]
     else:
@@ -299,7 +304,9 @@ def _plot_examples(args) -> None:
 
 # ------------------------------------------------------------------ parser
 def _formats(text: str) -> list[str]:
-    formats = [value.strip().lower() for value in text.split(",") if value.strip()]
+    formats = [
+        value.strip().lower() for value in text.split(",") if value.strip()
+    ]
     allowed = {"png", "pdf", "svg"}
     unknown = [value for value in formats if value not in allowed]
     if unknown or not formats:
@@ -318,7 +325,9 @@ def register(subparsers) -> None:
         "export", help="export a hasher as a SavedModel (raw-image endpoints)"
     )
     export.add_argument("model", help="a run directory or a .keras file")
-    export.add_argument("-o", "--output", required=True, help="SavedModel directory")
+    export.add_argument(
+        "-o", "--output", required=True, help="SavedModel directory"
+    )
     export.add_argument(
         "--overwrite", action="store_true", help="replace an existing directory"
     )
@@ -342,13 +351,17 @@ def register(subparsers) -> None:
     encode = subparsers.add_parser(
         "encode", help="encode an image collection into an HDF5 code database"
     )
-    encode.add_argument("model", help="a run directory, .keras file or SavedModel")
+    encode.add_argument(
+        "model", help="a run directory, .keras file or SavedModel"
+    )
     encode.add_argument(
         "images",
         help="an image directory, a list file (path [labels...] per line) "
         "or a manifest directory",
     )
-    encode.add_argument("-o", "--output", required=True, help="codes.h5 to write")
+    encode.add_argument(
+        "-o", "--output", required=True, help="codes.h5 to write"
+    )
     encode.add_argument(
         "--data-root",
         help="root of the paths in a list file (default: its directory) "
@@ -373,10 +386,14 @@ def register(subparsers) -> None:
     search = subparsers.add_parser(
         "search", help="find the nearest images of query images"
     )
-    search.add_argument("model", help="a run directory, .keras file or SavedModel")
+    search.add_argument(
+        "model", help="a run directory, .keras file or SavedModel"
+    )
     search.add_argument("codes", help="a code database from `dhsps encode`")
     search.add_argument("queries", nargs="+", metavar="QUERY_IMAGE")
-    search.add_argument("-k", type=int, default=_DEFAULT_K, help="results per query")
+    search.add_argument(
+        "-k", type=int, default=_DEFAULT_K, help="results per query"
+    )
     search.add_argument(
         "--radius",
         type=int,
@@ -386,7 +403,9 @@ def register(subparsers) -> None:
     search.add_argument("--backend", default="auto", choices=BACKENDS)
     search.set_defaults(handler=_search)
 
-    plot = subparsers.add_parser("plot", help="PR / P@N curves, retrieval examples")
+    plot = subparsers.add_parser(
+        "plot", help="PR / P@N curves, retrieval examples"
+    )
     kinds = plot.add_subparsers(dest="plot_kind", required=True)
     curves = kinds.add_parser(
         "curves", help="PR (by radius and rank) and P@N curves of result files"

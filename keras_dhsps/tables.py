@@ -107,15 +107,23 @@ def load_reference(path: str) -> dict:
                 f"{path}: entry {number} lacks {sorted(missing) or ['source']}"
             )
         key = (entry["method"], int(entry["bits"]), entry["metric"])
-        reference[key] = {"value": float(entry["value"]), "source": entry["source"]}
+        reference[key] = {
+            "value": float(entry["value"]),
+            "source": entry["source"],
+        }
     return reference
 
 
-def load_table_config(spec: str) -> TableConfig:
+def load_config_file(spec: str, expected: type):
     """Loads ``path/to/config.py[:arg]`` and returns ``get_config(arg)``.
 
+    Args:
+        spec: the file, optionally followed by ``:`` and the ``arg``.
+        expected: the type ``get_config`` must return.
+
     Raises:
-        DHSPSError: missing file, or no ``get_config`` in it.
+        DHSPSError: missing file, no ``get_config`` in it, or a result that
+            is not an ``expected``.
     """
     path, _, arg = spec.partition(":")
     if not os.path.isfile(path):
@@ -134,7 +142,19 @@ def load_table_config(spec: str) -> TableConfig:
         sys.path.remove(directory)
     if not hasattr(module, "get_config"):
         raise DHSPSError(f"{path}: defines no get_config(arg=None)")
-    return module.get_config(arg or None)
+    config = module.get_config(arg or None)
+    if not isinstance(config, expected):
+        raise DHSPSError(
+            f"{path}: get_config returned a {type(config).__name__}, "
+            f"expected {expected.__name__}"
+        )
+    return config
+
+
+def load_table_config(spec: str) -> TableConfig:
+    """Loads a table config file (``FILE.py[:arg]``); see
+    :func:`load_config_file`."""
+    return load_config_file(spec, TableConfig)
 
 
 def table_config_path(name: str, configs_dir: str = "reproduce/configs") -> str:
@@ -239,7 +259,9 @@ def _run_cell(
     }
 
 
-def _run_shallow_cell(config: ExperimentConfig, method: Method, dataset) -> dict:
+def _run_shallow_cell(
+    config: ExperimentConfig, method: Method, dataset
+) -> dict:
     """Fits a shallow hasher on backbone features of the training split."""
     import keras
 
@@ -355,7 +377,13 @@ def render_markdown(table: TableConfig, summary: dict) -> str:
                 continue
             paper = reference.get((row["method"], row["bits"], key))
             if paper is None or stats is None:
-                cells.extend(["—" if paper is None else f"{paper['value']:.4f}", ours, "—"])
+                cells.extend(
+                    [
+                        "—" if paper is None else f"{paper['value']:.4f}",
+                        ours,
+                        "—",
+                    ]
+                )
             else:
                 delta = stats["mean"] - paper["value"]
                 cells.extend([f"{paper['value']:.4f}", ours, f"{delta:+.4f}"])
@@ -380,9 +408,9 @@ def _plot(table: TableConfig, cells: dict, path: str) -> None:
     panels = {}
     for bits in table.bits:
         panels[f"{bits} bits"] = {
-            method.label: cells[cell_key(table, method, bits, seed)][
-                "curves"
-            ]["pr_by_radius"]
+            method.label: cells[cell_key(table, method, bits, seed)]["curves"][
+                "pr_by_radius"
+            ]
             for method in table.methods
         }
     plot_precision_recall(panels, path, title=table.title)

@@ -99,7 +99,9 @@ def test_grouped_conv_matches_kratzert_split_convolution():
     layer.set_weights([kernel, bias])
     halves = [
         tf.nn.conv2d(xi, ki, 1, "SAME")
-        for xi, ki in zip(tf.split(x, 2, axis=3), tf.split(kernel, 2, axis=3))
+        for xi, ki in zip(
+            tf.split(x, 2, axis=3), tf.split(kernel, 2, axis=3), strict=True
+        )
     ]
     expected = tf.concat(halves, axis=3).numpy() + bias
     np.testing.assert_allclose(
@@ -192,7 +194,7 @@ def test_application_weights_from_local_file(tmp_path):
     loaded = build_application(
         (32, 32, 3), weights=path, application="EfficientNetB0"
     )
-    for a, b in zip(source.weights, loaded.weights):
+    for a, b in zip(source.weights, loaded.weights, strict=True):
         np.testing.assert_array_equal(
             keras.ops.convert_to_numpy(a), keras.ops.convert_to_numpy(b)
         )

@@ -52,7 +52,9 @@ def test_round_trip_in_several_batches(tmp_path):
     db = read_code_database(path, relaxed=True)
     assert len(db) == 23 and db.bits == BITS
     np.testing.assert_array_equal(db.packed, pack_codes(codes))
-    np.testing.assert_array_equal(unpack_codes(db.packed, BITS), np.where(codes >= 0, 1, -1))
+    np.testing.assert_array_equal(
+        unpack_codes(db.packed, BITS), np.where(codes >= 0, 1, -1)
+    )
     np.testing.assert_array_equal(db.labels, labels)
     np.testing.assert_array_equal(db.relaxed, codes)
     assert db.paths == tuple(paths)
@@ -60,7 +62,9 @@ def test_round_trip_in_several_batches(tmp_path):
     assert db.skipped_paths == ("bad.jpg",)
     chunks = list(iter_packed_chunks(path, chunk_rows=10))
     assert [start for start, _ in chunks] == [0, 10, 20]
-    np.testing.assert_array_equal(np.concatenate([c for _, c in chunks]), db.packed)
+    np.testing.assert_array_equal(
+        np.concatenate([c for _, c in chunks]), db.packed
+    )
     with h5py.File(path) as handle:  # the documented layout
         assert handle["codes"].dtype == np.uint8
         assert handle["codes"].shape == (23, 3)  # ceil(20 / 8)
@@ -69,9 +73,7 @@ def test_round_trip_in_several_batches(tmp_path):
 
 def test_without_labels_and_write_failure_leaves_no_file(tmp_path):
     path = str(tmp_path / "codes.h5")
-    write_code_database(
-        path, [CodeBatch(np.ones((2, 8)), ["a", "b"])], bits=8
-    )
+    write_code_database(path, [CodeBatch(np.ones((2, 8)), ["a", "b"])], bits=8)
     db = read_code_database(path)
     assert db.labels is None and db.relaxed is None
     assert db.packed.tolist() == [[255], [255]]
@@ -142,7 +144,9 @@ def test_encode_directory_matches_evaluation_encode(tmp_path, hasher):
     np.testing.assert_allclose(db.relaxed, expected, atol=1e-5)
     np.testing.assert_array_equal(db.packed, pack_codes(db.relaxed))
     assert db.paths == listed
-    assert db.metadata["bits"] == BITS and db.metadata["model_path"].endswith("memory")
+    assert db.metadata["bits"] == BITS and db.metadata["model_path"].endswith(
+        "memory"
+    )
 
 
 def test_broken_image_is_named_or_skipped_and_counted(tmp_path, hasher):
@@ -193,7 +197,9 @@ def test_read_collection_list_files(tmp_path):
         "img_02.png",
     ]
     assert labels.tolist() == [[1, 0], [0, 1], [1, 1]]
-    (tmp_path / "data" / "plain.txt").write_text("imgs/img_02.png\nimgs/img_00.png\n")
+    (tmp_path / "data" / "plain.txt").write_text(
+        "imgs/img_02.png\nimgs/img_00.png\n"
+    )
     paths, labels = read_collection(str(tmp_path / "data" / "plain.txt"))
     assert labels is None and paths[0].endswith("img_02.png")
     (tmp_path / "data" / "bad.txt").write_text("imgs/img_00.png\nimgs/x.png\n")

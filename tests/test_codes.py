@@ -5,14 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from keras_dhsps.codes import (
-    InvalidInputError,
-    binarize,
-    hamming_distances,
-    pack_codes,
-    packed_to_words,
-    unpack_codes,
-)
+from keras_dhsps.codes import InvalidInputError
+from keras_dhsps.codes import binarize
+from keras_dhsps.codes import hamming_distances
+from keras_dhsps.codes import pack_codes
+from keras_dhsps.codes import packed_to_words
+from keras_dhsps.codes import unpack_codes
 
 # Code lengths used by hashing papers (12, 24, 32, 48, 64), lengths that are
 # not a multiple of 8, and lengths that span several 64-bit words.

@@ -10,7 +10,11 @@ from keras_dhsps.config import to_dict
 
 
 def test_json_round_trip_preserves_tuples():
-    config = override(ExperimentConfig(), 'eval.map_at=["all", 5000]', "model.image_size=[64, 64]")
+    config = override(
+        ExperimentConfig(),
+        'eval.map_at=["all", 5000]',
+        "model.image_size=[64, 64]",
+    )
     assert config.eval.map_at == ("all", 5000)
     assert from_dict(to_dict(config)) == config
     assert from_dict(to_dict(config)).model.image_size == (64, 64)
@@ -34,7 +38,11 @@ def test_override_parses_json_values_and_nested_params():
 
 @pytest.mark.parametrize(
     "assignment, message",
-    [("train.epochz=3", "unknown"), ("epochs", "KEY=VALUE"), ("nope.x=1", "unknown")],
+    [
+        ("train.epochz=3", "unknown"),
+        ("epochs", "KEY=VALUE"),
+        ("nope.x=1", "unknown"),
+    ],
 )
 def test_override_errors(assignment, message):
     with pytest.raises(ValueError, match=message):

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from keras_dhsps.cli import main
-from keras_dhsps.data import load_dataset
 from keras_dhsps.data import fixtures
+from keras_dhsps.data import load_dataset
 from keras_dhsps.data.manifest import read_record
 from keras_dhsps.data.native import prepare
 from keras_dhsps.data.native import verify
@@ -136,13 +136,9 @@ def test_manifest_with_other_options_is_not_reused(tmp_path):
 def test_empty_split_is_an_error(tmp_path):
     root = _mirflickr(tmp_path)
     with pytest.raises(DataError, match="'database' split is empty"):
-        prepare(
-            "mirflickr25k", root, num_images=30, num_query=7, num_train=20
-        )
+        prepare("mirflickr25k", root, num_images=30, num_query=7, num_train=20)
     with pytest.raises(DataError, match="needs 31 images"):
-        prepare(
-            "mirflickr25k", root, num_images=30, num_query=11, num_train=20
-        )
+        prepare("mirflickr25k", root, num_images=30, num_query=11, num_train=20)
     assert not os.path.exists(os.path.join(root, "dhsps_manifests"))
 
 
@@ -222,8 +218,10 @@ def test_peer_voc2012_lists_load_unchanged(tmp_path):
     counts = np.bincount(labels.sum(axis=1))
     assert counts.tolist() == [0, 7567, 3007, 792, 145, 29]
     assert set(dataset.info["overlaps"].values()) == {0}
-    assert dataset.split("query").paths[0].endswith(
-        "VOCdevkit/VOC2012/JPEGImages/2010_002193.jpg"
+    assert (
+        dataset.split("query")
+        .paths[0]
+        .endswith("VOCdevkit/VOC2012/JPEGImages/2010_002193.jpg")
     )
 
 
@@ -237,7 +235,11 @@ def test_peer_mirflickr_lists_report_and_drop_unlabelled(tmp_path):
         "lists", root=str(tmp_path), lists_dir=lists, drop_unlabelled=False
     )
     # PEERS.md §2: zero-label rows 72 / 19 / 328 in train / test / database.
-    assert kept.info["unlabelled"] == {"train": 72, "query": 19, "database": 328}
+    assert kept.info["unlabelled"] == {
+        "train": 72,
+        "query": 19,
+        "database": 328,
+    }
     assert kept.split("query").labels.shape == (1000, 38)
     dropped = load_dataset("lists", root=str(tmp_path), lists_dir=lists)
     assert len(dropped.split("query")) == 981
@@ -253,7 +255,9 @@ def test_lists_read_class_names_from_a_prepared_manifest(tmp_path):
     directory, _ = prepare("mirflickr25k", root, seed=0, **SMALL)
     # A prepared manifest is itself a peers'-format list directory.
     for peer_name, ours in (("test.txt", "query.txt"),):
-        os.link(os.path.join(directory, ours), os.path.join(directory, peer_name))
+        os.link(
+            os.path.join(directory, ours), os.path.join(directory, peer_name)
+        )
     dataset = load_dataset("lists", root=root, lists_dir=directory)
     assert dataset.class_names[:2] == ("animals", "baby")
     assert len(dataset.split("query")) == 4

@@ -7,10 +7,10 @@ import os
 import numpy as np
 import pytest
 
-from keras_dhsps.data import load_dataset
 from keras_dhsps.data import coco
 from keras_dhsps.data import fixtures
 from keras_dhsps.data import iapr
+from keras_dhsps.data import load_dataset
 from keras_dhsps.data import mirflickr
 from keras_dhsps.data import nuswide
 from keras_dhsps.data import voc2012
@@ -185,7 +185,9 @@ def test_mirflickr_load_dataset_drops_and_counts_unlabelled(tmp_path):
         "database": 11,
     }
     assert dataset.info["dropped"] == {"unlabelled": 4}
-    assert all(split.labels.sum(axis=1).min() > 0 for split in dataset.splits.values())
+    assert all(
+        split.labels.sum(axis=1).min() > 0 for split in dataset.splits.values()
+    )
 
 
 # ----------------------------------------------------------------- NUS-WIDE

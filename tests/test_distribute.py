@@ -107,11 +107,12 @@ def result():
         timeout=300,
     )
     lines = [
-        line for line in completed.stdout.splitlines()
+        line
+        for line in completed.stdout.splitlines()
         if line.startswith("RESULT ")
     ]
     assert completed.returncode == 0 and lines, completed.stderr[-4000:]
-    return json.loads(lines[-1][len("RESULT "):])
+    return json.loads(lines[-1][len("RESULT ") :])
 
 
 def test_two_replicas_equal_one_device(result):

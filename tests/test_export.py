@@ -108,7 +108,10 @@ def test_load_hasher_any_saved_model_keras_and_run_dir(exported, tmp_path):
     )
     from_run = load_hasher_any(str(run))
     from_file = load_hasher_any(str(run / "model.keras"))
-    assert from_run.kind == "keras" and from_run.metadata["backbone"] == "small_cnn"
+    assert (
+        from_run.kind == "keras"
+        and from_run.metadata["backbone"] == "small_cnn"
+    )
     assert from_file.metadata["backbone"] is None
     codes = [h.codes(x) for h in (from_saved, from_run, from_file)]
     np.testing.assert_allclose(codes[0], codes[1], atol=1e-5)
@@ -139,7 +142,10 @@ def test_pack_bits_matches_numpy_packing():
     )
     # Row 0 signs + - + - + + - - | + - -> bits 1010 1100 = 128 + 32 + 8 +
     # 4 = 172, then 10 + six zero pad bits = 0b10000000 = 128.
-    assert pack_bits(tf.constant(codes)).numpy().tolist() == [[172, 128], [0, 0]]
+    assert pack_bits(tf.constant(codes)).numpy().tolist() == [
+        [172, 128],
+        [0, 0],
+    ]
     np.testing.assert_array_equal(
         pack_bits(tf.constant(codes)).numpy(), pack_codes(codes)
     )
@@ -157,7 +163,9 @@ def test_keras_file_with_lambda_is_refused_by_safe_mode(tmp_path):
 
 
 @pytest.mark.parametrize("resize", ["resize_crop", "shorter_side_crop"])
-def test_cropping_resize_modes_match_the_input_pipeline(exported, tmp_path, resize):
+def test_cropping_resize_modes_match_the_input_pipeline(
+    exported, tmp_path, resize
+):
     from PIL import Image
 
     from keras_dhsps.data.base import Split
@@ -174,15 +182,24 @@ def test_cropping_resize_modes_match_the_input_pipeline(exported, tmp_path, resi
     Image.fromarray(x[0]).save(path)
     # Oracle: data.pipeline's own evaluation-time crop of the same file.
     split = Split(labels=np.zeros((1, 1), np.uint8), paths=(path,))
-    batch, _ = next(iter(make_dataset(
-        split, batch_size=1, image_size=(32, 32), resize=resize,
-        resize_to=(40, 40),
-    )))
+    batch, _ = next(
+        iter(
+            make_dataset(
+                split,
+                batch_size=1,
+                image_size=(32, 32),
+                resize=resize,
+                resize_to=(40, 40),
+            )
+        )
+    )
     expected = np.asarray(model(batch))
     served = tf.saved_model.load(directory)
     np.testing.assert_allclose(served.serve(x).numpy(), expected, atol=1e-5)
     # The loader follows the SavedModel's mode; a .keras one takes it.
-    np.testing.assert_allclose(load_hasher_any(directory).codes(x), expected, atol=1e-5)
+    np.testing.assert_allclose(
+        load_hasher_any(directory).codes(x), expected, atol=1e-5
+    )
     model.save(str(tmp_path / "m.keras"))
     keras_hasher = load_hasher_any(
         str(tmp_path / "m.keras"), resize=resize, resize_to=(40, 40)

@@ -75,7 +75,10 @@ def test_backends_identical_on_random_64_bit():
     for backend in ("numpy", "faiss"):
         index = HammingIndex(64, backend=backend)
         index.add(database)
-        results[backend] = (index.search(queries, 100), index.range_search(queries, 24))
+        results[backend] = (
+            index.search(queries, 100),
+            index.range_search(queries, 24),
+        )
     (nd, ni), n_range = results["numpy"]
     (fd, fi), f_range = results["faiss"]
     np.testing.assert_array_equal(nd, fd)
@@ -134,7 +137,9 @@ def test_range_search_matches_oracle(backend):
         expected = expected[np.argsort(dist[q, expected], kind="stable")]
         got = i[lims[q] : lims[q + 1]]
         np.testing.assert_array_equal(got, expected)
-        np.testing.assert_array_equal(d[lims[q] : lims[q + 1]], dist[q, expected])
+        np.testing.assert_array_equal(
+            d[lims[q] : lims[q + 1]], dist[q, expected]
+        )
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -154,7 +159,9 @@ def test_empty_index_and_save_load_round_trip(backend, tmp_path):
         assert loaded.num_bits == 16 and loaded.ntotal == 50
         np.testing.assert_array_equal(loaded.codes, index.codes)
         queries = random_packed(rng, 5, 16)
-        for a, b in zip(loaded.search(queries, 10), index.search(queries, 10), strict=True):
+        for a, b in zip(
+            loaded.search(queries, 10), index.search(queries, 10), strict=True
+        ):
             np.testing.assert_array_equal(a, b)
 
 

@@ -16,7 +16,16 @@ from keras_dhsps import losses
 LOG1P_EXP_MINUS_5 = math.log1p(math.exp(-5.0))  # 0.006715348489...
 
 
-def oracle_idhn(labels, codes, beta=5.0, gamma=0.1, alpha=0.1, low=0.01, high=0.99, diagonal=True):
+def oracle_idhn(
+    labels,
+    codes,
+    beta=5.0,
+    gamma=0.1,
+    alpha=0.1,
+    low=0.01,
+    high=0.99,
+    diagonal=True,
+):
     """Mean IDHN loss over the batch, pair by pair (DESIGN.md §2)."""
     labels = np.asarray(labels, np.float64)
     codes = np.asarray(codes, np.float64)
@@ -54,7 +63,9 @@ def oracle_hard_only(labels, codes, beta=5.0, alpha=0.1):
 
 
 def mean_loss(loss, labels, codes):
-    return float(loss(np.asarray(labels, np.float32), np.asarray(codes, np.float32)))
+    return float(
+        loss(np.asarray(labels, np.float32), np.asarray(codes, np.float32))
+    )
 
 
 def random_batch(rng, batch=16, bits=12, classes=5):
@@ -158,7 +169,9 @@ def test_per_anchor_values_average_to_the_batch_loss(rng):
     labels, codes = random_batch(rng)
     per_anchor = np.asarray(losses.idhn_loss(labels, codes))
     assert per_anchor.shape == (16,)
-    assert per_anchor.mean() == pytest.approx(oracle_idhn(labels, codes), abs=1e-5)
+    assert per_anchor.mean() == pytest.approx(
+        oracle_idhn(labels, codes), abs=1e-5
+    )
 
 
 def test_gradient_matches_finite_differences_of_oracle(rng):
@@ -174,7 +187,9 @@ def test_gradient_matches_finite_differences_of_oracle(rng):
         plus, minus = codes64.copy(), codes64.copy()
         plus[index] += step
         minus[index] -= step
-        numeric[index] = (oracle_idhn(labels, plus) - oracle_idhn(labels, minus)) / (2 * step)
+        numeric[index] = (
+            oracle_idhn(labels, plus) - oracle_idhn(labels, minus)
+        ) / (2 * step)
     np.testing.assert_allclose(gradient, numeric, atol=2e-4)
 
 
@@ -187,7 +202,9 @@ def test_gradient_signs_pull_similar_together_and_push_dissimilar_apart():
         with tf.GradientTape() as tape:
             value = tf.reduce_mean(
                 losses.idhn_loss(
-                    np.asarray(labels, np.float32), codes, quantization_weight=0.0
+                    np.asarray(labels, np.float32),
+                    codes,
+                    quantization_weight=0.0,
                 )
             )
         gradient = tape.gradient(value, codes).numpy()
@@ -225,7 +242,9 @@ def test_unlabelled_image_is_dissimilar_not_nan():
 
 
 def test_hard_mask_thresholds():
-    s = keras.ops.convert_to_tensor(np.array([0.0, 0.009, 0.01, 0.5, 0.99, 0.991, 1.0], np.float32))
+    s = keras.ops.convert_to_tensor(
+        np.array([0.0, 0.009, 0.01, 0.5, 0.99, 0.991, 1.0], np.float32)
+    )
     mask = np.asarray(losses.hard_pair_mask(s))
     np.testing.assert_array_equal(mask, [1, 1, 0, 0, 0, 1, 1])
     wide = np.asarray(losses.hard_pair_mask(s, hard_low=0.6, hard_high=0.7))
@@ -238,7 +257,10 @@ def test_config_round_trip_and_all_init_args_in_config(cls):
 
     instance = cls()
     config = instance.get_config()
-    init_args = set(inspect.signature(cls.__init__).parameters) - {"self", "kwargs"}
+    init_args = set(inspect.signature(cls.__init__).parameters) - {
+        "self",
+        "kwargs",
+    }
     assert init_args <= set(config)
     revived = cls.from_config(config)
     assert revived.get_config() == config

@@ -64,9 +64,7 @@ def test_pairwise_losses_match_oracles(seed, include_diagonal):
         (losses.HashNetLoss(**diag), oracle.hashnet(labels, codes, **diag)),
         (
             losses.HashNetLoss(scale=0.4, continuation=3.0, **diag),
-            oracle.hashnet(
-                labels, codes, scale=0.4, continuation=3.0, **diag
-            ),
+            oracle.hashnet(labels, codes, scale=0.4, continuation=3.0, **diag),
         ),
         (losses.DSHLoss(**diag), oracle.dsh(labels, codes, **diag)),
         (
@@ -384,8 +382,9 @@ def test_idhn_dhp_bank_updates_inside_model_fit():
         memory_size=memory, bits=bits, num_classes=classes
     )
     model.compile(optimizer="sgd", loss=loss)
-    history = model.fit(x, y, batch_size=batch, epochs=1, shuffle=False,
-                        verbose=0)
+    history = model.fit(
+        x, y, batch_size=batch, epochs=1, shuffle=False, verbose=0
+    )
     assert np.isfinite(history.history["loss"][0])
     # Three batches of 4 through 8 slots: position 12 mod 8 = 4; slots 0–3
     # hold images 8–11 (the last batch), slots 4–7 images 4–7.
@@ -414,15 +413,19 @@ def _grad_wrt_first(loss, labels, codes):
 
 
 PAIR_LOSSES = {
-    "dhn": lambda: losses.DHNLoss(quantization_weight=0.0,
-                                  include_diagonal=False),
-    "dpsh": lambda: losses.DPSHLoss(quantization_weight=0.0,
-                                    include_diagonal=False),
+    "dhn": lambda: losses.DHNLoss(
+        quantization_weight=0.0, include_diagonal=False
+    ),
+    "dpsh": lambda: losses.DPSHLoss(
+        quantization_weight=0.0, include_diagonal=False
+    ),
     "hashnet": lambda: losses.HashNetLoss(include_diagonal=False),
-    "dsh": lambda: losses.DSHLoss(quantization_weight=0.0,
-                                  include_diagonal=False),
-    "soft_only": lambda: losses.IDHNSoftOnlyLoss(quantization_weight=0.0,
-                                                 include_diagonal=False),
+    "dsh": lambda: losses.DSHLoss(
+        quantization_weight=0.0, include_diagonal=False
+    ),
+    "soft_only": lambda: losses.IDHNSoftOnlyLoss(
+        quantization_weight=0.0, include_diagonal=False
+    ),
 }
 
 
@@ -558,8 +561,9 @@ def test_every_loss_trains_in_a_compiled_fit(name):
     loss = losses.get_loss(name, **(params if name == "idhn_dhp" else {}))
     model = _tiny_model(8)
     model.compile(optimizer=keras.optimizers.SGD(0.05), loss=loss)
-    history = model.fit(x, y, batch_size=16, epochs=8, shuffle=False,
-                        verbose=0).history["loss"]
+    history = model.fit(
+        x, y, batch_size=16, epochs=8, shuffle=False, verbose=0
+    ).history["loss"]
     assert np.all(np.isfinite(history))
     assert history[-1] < history[0], history
 

@@ -206,7 +206,9 @@ def test_every_engine_path_gives_the_same_radius_and_tie_numbers(kwargs):
             )
 
 
-@pytest.mark.parametrize("num_bits, num_labels", [(48, 10), (64, 21), (130, 38)])
+@pytest.mark.parametrize(
+    "num_bits, num_labels", [(48, 10), (64, 21), (130, 38)]
+)
 def test_full_report_matches_oracle_at_paper_code_lengths(num_bits, num_labels):
     # Regression: with the default radius the engine keys a histogram by
     # distance × (C + 1) + shared labels; computed in the distances' uint8
@@ -220,14 +222,24 @@ def test_full_report_matches_oracle_at_paper_code_lengths(num_bits, num_labels):
     from metric_oracles import queries
 
     arrays = random_arrays(
-        5, num_queries=12, num_items=120, num_bits=num_bits, num_labels=num_labels
+        5,
+        num_queries=12,
+        num_items=120,
+        num_bits=num_bits,
+        num_labels=num_labels,
     )
     # Half the database copies query codes, so small radii are not empty.
     q_codes, q_labels, db_codes, db_labels = arrays
     db_codes = db_codes.copy()
     db_codes[:60] = np.repeat(q_codes, 5, axis=0)
     report = metrics.retrieval_report(
-        q_codes, q_labels, db_codes, db_labels, ndcg_at=(10, 100), acg_at=(10,), wap_at=(10,)
+        q_codes,
+        q_labels,
+        db_codes,
+        db_labels,
+        ndcg_at=(10, 100),
+        acg_at=(10,),
+        wap_at=(10,),
     )["metrics"]
     qs = queries(q_codes, q_labels, db_codes, db_labels)
     assert report["map@all"] == pytest.approx(oracle_map(qs, "all"), abs=1e-12)

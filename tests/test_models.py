@@ -28,7 +28,9 @@ def test_softsign_is_z_over_one_plus_abs_z(rng):
     features = model.get_layer("backbone")(images)
     layer = model.get_layer(HASH_LAYER_NAME)
     z = np.asarray(features) @ np.asarray(layer.kernel) + np.asarray(layer.bias)
-    np.testing.assert_allclose(np.asarray(model(images)), z / (1 + np.abs(z)), atol=1e-5)
+    np.testing.assert_allclose(
+        np.asarray(model(images)), z / (1 + np.abs(z)), atol=1e-5
+    )
 
 
 def test_bad_arguments():
@@ -47,11 +49,15 @@ def test_keras_round_trip_with_safe_mode(tmp_path, rng):
     path = str(tmp_path / "hasher.keras")
     model.save(path)
     restored = keras.saving.load_model(path, safe_mode=True)
-    np.testing.assert_allclose(np.asarray(restored(images)), np.asarray(model(images)), atol=1e-6)
+    np.testing.assert_allclose(
+        np.asarray(restored(images)), np.asarray(model(images)), atol=1e-6
+    )
     assert isinstance(restored.loss, losses.IDHNLoss)
     assert restored.loss.soft_weight == 0.2
     inference_only = load_hasher(path)
-    np.testing.assert_allclose(np.asarray(inference_only(images)), np.asarray(model(images)), atol=1e-6)
+    np.testing.assert_allclose(
+        np.asarray(inference_only(images)), np.asarray(model(images)), atol=1e-6
+    )
 
 
 def test_load_hasher_errors(tmp_path):

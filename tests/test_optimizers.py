@@ -38,7 +38,7 @@ def test_first_adam_step_is_rate_times_multiplier():
     before = values(variables)
     grads = [keras.ops.full(v.shape, 0.5) for v in variables]
     optimizer.apply(grads, variables)
-    for variable, old in zip(variables, before):
+    for variable, old in zip(variables, before, strict=True):
         step = old - keras.ops.convert_to_numpy(variable)
         expected = 1e-3 if variable.path.startswith("hash_layer") else 1e-5
         np.testing.assert_allclose(step, expected, rtol=1e-4)
@@ -90,8 +90,13 @@ def test_moments_are_per_variable():
 def test_authors_schedule_values():
     # 3,125 iterations at ×0.5 every 500: 1e-3 ... 1.5625e-5 at the end.
     schedule = make_schedule("step", 1e-3, decay_steps=500, decay_rate=0.5)
-    for step, rate in [(0, 1e-3), (499, 1e-3), (500, 5e-4), (1000, 2.5e-4),
-                       (3124, 1.5625e-5)]:
+    for step, rate in [
+        (0, 1e-3),
+        (499, 1e-3),
+        (500, 5e-4),
+        (1000, 2.5e-4),
+        (3124, 1.5625e-5),
+    ]:
         assert float(schedule(step)) == pytest.approx(rate)
 
 

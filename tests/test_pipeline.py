@@ -207,7 +207,7 @@ def test_memory_cache_training_shuffles_after_cache():
         split, batch_size=12, image_size=(12, 16), training=True, seed=0,
         cache=True,
     )  # fmt: skip
-    (x1, y1), (x2, y2) = _collect(dataset), _collect(dataset)
+    (_, y1), (x2, y2) = _collect(dataset), _collect(dataset)
     assert sorted(np.argmax(y1, 1)) == list(range(12))
     assert not np.array_equal(y1, y2)  # reshuffled from the cache
     order = np.argmax(y2, 1)

@@ -76,7 +76,11 @@ def test_missing_curve_and_missing_extension_raise(reports, tmp_path):
 
 
 def count_color(pixels, rgb, tolerance=30):
-    return int(np.all(np.abs(pixels[..., :3].astype(int) - rgb) < tolerance, axis=-1).sum())
+    return int(
+        np.all(
+            np.abs(pixels[..., :3].astype(int) - rgb) < tolerance, axis=-1
+        ).sum()
+    )
 
 
 def test_retrieval_examples_mark_relevance(tmp_path):

@@ -96,12 +96,25 @@ TRAIN_STEPS = 24  # 64 images / 32 = 2 steps per epoch, 12 epochs
 
 def _train_command(output):
     return _dhsps(
-        "train", "--dataset", "digits-mosaic", "--set", TINY,
-        "--batch-size", "32", "--bits", "12", "--epochs", "12",
-        "--set", "train.checkpoint_every=2",
-        "--set", "train.deterministic=true",
-        "--set", "train.tensorboard=false",
-        "--output", output,
+        "train",
+        "--dataset",
+        "digits-mosaic",
+        "--set",
+        TINY,
+        "--batch-size",
+        "32",
+        "--bits",
+        "12",
+        "--epochs",
+        "12",
+        "--set",
+        "train.checkpoint_every=2",
+        "--set",
+        "train.deterministic=true",
+        "--set",
+        "train.tensorboard=false",
+        "--output",
+        output,
     )
 
 
@@ -136,8 +149,12 @@ def test_train_killed_with_sigkill_resumes_to_the_same_weights(tmp_path):
 
 def _reproduce_command(output):
     return _dhsps(
-        "reproduce", "reproduce/configs/digits_mosaic.py:smoke",
-        "--set", "train.deterministic=true", "--output", output,
+        "reproduce",
+        "reproduce/configs/digits_mosaic.py:smoke",
+        "--set",
+        "train.deterministic=true",
+        "--output",
+        output,
     )
 
 
@@ -175,6 +192,7 @@ def test_reproduce_killed_midway_keeps_finished_cells(tmp_path):
         expected = json.load(f)
     with open(os.path.join(killed, "results.json"), encoding="utf-8") as f:
         resumed = json.load(f)
+
     def metrics(rows):  # train_seconds differ between runs
         return [(row["method"], row["bits"], row["metrics"]) for row in rows]
 
@@ -237,21 +255,36 @@ def test_nan_loss_stops_with_the_step_and_the_batch_labels(
 
     run_dir = str(tmp_path / "run")
     # 64 images / 16 = 4 steps per epoch; one clean epoch -> checkpoint 4.
-    fit(_experiment(checkpoint_every=2), dataset=mosaic, verbose=0,
-        run_dir=run_dir)
+    fit(
+        _experiment(checkpoint_every=2),
+        dataset=mosaic,
+        verbose=0,
+        run_dir=run_dir,
+    )
     assert _checkpoint_step(run_dir) == 4
     monkeypatch.setitem(losses.LOSSES, "nan_for_test", _NaNLoss)
     with pytest.raises(NonFiniteLossError) as raised:
-        fit(_experiment("nan_for_test", epochs=2, checkpoint_every=2),
-            dataset=mosaic, verbose=0, run_dir=run_dir)
+        fit(
+            _experiment("nan_for_test", epochs=2, checkpoint_every=2),
+            dataset=mosaic,
+            verbose=0,
+            run_dir=run_dir,
+        )
     assert isinstance(raised.value, DHSPSError)  # the CLI prints one line
     message = str(raised.value)
     # The resumed run's first step (step 5, batch 4 of the stream) is NaN.
     assert "loss is nan at training step 5 (global batch 4" in message
-    batch = make_dataset(
-        mosaic.splits["train"], batch_size=16, image_size=(32, 32),
-        training=True, seed=3,
-    ).repeat().skip(4)
+    batch = (
+        make_dataset(
+            mosaic.splits["train"],
+            batch_size=16,
+            image_size=(32, 32),
+            training=True,
+            seed=3,
+        )
+        .repeat()
+        .skip(4)
+    )
     labels = next(iter(batch))[1].numpy()
     assert label_statistics(labels) in message
     assert "batch of 16 images" in message and "labels per image" in message
@@ -343,8 +376,11 @@ def test_fuzzed_list_files_fail_with_one_line_naming_file_and_line(
             name = f"img_{row}.png"
             open(os.path.join(root, name), "wb").close()
             bits = data.draw(
-                st.lists(st.sampled_from("01"), min_size=num_classes,
-                         max_size=num_classes)
+                st.lists(
+                    st.sampled_from("01"),
+                    min_size=num_classes,
+                    max_size=num_classes,
+                )
             )
             lines.append((name + " " + " ".join(bits) + "\n").encode())
         lines[index] = _corrupt(kind, lines, index, num_classes, token)
@@ -384,7 +420,9 @@ def test_lists_reader_drops_unlabelled_rows_unless_kept(tmp_path):
     assert dataset.info["unlabelled"] == {"train": 1, "query": 1, "database": 1}
     assert dataset.info["dropped"] == {"unlabelled": 3}
     kept = load_dataset(
-        "lists", root=str(tmp_path), validation_fraction=0,
+        "lists",
+        root=str(tmp_path),
+        validation_fraction=0,
         drop_unlabelled=False,
     )
     assert len(kept.split("query")) == 2
@@ -414,15 +452,31 @@ def test_a_manifest_never_holds_an_unlabelled_image(tmp_path):
     }
     target = str(tmp_path / "manifest")
     with pytest.raises(DataError, match="1 train images have no label"):
-        write_manifest(target, collection=collection, splits=splits,
-                       protocol=Protocol(1, 1), seed=0, options={})
+        write_manifest(
+            target,
+            collection=collection,
+            splits=splits,
+            protocol=Protocol(1, 1),
+            seed=0,
+            options={},
+        )
     assert not os.path.exists(target)
     # Dropped and counted, it is written, and the count is in the record.
     labelled = collection.drop_unlabelled()
-    splits = {"train": np.array([0]), "validation": np.array([], np.int64),
-              "query": np.array([1]), "database": np.array([2])}
-    record = write_manifest(target, collection=labelled, splits=splits,
-                            protocol=Protocol(1, 1), seed=0, options={})
+    splits = {
+        "train": np.array([0]),
+        "validation": np.array([], np.int64),
+        "query": np.array([1]),
+        "database": np.array([2]),
+    }
+    record = write_manifest(
+        target,
+        collection=labelled,
+        splits=splits,
+        protocol=Protocol(1, 1),
+        seed=0,
+        options={},
+    )
     assert record["dropped"] == {"unlabelled": 1}
 
 

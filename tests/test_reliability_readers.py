@@ -21,11 +21,15 @@ import tempfile
 from xml.sax.saxutils import escape
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
+from hypothesis import settings
 from hypothesis import strategies as st
 
-from keras_dhsps.data import fixtures, mirflickr, voc2012
-from keras_dhsps.data.native import load_native, prepare
+from keras_dhsps.data import fixtures
+from keras_dhsps.data import mirflickr
+from keras_dhsps.data import voc2012
+from keras_dhsps.data.native import load_native
+from keras_dhsps.data.native import prepare
 from keras_dhsps.errors import DataError
 
 FUZZ = settings(max_examples=30, deadline=None)
@@ -199,9 +203,7 @@ MIR_OPTIONS = {"num_images": 10}
 @FUZZ
 @given(kind=st.sampled_from(MIR_KINDS), entry=ENTRY_POINTS, token=TOKENS,
        data=st.data())  # fmt: skip
-def test_mirflickr_fuzzed_annotation_files(
-    templates, kind, entry, token, data
-):
+def test_mirflickr_fuzzed_annotation_files(templates, kind, entry, token, data):
     sets = templates["mirflickr25k:truth"]
     shown = sorted({name for names in sets for name in names})
     concept = data.draw(st.sampled_from(shown), label="concept")

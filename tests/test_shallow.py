@@ -38,8 +38,9 @@ def _toy_multilabel(seed, n=600, classes=4, dim=40, noise=3.0):
     return features, labels
 
 
-@pytest.mark.parametrize("cls", [shallow.LSH, shallow.ITQ,
-                                 shallow.SpectralHashing])
+@pytest.mark.parametrize(
+    "cls", [shallow.LSH, shallow.ITQ, shallow.SpectralHashing]
+)
 def test_unsupervised_codes_shape_dtype_determinism(cls):
     features, _ = _toy_multilabel(0, n=200)
     codes = cls(16).fit(features).encode(features)
@@ -76,8 +77,9 @@ def test_lsh_collision_probability_is_one_minus_angle_over_pi():
 def test_itq_rotation_is_orthogonal_and_loss_decreases():
     features, _ = _toy_multilabel(1, n=300)
     itq = shallow.ITQ(8, iterations=50, seed=3).fit(features)
-    np.testing.assert_allclose(itq.rotation_ @ itq.rotation_.T, np.eye(8),
-                               atol=1e-10)
+    np.testing.assert_allclose(
+        itq.rotation_ @ itq.rotation_.T, np.eye(8), atol=1e-10
+    )
     losses = np.array(itq.quantization_losses_)
     assert len(losses) == 50
     assert np.all(np.diff(losses) <= 1e-9 * losses[0])  # monotone

@@ -8,7 +8,9 @@ import pytest
 from keras_dhsps import tables
 from keras_dhsps.errors import DHSPSError
 
-CONFIG = os.path.join(os.path.dirname(__file__), "..", "reproduce", "configs", "digits_mosaic.py")
+CONFIG = os.path.join(
+    os.path.dirname(__file__), "..", "reproduce", "configs", "digits_mosaic.py"
+)
 
 
 def test_config_variants_load():
@@ -16,7 +18,10 @@ def test_config_variants_load():
     assert default.bits == (12, 24, 32, 48)
     assert [m.loss.name for m in default.methods] == ["idhn", "idhn_hard_only"]
     full = tables.load_table_config(CONFIG + ":full")
-    assert len(full.seeds) == 3 and full.base.train.epochs > default.base.train.epochs
+    assert (
+        len(full.seeds) == 3
+        and full.base.train.epochs > default.base.train.epochs
+    )
     with pytest.raises(ValueError, match="unknown arg"):
         tables.load_table_config(CONFIG + ":huge")
 
@@ -34,7 +39,11 @@ def test_smoke_table_writes_results_and_resumes(tmp_path, monkeypatch):
     table = tables.load_table_config(CONFIG + ":smoke")
     out = str(tmp_path / "results")
     messages = []
-    results = tables.run_table(table, out, progress=lambda done, total, msg: messages.append((done, total)))
+    results = tables.run_table(
+        table,
+        out,
+        progress=lambda done, total, msg: messages.append((done, total)),
+    )
     assert messages[-1] == (4, 4)
     for name in ("results.json", "results.md", "pr_curve.png"):
         assert os.path.getsize(os.path.join(out, name)) > 0
@@ -43,14 +52,22 @@ def test_smoke_table_writes_results_and_resumes(tmp_path, monkeypatch):
     assert stored["rows"] == results["rows"]
     assert len(stored["cells"]) == 4
     rows = {(row["method"], row["bits"]): row for row in stored["rows"]}
-    assert set(rows) == {("IDHN", 12), ("IDHN", 24), ("hard-only", 12), ("hard-only", 24)}
+    assert set(rows) == {
+        ("IDHN", 12),
+        ("IDHN", 24),
+        ("hard-only", 12),
+        ("hard-only", 24),
+    }
     for cell in stored["cells"].values():
         key = (
             "IDHN" if cell["config"]["loss"]["name"] == "idhn" else "hard-only",
             cell["config"]["model"]["bits"],
         )
         # One seed: the row's mean is the cell's value itself.
-        assert rows[key]["metrics"]["map@all"]["mean"] == cell["metrics"]["map@all"]
+        assert (
+            rows[key]["metrics"]["map@all"]["mean"]
+            == cell["metrics"]["map@all"]
+        )
     markdown = open(os.path.join(out, "results.md")).read()
     assert "| IDHN | 12 |" in markdown and "| hard-only | 24 |" in markdown
 
@@ -67,7 +84,14 @@ def test_markdown_shows_mean_and_std_over_seeds():
     table = tables.load_table_config(CONFIG + ":full")
     summary = {
         "rows": [
-            {"method": "IDHN", "bits": 12, "metrics": {"map@all": {"mean": 0.5, "std": 0.25}, "ndcg@100": {"mean": 0.75, "std": 0.0}}}
+            {
+                "method": "IDHN",
+                "bits": 12,
+                "metrics": {
+                    "map@all": {"mean": 0.5, "std": 0.25},
+                    "ndcg@100": {"mean": 0.75, "std": 0.0},
+                },
+            }
         ]
     }
     text = tables.render_markdown(table, summary)
@@ -75,8 +99,15 @@ def test_markdown_shows_mean_and_std_over_seeds():
     assert "3 seeds (mean ± std)" in text
 
 
-CONFIGS_DIR = os.path.join(os.path.dirname(__file__), "..", "reproduce", "configs")
-PAPER_TABLES = ["paper_voc2012", "paper_mirflickr25k", "paper_nuswide21", "paper_iapr_tc12"]
+CONFIGS_DIR = os.path.join(
+    os.path.dirname(__file__), "..", "reproduce", "configs"
+)
+PAPER_TABLES = [
+    "paper_voc2012",
+    "paper_mirflickr25k",
+    "paper_nuswide21",
+    "paper_iapr_tc12",
+]
 
 
 @pytest.mark.parametrize("name", tables.list_tables(CONFIGS_DIR))
@@ -87,23 +118,52 @@ def test_every_table_names_real_datasets_backbones_losses_and_hashers(name):
     from keras_dhsps.shallow import SHALLOW_HASHERS
 
     for arg in (None, "smoke"):
-        table = tables.load_table_config(tables.table_config_path(name, CONFIGS_DIR) + (f":{arg}" if arg else ""))
+        table = tables.load_table_config(
+            tables.table_config_path(name, CONFIGS_DIR)
+            + (f":{arg}" if arg else "")
+        )
         assert table.base.data.name in DATASETS
         assert table.base.model.backbone in BACKBONES
         for method in table.methods:
-            assert (method.loss.name in LOSSES) if method.loss else (method.shallow in SHALLOW_HASHERS)
-    smoke = tables.load_table_config(tables.table_config_path(name, CONFIGS_DIR) + ":smoke")
-    assert smoke.base.data.name == "digits-mosaic" and smoke.base.train.epochs <= 1
+            assert (
+                (method.loss.name in LOSSES)
+                if method.loss
+                else (method.shallow in SHALLOW_HASHERS)
+            )
+    smoke = tables.load_table_config(
+        tables.table_config_path(name, CONFIGS_DIR) + ":smoke"
+    )
+    assert (
+        smoke.base.data.name == "digits-mosaic" and smoke.base.train.epochs <= 1
+    )
 
 
 def test_paper_tables_cover_four_datasets_four_code_lengths_and_baselines():
     for name in PAPER_TABLES:
-        table = tables.load_table_config(tables.table_config_path(name, CONFIGS_DIR))
+        table = tables.load_table_config(
+            tables.table_config_path(name, CONFIGS_DIR)
+        )
         assert table.bits == (12, 24, 32, 48)
         labels = [method.label for method in table.methods]
-        for method in ("IDHN", "DHN", "DPSH", "HashNet", "DSH", "CSQ", "LSH", "ITQ", "SH", "SDH"):
+        for method in (
+            "IDHN",
+            "DHN",
+            "DPSH",
+            "HashNet",
+            "DSH",
+            "CSQ",
+            "LSH",
+            "ITQ",
+            "SH",
+            "SDH",
+        ):
             assert method in labels
-        assert [metric.split("@")[0] for metric in table.metrics] == ["map", "wap", "ndcg", "acg"]
+        assert [metric.split("@")[0] for metric in table.metrics] == [
+            "map",
+            "wap",
+            "ndcg",
+            "acg",
+        ]
         assert table.reference is not None  # a paper column, even if empty
 
 
@@ -114,10 +174,40 @@ def test_unknown_table_lists_known_ones():
 
 def test_reference_values_need_a_source(tmp_path):
     good = tmp_path / "good.json"
-    good.write_text(json.dumps({"values": [{"method": "IDHN", "bits": 48, "metric": "map@all", "value": 0.8, "source": "Table 3"}]}))
-    assert tables.load_reference(str(good)) == {("IDHN", 48, "map@all"): {"value": 0.8, "source": "Table 3"}}
+    good.write_text(
+        json.dumps(
+            {
+                "values": [
+                    {
+                        "method": "IDHN",
+                        "bits": 48,
+                        "metric": "map@all",
+                        "value": 0.8,
+                        "source": "Table 3",
+                    }
+                ]
+            }
+        )
+    )
+    assert tables.load_reference(str(good)) == {
+        ("IDHN", 48, "map@all"): {"value": 0.8, "source": "Table 3"}
+    }
     bad = tmp_path / "bad.json"
-    bad.write_text(json.dumps({"values": [{"method": "IDHN", "bits": 48, "metric": "map@all", "value": 0.8, "source": " "}]}))
+    bad.write_text(
+        json.dumps(
+            {
+                "values": [
+                    {
+                        "method": "IDHN",
+                        "bits": 48,
+                        "metric": "map@all",
+                        "value": 0.8,
+                        "source": " ",
+                    }
+                ]
+            }
+        )
+    )
     with pytest.raises(DHSPSError, match="entry 1 lacks"):
         tables.load_reference(str(bad))
 
@@ -128,12 +218,22 @@ def test_markdown_paper_ours_delta_columns():
     table = dataclasses.replace(
         tables.load_table_config(CONFIG),
         metrics=("map@all",),
-        reference={("IDHN", 12, "map@all"): {"value": 0.75, "source": "paper Table 2"}},
+        reference={
+            ("IDHN", 12, "map@all"): {"value": 0.75, "source": "paper Table 2"}
+        },
     )
     summary = {
         "rows": [
-            {"method": "IDHN", "bits": 12, "metrics": {"map@all": {"mean": 0.5, "std": 0.0}}},
-            {"method": "hard-only", "bits": 12, "metrics": {"map@all": {"mean": 0.25, "std": 0.0}}},
+            {
+                "method": "IDHN",
+                "bits": 12,
+                "metrics": {"map@all": {"mean": 0.5, "std": 0.0}},
+            },
+            {
+                "method": "hard-only",
+                "bits": 12,
+                "metrics": {"map@all": {"mean": 0.25, "std": 0.0}},
+            },
         ]
     }
     text = tables.render_markdown(table, summary)
@@ -147,21 +247,42 @@ def test_smoke_every_table_through_the_cli(tmp_path, capsys):
     from keras_dhsps.cli import main
 
     out = str(tmp_path / "results")
-    status = main(["--verbose", "0", "reproduce", "--all", "--smoke", "--configs-dir", CONFIGS_DIR, "--output", out])
+    status = main(
+        [
+            "--verbose",
+            "0",
+            "reproduce",
+            "--all",
+            "--smoke",
+            "--configs-dir",
+            CONFIGS_DIR,
+            "--output",
+            out,
+        ]
+    )
     assert status == 0
     names = tables.list_tables(CONFIGS_DIR)
     for name in names:
         with open(os.path.join(out, name, "results.json")) as handle:
             results = json.load(handle)
-        table = tables.load_table_config(tables.table_config_path(name, CONFIGS_DIR) + ":smoke")
+        table = tables.load_table_config(
+            tables.table_config_path(name, CONFIGS_DIR) + ":smoke"
+        )
         assert len(results["rows"]) == len(table.methods) * len(table.bits)
         for row in results["rows"]:
             for metric in table.metrics:
                 assert 0.0 <= row["metrics"][metric]["mean"] <= (None or 10.0)
     # Paper tables share their smoke cells through the common cache.
     cached = os.listdir(os.path.join(out, "cells"))
-    paper = tables.load_table_config(tables.table_config_path("paper_voc2012", CONFIGS_DIR) + ":smoke")
+    paper = tables.load_table_config(
+        tables.table_config_path("paper_voc2012", CONFIGS_DIR) + ":smoke"
+    )
     assert len(cached) < sum(
-        len(tables.load_table_config(tables.table_config_path(n, CONFIGS_DIR) + ":smoke").methods) for n in names
+        len(
+            tables.load_table_config(
+                tables.table_config_path(n, CONFIGS_DIR) + ":smoke"
+            ).methods
+        )
+        for n in names
     )
     assert len(paper.methods) == 10

@@ -94,18 +94,27 @@ def test_resume_after_interruption_matches_uninterrupted(
     )
     run_dir = str(tmp_path / "b")
     with pytest.raises(KeyboardInterrupt):
-        fit(config, dataset=dataset, verbose=0, run_dir=run_dir,
-            callbacks=[InterruptAt(7)])
+        fit(
+            config,
+            dataset=dataset,
+            verbose=0,
+            run_dir=run_dir,
+            callbacks=[InterruptAt(7)],
+        )
     resumed = fit(config, dataset=dataset, verbose=0, run_dir=run_dir)
     assert resumed.initial_step == 6
-    for a, b in zip(weights_of(reference.model), weights_of(resumed.model)):
+    for a, b in zip(
+        weights_of(reference.model), weights_of(resumed.model), strict=True
+    ):
         np.testing.assert_array_equal(a, b)
     assert int(resumed.model.optimizer.iterations) == 12
     # Control: the state saved at step 6 is not the final state.
     fresh = fit(make_config(epochs=0), dataset=dataset, verbose=0)
     assert any(
         not np.array_equal(a, b)
-        for a, b in zip(weights_of(reference.model), weights_of(fresh.model))
+        for a, b in zip(
+            weights_of(reference.model), weights_of(fresh.model), strict=True
+        )
     )
     # A finished run resumes to the end without training.
     again = fit(config, dataset=dataset, verbose=0, run_dir=run_dir)
@@ -119,7 +128,7 @@ def test_frozen_backbone_warm_up(dataset):
     model = result.model
     backbone = model.get_layer("backbone")
     initial = weights_of(init.get_layer("backbone"))
-    for a, b in zip(initial, weights_of(backbone)):
+    for a, b in zip(initial, weights_of(backbone), strict=True):
         np.testing.assert_array_equal(a, b)  # incl. BN moving statistics
     hash_before = init.get_layer("hash_layer").get_weights()[0]
     hash_after = model.get_layer("hash_layer").get_weights()[0]
@@ -131,8 +140,13 @@ def test_frozen_backbone_warm_up(dataset):
     assert not np.any(keras.ops.convert_to_numpy(moment))
     assert backbone.trainable  # restored for the caller
     # After the warm-up the backbone trains.
-    result = fit(dataclasses.replace(config, train=dataclasses.replace(
-        config.train, epochs=2)), dataset=dataset, verbose=0)
+    result = fit(
+        dataclasses.replace(
+            config, train=dataclasses.replace(config.train, epochs=2)
+        ),
+        dataset=dataset,
+        verbose=0,
+    )
     assert not np.array_equal(
         init.get_layer("backbone").get_layer("conv1").get_weights()[0],
         result.model.get_layer("backbone").get_layer("conv1").get_weights()[0],
@@ -141,8 +155,9 @@ def test_frozen_backbone_warm_up(dataset):
 
 @pytest.mark.parametrize("precision", ["mixed_bfloat16", "mixed_float16"])
 def test_mixed_precision(dataset, precision):
-    result = fit(make_config(epochs=1, precision=precision), dataset=dataset,
-                 verbose=0)
+    result = fit(
+        make_config(epochs=1, precision=precision), dataset=dataset, verbose=0
+    )
     model = result.model
     compute = precision.split("_")[1]
     assert model.get_layer("hash_layer").compute_dtype == compute
@@ -165,15 +180,18 @@ def test_bad_switches_raise(dataset):
 
 def test_run_dir_logs_and_best_model_on_carved_validation(dataset, tmp_path):
     no_validation = dataclasses.replace(
-        dataset, splits={k: v for k, v in dataset.splits.items()
-                         if k != "validation"}
+        dataset,
+        splits={k: v for k, v in dataset.splits.items() if k != "validation"},
     )
     config = make_config(
-        epochs=2, validation_every=1, validation_fraction=0.25,
+        epochs=2,
+        validation_every=1,
+        validation_fraction=0.25,
         jit_compile=False,
     )
-    result = fit(config, dataset=no_validation, verbose=0,
-                 run_dir=str(tmp_path))
+    result = fit(
+        config, dataset=no_validation, verbose=0, run_dir=str(tmp_path)
+    )
     assert len(result.history["val_map"]) == 2
     assert result.model.jit_compile is False  # the switch reached compile
     assert all(0.0 <= v <= 1.0 for v in result.history["val_map"])
@@ -190,11 +208,15 @@ def test_run_dir_logs_and_best_model_on_carved_validation(dataset, tmp_path):
 def test_carve_validation_is_disjoint_and_seeded():
     labels = np.eye(10, dtype=np.uint8)
     images = np.arange(10, dtype=np.uint8).reshape(10, 1, 1, 1) * np.ones(
-        (1, 2, 2, 3), np.uint8)
+        (1, 2, 2, 3), np.uint8
+    )
     split = Split(labels=labels, images=images)
     train, validation = carve_validation(split, 0.3, seed=0)
     assert (len(train), len(validation)) == (7, 3)
-    ids = lambda s: set(s.images[:, 0, 0, 0].tolist())
+
+    def ids(part):
+        return set(part.images[:, 0, 0, 0].tolist())
+
     assert ids(train) | ids(validation) == set(range(10))
     assert not ids(train) & ids(validation)
     again, _ = carve_validation(split, 0.3, seed=0)
@@ -216,5 +238,5 @@ def test_backbone_weights_from_config(dataset, tmp_path):
     )
     model = fit(config, dataset=dataset, verbose=0).model
     loaded = weights_of(model.get_layer("backbone"))
-    for a, b in zip(weights_of(source), loaded):
+    for a, b in zip(weights_of(source), loaded, strict=True):
         np.testing.assert_array_equal(a, b)

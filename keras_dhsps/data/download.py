@@ -150,7 +150,9 @@ def download(
     for archive in archives:
         expected = file_hashes.get(archive.file, archive.file_hash)
         origin = (
-            f"{base_url.rstrip('/')}/{archive.file}" if base_url else archive.url
+            f"{base_url.rstrip('/')}/{archive.file}"
+            if base_url
+            else archive.url
         )
         target = os.path.join(cache, archive.file)
         try:

@@ -186,9 +186,7 @@ def make_nuswide(
     for index in range(count):
         folder = names[index % concepts]
         file_name = f"{index:04d}_{1000 + index}.jpg"
-        write_jpeg(
-            os.path.join(root, "Flickr", folder, file_name), seed=index
-        )
+        write_jpeg(os.path.join(root, "Flickr", folder, file_name), seed=index)
         lines.append(f"C:\\ImageData\\Flickr\\{folder}\\{file_name}")
     os.makedirs(os.path.join(root, "ImageList"), exist_ok=True)
     with open(os.path.join(root, "ImageList", "Imagelist.txt"), "w") as f:

@@ -28,9 +28,11 @@ import re
 
 import numpy as np
 
-from keras_dhsps.data.collection import Collection, labels_from_sets
+from keras_dhsps.data.collection import Collection
+from keras_dhsps.data.collection import labels_from_sets
 from keras_dhsps.data.splits import Protocol
-from keras_dhsps.errors import DataError, UnknownNameError
+from keras_dhsps.errors import DataError
+from keras_dhsps.errors import UnknownNameError
 
 #: Cross-modal convention (torchcmh tc12.py): 2,000 queries, 10,000
 #: training images drawn from the retrieval set = every non-query image.

@@ -24,7 +24,11 @@ logger = logging.getLogger(__name__)
 CLASS_FILE = "classes.txt"
 
 #: split name -> list file name, as the peers name them (test = queries).
-LIST_FILES = {"train": "train.txt", "query": "test.txt", "database": "database.txt"}
+LIST_FILES = {
+    "train": "train.txt",
+    "query": "test.txt",
+    "database": "database.txt",
+}
 
 
 def read_list_file(

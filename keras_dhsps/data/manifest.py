@@ -167,15 +167,16 @@ def read_record(directory: str) -> dict:
     """
     path = os.path.join(directory, MANIFEST)
     if not os.path.isfile(path):
-        raise DataError(f"{path}: manifest not found (run `dhsps data prepare`)")
+        raise DataError(
+            f"{path}: manifest not found (run `dhsps data prepare`)"
+        )
     try:
         record = read_json(path)
     except ValueError as error:
         raise DataError(f"{path}: not valid JSON: {error}") from None
     if record.get("format_version") != FORMAT_VERSION:
         raise DataError(
-            f"{path}: unknown manifest format "
-            f"{record.get('format_version')!r}"
+            f"{path}: unknown manifest format {record.get('format_version')!r}"
         )
     if record.get("checksum") != _record_checksum(record):
         raise DataError(f"{path}: checksum mismatch (the manifest was edited)")

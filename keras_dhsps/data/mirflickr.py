@@ -85,7 +85,9 @@ def _find(root: str) -> tuple[str, str]:
             f"{root}: no MIRFlickr-25K annotation folder "
             f"({' or '.join(ANNOTATION_DIRS)})"
         )
-    image_dir = "mirflickr" if os.path.isdir(os.path.join(root, "mirflickr")) else ""
+    image_dir = (
+        "mirflickr" if os.path.isdir(os.path.join(root, "mirflickr")) else ""
+    )
     return annotations, image_dir
 
 

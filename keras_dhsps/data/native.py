@@ -292,9 +292,7 @@ def load_native(
     return _to_dataset(name, collection, splits, info)
 
 
-def verify(
-    directory: str, *, root: str, check: str = "header"
-) -> dict:
+def verify(directory: str, *, root: str, check: str = "header") -> dict:
     """Re-checks a manifest: checksums, list files, and every image.
 
     Returns:

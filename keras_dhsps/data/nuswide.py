@@ -23,7 +23,8 @@ import numpy as np
 
 from keras_dhsps.data.collection import Collection
 from keras_dhsps.data.splits import Protocol
-from keras_dhsps.errors import DataError, UnknownNameError
+from keras_dhsps.errors import DataError
+from keras_dhsps.errors import UnknownNameError
 
 #: DPSH/DSDH convention: 100 queries and 500 training images per concept
 #: (2,100 and 10,500), training drawn from the database = every non-query

@@ -21,7 +21,8 @@ from __future__ import annotations
 import os
 import xml.etree.ElementTree as ElementTree
 
-from keras_dhsps.data.collection import Collection, labels_from_sets
+from keras_dhsps.data.collection import Collection
+from keras_dhsps.data.collection import labels_from_sets
 from keras_dhsps.data.splits import Protocol
 from keras_dhsps.errors import DataError
 
@@ -70,9 +71,7 @@ def _nth(text: str, needle: str, index: int) -> int:
     return position
 
 
-def read_annotation(
-    path: str, *, include_difficult: bool = False
-) -> set[str]:
+def read_annotation(path: str, *, include_difficult: bool = False) -> set[str]:
     """The class names of one annotation XML file.
 
     Raises:

@@ -21,10 +21,10 @@ from keras import ops
 
 from keras_dhsps.losses.base import HashingLoss
 from keras_dhsps.losses.idhn import IDHNLoss
-from keras_dhsps.losses.similarity import pairwise_cross_entropy
 from keras_dhsps.losses.idhn import _pair_mean
 from keras_dhsps.losses.idhn import _quantization
 from keras_dhsps.losses.similarity import hard_pair_mask
+from keras_dhsps.losses.similarity import pairwise_cross_entropy
 from keras_dhsps.losses.similarity import soft_similarity
 
 

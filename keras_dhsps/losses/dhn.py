@@ -27,8 +27,8 @@ from keras import ops
 
 from keras_dhsps.losses.base import HashingLoss
 from keras_dhsps.losses.idhn import _pair_mean
-from keras_dhsps.losses.similarity import pairwise_cross_entropy
 from keras_dhsps.losses.similarity import hard_similarity
+from keras_dhsps.losses.similarity import pairwise_cross_entropy
 
 
 def _log_cosh(x):

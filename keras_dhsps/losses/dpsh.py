@@ -22,9 +22,9 @@ import keras
 from keras import ops
 
 from keras_dhsps.losses.base import HashingLoss
-from keras_dhsps.losses.similarity import pairwise_cross_entropy
 from keras_dhsps.losses.idhn import _pair_mean
 from keras_dhsps.losses.similarity import hard_similarity
+from keras_dhsps.losses.similarity import pairwise_cross_entropy
 
 
 def _sign(codes):

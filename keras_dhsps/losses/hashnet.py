@@ -35,9 +35,9 @@ import keras
 from keras import ops
 
 from keras_dhsps.losses.base import HashingLoss
-from keras_dhsps.losses.similarity import pairwise_cross_entropy
 from keras_dhsps.losses.idhn import _pair_mean
 from keras_dhsps.losses.similarity import hard_similarity
+from keras_dhsps.losses.similarity import pairwise_cross_entropy
 
 # Keeps atanh finite for saturated codes: atanh(1 − 1e-6) ≈ 7.25.
 _ATANH_CLIP = 1.0 - 1e-6

@@ -25,9 +25,11 @@ import math
 
 import numpy as np
 
-from keras_dhsps.codes import distance_dtype, word_distances
+from keras_dhsps.codes import distance_dtype
+from keras_dhsps.codes import word_distances
 from keras_dhsps.metrics import tie_aware
-from keras_dhsps.metrics._inputs import RetrievalInputs, default_chunk_size
+from keras_dhsps.metrics._inputs import RetrievalInputs
+from keras_dhsps.metrics._inputs import default_chunk_size
 
 # Above this fraction of the database the ranking is a full stable sort;
 # below it, a top-k selection (`stable_top_k`) that only sorts candidates,

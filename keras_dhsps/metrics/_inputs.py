@@ -9,17 +9,16 @@ words without touching the caller's arrays.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
+from collections.abc import Sequence
 
 import numpy as np
 import numpy.typing as npt
 
-from keras_dhsps.codes import (
-    InvalidInputError,
-    check_real_codes,
-    describe,
-    packed_to_words,
-)
+from keras_dhsps.codes import InvalidInputError
+from keras_dhsps.codes import check_real_codes
+from keras_dhsps.codes import describe
+from keras_dhsps.codes import packed_to_words
 
 ALL = "all"
 

@@ -36,23 +36,15 @@ import numpy.typing as npt
 
 from keras_dhsps.codes import InvalidInputError
 from keras_dhsps.metrics import _engine
-from keras_dhsps.metrics._inputs import (
-    check_choice,
-    check_chunk_size,
-    prepare,
-    resolve_k,
-)
-from keras_dhsps.metrics._summaries import (
-    EMPTY_BALL,
-    EMPTY_QUERIES,
-    default_rank_grid,
-)
-from keras_dhsps.metrics._summaries import (
-    pr_curve_by_radius as _pr_by_radius,
-)
-from keras_dhsps.metrics._summaries import (
-    pr_curve_by_rank as _pr_by_rank,
-)
+from keras_dhsps.metrics._inputs import check_choice
+from keras_dhsps.metrics._inputs import check_chunk_size
+from keras_dhsps.metrics._inputs import prepare
+from keras_dhsps.metrics._inputs import resolve_k
+from keras_dhsps.metrics._summaries import EMPTY_BALL
+from keras_dhsps.metrics._summaries import EMPTY_QUERIES
+from keras_dhsps.metrics._summaries import default_rank_grid
+from keras_dhsps.metrics._summaries import pr_curve_by_radius as _pr_by_radius
+from keras_dhsps.metrics._summaries import pr_curve_by_rank as _pr_by_rank
 from keras_dhsps.metrics._summaries import (
     precision_at_n_curve as _precision_at_n,
 )

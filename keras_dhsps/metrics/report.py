@@ -36,26 +36,22 @@ import numpy.typing as npt
 
 from keras_dhsps.codes import InvalidInputError
 from keras_dhsps.metrics import _engine
-from keras_dhsps.metrics._inputs import (
-    as_cutoffs,
-    check_choice,
-    check_chunk_size,
-    k_label,
-    prepare,
-    resolve_k,
-)
-from keras_dhsps.metrics._summaries import (
-    DENOMINATORS,
-    EMPTY_BALL,
-    EMPTY_QUERIES,
-    check_radius,
-    default_rank_grid,
-    pr_curve_by_radius,
-    pr_curve_by_rank,
-    precision_at_n_curve,
-    radius_precision_recall,
-    reduce_mean,
-)
+from keras_dhsps.metrics._inputs import as_cutoffs
+from keras_dhsps.metrics._inputs import check_choice
+from keras_dhsps.metrics._inputs import check_chunk_size
+from keras_dhsps.metrics._inputs import k_label
+from keras_dhsps.metrics._inputs import prepare
+from keras_dhsps.metrics._inputs import resolve_k
+from keras_dhsps.metrics._summaries import DENOMINATORS
+from keras_dhsps.metrics._summaries import EMPTY_BALL
+from keras_dhsps.metrics._summaries import EMPTY_QUERIES
+from keras_dhsps.metrics._summaries import check_radius
+from keras_dhsps.metrics._summaries import default_rank_grid
+from keras_dhsps.metrics._summaries import pr_curve_by_radius
+from keras_dhsps.metrics._summaries import pr_curve_by_rank
+from keras_dhsps.metrics._summaries import precision_at_n_curve
+from keras_dhsps.metrics._summaries import radius_precision_recall
+from keras_dhsps.metrics._summaries import reduce_mean
 from keras_dhsps.metrics.curves import DEFAULT_PRECISION_AT_N
 
 __all__ = ["retrieval_report"]

@@ -49,23 +49,19 @@ import numpy as np
 import numpy.typing as npt
 
 from keras_dhsps.metrics import _engine
-from keras_dhsps.metrics._inputs import (
-    check_choice,
-    check_chunk_size,
-    prepare,
-    resolve_k,
-)
-from keras_dhsps.metrics._summaries import (
-    DENOMINATORS,
-    EMPTY_BALL,
-    EMPTY_QUERIES,
-    EMPTY_QUERIES_NDCG,
-    TIE_STATS,
-    TIES,
-    check_radius,
-    radius_precision_recall,
-    reduce_mean,
-)
+from keras_dhsps.metrics._inputs import check_choice
+from keras_dhsps.metrics._inputs import check_chunk_size
+from keras_dhsps.metrics._inputs import prepare
+from keras_dhsps.metrics._inputs import resolve_k
+from keras_dhsps.metrics._summaries import DENOMINATORS
+from keras_dhsps.metrics._summaries import EMPTY_BALL
+from keras_dhsps.metrics._summaries import EMPTY_QUERIES
+from keras_dhsps.metrics._summaries import EMPTY_QUERIES_NDCG
+from keras_dhsps.metrics._summaries import TIE_STATS
+from keras_dhsps.metrics._summaries import TIES
+from keras_dhsps.metrics._summaries import check_radius
+from keras_dhsps.metrics._summaries import radius_precision_recall
+from keras_dhsps.metrics._summaries import reduce_mean
 
 __all__ = [
     "acg_at_k",

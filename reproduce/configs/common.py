@@ -22,13 +22,14 @@ downloaded. Results go to ``results/<table>/``; the paper column reads
 ``reproduce/reference/<table>.json``, which takes only values with a cited
 source (none is transcribed yet: IDHN_NOTES.md §6).
 
-Runtime estimate (not measured: no GPU was available when these configs
-were written): AlexNet-227 trains at a few thousand images per second on
-one modern GPU, so a run of 100 epochs over 4,000 images (400,000 images)
-takes minutes, and a whole table of 24 deep runs about an hour (NUS-WIDE
-and IAPR TC-12, with 10,000+ training images, a few hours). Shallow
-baselines cost one feature extraction each. ``smoke`` swaps in digits-mosaic, the small CNN, 12 bits and
-one epoch so every table runs on a CPU in seconds (``--smoke``).
+Runtime estimate (not measured: no GPU was available when these configs were
+written): AlexNet-227 trains at a few thousand images per second on one
+modern GPU, so a run of 100 epochs over 4,000 images (400,000 images) takes
+minutes, and a whole table of 24 deep runs about an hour (NUS-WIDE and IAPR
+TC-12, with 10,000+ training images, a few hours). Shallow baselines cost
+one feature extraction each. ``smoke`` swaps in digits-mosaic, the small
+CNN, 12 bits and one epoch so every table runs on a CPU in seconds
+(``--smoke``).
 """
 
 import dataclasses

@@ -21,10 +21,10 @@ the small CNN is trained from scratch, so the backbone gets the full
 learning rate (multiplier 1, not 0.01); batches are 64 images, not 128
 (2,000 training images give 31 steps per epoch instead of 15); the rate
 decays ×0.5 every 300 steps instead of 500, three halvings over the run as
-the authors' schedule has six over theirs. Both changes were chosen on the validation split (validation queries
-against the training images, never the query split): at 48 bits, batch 128
-with halvings every 150 steps gave validation mAP 0.682, batch 64 with
-halvings every 300 steps 0.768.
+the authors' schedule has six over theirs. Both changes were chosen on the
+validation split (validation queries against the training images, never the
+query split): at 48 bits, batch 128 with halvings every 150 steps gave
+validation mAP 0.682, batch 64 with halvings every 300 steps 0.768.
 """
 
 import dataclasses
