@@ -45,6 +45,8 @@ def test_bad_arguments():
 def test_keras_round_trip_with_safe_mode(tmp_path, rng):
     model = build_hasher("small_cnn", 24)
     model.compile(optimizer="adam", loss=losses.IDHNLoss(soft_weight=0.2))
+    # Built (as after training) so its state round-trips too.
+    model.optimizer.build(model.trainable_variables)
     images = rng.integers(0, 256, (4, 32, 32, 3)).astype("float32")
     path = str(tmp_path / "hasher.keras")
     model.save(path)
