@@ -21,10 +21,10 @@ from keras import ops
 
 from keras_dhsps.losses.base import HashingLoss
 from keras_dhsps.losses.idhn import IDHNLoss
-from keras_dhsps.losses.idhn import _pair_mean
-from keras_dhsps.losses.idhn import _quantization
+from keras_dhsps.losses.pairwise import l1_quantization
+from keras_dhsps.losses.pairwise import pair_mean
+from keras_dhsps.losses.pairwise import pairwise_cross_entropy
 from keras_dhsps.losses.similarity import hard_pair_mask
-from keras_dhsps.losses.similarity import pairwise_cross_entropy
 from keras_dhsps.losses.similarity import soft_similarity
 
 
@@ -63,8 +63,8 @@ def soft_only_loss(
     agreement = (inner + num_bits) / (2.0 * num_bits)
     pair_losses = soft_weight * num_bits * ops.square(agreement - similarity)
     # [quantization]
-    return _pair_mean(pair_losses, include_diagonal) + (
-        quantization_weight * _quantization(codes)
+    return pair_mean(pair_losses, include_diagonal) + (
+        quantization_weight * l1_quantization(codes)
     )
 
 
@@ -106,24 +106,12 @@ class IDHNNoQuantizationLoss(IDHNLoss):
 
     def __init__(
         self,
-        beta=5.0,
-        soft_weight=0.1,
         quantization_weight=0.0,
-        hard_low=0.01,
-        hard_high=0.99,
-        include_diagonal=True,
         name="idhn_no_quantization_loss",
         **kwargs,
     ):
         super().__init__(
-            beta=beta,
-            soft_weight=soft_weight,
-            quantization_weight=quantization_weight,
-            hard_low=hard_low,
-            hard_high=hard_high,
-            include_diagonal=include_diagonal,
-            name=name,
-            **kwargs,
+            quantization_weight=quantization_weight, name=name, **kwargs
         )
 
 
@@ -218,7 +206,7 @@ def idhn_dhp_loss(
         ops.maximum(ops.sum(bank_mask), 1.0)
     )
     # [quantization]
-    return pair_mean + quantization_weight * _quantization(codes)
+    return pair_mean + quantization_weight * l1_quantization(codes)
 
 
 @keras.saving.register_keras_serializable(package="keras_dhsps")

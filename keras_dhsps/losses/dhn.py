@@ -26,9 +26,7 @@ import keras
 from keras import ops
 
 from keras_dhsps.losses.base import HashingLoss
-from keras_dhsps.losses.idhn import _pair_mean
-from keras_dhsps.losses.similarity import hard_similarity
-from keras_dhsps.losses.similarity import pairwise_cross_entropy
+from keras_dhsps.losses.pairwise import hard_pair_likelihood
 
 
 def _log_cosh(x):
@@ -61,17 +59,13 @@ def dhn_loss(
         + λ·(1/K) Σ_k log cosh(|u_ik| − 1)``.
     """
     codes = ops.cast(codes, "float32")
-    # [hard similarity: share ≥ 1 label]
-    similarity = ops.cast(hard_similarity(labels), "float32")
-    # [θ_ij = ½⟨u_i,u_j⟩, eq. 1]
-    theta = scale * ops.matmul(codes, ops.transpose(codes))
-    # [pairwise cross-entropy, eq. 3]
-    pair_losses = pairwise_cross_entropy(similarity, theta)
+    # [pairwise cross-entropy on s = share ≥ 1 label, θ = ½⟨u_i,u_j⟩, eq. 1, 3]
+    pairs = hard_pair_likelihood(
+        labels, codes, scale=scale, include_diagonal=include_diagonal
+    )
     # [log-cosh quantization, eq. 6]
     quantization = ops.mean(_log_cosh(ops.abs(codes) - 1.0), axis=1)
-    return _pair_mean(pair_losses, include_diagonal) + (
-        quantization_weight * quantization
-    )
+    return pairs + quantization_weight * quantization
 
 
 @keras.saving.register_keras_serializable(package="keras_dhsps")

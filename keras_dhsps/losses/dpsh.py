@@ -22,9 +22,7 @@ import keras
 from keras import ops
 
 from keras_dhsps.losses.base import HashingLoss
-from keras_dhsps.losses.idhn import _pair_mean
-from keras_dhsps.losses.similarity import hard_similarity
-from keras_dhsps.losses.similarity import pairwise_cross_entropy
+from keras_dhsps.losses.pairwise import hard_pair_likelihood
 
 
 def _sign(codes):
@@ -54,17 +52,14 @@ def dpsh_loss(
         + η·(1/K) Σ_k (u_ik − sgn(u_ik))²``.
     """
     codes = ops.cast(codes, "float32")
-    similarity = ops.cast(hard_similarity(labels), "float32")
-    # [Θ_ij = ½⟨u_i,u_j⟩]
-    theta = scale * ops.matmul(codes, ops.transpose(codes))
-    # [negative log-likelihood, eq. 2]
-    pair_losses = pairwise_cross_entropy(similarity, theta)
+    # [negative log-likelihood with Θ_ij = ½⟨u_i,u_j⟩, eq. 2]
+    pairs = hard_pair_likelihood(
+        labels, codes, scale=scale, include_diagonal=include_diagonal
+    )
     # [η‖b − u‖², eq. 4; b = sgn(u) fixed]
     binary = ops.stop_gradient(_sign(codes))
     quantization = ops.mean(ops.square(codes - binary), axis=1)
-    return _pair_mean(pair_losses, include_diagonal) + (
-        quantization_weight * quantization
-    )
+    return pairs + quantization_weight * quantization
 
 
 @keras.saving.register_keras_serializable(package="keras_dhsps")

@@ -21,7 +21,7 @@ import keras
 from keras import ops
 
 from keras_dhsps.losses.base import HashingLoss
-from keras_dhsps.losses.idhn import _pair_mean
+from keras_dhsps.losses.pairwise import pair_mean
 from keras_dhsps.losses.similarity import hard_similarity
 
 
@@ -63,7 +63,7 @@ def dsh_loss(
     ) * ops.relu(m - distance)
     # [α‖ |u| − 1 ‖₁]
     regulariser = ops.sum(ops.abs(ops.abs(codes) - 1.0), axis=1)
-    return _pair_mean(pair_losses, include_diagonal) + (
+    return pair_mean(pair_losses, include_diagonal) + (
         quantization_weight * regulariser
     )
 

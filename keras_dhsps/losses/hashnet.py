@@ -35,9 +35,9 @@ import keras
 from keras import ops
 
 from keras_dhsps.losses.base import HashingLoss
-from keras_dhsps.losses.idhn import _pair_mean
+from keras_dhsps.losses.pairwise import pair_mean
+from keras_dhsps.losses.pairwise import pairwise_cross_entropy
 from keras_dhsps.losses.similarity import hard_similarity
-from keras_dhsps.losses.similarity import pairwise_cross_entropy
 
 # Keeps atanh finite for saturated codes: atanh(1 − 1e-6) ≈ 7.25.
 _ATANH_CLIP = 1.0 - 1e-6
@@ -94,7 +94,7 @@ def hashnet_loss(
         similarity * num_pairs / ops.maximum(num_similar, 1.0)
         + (1.0 - similarity) * num_pairs / ops.maximum(num_dissimilar, 1.0)
     )
-    return _pair_mean(weights * pair_losses, include_diagonal)
+    return pair_mean(weights * pair_losses, include_diagonal)
 
 
 @keras.saving.register_keras_serializable(package="keras_dhsps")

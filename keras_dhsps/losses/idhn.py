@@ -21,25 +21,12 @@ import keras
 from keras import ops
 
 from keras_dhsps.losses.base import HashingLoss
+from keras_dhsps.losses.pairwise import hard_pair_likelihood
+from keras_dhsps.losses.pairwise import l1_quantization
+from keras_dhsps.losses.pairwise import pair_mean
+from keras_dhsps.losses.pairwise import pairwise_cross_entropy
 from keras_dhsps.losses.similarity import hard_pair_mask
-from keras_dhsps.losses.similarity import hard_similarity
-from keras_dhsps.losses.similarity import pairwise_cross_entropy
 from keras_dhsps.losses.similarity import soft_similarity
-
-
-def _pair_mean(pair_losses, include_diagonal):
-    """Per-anchor mean over the batch: ``(1/B) Σ_j`` or ``(1/(B−1)) Σ_{j≠i}``."""
-    if include_diagonal:
-        return ops.mean(pair_losses, axis=1)
-    batch = ops.shape(pair_losses)[0]
-    off_diagonal = 1.0 - ops.eye(batch, dtype=pair_losses.dtype)
-    count = ops.maximum(ops.cast(batch, pair_losses.dtype) - 1.0, 1.0)
-    return ops.sum(pair_losses * off_diagonal, axis=1) / count
-
-
-def _quantization(codes):
-    """Per-anchor ``mean_k | |u_ik| − 1 |`` (IDHN_NOTES.md §2.7)."""
-    return ops.mean(ops.abs(ops.abs(codes) - 1.0), axis=1)
 
 
 def _cross_entropy(similarity, inner, num_bits, beta):
@@ -97,8 +84,8 @@ def idhn_loss(
     soft_loss = soft_weight * num_bits * ops.square(agreement - similarity)
     pair_losses = hard * hard_loss + soft * soft_loss
     # [quantization]
-    return _pair_mean(pair_losses, include_diagonal) + (
-        quantization_weight * _quantization(codes)
+    return pair_mean(pair_losses, include_diagonal) + (
+        quantization_weight * l1_quantization(codes)
     )
 
 
@@ -130,12 +117,9 @@ def hard_only_loss(
     """
     codes = ops.cast(codes, "float32")
     num_bits = ops.cast(ops.shape(codes)[1], "float32")
-    similarity = ops.cast(hard_similarity(labels), "float32")
-    inner = ops.matmul(codes, ops.transpose(codes))
-    pair_losses = _cross_entropy(similarity, inner, num_bits, beta)
-    return _pair_mean(pair_losses, include_diagonal) + (
-        quantization_weight * _quantization(codes)
-    )
+    return hard_pair_likelihood(
+        labels, codes, scale=beta / num_bits, include_diagonal=include_diagonal
+    ) + quantization_weight * l1_quantization(codes)
 
 
 @keras.saving.register_keras_serializable(package="keras_dhsps")

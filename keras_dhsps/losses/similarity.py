@@ -1,5 +1,4 @@
-"""Pairwise label similarity, IDHN's hard/soft pair masks, and the
-pairwise likelihood shared by IDHN, DHN, DPSH and HashNet.
+"""Pairwise label similarity and the hard/soft pair masks of IDHN.
 
 All functions take a batch of multi-hot labels ``y`` of shape ``(B, C)`` and
 are written in ``keras.ops`` so they run under every Keras backend.
@@ -64,16 +63,3 @@ def hard_pair_mask(similarity, *, hard_low=0.01, hard_high=0.99):
         ops.less(similarity, hard_low), ops.greater(similarity, hard_high)
     )
     return ops.cast(is_hard, similarity.dtype)
-
-
-def pairwise_cross_entropy(similarity, theta):
-    """``log(1 + e^θ) − s·θ`` without overflow or cancellation.
-
-    Written as ``(1 − s)·softplus(θ) + s·softplus(−θ)``, which equals it for
-    every s (``softplus(θ) − θ = softplus(−θ)``) and keeps full float32
-    precision where the naive form subtracts two large numbers (at θ = 10,
-    s = 1 the naive form is off by 0.4 %).
-    """
-    return (1.0 - similarity) * ops.softplus(theta) + similarity * ops.softplus(
-        -theta
-    )
