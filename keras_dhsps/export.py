@@ -56,6 +56,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from keras_dhsps.data.pipeline import RESIZE_MODES
+from keras_dhsps.data.pipeline import center_crop
+from keras_dhsps.data.pipeline import resize_shorter_side
 from keras_dhsps.errors import DHSPSError
 from keras_dhsps.io_utils import read_json
 from keras_dhsps.io_utils import write_json
@@ -115,11 +118,6 @@ def hasher_metadata(
 
 
 # ------------------------------------------------------------ TF graph ops
-#: Resize modes, as ``keras_dhsps.data.pipeline.RESIZE_MODES`` at
-#: evaluation time (centre crop, no augmentation).
-RESIZE_MODES = ("direct", "resize_crop", "shorter_side_crop")
-
-
 def preprocess_images(
     images: tf.Tensor,
     image_size: tuple[int, int],
@@ -156,15 +154,8 @@ def preprocess_images(
         if resize == "resize_crop":
             images = tf.image.resize(images, resize_to)
         else:
-            size = tf.cast(shape[1:3], tf.float32)
-            scale = resize_to[0] / tf.reduce_min(size)
-            new = tf.cast(tf.math.ceil(size * scale - 1e-3), tf.int32)
-            images = tf.image.resize(images, new)
-        shape = tf.shape(images)
-        top = (shape[1] - height) // 2
-        left = (shape[2] - width) // 2
-        images = images[:, top : top + height, left : left + width]
-        images = tf.cast(images, tf.float32)
+            images = resize_shorter_side(images, resize_to[0])
+        images = tf.cast(center_crop(images, height, width), tf.float32)
     return tf.ensure_shape(images, (None, height, width, 3))
 
 

@@ -38,11 +38,13 @@ def _decode(path: tf.Tensor) -> tf.Tensor:
     return tf.io.decode_image(data, channels=3, expand_animations=False)
 
 
-def _resize_shorter_side(image: tf.Tensor, side: int) -> tf.Tensor:
-    shape = tf.cast(tf.shape(image)[:2], tf.float32)
+def resize_shorter_side(images: tf.Tensor, side: int) -> tf.Tensor:
+    """Resizes ``(..., H, W, C)`` images so the shorter side is ``side``,
+    keeping the aspect ratio (one image or a batch)."""
+    shape = tf.cast(tf.shape(images)[-3:-1], tf.float32)
     scale = side / tf.reduce_min(shape)
     size = tf.cast(tf.math.ceil(shape * scale - 1e-3), tf.int32)
-    return tf.image.resize(image, tf.maximum(size, side))
+    return tf.image.resize(images, tf.maximum(size, side))
 
 
 def make_dataset(
@@ -137,7 +139,7 @@ def make_dataset(
         elif resize == "resize_crop":
             image = tf.image.resize(image, resize_to)
         else:
-            image = _resize_shorter_side(image, resize_to[0])
+            image = resize_shorter_side(image, resize_to[0])
         if cache is not False:
             image = tf.saturate_cast(tf.round(image), tf.uint8)
             if not crops:
@@ -156,7 +158,7 @@ def make_dataset(
                     image, (height, width, 3), seed=element_seed
                 )
             else:
-                image = _center_crop(image, height, width)
+                image = center_crop(image, height, width)
         if augment and random_flip:
             image = tf.image.stateless_random_flip_left_right(
                 image, seed=tf.reverse(element_seed, [0])
@@ -211,8 +213,9 @@ def make_dataset(
     return dataset.prefetch(tf.data.AUTOTUNE) if prefetch else dataset
 
 
-def _center_crop(image: tf.Tensor, height: int, width: int) -> tf.Tensor:
-    shape = tf.shape(image)
-    top = (shape[0] - height) // 2
-    left = (shape[1] - width) // 2
-    return image[top : top + height, left : left + width]
+def center_crop(images: tf.Tensor, height: int, width: int) -> tf.Tensor:
+    """The centre ``(height, width)`` window of ``(..., H, W, C)`` images."""
+    shape = tf.shape(images)
+    top = (shape[-3] - height) // 2
+    left = (shape[-2] - width) // 2
+    return images[..., top : top + height, left : left + width, :]
