@@ -23,6 +23,7 @@ import sys
 
 from keras_dhsps import ship_commands
 from keras_dhsps.data import commands as data_commands
+from keras_dhsps.data import load_configured_dataset
 from keras_dhsps.errors import DHSPSError
 
 EXIT_USAGE = 2
@@ -78,26 +79,15 @@ def _add_config_flags(parser):
     )
 
 
-def _load_dataset(config, data_root):
-    # Imports no TensorFlow: data errors are reported before its start-up
-    # notices are printed.
-    from keras_dhsps.data import load_dataset
-
-    return load_dataset(
-        config.data.name,
-        root=data_root,
-        seed=config.data.seed,
-        **config.data.options,
-    )
-
-
 def _train(args):
     from keras_dhsps.config import to_dict
 
     config = _experiment_config(args)
     if args.name:
         config = dataclasses.replace(config, name=args.name)
-    dataset = _load_dataset(config, args.data_root)
+    # Data first: keras_dhsps.data imports no TensorFlow, so a data error is
+    # reported before TensorFlow prints its start-up notices.
+    dataset = load_configured_dataset(config.data, root=args.data_root)
 
     from keras_dhsps.evaluation import evaluate_retrieval
     from keras_dhsps.io_utils import atomic_write
@@ -141,7 +131,7 @@ def _evaluate(args):
     if not os.path.isfile(model_path):
         raise DHSPSError(f"model file not found: {model_path}")
     config = _experiment_config(args)
-    dataset = _load_dataset(config, args.data_root)
+    dataset = load_configured_dataset(config.data, root=args.data_root)
 
     from keras_dhsps.evaluation import evaluate_retrieval
     from keras_dhsps.io_utils import write_json

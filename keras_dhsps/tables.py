@@ -437,12 +437,9 @@ def run_table(
     Returns:
         The contents written to ``results.json``.
     """
-    from keras_dhsps.data import load_dataset
+    from keras_dhsps.data import load_configured_dataset
 
-    base = table.base
-    dataset = load_dataset(
-        base.data.name, root=data_root, seed=base.data.seed, **base.data.options
-    )
+    dataset = load_configured_dataset(table.base.data, root=data_root)
     cells_dir = cells_dir or os.path.join(output_dir, "cells")
     cells = {}
     todo = list(_cells(table))

@@ -45,7 +45,7 @@ from keras_dhsps.callbacks import StopOnNaN
 from keras_dhsps.callbacks import restore_checkpoint
 from keras_dhsps.config import ExperimentConfig
 from keras_dhsps.config import TrainConfig
-from keras_dhsps.data import load_dataset
+from keras_dhsps.data import load_configured_dataset
 from keras_dhsps.data.base import RetrievalDataset
 from keras_dhsps.data.base import Split
 from keras_dhsps.data.pipeline import make_dataset
@@ -235,12 +235,7 @@ def fit(
         tf.config.experimental.enable_op_determinism()
     keras.utils.set_random_seed(train_config.seed)
     if dataset is None:
-        dataset = load_dataset(
-            config.data.name,
-            root=data_root,
-            seed=config.data.seed,
-            **config.data.options,
-        )
+        dataset = load_configured_dataset(config.data, root=data_root)
     train_split, validation_split = _train_and_validation(dataset, train_config)
     batch_size = train_config.batch_size
     steps_per_epoch = max(len(train_split) // batch_size, 1)

@@ -114,11 +114,23 @@ def load_dataset(name, *, root=None, seed=0, **options) -> RetrievalDataset:
     return loader(root, seed, **options)
 
 
+def load_configured_dataset(data_config, *, root=None) -> RetrievalDataset:
+    """:func:`load_dataset` for a ``keras_dhsps.config.DataConfig`` (its
+    name, seed and options) and a data root from the command line."""
+    return load_dataset(
+        data_config.name,
+        root=root,
+        seed=data_config.seed,
+        **data_config.options,
+    )
+
+
 __all__ = [
     "DATASETS",
     "SPLIT_NAMES",
     "RetrievalDataset",
     "Split",
+    "load_configured_dataset",
     "load_dataset",
     "load_digits_mosaic",
     "load_list_files",
