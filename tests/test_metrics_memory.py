@@ -36,9 +36,13 @@ def test_peak_memory_does_not_grow_with_the_number_of_queries():
     small = arrays(32, num_items)
     large = arrays(256, num_items)
 
-    def run(a):
+    def run(a, num_threads=1):
         return lambda: metrics.retrieval_report(
-            *a, map_at=("all", 1000), tie_aware=True, chunk_size=chunk
+            *a,
+            map_at=("all", 1000),
+            tie_aware=True,
+            chunk_size=chunk,
+            num_threads=num_threads,
         )
 
     peak_small, peak_large = traced_peak(run(small)), traced_peak(run(large))
@@ -47,6 +51,10 @@ def test_peak_memory_does_not_grow_with_the_number_of_queries():
     assert peak_large < peak_small + 256 * 4096
     # And one chunk costs well under 100 bytes per query-item pair.
     assert peak_small < 100 * chunk * num_items + 64 * num_items
+    # Each thread holds one chunk's buffers: three threads, three chunks'
+    # worth at most, however many queries.
+    peak_threads = traced_peak(run(large, num_threads=3))
+    assert peak_threads < 3 * peak_small + 256 * 4096
 
 
 @pytest.mark.slow

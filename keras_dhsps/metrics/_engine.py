@@ -14,14 +14,18 @@ For each chunk of queries the engine computes, once,
    relevance values, for Hamming-ball metrics and tie-aware metrics;
 
 and then every requested per-query statistic from cumulative sums over the
-ranked relevance. Memory is bounded by the chunk size (about 45 bytes per
-query-item pair); the per-query outputs are ``O(Q)`` or ``O(Q K)``.
+ranked relevance. Relevance is kept as bool when no statistic needs the
+number of shared labels. Chunks run on several threads, by default one per
+CPU (see `compute`). Memory is bounded by the chunk size (about 45 bytes per
+query-item pair, per thread); the per-query outputs are ``O(Q)`` or
+``O(Q K)``.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
+import threading
 
 import numpy as np
 
@@ -30,6 +34,11 @@ from keras_dhsps.codes import word_distances
 from keras_dhsps.metrics import tie_aware
 from keras_dhsps.metrics._inputs import RetrievalInputs
 from keras_dhsps.metrics._inputs import default_chunk_size
+from keras_dhsps.metrics._inputs import default_num_threads
+
+# Query-item pairs per block in `_shares_a_label` (as in
+# `keras_dhsps.codes.word_distances`): the AND-ed words stay in cache.
+_CACHE_ELEMENTS = 1 << 17
 
 # Above this fraction of the database the ranking is a full stable sort;
 # below it, a top-k selection (`stable_top_k`) that only sorts candidates,
@@ -92,6 +101,30 @@ def _gathered_shared_labels(
     return shared
 
 
+def _shares_a_label(
+    query_words: np.ndarray, database_words: np.ndarray, out: np.ndarray
+) -> np.ndarray:
+    """Binary relevance ``(Q, N)`` bool: ``labels_q & labels_n != 0``, in
+    blocks of queries so the AND-ed words stay in cache."""
+    num_queries, num_words = query_words.shape
+    num_items = database_words.shape[0]
+    columns = np.ascontiguousarray(database_words.T)  # (W, N)
+    block = max(1, min(num_queries, _CACHE_ELEMENTS // max(num_items, 1)))
+    words = np.empty((block, num_items), dtype=query_words.dtype)
+    for start in range(0, num_queries, block):
+        stop = min(start + block, num_queries)
+        target, scratch = out[start:stop], words[: stop - start]
+        for w in range(num_words):
+            np.bitwise_and(
+                query_words[start:stop, w, None], columns[w], out=scratch
+            )
+            if w == 0:
+                np.not_equal(scratch, 0, out=target)
+            else:
+                target |= scratch != 0
+    return out
+
+
 def _row_histograms(keys: np.ndarray, num_bins: int) -> np.ndarray:
     """Per-row ``np.bincount`` of small non-negative integer keys."""
     out = np.empty((keys.shape[0], num_bins), dtype=np.int64)
@@ -129,9 +162,19 @@ def stable_top_k(distances: np.ndarray, k: int) -> np.ndarray:
 
 
 def compute(
-    inputs: RetrievalInputs, plan: Plan, chunk_size: int | None = None
+    inputs: RetrievalInputs,
+    plan: Plan,
+    chunk_size: int | None = None,
+    num_threads: int | None = None,
 ) -> dict[str, np.ndarray]:
     """Runs the chunked pass and returns per-query statistics.
+
+    Chunks of queries are independent: with ``num_threads > 1`` the calling
+    thread and ``num_threads - 1`` workers each take every
+    ``num_threads``-th chunk (NumPy releases the GIL in the sorts, gathers
+    and arithmetic), each with its own buffers, writing disjoint rows of the
+    outputs, so the result is the same for every thread count. None chooses
+    `default_num_threads`; a worker's exception is re-raised here.
 
     Returns:
         A dict of arrays with ``Q`` rows: ``"ap@k"`` (0 where the denominator
@@ -149,8 +192,10 @@ def compute(
     graded_dtype = distance_dtype(
         inputs.query_label_words.shape[1], inputs.query_label_words.itemsize
     )
+    if num_threads is None:
+        num_threads = default_num_threads()
     if chunk_size is None:
-        chunk_size = default_chunk_size(num_queries, num_items)
+        chunk_size = default_chunk_size(num_queries, num_items, num_threads)
     chunk_size = min(chunk_size, num_queries)
 
     ranked_ks = plan.map_at + plan.ndcg_at + plan.acg_at + plan.wap_at
@@ -168,6 +213,12 @@ def compute(
         need_groups and need_value_counts
     )
     full_graded = need_total or need_value_counts or need_groups or full_sort
+    # Statistics that only ask "shares >= 1 label?" (mAP, precision, recall,
+    # hits) skip the popcount and keep relevance as bool.
+    binary_relevance = not (
+        plan.ndcg_at or plan.acg_at or plan.wap_at or plan.tie_ndcg_at
+    )
+    relevance_dtype = np.dtype(np.bool_) if binary_relevance else graded_dtype
     # With a full sort down to rank N, group boundaries come from the sorted
     # distances and relevant counts from the cumulative hits, for free.
     groups_from_sort = (
@@ -213,39 +264,40 @@ def compute(
         for stat in ("tie_mean", "tie_min", "tie_max"):
             new(f"ndcg@{k}/{stat}")
 
-    # Buffers reused by every chunk (no fresh pages per chunk).
-    elements = chunk_size * num_items
     dist_dtype = distance_dtype(
         inputs.query_words.shape[1], inputs.query_words.itemsize
     )
-    dist_buffer = np.empty(elements, dtype=dist_dtype)
-    if full_graded:
-        graded_buffer = np.empty(elements, dtype=graded_dtype)
     group_values = np.arange(num_groups, dtype=dist_dtype)
-    workspace = _Workspace()
 
-    for start in range(0, num_queries, chunk_size):
-        stop = min(start + chunk_size, num_queries)
-        rows = slice(start, stop)
-        size = stop - start
+    def process_chunk(rows: slice, workspace: _Workspace) -> None:
+        size = rows.stop - rows.start
+        shape = (size, num_items)
         qlabels = inputs.query_label_words[rows]
         # [1. distances]
         dist = word_distances(
-            inputs.query_words[rows], inputs.database_words, out=dist_buffer
+            inputs.query_words[rows],
+            inputs.database_words,
+            out=workspace.get("dist", shape, dist_dtype),
         )
-        # [2. graded relevance over the whole database]
+        # [2. relevance over the whole database: shared labels, or bool]
         graded = None
-        if full_graded:
+        if full_graded and binary_relevance:
+            graded = _shares_a_label(
+                qlabels,
+                inputs.database_label_words,
+                out=workspace.get("graded", shape, relevance_dtype),
+            )
+        elif full_graded:
             graded = word_distances(
                 qlabels,
                 inputs.database_label_words,
-                out=graded_buffer,
+                out=workspace.get("graded", shape, relevance_dtype),
                 combine="and",
             )
         # [3. stable ranking (full sort or top-k selection)]
         ranked = bounds = None
         if k_max:
-            ranked = workspace.get("ranked", (size, k_max), graded_dtype)
+            ranked = workspace.get("ranked", (size, k_max), relevance_dtype)
             # A 2-D radix argsort beats row-by-row calls at every size.
             order = (
                 np.argsort(dist, axis=1, kind="stable") if full_sort else None
@@ -370,6 +422,41 @@ def compute(
             out[f"ap@{k}/tie_min"][rows] = worst
             out[f"ap@{k}/tie_max"][rows] = best
             out[f"ap@{k}/tie_empty"][rows] = empty
+
+    starts = range(0, num_queries, chunk_size)
+    chunks = [slice(s, min(s + chunk_size, num_queries)) for s in starts]
+    num_threads = max(1, min(num_threads, len(chunks)))
+    if num_threads == 1:
+        workspace = _Workspace()
+        for rows in chunks:
+            process_chunk(rows, workspace)
+        return out
+
+    errors: list[BaseException] = []
+
+    def run_share(share: list[slice]) -> None:
+        try:
+            workspace = _Workspace()  # buffers are per thread
+            for rows in share:
+                process_chunk(rows, workspace)
+        except BaseException as error:  # re-raised in the calling thread
+            errors.append(error)
+
+    workers = [
+        threading.Thread(
+            target=run_share,
+            args=(chunks[t::num_threads],),
+            name=f"keras_dhsps-metrics-{t}",
+        )
+        for t in range(1, num_threads)
+    ]
+    for worker in workers:
+        worker.start()
+    run_share(chunks[0::num_threads])  # the calling thread takes a share
+    for worker in workers:
+        worker.join()
+    if errors:
+        raise errors[0]
     return out
 
 
@@ -428,8 +515,11 @@ def _ranked_statistics(
         no statistic needed them.
     """
     shape = ranked.shape
-    relevant = workspace.get("relevant", shape, np.bool_)
-    np.greater(ranked, 0, out=relevant)
+    if ranked.dtype == np.bool_:  # binary relevance already
+        relevant = ranked
+    else:
+        relevant = workspace.get("relevant", shape, np.bool_)
+        np.greater(ranked, 0, out=relevant)
     hits = None
     if (
         plan.map_at

@@ -9,6 +9,7 @@ words without touching the caller's arrays.
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections.abc import Iterable
 from collections.abc import Sequence
 
@@ -28,6 +29,10 @@ ALL = "all"
 # above which glibc malloc maps fresh pages for every allocation; on the
 # test machine fresh pages cost 0.1 s per GiB, as much as the sort itself.
 DEFAULT_CHUNK_ELEMENTS = 1 << 21
+
+# Threads when num_threads is None: at most this many, so the default peak
+# memory (one chunk of buffers per thread, ~90 MiB each) stays under 1 GiB.
+MAX_DEFAULT_THREADS = 8
 
 
 @dataclasses.dataclass(frozen=True)
@@ -214,6 +219,39 @@ def check_chunk_size(chunk_size: object, num_items: int) -> int | None:
     return int(chunk_size)
 
 
-def default_chunk_size(num_queries: int, num_items: int) -> int:
-    """Queries per chunk so one chunk holds about 2M query-item pairs."""
-    return int(max(1, min(num_queries, DEFAULT_CHUNK_ELEMENTS // num_items)))
+def default_chunk_size(
+    num_queries: int, num_items: int, num_threads: int = 1
+) -> int:
+    """Queries per chunk: at most about 2M query-item pairs a chunk, and
+    chunks of equal size whose number is a multiple of ``num_threads``, so
+    every thread gets the same amount of work."""
+    largest = max(1, DEFAULT_CHUNK_ELEMENTS // max(1, num_items))
+    threads = max(1, num_threads)
+    num_chunks = -(-max(1, num_queries) // largest)  # ceil
+    num_chunks = -(-num_chunks // threads) * threads
+    return max(1, -(-num_queries // num_chunks))
+
+
+def default_num_threads() -> int:
+    """One thread per CPU this process may run on, at most
+    `MAX_DEFAULT_THREADS` (each thread holds one chunk's buffers)."""
+    try:
+        available = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        available = os.cpu_count() or 1
+    return max(1, min(available, MAX_DEFAULT_THREADS))
+
+
+def check_num_threads(num_threads: object) -> int | None:
+    """None -> None (automatic), else a positive int."""
+    if num_threads is None:
+        return None
+    if (
+        isinstance(num_threads, (bool, np.bool_))
+        or not isinstance(num_threads, (int, np.integer))
+        or num_threads < 1
+    ):
+        raise InvalidInputError(
+            f"num_threads must be a positive int or None; got {num_threads!r}"
+        )
+    return int(num_threads)

@@ -38,6 +38,7 @@ from keras_dhsps.codes import InvalidInputError
 from keras_dhsps.metrics import _engine
 from keras_dhsps.metrics._inputs import check_choice
 from keras_dhsps.metrics._inputs import check_chunk_size
+from keras_dhsps.metrics._inputs import check_num_threads
 from keras_dhsps.metrics._inputs import prepare
 from keras_dhsps.metrics._inputs import resolve_k
 from keras_dhsps.metrics._summaries import EMPTY_BALL
@@ -88,6 +89,7 @@ def pr_curve_by_radius(
     empty_ball: str = "zero",
     empty_queries: str = "zero",
     chunk_size: int | None = None,
+    num_threads: int | None = None,
 ) -> dict:
     """Precision and recall of Hamming lookup at every radius ``0..K``.
 
@@ -99,6 +101,7 @@ def pr_curve_by_radius(
         empty_queries: a query with no relevant item in the database counts
             as recall 0 (``"zero"``, default) or is left out (``"skip"``).
         chunk_size: as in `mean_average_precision`.
+        num_threads: as in `mean_average_precision`.
 
     Returns:
         ``{"radius": [0..K], "precision": [...], "recall": [...],
@@ -108,8 +111,9 @@ def pr_curve_by_radius(
     check_choice(empty_queries, "empty_queries", EMPTY_QUERIES)
     inputs = prepare(query_codes, query_labels, database_codes, database_labels)
     chunk_size = check_chunk_size(chunk_size, inputs.num_items)
+    num_threads = check_num_threads(num_threads)
     plan = _engine.Plan(ball_counts=True, total_relevant=True)
-    stats = _engine.compute(inputs, plan, chunk_size)
+    stats = _engine.compute(inputs, plan, chunk_size, num_threads)
     return _pr_by_radius(
         stats, empty_ball=empty_ball, empty_queries=empty_queries
     )
@@ -125,6 +129,7 @@ def pr_curve_by_rank(
     num_points: int = 100,
     empty_queries: str = "zero",
     chunk_size: int | None = None,
+    num_threads: int | None = None,
 ) -> dict:
     """Precision ``hits(n)/n`` and recall ``hits(n)/R`` at rank positions.
 
@@ -138,6 +143,7 @@ def pr_curve_by_rank(
             as recall 0 (``"zero"``, default) or is left out of the recall
             mean (``"skip"``). Precision always averages over every query.
         chunk_size: as in `mean_average_precision`.
+        num_threads: as in `mean_average_precision`.
 
     Returns:
         ``{"rank": [...], "precision": [...], "recall": [...],
@@ -146,9 +152,10 @@ def pr_curve_by_rank(
     check_choice(empty_queries, "empty_queries", EMPTY_QUERIES)
     inputs = prepare(query_codes, query_labels, database_codes, database_labels)
     chunk_size = check_chunk_size(chunk_size, inputs.num_items)
+    num_threads = check_num_threads(num_threads)
     grid = _rank_grid(ranks, num_points, inputs.num_items)
     plan = _engine.Plan(hits_at=grid, total_relevant=True)
-    stats = _engine.compute(inputs, plan, chunk_size)
+    stats = _engine.compute(inputs, plan, chunk_size, num_threads)
     return _pr_by_rank(stats, grid, empty_queries=empty_queries)
 
 
@@ -160,6 +167,7 @@ def precision_at_n_curve(
     *,
     n: Sequence[int] = DEFAULT_PRECISION_AT_N,
     chunk_size: int | None = None,
+    num_threads: int | None = None,
 ) -> dict:
     """Precision of the top N for each N of a grid, averaged over queries.
 
@@ -168,15 +176,19 @@ def precision_at_n_curve(
             `mean_average_precision`.
         n: the grid; values larger than the database mean the whole database.
         chunk_size: as in `mean_average_precision`.
+        num_threads: as in `mean_average_precision`.
 
     Returns:
         ``{"n": [...requested...], "precision": [...], "recipe": str}``.
     """
     inputs = prepare(query_codes, query_labels, database_codes, database_labels)
     chunk_size = check_chunk_size(chunk_size, inputs.num_items)
+    num_threads = check_num_threads(num_threads)
     requested = tuple(n)
     effective = tuple(resolve_k(v, inputs.num_items, "n") for v in requested)
-    stats = _engine.compute(inputs, _engine.Plan(hits_at=effective), chunk_size)
+    stats = _engine.compute(
+        inputs, _engine.Plan(hits_at=effective), chunk_size, num_threads
+    )
     return _precision_at_n(stats, requested, effective)
 
 

@@ -39,6 +39,7 @@ from keras_dhsps.metrics import _engine
 from keras_dhsps.metrics._inputs import as_cutoffs
 from keras_dhsps.metrics._inputs import check_choice
 from keras_dhsps.metrics._inputs import check_chunk_size
+from keras_dhsps.metrics._inputs import check_num_threads
 from keras_dhsps.metrics._inputs import k_label
 from keras_dhsps.metrics._inputs import prepare
 from keras_dhsps.metrics._inputs import resolve_k
@@ -74,6 +75,7 @@ def retrieval_report(
     tie_aware: bool = False,
     curves: bool = True,
     chunk_size: int | None = None,
+    num_threads: int | None = None,
     map_denominator: str = "retrieved",
     empty_queries: str = "zero",
     empty_ball: str = "zero",
@@ -107,7 +109,10 @@ def retrieval_report(
             ``"map@all/tie_min"``, ``"map@all/tie_max"``, ``"ndcg@100/..."``.
         curves: compute the curves (PR by radius, PR by rank, P@N).
         chunk_size: queries per chunk (about 45 bytes per query-item pair
-            of temporaries); None chooses about 2M pairs (~90 MiB).
+            of temporaries, per thread); None chooses about 2M pairs
+            (~90 MiB), fewer when that would leave a thread idle.
+        num_threads: threads for the chunks; None: one per available CPU,
+            at most 8. See `mean_average_precision`.
         map_denominator: ``"retrieved"`` (default), ``"all_relevant"`` or
             ``"min_k_relevant"``, see `mean_average_precision`.
         empty_queries: ``"zero"`` (default) or ``"skip"`` for queries with
@@ -138,6 +143,7 @@ def retrieval_report(
     inputs = prepare(query_codes, query_labels, database_codes, database_labels)
     num_items = inputs.num_items
     chunk_size = check_chunk_size(chunk_size, num_items)
+    num_threads = check_num_threads(num_threads)
 
     def cutoffs(values, name):
         resolved = {}
@@ -180,7 +186,7 @@ def retrieval_report(
         tie_map_at=unique(maps) if tie_aware else (),
         tie_ndcg_at=unique(ndcgs) if tie_aware else (),
     )
-    stats = _engine.compute(inputs, plan, chunk_size)
+    stats = _engine.compute(inputs, plan, chunk_size, num_threads)
 
     metrics: dict[str, float] = {}
     for name, k in maps.items():

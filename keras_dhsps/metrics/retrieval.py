@@ -51,6 +51,7 @@ import numpy.typing as npt
 from keras_dhsps.metrics import _engine
 from keras_dhsps.metrics._inputs import check_choice
 from keras_dhsps.metrics._inputs import check_chunk_size
+from keras_dhsps.metrics._inputs import check_num_threads
 from keras_dhsps.metrics._inputs import prepare
 from keras_dhsps.metrics._inputs import resolve_k
 from keras_dhsps.metrics._summaries import DENOMINATORS
@@ -84,6 +85,7 @@ def mean_average_precision(
     empty_queries: str = "zero",
     ties: str = "stable",
     chunk_size: int | None = None,
+    num_threads: int | None = None,
 ) -> float:
     r"""mAP@k of Hamming ranking, binary relevance (shares >= 1 label).
 
@@ -114,8 +116,13 @@ def mean_average_precision(
             over those orders (He et al., CVPR 2018; `tie_aware`). With
             ``"skip"``, a query is skipped only if it is empty in every
             order; in the orders where it is empty it scores 0.
-        chunk_size: queries per chunk (memory ~45 bytes x chunk_size x N);
-            None chooses about 2M query-item pairs (~90 MiB).
+        chunk_size: queries per chunk (memory ~45 bytes x chunk_size x N
+            per thread); None chooses about 2M query-item pairs (~90 MiB),
+            fewer when that would leave a thread idle.
+        num_threads: threads that process chunks in parallel (NumPy
+            releases the GIL in the sorts and arithmetic). None: one per
+            CPU this process may use, at most 8. The result does not
+            depend on it: every query is computed by one thread, alone.
 
     Returns:
         mAP as a Python float.
@@ -140,15 +147,16 @@ def mean_average_precision(
     check_choice(ties, "ties", TIES)
     inputs = prepare(query_codes, query_labels, database_codes, database_labels)
     chunk_size = check_chunk_size(chunk_size, inputs.num_items)
+    num_threads = check_num_threads(num_threads)
     cutoff = resolve_k(k, inputs.num_items)
     if ties == "stable":
         plan = _engine.Plan(map_at=(cutoff,), denominator=denominator)
-        stats = _engine.compute(inputs, plan, chunk_size)
+        stats = _engine.compute(inputs, plan, chunk_size, num_threads)
         return reduce_mean(
             stats[f"ap@{cutoff}"], stats[f"ap@{cutoff}/empty"], empty_queries
         )
     plan = _engine.Plan(tie_map_at=(cutoff,), denominator=denominator)
-    stats = _engine.compute(inputs, plan, chunk_size)
+    stats = _engine.compute(inputs, plan, chunk_size, num_threads)
     return reduce_mean(
         stats[f"ap@{cutoff}/{TIE_STATS[ties]}"],
         stats[f"ap@{cutoff}/tie_empty"],
@@ -166,6 +174,7 @@ def ndcg_at_k(
     empty_queries: str = "zero",
     ties: str = "stable",
     chunk_size: int | None = None,
+    num_threads: int | None = None,
 ) -> float:
     r"""NDCG@k with graded relevance r = number of shared labels (DSRH).
 
@@ -186,6 +195,7 @@ def ndcg_at_k(
         ties: ``"stable"``, ``"expected"``, ``"worst"`` or ``"best"``, as in
             `mean_average_precision`.
         chunk_size: as in `mean_average_precision`.
+        num_threads: as in `mean_average_precision`.
 
     Returns:
         NDCG as a Python float.
@@ -204,6 +214,7 @@ def ndcg_at_k(
     check_choice(ties, "ties", TIES)
     inputs = prepare(query_codes, query_labels, database_codes, database_labels)
     chunk_size = check_chunk_size(chunk_size, inputs.num_items)
+    num_threads = check_num_threads(num_threads)
     cutoff = resolve_k(k, inputs.num_items)
     if ties == "stable":
         plan = _engine.Plan(ndcg_at=(cutoff,))
@@ -211,7 +222,7 @@ def ndcg_at_k(
     else:
         plan = _engine.Plan(tie_ndcg_at=(cutoff,))
         key = f"ndcg@{cutoff}/{TIE_STATS[ties]}"
-    stats = _engine.compute(inputs, plan, chunk_size)
+    stats = _engine.compute(inputs, plan, chunk_size, num_threads)
     return reduce_mean(stats[key], stats[f"ndcg@{cutoff}/empty"], empty_queries)
 
 
@@ -223,6 +234,7 @@ def acg_at_k(
     *,
     k: int | str,
     chunk_size: int | None = None,
+    num_threads: int | None = None,
 ) -> float:
     r"""Average cumulative gain: mean shared labels over the top k (DSRH).
 
@@ -236,6 +248,7 @@ def acg_at_k(
             `mean_average_precision`.
         k: cut-off, a positive int or ``"all"``.
         chunk_size: as in `mean_average_precision`.
+        num_threads: as in `mean_average_precision`.
 
     Returns:
         ACG as a Python float.
@@ -251,8 +264,11 @@ def acg_at_k(
     """
     inputs = prepare(query_codes, query_labels, database_codes, database_labels)
     chunk_size = check_chunk_size(chunk_size, inputs.num_items)
+    num_threads = check_num_threads(num_threads)
     cutoff = resolve_k(k, inputs.num_items)
-    stats = _engine.compute(inputs, _engine.Plan(acg_at=(cutoff,)), chunk_size)
+    stats = _engine.compute(
+        inputs, _engine.Plan(acg_at=(cutoff,)), chunk_size, num_threads
+    )
     return float(np.mean(stats[f"acg@{cutoff}"]))
 
 
@@ -265,6 +281,7 @@ def wap_at_k(
     k: int | str,
     empty_queries: str = "zero",
     chunk_size: int | None = None,
+    num_threads: int | None = None,
 ) -> float:
     r"""Weighted mAP (DSRH): AP with precision replaced by ACG.
 
@@ -282,6 +299,7 @@ def wap_at_k(
         empty_queries: a query with no relevant item in the top k:
             ``"zero"`` (default) scores 0, ``"skip"`` leaves it out.
         chunk_size: as in `mean_average_precision`.
+        num_threads: as in `mean_average_precision`.
 
     Returns:
         WAP as a Python float.
@@ -299,8 +317,11 @@ def wap_at_k(
     check_choice(empty_queries, "empty_queries", EMPTY_QUERIES)
     inputs = prepare(query_codes, query_labels, database_codes, database_labels)
     chunk_size = check_chunk_size(chunk_size, inputs.num_items)
+    num_threads = check_num_threads(num_threads)
     cutoff = resolve_k(k, inputs.num_items)
-    stats = _engine.compute(inputs, _engine.Plan(wap_at=(cutoff,)), chunk_size)
+    stats = _engine.compute(
+        inputs, _engine.Plan(wap_at=(cutoff,)), chunk_size, num_threads
+    )
     return reduce_mean(
         stats[f"wap@{cutoff}"], stats[f"wap@{cutoff}/empty"], empty_queries
     )
@@ -314,6 +335,7 @@ def precision_at_k(
     *,
     k: int | str,
     chunk_size: int | None = None,
+    num_threads: int | None = None,
 ) -> float:
     r"""Precision of the top k (``P@N`` in hashing papers), all queries.
 
@@ -331,8 +353,11 @@ def precision_at_k(
     """
     inputs = prepare(query_codes, query_labels, database_codes, database_labels)
     chunk_size = check_chunk_size(chunk_size, inputs.num_items)
+    num_threads = check_num_threads(num_threads)
     cutoff = resolve_k(k, inputs.num_items)
-    stats = _engine.compute(inputs, _engine.Plan(hits_at=(cutoff,)), chunk_size)
+    stats = _engine.compute(
+        inputs, _engine.Plan(hits_at=(cutoff,)), chunk_size, num_threads
+    )
     return float(np.mean(stats["hits"][:, 0] / cutoff))
 
 
@@ -346,6 +371,7 @@ def precision_recall_at_radius(
     empty_ball: str = "zero",
     empty_queries: str = "zero",
     chunk_size: int | None = None,
+    num_threads: int | None = None,
 ) -> tuple[float, float]:
     r"""Precision and recall of Hamming lookup within radius r (DHN, HashNet).
 
@@ -369,6 +395,7 @@ def precision_recall_at_radius(
             undefined recall: ``"zero"`` (default) counts 0, ``"skip"``
             leaves it out of the recall mean.
         chunk_size: as in `mean_average_precision`.
+        num_threads: as in `mean_average_precision`.
 
     Returns:
         ``(precision, recall)`` as Python floats.
@@ -387,9 +414,10 @@ def precision_recall_at_radius(
     check_choice(empty_queries, "empty_queries", EMPTY_QUERIES)
     inputs = prepare(query_codes, query_labels, database_codes, database_labels)
     chunk_size = check_chunk_size(chunk_size, inputs.num_items)
+    num_threads = check_num_threads(num_threads)
     r = check_radius(radius, inputs.num_bits)
     plan = _engine.Plan(ball_counts=True, total_relevant=True)
-    stats = _engine.compute(inputs, plan, chunk_size)
+    stats = _engine.compute(inputs, plan, chunk_size, num_threads)
     return radius_precision_recall(
         stats, r, empty_ball=empty_ball, empty_queries=empty_queries
     )
