@@ -114,21 +114,20 @@ def test_num_threads_is_validated(bad):
 
 
 def test_default_chunk_size_balances_the_threads():
-    # At most 2**21 pairs a chunk: 2**21 // 6540 = 320 queries, so 1,000
-    # queries need ceil(1000 / 320) = 4 chunks, made equal: 250 each. With
-    # 2 threads 4 is already a multiple of 2; with 3 threads, 6 chunks of
-    # ceil(1000 / 6) = 167.
-    assert default_chunk_size(1000, 6540, 1) == 250
-    assert default_chunk_size(1000, 6540, 2) == 250
-    assert default_chunk_size(1000, 6540, 3) == 167
+    # At most 2**18 pairs a chunk: 2**18 // 6540 = 40 queries, so 1,000
+    # queries need ceil(1000 / 40) = 25 chunks, made equal: 40 each. With 2
+    # threads the count rounds up to 26 chunks, of ceil(1000 / 26) = 39;
+    # with 3 threads to 27, of ceil(1000 / 27) = 38.
+    assert default_chunk_size(1000, 6540, 1) == 40
+    assert default_chunk_size(1000, 6540, 2) == 39
+    assert default_chunk_size(1000, 6540, 3) == 38
     # 10 queries for 4 threads: one chunk would do, 4 are made, of
     # ceil(10 / 4) = 3 queries.
     assert default_chunk_size(10, 100, 4) == 3
     # Never below one query, even for a huge database.
     assert default_chunk_size(10, 10**8, 1) == 1
-    # NUS-WIDE scale: 2**21 // 193734 = 10 queries at most; 2100 queries
-    # make 210 chunks of 10 (210 is even).
-    assert default_chunk_size(2100, 193_734, 2) == 10
+    # NUS-WIDE scale: 2**18 // 193734 = 1 query a chunk.
+    assert default_chunk_size(2100, 193_734, 2) == 1
 
 
 def test_default_num_threads_is_bounded():

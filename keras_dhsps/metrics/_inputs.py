@@ -23,15 +23,17 @@ from keras_dhsps.codes import packed_to_words
 
 ALL = "all"
 
-# Elements (queries x database items) per chunk when chunk_size is None. At
-# about 45 bytes of temporaries per element this is ~90 MiB, and the largest
-# temporary (the int64 argsort of a chunk, 16 MiB) stays below the 32 MiB
-# above which glibc malloc maps fresh pages for every allocation; on the
-# test machine fresh pages cost 0.1 s per GiB, as much as the sort itself.
-DEFAULT_CHUNK_ELEMENTS = 1 << 21
+# Elements (queries x database items) per chunk when chunk_size is None: at
+# about 45 bytes of temporaries per element, ~11 MiB. Small chunks are
+# faster, not only leaner: a chunk's temporaries (the largest is the int64
+# argsort, 2 MiB) stay in cache and in glibc's heap, whereas chunks of 2**21
+# pairs made NumPy allocate 16 MiB blocks that glibc returns to the system
+# and faults in again, 3,000 page faults and 6 ms of system time per mAP
+# call on the VOC2012 benchmark case (measured in benchmarks/README.md).
+DEFAULT_CHUNK_ELEMENTS = 1 << 18
 
 # Threads when num_threads is None: at most this many, so the default peak
-# memory (one chunk of buffers per thread, ~90 MiB each) stays under 1 GiB.
+# memory (one chunk of buffers per thread) stays small.
 MAX_DEFAULT_THREADS = 8
 
 
@@ -222,7 +224,7 @@ def check_chunk_size(chunk_size: object, num_items: int) -> int | None:
 def default_chunk_size(
     num_queries: int, num_items: int, num_threads: int = 1
 ) -> int:
-    """Queries per chunk: at most about 2M query-item pairs a chunk, and
+    """Queries per chunk: at most about 256K query-item pairs a chunk, and
     chunks of equal size whose number is a multiple of ``num_threads``, so
     every thread gets the same amount of work."""
     largest = max(1, DEFAULT_CHUNK_ELEMENTS // max(1, num_items))

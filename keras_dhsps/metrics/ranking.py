@@ -46,7 +46,7 @@ def hamming_ranking(
         database_codes: ``(N, K)`` codes.
         k: how many items to return per query: a positive int (larger than
             ``N`` means ``N``) or ``"all"``.
-        chunk_size: queries per chunk; None chooses about 2M pairs a chunk.
+        chunk_size: queries per chunk; None chooses about 256K pairs a chunk.
 
     Returns:
         ``(distances, indices)``, both ``(Q, min(k, N))``: ``int32`` Hamming

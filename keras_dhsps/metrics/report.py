@@ -109,8 +109,8 @@ def retrieval_report(
             ``"map@all/tie_min"``, ``"map@all/tie_max"``, ``"ndcg@100/..."``.
         curves: compute the curves (PR by radius, PR by rank, P@N).
         chunk_size: queries per chunk (about 45 bytes per query-item pair
-            of temporaries, per thread); None chooses about 2M pairs
-            (~90 MiB), fewer when that would leave a thread idle.
+            of temporaries, per thread); None chooses about 256K pairs
+            (~11 MiB), fewer when that would leave a thread idle.
         num_threads: threads for the chunks; None: one per available CPU,
             at most 8. See `mean_average_precision`.
         map_denominator: ``"retrieved"`` (default), ``"all_relevant"`` or

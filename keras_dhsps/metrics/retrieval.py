@@ -117,7 +117,7 @@ def mean_average_precision(
             ``"skip"``, a query is skipped only if it is empty in every
             order; in the orders where it is empty it scores 0.
         chunk_size: queries per chunk (memory ~45 bytes x chunk_size x N
-            per thread); None chooses about 2M query-item pairs (~90 MiB),
+            per thread); None chooses about 256K query-item pairs (~11 MiB),
             fewer when that would leave a thread idle.
         num_threads: threads that process chunks in parallel (NumPy
             releases the GIL in the sorts and arithmetic). None: one per
