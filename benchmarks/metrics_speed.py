@@ -4,15 +4,20 @@ Times, in one run and on the same data,
 
 (a) the per-query loop the field's reference scripts use (DeepHash-pytorch
     ``CalcTopMap``: label dot product, Hamming distance by a matrix product,
-    ``np.argsort``, AP over the top 5000), once with NumPy's default
-    ``argsort`` as those scripts write it and once with ``kind="stable"`` so
-    that ties are broken by database index as ours are;
-(b) ``keras_dhsps.metrics.mean_average_precision(k=5000)``;
+    ``np.argsort``, AP over the top 5000), fed as DeepHash-pytorch feeds it
+    (float32 codes, int64 labels) with NumPy's default ``argsort``; once
+    more with ``kind="stable"``, which breaks ties by database index as ours
+    does, for the value check; and (a') with float32 labels, the faster
+    variant of ports that load labels as floats;
+(b) ``keras_dhsps.metrics.mean_average_precision(k=5000)``, with the
+    default number of threads and with one;
 (c) ``keras_dhsps.metrics.retrieval_report`` (mAP@all and @5000, NDCG,
-    ACG, WAP @100, precision/recall at radius 2, all three curves);
+    ACG, WAP @100, precision/recall at radius 2, all three curves), the
+    same two ways;
 
-checks that (b) equals (a)-stable, and prints the speed-up ratios and the
-peak memory of (b) and (c) (``tracemalloc``, which sees every NumPy buffer,
+checks that (b) equals (a)-stable, and prints the speed-up ratios (wall
+time for the threaded runs, CPU time for the one-thread runs) and the peak
+memory of (b) and (c) (``tracemalloc``, which sees every NumPy buffer,
 measured in a separate untimed run) and the process's peak RSS.
 
 Cases:
@@ -29,6 +34,8 @@ Usage::
     python benchmarks/metrics_speed.py                 # both cases
     python benchmarks/metrics_speed.py --case voc2012-labels
     python benchmarks/metrics_speed.py --json out.json
+    python benchmarks/metrics_speed.py --threads 4   # (b), (c) on 4 threads
+    python benchmarks/metrics_speed.py --chunk-sweep 17 18 19 20 21
 
 Wall-clock time depends on what else the machine runs; CPU time of this
 process (``time.process_time``) is printed beside it and is the steadier
@@ -48,6 +55,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("MKL_NUM_THREADS", "1")
 
 import argparse  # noqa: E402
+import functools  # noqa: E402
 import json  # noqa: E402
 import pathlib  # noqa: E402
 import platform  # noqa: E402
@@ -60,6 +68,7 @@ import numpy as np  # noqa: E402
 
 from keras_dhsps.metrics import mean_average_precision  # noqa: E402
 from keras_dhsps.metrics import retrieval_report  # noqa: E402
+from keras_dhsps.metrics._inputs import default_num_threads  # noqa: E402
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 PEER_SPLITS = ROOT.parent / "shared" / "peer_splits"
@@ -154,98 +163,205 @@ def peak_mib(fn):
     return peak / 2**20
 
 
-def run_case(name, seed, repeat):
+# Runs of the reference loop: the best of three where it takes a second, one
+# run at NUS-WIDE scale (about 20 s a run).
+REFERENCE_REPEAT = {"nus-wide-random": 1, "voc2012-labels": 3}
+
+
+def run_case(name, seed, repeat, num_threads):
     q_codes, q_labels, db_codes, db_labels = make_case(name, seed)
     args = (q_codes, q_labels, db_codes, db_labels)
-    # The reference scripts work on float +-1 codes and float labels.
+    # As DeepHash-pytorch feeds CalcTopMap: float32 +-1 codes
+    # (torch.sign(...).numpy()) and int64 labels (its ImageList builds them
+    # with np.array([int(la) ...]), and the DataLoader keeps int64), so the
+    # label dot product is an integer one, without BLAS. Ports that keep
+    # labels as float32 (from .mat files) run the faster variant (a').
     q_b = np.where(q_codes >= 0, 1.0, -1.0).astype(np.float32)
     r_b = np.where(db_codes >= 0, 1.0, -1.0).astype(np.float32)
-    q_l, r_l = q_labels.astype(np.float32), db_labels.astype(np.float32)
+    q_l, r_l = q_labels.astype(np.int64), db_labels.astype(np.int64)
+    q_f, r_f = q_labels.astype(np.float32), db_labels.astype(np.float32)
+    ref_repeat = REFERENCE_REPEAT[name]
 
-    ref_value, ref_wall, ref_cpu = timed(
-        lambda: calc_top_map(r_b, q_b, r_l, q_l, TOP_K), 1
-    )
-    stable_value, stable_wall, stable_cpu = timed(
-        lambda: calc_top_map(r_b, q_b, r_l, q_l, TOP_K, "stable"), 1
-    )
-    ours_value, ours_wall, ours_cpu = timed(
-        lambda: mean_average_precision(*args, k=TOP_K), repeat
-    )
+    ref = timed(lambda: calc_top_map(r_b, q_b, r_l, q_l, TOP_K), ref_repeat)
+    ref_f32 = timed(lambda: calc_top_map(r_b, q_b, r_f, q_f, TOP_K), ref_repeat)
+    stable = timed(lambda: calc_top_map(r_b, q_b, r_l, q_l, TOP_K, "stable"), 1)
 
-    def report():
-        return retrieval_report(*args, map_at=("all", TOP_K))
+    def ours(threads):
+        return mean_average_precision(*args, k=TOP_K, num_threads=threads)
 
-    report_value, report_wall, report_cpu = timed(report, repeat)
-    ours_peak = peak_mib(lambda: mean_average_precision(*args, k=TOP_K))
-    report_peak = peak_mib(report)
+    def report(threads):
+        return retrieval_report(
+            *args, map_at=("all", TOP_K), num_threads=threads
+        )
+
+    ours_default = timed(lambda: ours(num_threads), repeat)
+    ours_single = timed(lambda: ours(1), repeat)
+    report_default = timed(lambda: report(num_threads), repeat)
+    report_single = timed(lambda: report(1), repeat)
+    ours_peak = peak_mib(lambda: ours(num_threads))
+    report_peak = peak_mib(lambda: report(num_threads))
+    seconds = {
+        "a_reference_wall": ref[1],
+        "a_reference_cpu": ref[2],
+        "a_reference_float32_labels_wall": ref_f32[1],
+        "a_reference_float32_labels_cpu": ref_f32[2],
+        "a_reference_stable_wall": stable[1],
+        "a_reference_stable_cpu": stable[2],
+        "b_map@5000_wall": ours_default[1],
+        "b_map@5000_cpu": ours_default[2],
+        "b_map@5000_1_thread_wall": ours_single[1],
+        "b_map@5000_1_thread_cpu": ours_single[2],
+        "c_report_wall": report_default[1],
+        "c_report_cpu": report_default[2],
+        "c_report_1_thread_wall": report_single[1],
+        "c_report_1_thread_cpu": report_single[2],
+    }
+    speedup = {
+        "b_vs_a_wall": ref[1] / ours_default[1],
+        "b_1_thread_vs_a_wall": ref[1] / ours_single[1],
+        "b_1_thread_vs_a_cpu": ref[2] / ours_single[2],
+        "b_vs_a_float32_labels_wall": ref_f32[1] / ours_default[1],
+        "b_1_thread_vs_a_float32_labels_cpu": ref_f32[2] / ours_single[2],
+        "c_vs_a_wall": ref[1] / report_default[1],
+        "c_1_thread_vs_a_cpu": ref[2] / report_single[2],
+    }
     return {
         "case": name,
         "queries": len(q_codes),
         "database": len(db_codes),
         "bits": NUM_BITS,
         "labels": int(q_labels.shape[1]),
-        "reference_map@5000": ref_value,
-        "reference_stable_map@5000": stable_value,
-        "ours_map@5000": ours_value,
-        "abs_diff_vs_stable": abs(ours_value - stable_value),
-        "report_map@5000": report_value["metrics"]["map@5000"],
-        "report_map@all": report_value["metrics"]["map@all"],
-        "seconds": {
-            "a_reference_wall": ref_wall,
-            "a_reference_cpu": ref_cpu,
-            "a_reference_stable_wall": stable_wall,
-            "a_reference_stable_cpu": stable_cpu,
-            "b_map@5000_wall": ours_wall,
-            "b_map@5000_cpu": ours_cpu,
-            "c_report_wall": report_wall,
-            "c_report_cpu": report_cpu,
-        },
-        "speedup": {
-            "b_vs_a_wall": ref_wall / ours_wall,
-            "b_vs_a_cpu": ref_cpu / ours_cpu,
-            "c_vs_a_wall": ref_wall / report_wall,
-            "c_vs_a_cpu": ref_cpu / report_cpu,
-        },
+        "num_threads": num_threads,
+        "reference_map@5000": ref[0],
+        "reference_float32_labels_map@5000": ref_f32[0],
+        "reference_stable_map@5000": stable[0],
+        "ours_map@5000": ours_default[0],
+        "ours_1_thread_map@5000": ours_single[0],
+        "abs_diff_vs_stable": max(
+            abs(ours_default[0] - stable[0]), abs(ours_single[0] - stable[0])
+        ),
+        "report_map@5000": report_default[0]["metrics"]["map@5000"],
+        "report_map@all": report_default[0]["metrics"]["map@all"],
+        "seconds": seconds,
+        "speedup": speedup,
         "peak_mib": {"b_map@5000": ours_peak, "c_report": report_peak},
     }
 
 
 def print_result(r):
     s, x, m = r["seconds"], r["speedup"], r["peak_mib"]
+    threads = r["num_threads"]
     print(
         f"\n== {r['case']}: {r['queries']:,} queries x {r['database']:,} "
         f"items, {r['bits']} bits, {r['labels']} labels"
     )
+    rows = [
+        (
+            "(a)  reference loop, int64 labels",
+            "a_reference",
+            r["reference_map@5000"],
+        ),
+        (
+            "(a') reference loop, float32 labels",
+            "a_reference_float32_labels",
+            r["reference_float32_labels_map@5000"],
+        ),
+        (
+            "(a)  reference loop, stable argsort",
+            "a_reference_stable",
+            r["reference_stable_map@5000"],
+        ),
+        (
+            f"(b)  mean_average_precision, {threads} threads",
+            "b_map@5000",
+            r["ours_map@5000"],
+        ),
+        (
+            "(b)  mean_average_precision, 1 thread",
+            "b_map@5000_1_thread",
+            r["ours_1_thread_map@5000"],
+        ),
+        (f"(c)  retrieval_report, {threads} threads", "c_report", None),
+        ("(c)  retrieval_report, 1 thread", "c_report_1_thread", None),
+    ]
+    for label, key, value in rows:
+        line = (
+            f"  {label:44s} {s[key + '_wall']:8.3f} s wall "
+            f"{s[key + '_cpu']:8.3f} s CPU"
+        )
+        if value is not None:
+            line += f"   mAP@5000 = {value:.6f}"
+        print(line)
+    print(f"  |b - a stable| = {r['abs_diff_vs_stable']:.1e}")
     print(
-        f"  (a) reference loop, np.argsort      {s['a_reference_wall']:8.2f} s"
-        f" wall {s['a_reference_cpu']:8.2f} s CPU   mAP@5000 = "
-        f"{r['reference_map@5000']:.6f}"
+        f"  (a)/(b): {x['b_vs_a_wall']:.1f}x wall with {threads} threads, "
+        f"{x['b_1_thread_vs_a_cpu']:.1f}x CPU with 1 thread"
     )
     print(
-        f"  (a) reference loop, stable argsort  "
-        f"{s['a_reference_stable_wall']:8.2f} s wall "
-        f"{s['a_reference_stable_cpu']:8.2f} s CPU   mAP@5000 = "
-        f"{r['reference_stable_map@5000']:.6f}"
+        f"  (a')/(b): {x['b_vs_a_float32_labels_wall']:.1f}x wall with "
+        f"{threads} threads, {x['b_1_thread_vs_a_float32_labels_cpu']:.1f}x "
+        "CPU with 1 thread"
     )
     print(
-        f"  (b) mean_average_precision(k=5000)  {s['b_map@5000_wall']:8.2f} s"
-        f" wall {s['b_map@5000_cpu']:8.2f} s CPU   mAP@5000 = "
-        f"{r['ours_map@5000']:.6f}  (|b - a stable| = "
-        f"{r['abs_diff_vs_stable']:.1e})"
+        f"  (a)/(c): {x['c_vs_a_wall']:.1f}x wall with {threads} threads, "
+        f"{x['c_1_thread_vs_a_cpu']:.1f}x CPU with 1 thread"
     )
     print(
-        f"  (c) retrieval_report                {s['c_report_wall']:8.2f} s"
-        f" wall {s['c_report_cpu']:8.2f} s CPU"
+        f"  peak traced memory ({threads} threads): (b) "
+        f"{m['b_map@5000']:.0f} MiB, (c) {m['c_report']:.0f} MiB"
     )
-    print(
-        f"  speed-up (a)/(b): {x['b_vs_a_wall']:.1f}x wall, "
-        f"{x['b_vs_a_cpu']:.1f}x CPU;  (a)/(c): {x['c_vs_a_wall']:.1f}x "
-        f"wall, {x['c_vs_a_cpu']:.1f}x CPU"
-    )
-    print(
-        f"  peak traced memory: (b) {m['b_map@5000']:.0f} MiB, "
-        f"(c) {m['c_report']:.0f} MiB"
-    )
+
+
+def chunk_sweep(name, seed, repeat, pair_budgets):
+    """(b) and (c) on one thread for chunks of about ``2**p`` query-item
+    pairs: best wall time and minor page faults per call."""
+    q_codes, q_labels, db_codes, db_labels = make_case(name, seed)
+    args = (q_codes, q_labels, db_codes, db_labels)
+    print(f"\n== chunk sizes, {name}, one thread")
+    rows = []
+    for power in pair_budgets:
+        chunk = max(1, (1 << power) // len(db_codes))
+        for label, fn in (
+            (
+                "(b) mAP@5000",
+                functools.partial(
+                    mean_average_precision,
+                    *args,
+                    k=TOP_K,
+                    num_threads=1,
+                    chunk_size=chunk,
+                ),
+            ),
+            (
+                "(c) report",
+                functools.partial(
+                    retrieval_report,
+                    *args,
+                    map_at=("all", TOP_K),
+                    num_threads=1,
+                    chunk_size=chunk,
+                ),
+            ),
+        ):
+            fn()  # warm up the allocator as a long-running process would
+            faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+            _, wall, _ = timed(fn, repeat)
+            faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults
+            rows.append(
+                {
+                    "case": name,
+                    "pairs_log2": power,
+                    "chunk_size": chunk,
+                    "what": label,
+                    "best_wall_s": wall,
+                    "minor_faults_per_call": faults / repeat,
+                }
+            )
+            print(
+                f"  2**{power} pairs ({chunk:4d} queries) {label:13s} "
+                f"{wall:8.3f} s  {faults / repeat:8.0f} page faults/call"
+            )
+    return rows
 
 
 def main(argv=None):
@@ -264,6 +380,21 @@ def main(argv=None):
     )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
+        "--threads",
+        type=int,
+        default=default_num_threads(),
+        help="num_threads for (b) and (c); default: the library's default "
+        "(one per available CPU, at most 8)",
+    )
+    parser.add_argument(
+        "--chunk-sweep",
+        type=int,
+        nargs="+",
+        metavar="P",
+        help="instead of the comparison, time (b) and (c) on one thread "
+        "with chunks of about 2**P query-item pairs (e.g. 17 18 19 20 21)",
+    )
+    parser.add_argument(
         "--json", type=pathlib.Path, help="also write the results to this file"
     )
     args = parser.parse_args(argv)
@@ -271,11 +402,19 @@ def main(argv=None):
     print(
         f"numpy {np.__version__}, python {platform.python_version()}, "
         f"{platform.machine()}, {os.cpu_count()} CPUs, "
-        f"OPENBLAS_NUM_THREADS={os.environ['OPENBLAS_NUM_THREADS']}"
+        f"OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS', 'unset')}"
     )
     results = []
+    if args.chunk_sweep:
+        for name in cases:
+            results += chunk_sweep(
+                name, args.seed, args.repeat, args.chunk_sweep
+            )
+        if args.json:
+            args.json.write_text(json.dumps({"chunk_sweep": results}, indent=2))
+        return 0
     for name in cases:
-        result = run_case(name, args.seed, args.repeat)
+        result = run_case(name, args.seed, args.repeat, args.threads)
         print_result(result)
         results.append(result)
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
