@@ -121,9 +121,14 @@ def test_default_chunk_size_balances_the_threads():
     assert default_chunk_size(1000, 6540, 1) == 40
     assert default_chunk_size(1000, 6540, 2) == 39
     assert default_chunk_size(1000, 6540, 3) == 38
-    # 10 queries for 4 threads: one chunk would do, 4 are made, of
-    # ceil(10 / 4) = 3 queries.
-    assert default_chunk_size(10, 100, 4) == 3
+    # 100 queries x 2,000 items for 4 threads: one chunk would hold them
+    # all (2**18 // 2000 = 131), 4 are made, of ceil(100 / 4) = 25 queries.
+    assert default_chunk_size(100, 2000, 4) == 25
+    # 10 x 100 pairs are too few to share (under 2**15 a thread): 1 chunk.
+    assert default_chunk_size(10, 100, 4) == 10
+    # 40 x 2,000 = 80,000 pairs: two threads' worth (80000 // 2**15 = 2),
+    # so 2 chunks of 20 even when 8 threads are offered.
+    assert default_chunk_size(40, 2000, 8) == 20
     # Never below one query, even for a huge database.
     assert default_chunk_size(10, 10**8, 1) == 1
     # NUS-WIDE scale: 2**18 // 193734 = 1 query a chunk.

@@ -32,6 +32,10 @@ ALL = "all"
 # call on the VOC2012 benchmark case (measured in benchmarks/README.md).
 DEFAULT_CHUNK_ELEMENTS = 1 << 18
 
+# Below this many query-item pairs per thread the default chunking keeps the
+# work on fewer threads: ~0.2 ms of work, about what starting a thread costs.
+MIN_PAIRS_PER_THREAD = 1 << 15
+
 # Threads when num_threads is None: at most this many, so the default peak
 # memory (one chunk of buffers per thread) stays small.
 MAX_DEFAULT_THREADS = 8
@@ -225,10 +229,12 @@ def default_chunk_size(
     num_queries: int, num_items: int, num_threads: int = 1
 ) -> int:
     """Queries per chunk: at most about 256K query-item pairs a chunk, and
-    chunks of equal size whose number is a multiple of ``num_threads``, so
-    every thread gets the same amount of work."""
+    chunks of equal size whose number is a multiple of the threads used, so
+    every thread gets the same amount of work. Small problems use fewer
+    threads: at least `MIN_PAIRS_PER_THREAD` pairs each."""
     largest = max(1, DEFAULT_CHUNK_ELEMENTS // max(1, num_items))
-    threads = max(1, num_threads)
+    pairs = max(1, num_queries) * max(1, num_items)
+    threads = max(1, min(num_threads, pairs // MIN_PAIRS_PER_THREAD))
     num_chunks = -(-max(1, num_queries) // largest)  # ceil
     num_chunks = -(-num_chunks // threads) * threads
     return max(1, -(-num_queries // num_chunks))
