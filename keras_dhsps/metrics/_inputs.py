@@ -210,19 +210,30 @@ def check_choice(value: object, name: str, choices: Sequence[str]) -> str:
     return value
 
 
+def is_integer_at_least(value: object, minimum: int) -> bool:
+    """True for a Python or NumPy int ``>= minimum``; a bool is not an int
+    here (``True`` as a chunk size or radius is a mistake, not 1)."""
+    return (
+        not isinstance(value, (bool, np.bool_))
+        and isinstance(value, (int, np.integer))
+        and value >= minimum
+    )
+
+
+def check_optional_positive_int(value: object, name: str) -> int | None:
+    """None -> None (automatic), else a positive int."""
+    if value is None:
+        return None
+    if not is_integer_at_least(value, 1):
+        raise InvalidInputError(
+            f"{name} must be a positive int or None; got {value!r}"
+        )
+    return int(value)
+
+
 def check_chunk_size(chunk_size: object, num_items: int) -> int | None:
     """None -> None (automatic), else a positive int."""
-    if chunk_size is None:
-        return None
-    if (
-        isinstance(chunk_size, (bool, np.bool_))
-        or not isinstance(chunk_size, (int, np.integer))
-        or chunk_size < 1
-    ):
-        raise InvalidInputError(
-            f"chunk_size must be a positive int or None; got {chunk_size!r}"
-        )
-    return int(chunk_size)
+    return check_optional_positive_int(chunk_size, "chunk_size")
 
 
 def default_chunk_size(
@@ -252,14 +263,4 @@ def default_num_threads() -> int:
 
 def check_num_threads(num_threads: object) -> int | None:
     """None -> None (automatic), else a positive int."""
-    if num_threads is None:
-        return None
-    if (
-        isinstance(num_threads, (bool, np.bool_))
-        or not isinstance(num_threads, (int, np.integer))
-        or num_threads < 1
-    ):
-        raise InvalidInputError(
-            f"num_threads must be a positive int or None; got {num_threads!r}"
-        )
-    return int(num_threads)
+    return check_optional_positive_int(num_threads, "num_threads")

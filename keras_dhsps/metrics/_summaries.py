@@ -11,6 +11,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from keras_dhsps.codes import InvalidInputError
+from keras_dhsps.metrics._inputs import is_integer_at_least
 
 EMPTY_QUERIES = ("zero", "skip")
 EMPTY_QUERIES_NDCG = ("zero", "skip", "one")
@@ -47,11 +48,7 @@ def _ratio(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
 def check_radius(radius: object, num_bits: int) -> int:
     """A Hamming radius ``r >= 0``; radii above K mean K (the whole
     database)."""
-    if (
-        isinstance(radius, (bool, np.bool_))
-        or not isinstance(radius, (int, np.integer))
-        or radius < 0
-    ):
+    if not is_integer_at_least(radius, 0):
         raise InvalidInputError(
             f"radius must be a non-negative int; got {radius!r}"
         )
