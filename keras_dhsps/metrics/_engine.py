@@ -433,14 +433,18 @@ def compute(
         return out
 
     errors: list[BaseException] = []
+    failed = threading.Event()  # the other threads stop after their chunk
 
     def run_share(share: list[slice]) -> None:
         try:
             workspace = _Workspace()  # buffers are per thread
             for rows in share:
+                if failed.is_set():
+                    return
                 process_chunk(rows, workspace)
         except BaseException as error:  # re-raised in the calling thread
             errors.append(error)
+            failed.set()
 
     workers = [
         threading.Thread(
