@@ -112,7 +112,8 @@ def retrieval_report(
             of temporaries, per thread); None chooses about 256K pairs
             (~11 MiB), fewer when that would leave a thread idle.
         num_threads: threads for the chunks; None: one per available CPU,
-            at most 8. See `mean_average_precision`.
+            at most 8, fewer for small problems. See
+            `mean_average_precision`.
         map_denominator: ``"retrieved"`` (default), ``"all_relevant"`` or
             ``"min_k_relevant"``, see `mean_average_precision`.
         empty_queries: ``"zero"`` (default) or ``"skip"`` for queries with

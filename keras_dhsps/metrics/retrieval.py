@@ -121,8 +121,10 @@ def mean_average_precision(
             fewer when that would leave a thread idle.
         num_threads: threads that process chunks in parallel (NumPy
             releases the GIL in the sorts and arithmetic). None: one per
-            CPU this process may use, at most 8. The result does not
-            depend on it: every query is computed by one thread, alone.
+            CPU this process may use, at most 8, and with the default
+            chunk_size fewer for small problems (at least 2**15 query-item
+            pairs a thread). The result does not depend on it: every query
+            is computed by one thread, alone.
 
     Returns:
         mAP as a Python float.
