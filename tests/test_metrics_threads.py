@@ -108,12 +108,29 @@ def test_a_worker_error_reaches_the_caller(monkeypatch):
     assert len(calls) <= 5
 
 
+# Every public function that runs the engine, with its required options.
+EVERY_ENGINE_FUNCTION = [
+    (metrics.mean_average_precision, {}),
+    (metrics.ndcg_at_k, {"k": 5}),
+    (metrics.acg_at_k, {"k": 5}),
+    (metrics.wap_at_k, {"k": 5}),
+    (metrics.precision_at_k, {"k": 5}),
+    (metrics.precision_recall_at_radius, {}),
+    (metrics.pr_curve_by_radius, {}),
+    (metrics.pr_curve_by_rank, {}),
+    (metrics.precision_at_n_curve, {}),
+    (metrics.retrieval_report, {}),
+]
+
+
+@pytest.mark.parametrize("option", ["num_threads", "chunk_size"])
 @pytest.mark.parametrize("bad", [0, -1, 1.5, True, "2"])
-def test_num_threads_is_validated(bad):
-    with pytest.raises(InvalidInputError, match="num_threads"):
-        metrics.mean_average_precision(*random_arrays(), num_threads=bad)
-    with pytest.raises(InvalidInputError, match="num_threads"):
-        metrics.retrieval_report(*random_arrays(), num_threads=bad)
+def test_every_function_validates_threads_and_chunks(option, bad):
+    data = random_arrays(num_queries=3, num_items=20)
+    for function, required in EVERY_ENGINE_FUNCTION:
+        function(*data, **required, **{option: 2})  # a good value works
+        with pytest.raises(InvalidInputError, match=option):
+            function(*data, **required, **{option: bad})
 
 
 def test_default_chunk_size_balances_the_threads():

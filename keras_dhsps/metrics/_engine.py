@@ -33,6 +33,8 @@ from keras_dhsps.codes import distance_dtype
 from keras_dhsps.codes import word_distances
 from keras_dhsps.metrics import tie_aware
 from keras_dhsps.metrics._inputs import RetrievalInputs
+from keras_dhsps.metrics._inputs import check_chunk_size
+from keras_dhsps.metrics._inputs import check_num_threads
 from keras_dhsps.metrics._inputs import default_chunk_size
 from keras_dhsps.metrics._inputs import default_num_threads
 
@@ -192,6 +194,9 @@ def compute(
     graded_dtype = distance_dtype(
         inputs.query_label_words.shape[1], inputs.query_label_words.itemsize
     )
+    # Validated here, for every public function that calls the engine.
+    chunk_size = check_chunk_size(chunk_size, num_items)
+    num_threads = check_num_threads(num_threads)
     if num_threads is None:
         num_threads = default_num_threads()
     if chunk_size is None:

@@ -37,8 +37,6 @@ import numpy.typing as npt
 from keras_dhsps.codes import InvalidInputError
 from keras_dhsps.metrics import _engine
 from keras_dhsps.metrics._inputs import check_choice
-from keras_dhsps.metrics._inputs import check_chunk_size
-from keras_dhsps.metrics._inputs import check_num_threads
 from keras_dhsps.metrics._inputs import prepare
 from keras_dhsps.metrics._inputs import resolve_k
 from keras_dhsps.metrics._summaries import EMPTY_BALL
@@ -110,8 +108,6 @@ def pr_curve_by_radius(
     check_choice(empty_ball, "empty_ball", EMPTY_BALL)
     check_choice(empty_queries, "empty_queries", EMPTY_QUERIES)
     inputs = prepare(query_codes, query_labels, database_codes, database_labels)
-    chunk_size = check_chunk_size(chunk_size, inputs.num_items)
-    num_threads = check_num_threads(num_threads)
     plan = _engine.Plan(ball_counts=True, total_relevant=True)
     stats = _engine.compute(inputs, plan, chunk_size, num_threads)
     return _pr_by_radius(
@@ -151,8 +147,6 @@ def pr_curve_by_rank(
     """
     check_choice(empty_queries, "empty_queries", EMPTY_QUERIES)
     inputs = prepare(query_codes, query_labels, database_codes, database_labels)
-    chunk_size = check_chunk_size(chunk_size, inputs.num_items)
-    num_threads = check_num_threads(num_threads)
     grid = _rank_grid(ranks, num_points, inputs.num_items)
     plan = _engine.Plan(hits_at=grid, total_relevant=True)
     stats = _engine.compute(inputs, plan, chunk_size, num_threads)
@@ -182,8 +176,6 @@ def precision_at_n_curve(
         ``{"n": [...requested...], "precision": [...], "recipe": str}``.
     """
     inputs = prepare(query_codes, query_labels, database_codes, database_labels)
-    chunk_size = check_chunk_size(chunk_size, inputs.num_items)
-    num_threads = check_num_threads(num_threads)
     requested = tuple(n)
     effective = tuple(resolve_k(v, inputs.num_items, "n") for v in requested)
     stats = _engine.compute(

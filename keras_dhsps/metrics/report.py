@@ -38,8 +38,6 @@ from keras_dhsps.codes import InvalidInputError
 from keras_dhsps.metrics import _engine
 from keras_dhsps.metrics._inputs import as_cutoffs
 from keras_dhsps.metrics._inputs import check_choice
-from keras_dhsps.metrics._inputs import check_chunk_size
-from keras_dhsps.metrics._inputs import check_num_threads
 from keras_dhsps.metrics._inputs import k_label
 from keras_dhsps.metrics._inputs import prepare
 from keras_dhsps.metrics._inputs import resolve_k
@@ -143,8 +141,6 @@ def retrieval_report(
         raise InvalidInputError(f"curves must be a bool; got {curves!r}")
     inputs = prepare(query_codes, query_labels, database_codes, database_labels)
     num_items = inputs.num_items
-    chunk_size = check_chunk_size(chunk_size, num_items)
-    num_threads = check_num_threads(num_threads)
 
     def cutoffs(values, name):
         resolved = {}

@@ -50,8 +50,6 @@ import numpy.typing as npt
 
 from keras_dhsps.metrics import _engine
 from keras_dhsps.metrics._inputs import check_choice
-from keras_dhsps.metrics._inputs import check_chunk_size
-from keras_dhsps.metrics._inputs import check_num_threads
 from keras_dhsps.metrics._inputs import prepare
 from keras_dhsps.metrics._inputs import resolve_k
 from keras_dhsps.metrics._summaries import DENOMINATORS
@@ -148,8 +146,6 @@ def mean_average_precision(
     check_choice(empty_queries, "empty_queries", EMPTY_QUERIES)
     check_choice(ties, "ties", TIES)
     inputs = prepare(query_codes, query_labels, database_codes, database_labels)
-    chunk_size = check_chunk_size(chunk_size, inputs.num_items)
-    num_threads = check_num_threads(num_threads)
     cutoff = resolve_k(k, inputs.num_items)
     if ties == "stable":
         plan = _engine.Plan(map_at=(cutoff,), denominator=denominator)
@@ -215,8 +211,6 @@ def ndcg_at_k(
     check_choice(empty_queries, "empty_queries", EMPTY_QUERIES_NDCG)
     check_choice(ties, "ties", TIES)
     inputs = prepare(query_codes, query_labels, database_codes, database_labels)
-    chunk_size = check_chunk_size(chunk_size, inputs.num_items)
-    num_threads = check_num_threads(num_threads)
     cutoff = resolve_k(k, inputs.num_items)
     if ties == "stable":
         plan = _engine.Plan(ndcg_at=(cutoff,))
@@ -265,8 +259,6 @@ def acg_at_k(
     0.5
     """
     inputs = prepare(query_codes, query_labels, database_codes, database_labels)
-    chunk_size = check_chunk_size(chunk_size, inputs.num_items)
-    num_threads = check_num_threads(num_threads)
     cutoff = resolve_k(k, inputs.num_items)
     stats = _engine.compute(
         inputs, _engine.Plan(acg_at=(cutoff,)), chunk_size, num_threads
@@ -318,8 +310,6 @@ def wap_at_k(
     """
     check_choice(empty_queries, "empty_queries", EMPTY_QUERIES)
     inputs = prepare(query_codes, query_labels, database_codes, database_labels)
-    chunk_size = check_chunk_size(chunk_size, inputs.num_items)
-    num_threads = check_num_threads(num_threads)
     cutoff = resolve_k(k, inputs.num_items)
     stats = _engine.compute(
         inputs, _engine.Plan(wap_at=(cutoff,)), chunk_size, num_threads
@@ -354,8 +344,6 @@ def precision_at_k(
     0.5
     """
     inputs = prepare(query_codes, query_labels, database_codes, database_labels)
-    chunk_size = check_chunk_size(chunk_size, inputs.num_items)
-    num_threads = check_num_threads(num_threads)
     cutoff = resolve_k(k, inputs.num_items)
     stats = _engine.compute(
         inputs, _engine.Plan(hits_at=(cutoff,)), chunk_size, num_threads
@@ -415,8 +403,6 @@ def precision_recall_at_radius(
     check_choice(empty_ball, "empty_ball", EMPTY_BALL)
     check_choice(empty_queries, "empty_queries", EMPTY_QUERIES)
     inputs = prepare(query_codes, query_labels, database_codes, database_labels)
-    chunk_size = check_chunk_size(chunk_size, inputs.num_items)
-    num_threads = check_num_threads(num_threads)
     r = check_radius(radius, inputs.num_bits)
     plan = _engine.Plan(ball_counts=True, total_relevant=True)
     stats = _engine.compute(inputs, plan, chunk_size, num_threads)
