@@ -431,12 +431,6 @@ def compute(
     starts = range(0, num_queries, chunk_size)
     chunks = [slice(s, min(s + chunk_size, num_queries)) for s in starts]
     num_threads = max(1, min(num_threads, len(chunks)))
-    if num_threads == 1:
-        workspace = _Workspace()
-        for rows in chunks:
-            process_chunk(rows, workspace)
-        return out
-
     errors: list[BaseException] = []
     failed = threading.Event()  # the other threads stop after their chunk
 
