@@ -281,8 +281,9 @@ def distance_dtype(num_words: int, word_itemsize: int) -> np.dtype:
     return np.dtype(np.uint8 if num_words * word_itemsize <= 31 else np.uint16)
 
 
-# Query rows per inner block of `word_distances`: the XOR words of one block
-# (about 1 MiB) stay in cache between the XOR and the popcount.
+# Query rows per inner block of `word_distances` and `shares_a_label`: the
+# combined words of one block (about 1 MiB) stay in cache between the XOR
+# (or AND) and the popcount (or the test for zero).
 _CACHE_ELEMENTS = 1 << 17
 
 
@@ -330,4 +331,33 @@ def word_distances(
                 target[...] = counts[:rows]
             else:
                 target += counts[:rows]
+    return out
+
+
+def shares_a_label(
+    query_words: np.ndarray, database_words: np.ndarray, out: np.ndarray
+) -> np.ndarray:
+    """Whether word-packed labels share a bit: ``(Q, N)`` bool
+    ``labels_q & labels_n != 0`` (binary relevance), written into ``out``.
+
+    Internal building block shared with `keras_dhsps.metrics`, the bool
+    counterpart of ``word_distances(..., combine="and")``, blocked the same
+    way so the AND-ed words stay in cache.
+    """
+    num_queries, num_words = query_words.shape
+    num_items = database_words.shape[0]
+    columns = np.ascontiguousarray(database_words.T)  # (W, N)
+    block = max(1, min(num_queries, _CACHE_ELEMENTS // max(num_items, 1)))
+    words = np.empty((block, num_items), dtype=query_words.dtype)
+    for start in range(0, num_queries, block):
+        stop = min(start + block, num_queries)
+        target, scratch = out[start:stop], words[: stop - start]
+        for w in range(num_words):
+            np.bitwise_and(
+                query_words[start:stop, w, None], columns[w], out=scratch
+            )
+            if w == 0:
+                np.not_equal(scratch, 0, out=target)
+            else:
+                target |= scratch != 0
     return out

@@ -30,6 +30,7 @@ import threading
 import numpy as np
 
 from keras_dhsps.codes import distance_dtype
+from keras_dhsps.codes import shares_a_label
 from keras_dhsps.codes import word_distances
 from keras_dhsps.metrics import tie_aware
 from keras_dhsps.metrics._inputs import RetrievalInputs
@@ -37,10 +38,6 @@ from keras_dhsps.metrics._inputs import check_chunk_size
 from keras_dhsps.metrics._inputs import check_num_threads
 from keras_dhsps.metrics._inputs import default_chunk_size
 from keras_dhsps.metrics._inputs import default_num_threads
-
-# Query-item pairs per block in `_shares_a_label` (as in
-# `keras_dhsps.codes.word_distances`): the AND-ed words stay in cache.
-_CACHE_ELEMENTS = 1 << 17
 
 # Above this fraction of the database the ranking is a full stable sort;
 # below it, a top-k selection (`stable_top_k`) that only sorts candidates,
@@ -101,30 +98,6 @@ def _gathered_shared_labels(
         column &= query_words[:, w, None]
         shared += np.bitwise_count(column).astype(dtype, copy=False)
     return shared
-
-
-def _shares_a_label(
-    query_words: np.ndarray, database_words: np.ndarray, out: np.ndarray
-) -> np.ndarray:
-    """Binary relevance ``(Q, N)`` bool: ``labels_q & labels_n != 0``, in
-    blocks of queries so the AND-ed words stay in cache."""
-    num_queries, num_words = query_words.shape
-    num_items = database_words.shape[0]
-    columns = np.ascontiguousarray(database_words.T)  # (W, N)
-    block = max(1, min(num_queries, _CACHE_ELEMENTS // max(num_items, 1)))
-    words = np.empty((block, num_items), dtype=query_words.dtype)
-    for start in range(0, num_queries, block):
-        stop = min(start + block, num_queries)
-        target, scratch = out[start:stop], words[: stop - start]
-        for w in range(num_words):
-            np.bitwise_and(
-                query_words[start:stop, w, None], columns[w], out=scratch
-            )
-            if w == 0:
-                np.not_equal(scratch, 0, out=target)
-            else:
-                target |= scratch != 0
-    return out
 
 
 def _row_histograms(keys: np.ndarray, num_bins: int) -> np.ndarray:
@@ -287,7 +260,7 @@ def compute(
         # [2. relevance over the whole database: shared labels, or bool]
         graded = None
         if full_graded and binary_relevance:
-            graded = _shares_a_label(
+            graded = shares_a_label(
                 qlabels,
                 inputs.database_label_words,
                 out=workspace.get("graded", shape, relevance_dtype),
