@@ -27,7 +27,7 @@ Cases:
   probability 0.1, at least one per image, as NUS-WIDE-21 images have).
 * ``voc2012-labels``: random 48-bit codes with the real VOC2012 label
   matrices of DeepHash-pytorch's split (1,000 queries x 6,540 items, 20
-  labels) from ``../shared/peer_splits/voc2012``.
+  labels), shipped in ``keras_dhsps/data/peer_files/voc2012``.
 
 Usage::
 
@@ -66,12 +66,12 @@ import tracemalloc  # noqa: E402
 
 import numpy as np  # noqa: E402
 
+from keras_dhsps.data.peers import peer_labels  # noqa: E402
 from keras_dhsps.metrics import mean_average_precision  # noqa: E402
 from keras_dhsps.metrics import retrieval_report  # noqa: E402
 from keras_dhsps.metrics._inputs import default_num_threads  # noqa: E402
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-PEER_SPLITS = ROOT.parent / "shared" / "peer_splits"
 TOP_K = 5000
 NUM_BITS = 48
 
@@ -118,11 +118,6 @@ def random_labels(rng, num, num_labels, density):
     return labels
 
 
-def read_list_labels(path: pathlib.Path) -> np.ndarray:
-    rows = [line.split()[1:] for line in path.read_text().splitlines() if line]
-    return np.asarray(rows, dtype=np.uint8)
-
-
 def make_case(name: str, seed: int):
     rng = np.random.default_rng(seed)
     if name == "nus-wide-random":
@@ -130,8 +125,8 @@ def make_case(name: str, seed: int):
         q_labels = random_labels(rng, num_q, num_labels, 0.1)
         db_labels = random_labels(rng, num_db, num_labels, 0.1)
     elif name == "voc2012-labels":
-        q_labels = read_list_labels(PEER_SPLITS / "voc2012" / "test.txt")
-        db_labels = read_list_labels(PEER_SPLITS / "voc2012" / "database.txt")
+        q_labels = peer_labels("voc2012", "test")
+        db_labels = peer_labels("voc2012", "database")
         num_q, num_db = len(q_labels), len(db_labels)
     else:
         raise SystemExit(f"unknown case {name!r}")

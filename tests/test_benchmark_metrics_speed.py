@@ -14,7 +14,6 @@ import pytest
 from keras_dhsps import metrics
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-VOC_SPLIT = ROOT.parent / "shared" / "peer_splits" / "voc2012"
 
 
 @pytest.fixture(scope="module")
@@ -50,9 +49,6 @@ def test_reference_loop_with_stable_ties_equals_our_map(bench, k):
     assert ours == pytest.approx(reference, abs=1e-12)
 
 
-@pytest.mark.skipif(
-    not VOC_SPLIT.exists(), reason="needs ../shared/peer_splits/voc2012"
-)
 def test_voc2012_case_runs_and_passes_its_value_check(bench, tmp_path, capsys):
     out = tmp_path / "result.json"
     status = bench.main(

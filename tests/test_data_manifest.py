@@ -13,12 +13,10 @@ from keras_dhsps.data import fixtures
 from keras_dhsps.data import load_dataset
 from keras_dhsps.data.manifest import read_record
 from keras_dhsps.data.native import prepare
+from keras_dhsps.data.peers import write_peer_lists
 from keras_dhsps.data.native import verify
 from keras_dhsps.errors import DataError
 
-PEER_SPLITS = os.path.join(
-    os.path.dirname(__file__), "..", "..", "shared", "peer_splits"
-)
 SMALL = dict(num_query=4, num_train=10, num_images=30)
 
 
@@ -188,11 +186,8 @@ def _touch_tree(root, list_dir):
                 open(path, "wb").close()
 
 
-@pytest.mark.skipif(
-    not os.path.isdir(PEER_SPLITS), reason="shared/peer_splits not present"
-)
 def test_peer_voc2012_lists_load_unchanged(tmp_path):
-    lists = os.path.join(PEER_SPLITS, "voc2012")
+    lists = write_peer_lists("voc2012", str(tmp_path / "lists"))
     _touch_tree(str(tmp_path), lists)
     dataset = load_dataset(
         "lists",
@@ -225,11 +220,8 @@ def test_peer_voc2012_lists_load_unchanged(tmp_path):
     )
 
 
-@pytest.mark.skipif(
-    not os.path.isdir(PEER_SPLITS), reason="shared/peer_splits not present"
-)
 def test_peer_mirflickr_lists_report_and_drop_unlabelled(tmp_path):
-    lists = os.path.join(PEER_SPLITS, "mirflickr")
+    lists = write_peer_lists("mirflickr25k", str(tmp_path / "lists"))
     _touch_tree(str(tmp_path), lists)
     kept = load_dataset(
         "lists", root=str(tmp_path), lists_dir=lists, drop_unlabelled=False
