@@ -13,8 +13,8 @@ from keras_dhsps.data import fixtures
 from keras_dhsps.data import load_dataset
 from keras_dhsps.data.manifest import read_record
 from keras_dhsps.data.native import prepare
-from keras_dhsps.data.peers import write_peer_lists
 from keras_dhsps.data.native import verify
+from keras_dhsps.data.peers import write_peer_lists
 from keras_dhsps.errors import DataError
 
 SMALL = dict(num_query=4, num_train=10, num_images=30)
