@@ -61,7 +61,10 @@ class TrainConfig:
         batch_size: B; the loss sees all B² in-batch pairs.
         learning_rate: the hash layer's Adam rate (authors: 1e-3).
         backbone_lr_multiplier: the backbone's rate relative to the hash
-            layer's (authors: 0.01).
+            layer's. ``None`` (default): the authors' 0.01 when the
+            backbone starts from pretrained weights
+            (``model.backbone_weights`` set), 1.0 when it is trained from
+            scratch; see :func:`backbone_lr_multiplier`.
         decay_steps: multiply both rates by ``decay_rate`` every this many
             steps (authors: 500, 0.5); 0 disables the decay.
         decay_rate: see ``decay_steps``.
@@ -90,7 +93,7 @@ class TrainConfig:
     epochs: int = 100
     batch_size: int = 128
     learning_rate: float = 1e-3
-    backbone_lr_multiplier: float = 0.01
+    backbone_lr_multiplier: float | None = None
     decay_steps: int = 500
     decay_rate: float = 0.5
     adam_epsilon: float = 1e-8
@@ -118,6 +121,41 @@ class EvalConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class InputConfig:
+    """How images reach the model: decoding, the image store, augmentation.
+
+    Attributes:
+        resize: one of ``keras_dhsps.data.pipeline.RESIZE_MODES``:
+            ``"direct"`` (the authors': straight to the model's size),
+            ``"resize_crop"`` (to ``resize_to``, then crop) or
+            ``"shorter_side_crop"``.
+        resize_to: the stored size before cropping (``resize_crop``), or
+            its first entry is the shorter side (``shorter_side_crop``).
+        random_crop: training crops a random window (cropping modes only).
+        random_flip: training flips half the images left-right.
+        store: ``"memory"`` decodes each image once into a uint8 store
+            shared by every epoch (memory-mapped in ``store_dir`` beyond
+            ``memory_budget_mb``); ``"none"`` decodes every epoch.
+        store_dir: where memory-mapped stores are kept (None: the user's
+            cache directory).
+        memory_budget_mb: the most RAM an in-memory store may take.
+        shuffle_buffer: shuffle buffer in images (None: the whole split).
+        deterministic: keep the element order of parallel decoding, so two
+            runs with one seed see identical batches.
+    """
+
+    resize: str = "direct"
+    resize_to: tuple = (256, 256)
+    random_crop: bool = False
+    random_flip: bool = False
+    store: str = "memory"
+    store_dir: str | None = None
+    memory_budget_mb: int = 2048
+    shuffle_buffer: int | None = None
+    deterministic: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
 class ExperimentConfig:
     """Everything that determines one training run and its evaluation."""
 
@@ -126,7 +164,18 @@ class ExperimentConfig:
     model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
     loss: LossConfig = dataclasses.field(default_factory=LossConfig)
     train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
+    input: InputConfig = dataclasses.field(default_factory=InputConfig)
     eval: EvalConfig = dataclasses.field(default_factory=EvalConfig)
+
+
+def backbone_lr_multiplier(config: ExperimentConfig) -> float:
+    """The backbone's learning-rate multiplier ``config`` trains with:
+    ``train.backbone_lr_multiplier`` when set, else the authors' 0.01 for a
+    backbone with pretrained weights and 1.0 for one trained from scratch
+    (at 0.01 a randomly initialised backbone barely moves)."""
+    if config.train.backbone_lr_multiplier is not None:
+        return config.train.backbone_lr_multiplier
+    return 0.01 if config.model.backbone_weights else 1.0
 
 
 def to_dict(config: Any) -> dict:

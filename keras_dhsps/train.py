@@ -45,6 +45,7 @@ from keras_dhsps.callbacks import StopOnNaN
 from keras_dhsps.callbacks import restore_checkpoint
 from keras_dhsps.config import ExperimentConfig
 from keras_dhsps.config import TrainConfig
+from keras_dhsps.config import backbone_lr_multiplier
 from keras_dhsps.data import load_configured_dataset
 from keras_dhsps.data.base import RetrievalDataset
 from keras_dhsps.data.base import Split
@@ -85,12 +86,21 @@ class TrainResult:
 
 
 def build_optimizer(
-    train_config: TrainConfig, total_steps: int | None = None
+    train_config: TrainConfig,
+    total_steps: int | None = None,
+    *,
+    backbone_multiplier: float | None = None,
 ) -> LayerwiseAdam:
     """Adam at ``learning_rate`` on the hash layer and
     ``learning_rate × backbone_lr_multiplier`` elsewhere, both following
     ``train_config.schedule`` (authors: ×``decay_rate`` every
-    ``decay_steps`` steps)."""
+    ``decay_steps`` steps). ``backbone_multiplier`` overrides
+    ``train_config.backbone_lr_multiplier`` (see
+    :func:`keras_dhsps.config.backbone_lr_multiplier`)."""
+    if backbone_multiplier is None:
+        backbone_multiplier = train_config.backbone_lr_multiplier
+    if backbone_multiplier is None:
+        backbone_multiplier = 1.0
     learning_rate = make_schedule(
         train_config.schedule,
         train_config.learning_rate,
@@ -101,7 +111,7 @@ def build_optimizer(
     return LayerwiseAdam(
         learning_rate,
         multipliers={HASH_LAYER_NAME: 1.0},
-        default_multiplier=train_config.backbone_lr_multiplier,
+        default_multiplier=backbone_multiplier,
         epsilon=train_config.adam_epsilon,
     )
 
@@ -253,7 +263,11 @@ def fit(
         loss = GlobalBatchLoss(loss)
     with scope():
         try:
-            optimizer = build_optimizer(train_config, total_steps)
+            optimizer = build_optimizer(
+                train_config,
+                total_steps,
+                backbone_multiplier=backbone_lr_multiplier(config),
+            )
         except (KeyError, ValueError) as error:
             raise DHSPSError(str(error)) from None
         with precision_scope(train_config.precision):

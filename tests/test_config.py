@@ -54,3 +54,20 @@ def test_hash_is_stable_and_sensitive():
     assert config_hash(base) == config_hash(from_dict(to_dict(base)))
     assert config_hash(base) != config_hash(override(base, "model.bits=12"))
     assert len(config_hash(base)) == 16
+
+
+def test_backbone_lr_multiplier_follows_pretrained_weights():
+    from keras_dhsps.config import ExperimentConfig
+    from keras_dhsps.config import backbone_lr_multiplier
+    from keras_dhsps.config import override
+
+    # From scratch: the backbone trains at the hash layer's rate.
+    assert backbone_lr_multiplier(ExperimentConfig()) == 1.0
+    # Pretrained weights: the authors' 1/100.
+    pretrained = override(
+        ExperimentConfig(), "model.backbone_weights=bvlc_alexnet.npy"
+    )
+    assert backbone_lr_multiplier(pretrained) == 0.01
+    # An explicit value always wins.
+    explicit = override(pretrained, "train.backbone_lr_multiplier=0.5")
+    assert backbone_lr_multiplier(explicit) == 0.5

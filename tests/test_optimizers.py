@@ -32,7 +32,7 @@ def test_first_adam_step_is_rate_times_multiplier():
     # Adam's first step is lr·m̂/(√v̂ + ε) = lr·g/(|g| + ε) ≈ lr·sign(g):
     # 1e-3 on the hash layer and 1e-3 × 0.01 = 1e-5 on the backbone.
     model = two_layer_model()
-    optimizer = build_optimizer(TrainConfig())
+    optimizer = build_optimizer(TrainConfig(backbone_lr_multiplier=0.01))
     variables = model.trainable_variables
     zero(variables)
     before = values(variables)
@@ -50,7 +50,9 @@ def test_rates_follow_the_step_decay():
     steps = {}
     for schedule in ("step", "constant"):
         model = two_layer_model()
-        optimizer = build_optimizer(TrainConfig(schedule=schedule))
+        optimizer = build_optimizer(
+            TrainConfig(schedule=schedule, backbone_lr_multiplier=0.01)
+        )
         variables = model.trainable_variables
         optimizer.build(variables)
         optimizer.iterations.assign(500)
