@@ -118,6 +118,10 @@ class EvalConfig:
     acg_at: tuple = (100,)
     wap_at: tuple = (100,)
     radius: int = 2
+    #: Also report, for every mAP and NDCG cut-off, the expectation (and
+    #: bounds) over random orders within Hamming ties, beside the
+    #: database-index order (``"map@all/tie_mean"``, ...).
+    tie_aware: bool = False
 
 
 @dataclasses.dataclass(frozen=True)

@@ -63,6 +63,7 @@ def report_from_codes(
         acg_at=tuple(eval_config.acg_at),
         wap_at=tuple(eval_config.wap_at),
         radius=eval_config.radius,
+        tie_aware=eval_config.tie_aware,
         curves=curves,
     )
     report["counts"] = {
