@@ -1,6 +1,6 @@
 """Binary hash codes: binarization, bit packing and Hamming distances.
 
-One fixed convention runs through the whole package (PEERS.md §5, pitfalls
+One fixed convention runs through the whole package (docs/peers.md §5, pitfalls
 5 and 16):
 
 * **Binarization**: ``b = +1 if u >= 0 else -1``. ``np.sign`` and
@@ -127,7 +127,7 @@ def pack_codes(codes: npt.ArrayLike) -> npt.NDArray[np.uint8]:
 
     The layout is ``np.packbits(..., axis=1)``: the first bit of a code is the
     most significant bit of its first byte, and the last byte is zero padded
-    when ``K`` is not a multiple of 8 (PEERS.md §5, pitfall 16).
+    when ``K`` is not a multiple of 8 (docs/peers.md §5, pitfall 16).
 
     Args:
         codes: ``(N, K)`` real-valued or ±1 codes. Not modified.

@@ -1,16 +1,17 @@
 """Exhaustive Hamming search over packed binary codes.
 
-:class:`HammingIndex` has the faiss binary-index boundary (STYLE.md, anchor
-D): codes go in as packed ``uint8`` rows (``keras_dhsps.codes.pack_codes``),
-``search`` returns ``(distances int32, indices int64)``. Two backends give
-*identical* results, tie order included:
+:class:`HammingIndex` has the faiss binary-index boundary
+(docs/contributing.md §1, anchor D): codes go in as packed ``uint8`` rows
+(``keras_dhsps.codes.pack_codes``), ``search`` returns ``(distances int32,
+indices int64)``. Two backends give *identical* results, tie order
+included:
 
 * ``"faiss"``: ``faiss.IndexBinaryFlat`` (the optional ``faiss`` extra,
   ``pip install faiss-cpu``);
 * ``"numpy"``: popcount on machine words (``np.bitwise_count``), one query
   at a time into reused buffers, so memory is ``O(N)``.
 
-Conventions (DESIGN.md §4):
+Conventions (docs/design.md §4):
 
 * **Tie order**: results are sorted by Hamming distance, then by database
   index (the order of ``add``), lowest first. faiss returns equal distances

@@ -1,7 +1,7 @@
 """Adam with one learning rate per group of layers (no tensorflow-addons).
 
 The authors train the pretrained layers at 1/100 of the hash layer's rate with
-two Adam optimizers (IDHN_NOTES.md §3). Adam keeps its moments per variable,
+two Adam optimizers (docs/method.md §3). Adam keeps its moments per variable,
 so one Adam whose step size is multiplied per variable is the same algorithm
 as two Adams over disjoint variable sets that step together; it needs no
 custom ``train_step``, works with ``model.fit`` and under every backend, and

@@ -204,7 +204,7 @@ def test_peer_voc2012_lists_load_unchanged(tmp_path):
     labels = np.concatenate(
         [dataset.split(n).labels for n in ("train", "query", "database")]
     )
-    # PEERS.md §2: per-column totals = the official per-class trainval
+    # docs/peers.md §2: per-column totals = the official per-class trainval
     # image counts; labels per image 1 -> 7,567 ... 5 -> 29.
     assert labels.sum(axis=0).tolist() == [
         670, 552, 765, 508, 706, 421, 1161, 1080, 1119, 303, 538, 1286,
@@ -226,7 +226,8 @@ def test_peer_mirflickr_lists_report_and_drop_unlabelled(tmp_path):
     kept = load_dataset(
         "lists", root=str(tmp_path), lists_dir=lists, drop_unlabelled=False
     )
-    # PEERS.md §2: zero-label rows 72 / 19 / 328 in train / test / database.
+    # docs/peers.md §2: zero-label rows 72 / 19 / 328 in train / test /
+    # database.
     assert kept.info["unlabelled"] == {
         "train": 72,
         "query": 19,

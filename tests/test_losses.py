@@ -1,7 +1,7 @@
 """IDHN loss: hand-computed batches, an independent NumPy oracle, gradients.
 
-The oracle below is written from DESIGN.md §2 / IDHN_NOTES.md §2.2-2.8 with
-explicit loops over pairs, without calling keras_dhsps.
+The oracle below is written from docs/design.md §2 / docs/method.md
+§2.2-2.8 with explicit loops over pairs, without calling keras_dhsps.
 """
 
 import math
@@ -26,7 +26,7 @@ def oracle_idhn(
     high=0.99,
     diagonal=True,
 ):
-    """Mean IDHN loss over the batch, pair by pair (DESIGN.md §2)."""
+    """Mean IDHN loss over the batch, pair by pair (docs/design.md §2)."""
     labels = np.asarray(labels, np.float64)
     codes = np.asarray(codes, np.float64)
     batch, bits = codes.shape

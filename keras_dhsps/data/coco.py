@@ -26,13 +26,13 @@ from keras_dhsps.errors import DataError
 
 #: HashNet's sizes: 5,000 queries, 10,000 training images; we draw training
 #: images from the database (= every non-query image) and keep queries out
-#: of the database (HashNet's lists put them in it; PEERS.md §2).
+#: of the database (HashNet's lists put them in it; docs/peers.md §2).
 PROTOCOL = Protocol(
     num_query=5000,
     num_train=10000,
     num_database=None,
     train_from_database=True,
-    source="HashNet MS-COCO sizes, queries held out (PEERS.md §2)",
+    source="HashNet MS-COCO sizes, queries held out (docs/peers.md §2)",
 )
 
 SUBSETS = {

@@ -10,7 +10,7 @@ Each ``.eng`` file is a small SGML record (``<DOC>``, ``<DOCNO>``,
 ``<IMAGE>images/NN/id.jpg</IMAGE>``), ISO-8859-1 encoded.
 
 No hashing peer publishes an image-only IAPR TC-12 label set and the
-paper's label count is unknown (IDHN_NOTES.md §4), so the label set is
+paper's label count is unknown (docs/method.md §4), so the label set is
 ours, documented here: the labels of an image are the vocabulary words
 that occur in its ``<DESCRIPTION>`` (lower-cased alphabetic tokens, English
 stop words and words shorter than 3 letters removed); the vocabulary is the
@@ -41,7 +41,7 @@ PROTOCOL = Protocol(
     num_train=10000,
     num_database=None,
     train_from_database=True,
-    source="torchcmh IAPR TC-12 sizes (PEERS.md §2); label set ours",
+    source="torchcmh IAPR TC-12 sizes (docs/peers.md §2); label set ours",
 )
 
 #: Words never used as labels: English function words and annotation

@@ -7,7 +7,7 @@ extracted side by side), under ``root``::
     mirflickr25k_annotations_v080/<concept>.txt, <concept>_r1.txt
 
 Each annotation file lists the numbers of the images showing its concept,
-one per line. Two encodings (PEERS.md §2, IDHN_NOTES.md §4):
+one per line. Two encodings (docs/peers.md §2, docs/method.md §4):
 
 * ``num_labels=38`` (the authors' and DeepHash-pytorch's): the 24
   "potential" files plus the 14 ``*_r1`` "relevant" files, in alphabetical
@@ -52,7 +52,7 @@ PROTOCOL = Protocol(
     num_train=4000,
     num_database=None,
     train_from_database=False,
-    source="DeepHash-pytorch data/mirflickr (PEERS.md §2)",
+    source="DeepHash-pytorch data/mirflickr (docs/peers.md §2)",
 )
 
 ANNOTATION_DIRS = ("mirflickr25k_annotations_v080", "annotations")

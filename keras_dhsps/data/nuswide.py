@@ -28,14 +28,14 @@ from keras_dhsps.errors import UnknownNameError
 
 #: DPSH/DSDH convention: 100 queries and 500 training images per concept
 #: (2,100 and 10,500), training drawn from the database = every non-query
-#: image (PEERS.md §2, IDHN_NOTES.md §4).
+#: image (docs/peers.md §2, docs/method.md §4).
 PROTOCOL = Protocol(
     num_query=2100,
     num_train=10500,
     num_database=None,
     train_from_database=True,
     per_class=True,
-    source="DPSH/DSDH NUS-WIDE-TC21 convention (PEERS.md §2)",
+    source="DPSH/DSDH NUS-WIDE-TC21 convention (docs/peers.md §2)",
 )
 
 LABEL_DIR = os.path.join("Groundtruth", "AllLabels")

@@ -1,6 +1,6 @@
 """Seeded split protocols: which images are queries, database, training.
 
-A :class:`Protocol` names the sizes the peers use (PEERS.md §2) and how
+A :class:`Protocol` names the sizes the peers use (docs/peers.md §2) and how
 training images relate to the database; :func:`make_splits` draws the
 split from a seed, and the same seed, images and protocol always give the
 same split (NumPy's PCG64 ``default_rng``). Validation is always carved

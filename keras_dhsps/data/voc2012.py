@@ -11,7 +11,7 @@ of ``ImageSets/Main/trainval.txt`` when present (11,540 images), else every
 annotation file. An image's labels are the classes of its ``<object>``
 elements; objects marked ``<difficult>1</difficult>`` count as negative by
 default, as in DeepHash-pytorch's list (whose per-class totals equal the
-official per-class trainval image counts, PEERS.md §2). Image paths are
+official per-class trainval image counts, docs/peers.md §2). Image paths are
 written relative to ``root`` as ``VOCdevkit/VOC2012/JPEGImages/<id>.jpg``,
 the peers' form.
 """
@@ -34,13 +34,13 @@ CLASS_NAMES = (
 )  # fmt: skip
 
 #: DeepHash-pytorch's sizes: 1,000 / 4,000 / 6,540 of the 11,540 trainval
-#: images, disjoint, random (PEERS.md §2).
+#: images, disjoint, random (docs/peers.md §2).
 PROTOCOL = Protocol(
     num_query=1000,
     num_train=4000,
     num_database=None,
     train_from_database=False,
-    source="DeepHash-pytorch data/voc2012 (PEERS.md §2)",
+    source="DeepHash-pytorch data/voc2012 (docs/peers.md §2)",
 )
 
 

@@ -7,11 +7,11 @@ The hard-only ablation lives with the IDHN loss (:func:`hard_only_loss` in
   *every* pair, with the cosine target, and no cross-entropy;
 * :class:`IDHNNoQuantizationLoss`: IDHN with α = 0;
 * :func:`idhn_dhp_loss` / :class:`IDHNDHPLoss`: the loss of DeepHash-pytorch's
-  ``IDHN.py`` (IDHN_NOTES.md §2.9, PEERS.md §5 item 15), with an optional
+  ``IDHN.py`` (docs/method.md §2.9, docs/peers.md §5 item 15), with an optional
   FIFO memory bank standing in for its index-addressed bank of all training
   codes.
 
-Symbols follow IDHN_NOTES.md §2 (the paper's equation numbers could not be
+Symbols follow docs/method.md §2 (the paper's equation numbers could not be
 checked, §8): ``s_ij`` the label cosine, ``K`` the code length, γ the soft
 weight, α the quantization weight.
 """
@@ -39,7 +39,7 @@ def soft_only_loss(
     """The soft-only ablation of IDHN: the MSE term on all pairs, no CE.
 
     Every pair, hard or soft, gets IDHN's soft-pair term
-    ``γ·K·((⟨u_i,u_j⟩ + K)/(2K) − s_ij)²`` (IDHN_NOTES.md §2.6) with the
+    ``γ·K·((⟨u_i,u_j⟩ + K)/(2K) − s_ij)²`` (docs/method.md §2.6) with the
     cosine similarity ``s_ij`` as target; the quantization term and the
     reduction are IDHN's. This isolates what the cross-entropy on hard pairs
     adds. Hyperparameters keep IDHN's defaults so the ablation changes one
@@ -134,7 +134,7 @@ def idhn_dhp_loss(
     hard_high=0.99,
     epsilon=1e-5,
 ):
-    """DeepHash-pytorch's IDHN loss per anchor image (IDHN_NOTES.md §2.9).
+    """DeepHash-pytorch's IDHN loss per anchor image (docs/method.md §2.9).
 
     Ports ``DPSHLoss.forward`` of ``swuxyj/DeepHash-pytorch`` ``IDHN.py``
     (the class name there is a copy-paste leftover). With ``U``, ``Y`` the
@@ -147,7 +147,7 @@ def idhn_dhp_loss(
     * hard term ``log(1 + e^θ) − s·θ``;
     * soft term ``γ·(θ + K − 2Ks)²`` (DHP's ``gamma`` = 0.1) — note θ is the
       *scaled* inner product, so its zero is at ``⟨u,U⟩ = 2K(2s − 1)``,
-      twice the official target (IDHN_NOTES.md §2.9);
+      twice the official target (docs/method.md §2.9);
     * quantization ``λ·mean | |u| − 1 |`` (DHP's ``lambda`` = 0.1);
     * reduction: mean over all (anchor, partner) pairs.
 

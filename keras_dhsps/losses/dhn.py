@@ -12,7 +12,7 @@ hard similarity ``s_ij = 1`` iff the two images share at least one label:
   ``L + λ·Q`` (eq. 7).
 
 Equation numbers are as we read them in the proceedings version and have not
-been re-checked against the typeset PDF (as for IDHN, IDHN_NOTES.md §8).
+been re-checked against the typeset PDF (as for IDHN, docs/method.md §8).
 
 Reduction, as for the IDHN loss in this package: the pair term is averaged
 over the ``B²`` in-batch pairs (the paper sums over all training pairs) and

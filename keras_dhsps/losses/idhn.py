@@ -2,7 +2,7 @@
 
 Matches ``hashing_loss`` of the authors' code (pectinid16/IDHN ``train.py``,
 lines 37-48). The paper's equation numbers could not be checked against the
-typeset PDF (IDHN_NOTES.md §8); the symbols below follow IDHN_NOTES.md §2.
+typeset PDF (docs/method.md §8); the symbols below follow docs/method.md §2.
 For relaxed codes ``u`` (B×K) and labels ``y`` (B×C):
 
 * ``s_ij = cos(y_i, y_j)`` (soft similarity, §2.2);
@@ -30,7 +30,7 @@ from keras_dhsps.losses.similarity import soft_similarity
 
 
 def _cross_entropy(similarity, inner, num_bits, beta):
-    """``log(1 + e^θ) − s·θ``, θ = β⟨u_i,u_j⟩/K (IDHN_NOTES.md §2.5), in
+    """``log(1 + e^θ) − s·θ``, θ = β⟨u_i,u_j⟩/K (docs/method.md §2.5), in
     the overflow- and cancellation-free form of ``pairwise_cross_entropy``."""
     return pairwise_cross_entropy(similarity, beta * inner / num_bits)
 

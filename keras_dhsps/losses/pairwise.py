@@ -20,7 +20,7 @@ def pair_mean(pair_losses, include_diagonal):
 
 
 def l1_quantization(codes):
-    """Per-anchor ``mean_k | |u_ik| − 1 |`` (IDHN_NOTES.md §2.7)."""
+    """Per-anchor ``mean_k | |u_ik| − 1 |`` (docs/method.md §2.7)."""
     return ops.mean(ops.abs(ops.abs(codes) - 1.0), axis=1)
 
 

@@ -15,7 +15,7 @@ def soft_similarity(labels):
     ``|Y_i ∩ Y_j| / sqrt(|Y_i| |Y_j|)``: 1 iff the two label sets are equal,
     0 iff they share nothing. This is the "pairwise quantified similarity
     calculated on the normalized semantic labels" of the paper's abstract and
-    ``w_label`` in the authors' ``train.py`` (IDHN_NOTES.md §2.2).
+    ``w_label`` in the authors' ``train.py`` (docs/method.md §2.2).
 
     The authors' code has no epsilon, so an all-zero label row gives NaN. Here
     the norm is clamped at 1e-12, which makes an unlabelled image dissimilar
@@ -57,7 +57,7 @@ def hard_pair_mask(similarity, *, hard_low=0.01, hard_high=0.99):
 
     The thresholds only separate exact 0 and 1 from floating-point noise: the
     smallest non-zero cosine of real multi-label data is ~0.09 and the
-    largest below 1 is ~0.96 (IDHN_NOTES.md §2.3). Soft pairs are the rest.
+    largest below 1 is ~0.96 (docs/method.md §2.3). Soft pairs are the rest.
     """
     is_hard = ops.logical_or(
         ops.less(similarity, hard_low), ops.greater(similarity, hard_high)

@@ -15,9 +15,11 @@ Command:
         --output results/ablation_idhn
     ... --smoke    # on digits-mosaic, seconds on a CPU
 
-Expected: no published numbers are transcribed (IDHN_NOTES.md §6). Runtime:
-5 methods × 4 code lengths = 20 AlexNet runs of 100 epochs (about 1 GPU-hour
-each on one modern GPU; not measured here, no GPU was available).
+Expected: no published numbers are transcribed (docs/method.md §6).
+
+Runtime: unmeasured; see README. 5 methods × 4 code lengths = 20 AlexNet
+runs of 100 epochs over 4,000 training images each (400,000 images per
+run), as for the MIRFlickr-25K table (common.py).
 """
 
 from common import BITS

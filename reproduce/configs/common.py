@@ -1,8 +1,8 @@
 """The protocol shared by the paper-table configs, and their smoke variant.
 
 The paper's body could not be read when these configs were written
-(IDHN_NOTES.md §8): the protocol is the authors' released code
-(IDHN_NOTES.md §3) and the metric cut-offs are our choice, stated here.
+(docs/method.md §8): the protocol is the authors' released code
+(docs/method.md §3) and the metric cut-offs are our choice, stated here.
 
 * hasher: Caffe AlexNet (``bvlc_alexnet.npy``, BGR mean-subtracted input,
   227×227 direct resize) → Dense(K) → softsign, as the authors' code;
@@ -20,16 +20,16 @@ The AlexNet weights are a local file the user passes with
 ``--set model.backbone_weights=/path/to/bvlc_alexnet.npy``; nothing is
 downloaded. Results go to ``results/<table>/``; the paper column reads
 ``reproduce/reference/<table>.json``, which takes only values with a cited
-source (none is transcribed yet: IDHN_NOTES.md §6).
+source (none is transcribed yet: docs/method.md §6).
 
-Runtime estimate (not measured: no GPU was available when these configs were
-written): AlexNet-227 trains at a few thousand images per second on one
-modern GPU, so a run of 100 epochs over 4,000 images (400,000 images) takes
-minutes, and a whole table of 24 deep runs about an hour (NUS-WIDE and IAPR
-TC-12, with 10,000+ training images, a few hours). Shallow baselines cost
-one feature extraction each. ``smoke`` swaps in digits-mosaic, the small
-CNN, 12 bits and one epoch so every table runs on a CPU in seconds
-(``--smoke``).
+Runtime: unmeasured; see README. No GPU run of these configs has been
+timed yet. The work is known: one deep run is 100 epochs over the training
+split (400,000 images for VOC2012 and MIRFlickr-25K, 1,000,000 or more for
+NUS-WIDE and IAPR TC-12) plus one encoding of the query and database
+splits; shallow baselines cost one feature extraction each. The README's
+"Reproducing the paper" table gives a per-table estimate and what it rests
+on. ``smoke`` swaps in digits-mosaic, the small CNN, 12 bits and one epoch
+so every table runs on a CPU in seconds (``--smoke``).
 """
 
 import dataclasses
