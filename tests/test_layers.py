@@ -1,7 +1,5 @@
 """Tests for keras_dhsps.layers: LRN against Caffe's formula and TF's op."""
 
-import json
-
 import keras
 import numpy as np
 import pytest
@@ -10,6 +8,8 @@ import tensorflow as tf
 from keras_dhsps.layers import LocalResponseNormalization
 from keras_dhsps.layers import ReverseChannels
 from keras_dhsps.layers import SubtractMean
+from tests.keras_harness import assert_keras_file_round_trip
+from tests.keras_harness import run_serialization_test
 
 
 def caffe_lrn(a, local_size, alpha, beta, k):
@@ -88,15 +88,7 @@ def test_channel_layers_values():
     ],
 )
 def test_layer_serialization_round_trip(layer):
-    config = layer.get_config()
-    clone = type(layer).from_config(config)
-    assert json.dumps(clone.get_config(), sort_keys=True) == json.dumps(
-        config, sort_keys=True
-    )
-    revived = keras.saving.deserialize_keras_object(
-        keras.saving.serialize_keras_object(layer)
-    )
-    assert type(revived) is type(layer)
+    revived = run_serialization_test(layer)
     x = np.random.default_rng(1).normal(size=(1, 2, 2, 3)).astype("float32")
     np.testing.assert_allclose(
         keras.ops.convert_to_numpy(revived(x)),
@@ -110,16 +102,8 @@ def test_model_with_layers_reloads_in_safe_mode(tmp_path):
     x = SubtractMean([1.0, 2.0, 3.0])(x)
     x = LocalResponseNormalization(1, 1e-2)(x)
     model = keras.Model(inputs, x)
-    path = str(tmp_path / "m.keras")
-    model.save(path)
-    reloaded = keras.saving.load_model(path, safe_mode=True)
     data = np.random.default_rng(2).uniform(0, 255, (2, 4, 4, 3))
-    data = data.astype("float32")
-    np.testing.assert_allclose(
-        keras.ops.convert_to_numpy(reloaded(data)),
-        keras.ops.convert_to_numpy(model(data)),
-        rtol=1e-6,
-    )
+    assert_keras_file_round_trip(model, data.astype("float32"), tmp_path)
 
 
 def test_grouped_conv_equals_keras_grouped_conv():
@@ -145,5 +129,5 @@ def test_grouped_conv_equals_keras_grouped_conv():
     y, y2 = (keras.ops.convert_to_numpy(ours(v)) for v in (x, x2))
     np.testing.assert_allclose(y[..., :3], y2[..., :3], rtol=1e-5, atol=1e-5)
     assert not np.allclose(y[..., 3:], y2[..., 3:])
-    clone = GroupedConv2D.from_config(ours.get_config())
+    clone = run_serialization_test(ours)
     assert clone.groups == 2

@@ -12,6 +12,7 @@ import pytest
 import tensorflow as tf
 
 from keras_dhsps import losses
+from tests.keras_harness import run_serialization_test
 
 LOG1P_EXP_MINUS_5 = math.log1p(math.exp(-5.0))  # 0.006715348489...
 
@@ -253,21 +254,7 @@ def test_hard_mask_thresholds():
 
 @pytest.mark.parametrize("cls", [losses.IDHNLoss, losses.HardOnlyLoss])
 def test_config_round_trip_and_all_init_args_in_config(cls):
-    import inspect
-
-    instance = cls()
-    config = instance.get_config()
-    init_args = set(inspect.signature(cls.__init__).parameters) - {
-        "self",
-        "kwargs",
-    }
-    assert init_args <= set(config)
-    revived = cls.from_config(config)
-    assert revived.get_config() == config
-    serialized = keras.saving.serialize_keras_object(instance)
-    assert serialized["registered_name"] == f"keras_dhsps>{cls.__name__}"
-    again = keras.saving.deserialize_keras_object(serialized)
-    assert type(again) is cls and again.get_config() == config
+    run_serialization_test(cls())
 
 
 def test_get_loss_by_name_and_unknown_name():

@@ -14,6 +14,7 @@ from keras import ops
 from keras_dhsps import losses
 from keras_dhsps.losses import csq as csq_module
 from tests import loss_oracles as oracle
+from tests.keras_harness import run_serialization_test
 
 ATOL = 1e-5
 NEW_LOSSES = {
@@ -516,11 +517,7 @@ def test_config_round_trip(name):
     for key, value in arguments.items():
         assert config[key] == value, key
     assert config["name"] == f"custom_{name}"
-    restored = keras.saving.deserialize_keras_object(
-        keras.saving.serialize_keras_object(loss)
-    )
-    assert type(restored) is cls
-    assert restored.get_config() == config
+    restored = run_serialization_test(loss)
     classes = arguments.get("num_classes", 7)
     bits = arguments.get("bits", 4)
     labels, codes = random_batch(0, batch=5, classes=classes, bits=bits)
