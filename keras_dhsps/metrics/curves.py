@@ -1,6 +1,6 @@
 """Precision-recall and precision@N curves, JSON-serializable.
 
-Three incompatible PR recipes coexist in the field (PEERS.md §5, pitfall
+Three incompatible PR recipes coexist in the field (docs/peers.md §5, pitfall
 10), so every curve dict carries a ``"recipe"`` string that names its
 convention, for the plot legend:
 

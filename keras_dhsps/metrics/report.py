@@ -153,10 +153,43 @@ def retrieval_report(
     if curves:
         rank_grid = default_rank_grid(inputs.num_items, pr_rank_points)
     hits_at = tuple(sorted(set(rank_grid) | set(effective_n if curves else ())))
+    plan = _plan(
+        cutoffs, tie_aware, map_denominator, hits_at, bool(radii) or curves
+    )
+    stats = _engine.compute(inputs, plan, chunk_size, num_threads)
+    metrics = _metric_values(
+        stats, plan, cutoffs, radii, empty_queries, empty_ball
+    )
+    curve_dicts: dict[str, dict] = {}
+    if curves:
+        curve_dicts = _curves(
+            stats,
+            hits_at,
+            rank_grid,
+            (requested_n, effective_n),
+            empty_queries=empty_queries,
+            empty_ball=empty_ball,
+        )
+    settings = _settings(
+        inputs, map_denominator, empty_queries, empty_ball, tie_aware
+    )
+    return {"metrics": metrics, "curves": curve_dicts, "settings": settings}
+
+
+def _plan(
+    cutoffs: dict[str, dict[str, int]],
+    tie_aware: bool,
+    map_denominator: str,
+    hits_at: tuple[int, ...],
+    lookup: bool,
+) -> _engine.Plan:
+    """The engine's plan: each metric at its distinct effective cut-offs,
+    tie-aware where asked and defined, hits for the curves, and Hamming
+    ball counts and totals for ``lookup`` (radii or curves)."""
     unique = {
         name: tuple(sorted(set(c.values()))) for name, c in cutoffs.items()
     }
-    plan = _engine.Plan(
+    return _engine.Plan(
         cutoffs=unique,
         tie_cutoffs={
             name: ks
@@ -165,36 +198,42 @@ def retrieval_report(
         },
         denominator=map_denominator,
         hits_at=hits_at,
-        ball_counts=bool(radii) or curves,
-        total_relevant=bool(radii) or curves,
+        ball_counts=lookup,
+        total_relevant=lookup,
     )
-    stats = _engine.compute(inputs, plan, chunk_size, num_threads)
-    metrics = _metric_values(
-        stats, plan, cutoffs, radii, empty_queries, empty_ball
-    )
-    curve_dicts: dict[str, dict] = {}
-    if curves:
-        column = {n: j for j, n in enumerate(hits_at)}
 
-        def hits_for(ranks):
-            return stats.hits[:, [column[n] for n in ranks]]
 
-        curve_dicts["pr_by_radius"] = pr_curve_by_radius(
+def _curves(
+    stats: _engine.QueryStats,
+    hits_at: tuple[int, ...],
+    rank_grid: tuple[int, ...],
+    precision_at_n: tuple[tuple[int, ...], tuple[int, ...]],
+    *,
+    empty_queries: str,
+    empty_ball: str,
+) -> dict[str, dict]:
+    """The report's ``"curves"``; ``stats.hits`` columns are ``hits_at``,
+    ``precision_at_n`` is ``(requested, effective)`` N."""
+    column = {n: j for j, n in enumerate(hits_at)}
+    requested_n, effective_n = precision_at_n
+
+    def hits_for(ranks):
+        return stats.hits[:, [column[n] for n in ranks]]
+
+    return {
+        "pr_by_radius": pr_curve_by_radius(
             stats, empty_ball=empty_ball, empty_queries=empty_queries
-        )
-        curve_dicts["pr_by_rank"] = pr_curve_by_rank(
+        ),
+        "pr_by_rank": pr_curve_by_rank(
             hits_for(rank_grid),
             stats.total_relevant,
             rank_grid,
             empty_queries=empty_queries,
-        )
-        curve_dicts["precision_at_n"] = precision_at_n_curve(
+        ),
+        "precision_at_n": precision_at_n_curve(
             hits_for(effective_n), requested_n, effective_n
-        )
-    settings = _settings(
-        inputs, map_denominator, empty_queries, empty_ball, tie_aware
-    )
-    return {"metrics": metrics, "curves": curve_dicts, "settings": settings}
+        ),
+    }
 
 
 def _check_options(
