@@ -35,6 +35,7 @@ import math
 import threading
 from collections.abc import Callable
 from collections.abc import Mapping
+from typing import NamedTuple
 
 import numpy as np
 
@@ -57,10 +58,10 @@ _SELECT_FRACTION = 0.25
 TIE_STATISTICS = ("tie_mean", "tie_min", "tie_max", "tie_empty")
 
 
-@dataclasses.dataclass(frozen=True)
-class StatKey:
+class StatKey(NamedTuple):
     """A per-query statistic: metric name, effective cut-off, and
-    ``"value"``, ``"empty"`` or one of `TIE_STATISTICS`."""
+    ``"value"``, ``"empty"`` or one of `TIE_STATISTICS`. (A named tuple:
+    built and hashed for every chunk, cheaper than a frozen dataclass.)"""
 
     metric: str
     k: int
@@ -261,28 +262,49 @@ class _Workspace:
         return buffer[:size].reshape(shape)
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(frozen=True)
 class Context:
-    """What every chunk of one call shares (read-only)."""
+    """What every chunk of one call shares (read-only), derived once so
+    that the per-chunk code does no planning."""
 
     inputs: RetrievalInputs
     plan: Plan
     needs: Needs
     tables: Tables
+    ranked_metrics: list  # (spec, cut-offs), stable order
+    tie_metrics: list  # (spec, cut-offs), tie-aware
+    hits_columns: np.ndarray  # plan.hits_at - 1
     distance_dtype: np.dtype
-    graded_dtype: np.dtype
+    graded_dtype: np.dtype  # shared-label counts
+    relevance_dtype: np.dtype  # bool where every metric is binary
+    num_groups: int  # distances 0..K
+    num_values: int  # shared labels 0..C
 
-    @property
-    def relevance_dtype(self) -> np.dtype:
-        return np.dtype(np.bool_) if self.needs.binary else self.graded_dtype
-
-    @property
-    def num_groups(self) -> int:
-        return self.inputs.num_bits + 1  # distances 0..K
-
-    @property
-    def num_values(self) -> int:
-        return self.inputs.num_labels + 1  # shared labels 0..C
+    @classmethod
+    def of(cls, inputs: RetrievalInputs, plan: Plan) -> Context:
+        needs = Needs.of(plan, inputs.num_items)
+        graded_dtype = distance_dtype(
+            inputs.query_label_words.shape[1],
+            inputs.query_label_words.itemsize,
+        )
+        return cls(
+            inputs=inputs,
+            plan=plan,
+            needs=needs,
+            tables=Tables.of(inputs.num_items, inputs.num_labels),
+            ranked_metrics=plan.ranked_metrics(),
+            tie_metrics=plan.tie_metrics(),
+            hits_columns=np.asarray(plan.hits_at, dtype=np.intp) - 1,
+            distance_dtype=distance_dtype(
+                inputs.query_words.shape[1], inputs.query_words.itemsize
+            ),
+            graded_dtype=graded_dtype,
+            relevance_dtype=(
+                np.dtype(np.bool_) if needs.binary else graded_dtype
+            ),
+            num_groups=inputs.num_bits + 1,
+            num_values=inputs.num_labels + 1,
+        )
 
 
 # --------------------------------------------------------------------------
@@ -508,20 +530,33 @@ class Chunk:
         self.group_sizes = counts.group_sizes
         self.group_relevant = counts.group_relevant
         self._ideal: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        # Computed on first use. (Not functools.cached_property: on Python
+        # 3.11 it takes a lock shared by every instance, i.e. every thread.)
+        self._relevant: np.ndarray | None = None
+        self._hits: np.ndarray | None = None
 
-    @functools.cached_property
+    @property
     def relevant(self) -> np.ndarray:
         """``(Qc, k_max)`` bool: the ranked item shares >= 1 label."""
-        if self.ranked.dtype == np.bool_:  # binary relevance already
-            return self.ranked
-        out = self.workspace.get("relevant", self.ranked.shape, np.bool_)
-        return np.greater(self.ranked, 0, out=out)
+        if self._relevant is None:
+            if self.ranked.dtype == np.bool_:  # binary relevance already
+                self._relevant = self.ranked
+            else:
+                out = self.workspace.get(
+                    "relevant", self.ranked.shape, np.bool_
+                )
+                self._relevant = np.greater(self.ranked, 0, out=out)
+        return self._relevant
 
-    @functools.cached_property
+    @property
     def hits(self) -> np.ndarray:
         """``(Qc, k_max)`` int32: relevant items in the top n."""
-        out = self.workspace.get("hits", self.ranked.shape, np.int32)
-        return np.cumsum(self.relevant, axis=1, dtype=np.int32, out=out)
+        if self._hits is None:
+            out = self.workspace.get("hits", self.ranked.shape, np.int32)
+            self._hits = np.cumsum(
+                self.relevant, axis=1, dtype=np.int32, out=out
+            )
+        return self._hits
 
     def ideal_dcg(self, k: int) -> tuple[np.ndarray, np.ndarray]:
         """``(ideal DCG@k with 0 replaced by 1, ideal DCG@k == 0)``."""
@@ -550,20 +585,21 @@ class Chunk:
 
 
 def per_query_statistics(
-    chunk: Chunk, plan: Plan, out: QueryStats, rows: slice
+    chunk: Chunk, context: Context, out: QueryStats, rows: slice
 ) -> None:
     """Stage 5: writes every requested statistic of the chunk's rows."""
-    for spec, ks in plan.ranked_metrics():
+    plan = context.plan
+    for spec, ks in context.ranked_metrics:
         for k, (values, empty) in spec.ranked(chunk, ks).items():
             out.per_cutoff[StatKey(spec.name, k)][rows] = values
             if empty is not None:
                 out.per_cutoff[StatKey(spec.name, k, "empty")][rows] = empty
-    for spec, ks in plan.tie_metrics():
+    for spec, ks in context.tie_metrics:
         for k, values in spec.tie_aware(chunk, ks).items():
             for statistic, value in zip(TIE_STATISTICS, values, strict=True):
                 out.per_cutoff[StatKey(spec.name, k, statistic)][rows] = value
     if plan.hits_at:
-        out.hits[rows] = chunk.hits[:, np.asarray(plan.hits_at) - 1]
+        out.hits[rows] = chunk.hits[:, context.hits_columns]
     if plan.ball_counts:
         out.ball_size[rows] = np.cumsum(chunk.group_sizes, axis=1)
         out.ball_relevant[rows] = np.cumsum(chunk.group_relevant, axis=1)
@@ -585,7 +621,7 @@ def process_chunk(
     chunk = Chunk(context, workspace, ranked, counts, total)
     if bounds is not None:
         chunk.groups_from_bounds(bounds)
-    per_query_statistics(chunk, context.plan, out, rows)
+    per_query_statistics(chunk, context, out, rows)
 
 
 # --------------------------------------------------------------------------
@@ -618,21 +654,10 @@ def compute(
     if chunk_size is None:
         chunk_size = default_chunk_size(num_queries, num_items, num_threads)
     chunk_size = min(chunk_size, num_queries)
-    needs = Needs.of(plan, num_items)
-    context = Context(
-        inputs=inputs,
-        plan=plan,
-        needs=needs,
-        tables=Tables.of(num_items, inputs.num_labels),
-        distance_dtype=distance_dtype(
-            inputs.query_words.shape[1], inputs.query_words.itemsize
-        ),
-        graded_dtype=distance_dtype(
-            inputs.query_label_words.shape[1],
-            inputs.query_label_words.itemsize,
-        ),
+    context = Context.of(inputs, plan)
+    out = QueryStats.allocate(
+        plan, context.needs, (num_queries, context.num_groups)
     )
-    out = QueryStats.allocate(plan, needs, (num_queries, inputs.num_bits + 1))
     starts = range(0, num_queries, chunk_size)
     chunks = [slice(s, min(s + chunk_size, num_queries)) for s in starts]
     run_chunks(
