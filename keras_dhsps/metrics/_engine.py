@@ -95,6 +95,14 @@ class Plan:
     ball_counts: bool = False
     total_relevant: bool = False
 
+    def __post_init__(self) -> None:
+        for name in self.cutoffs:
+            if name not in METRICS:
+                raise ValueError(f"no metric {name!r} in _specs.METRICS")
+        for name in self.tie_cutoffs:
+            if name not in METRICS or METRICS[name].tie_aware is None:
+                raise ValueError(f"metric {name!r} has no tie-aware form")
+
     def ranked_metrics(self):
         """``(spec, cut-offs)`` of the metrics in stable order."""
         return [(METRICS[n], ks) for n, ks in self.cutoffs.items() if ks]
