@@ -36,6 +36,13 @@ Usage::
     python benchmarks/metrics_speed.py --json out.json
     python benchmarks/metrics_speed.py --threads 4   # (b), (c) on 4 threads
     python benchmarks/metrics_speed.py --chunk-sweep 17 18 19 20 21
+    python benchmarks/metrics_speed.py --baseline REV  # old vs new
+
+``--baseline REV`` times, instead of the comparison with the reference
+loop, (b) and (c) of this tree against the same functions of git revision
+``REV`` (extracted with ``git archive`` into a temporary directory and
+imported beside this tree's package), alternating old and new in each
+repeat, and prints the old/new ratios (above 1: the new code is faster).
 
 Wall-clock time depends on what else the machine runs; CPU time of this
 process (``time.process_time``) is printed beside it and is the steadier
@@ -56,11 +63,16 @@ os.environ.setdefault("MKL_NUM_THREADS", "1")
 
 import argparse  # noqa: E402
 import functools  # noqa: E402
+import importlib  # noqa: E402
+import io  # noqa: E402
 import json  # noqa: E402
 import pathlib  # noqa: E402
 import platform  # noqa: E402
 import resource  # noqa: E402
+import subprocess  # noqa: E402
 import sys  # noqa: E402
+import tarfile  # noqa: E402
+import tempfile  # noqa: E402
 import time  # noqa: E402
 import tracemalloc  # noqa: E402
 
@@ -359,6 +371,104 @@ def chunk_sweep(name, seed, repeat, pair_budgets):
     return rows
 
 
+def _package_modules() -> dict:
+    return {
+        name: module
+        for name, module in sys.modules.items()
+        if name == "keras_dhsps" or name.startswith("keras_dhsps.")
+    }
+
+
+def load_revision(revision: str, directory: pathlib.Path):
+    """``(mean_average_precision, retrieval_report)`` of ``keras_dhsps`` as
+    of git ``revision``, imported from ``directory`` beside this tree's
+    package (module-level imports bind each copy to its own modules)."""
+    archive = subprocess.run(
+        ["git", "-C", str(ROOT), "archive", revision, "keras_dhsps"],
+        capture_output=True,
+        check=True,
+    ).stdout
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        tar.extractall(directory, filter="data")
+    current = _package_modules()
+    for name in current:
+        del sys.modules[name]
+    sys.path.insert(0, str(directory))
+    try:
+        old = importlib.import_module("keras_dhsps.metrics")
+        origin = pathlib.Path(old.__file__).resolve()
+        if not origin.is_relative_to(directory.resolve()):
+            raise RuntimeError(f"imported {origin}, not the revision")
+        return old.mean_average_precision, old.retrieval_report
+    finally:
+        sys.path.remove(str(directory))
+        for name in _package_modules():
+            del sys.modules[name]
+        sys.modules.update(current)
+
+
+def compare_revisions(name, seed, repeat, num_threads, revision):
+    """(b) and (c) of git ``revision`` (old) and of this tree (new), on the
+    same data, alternating old and new in each repeat; best wall and CPU
+    time of each, the old/new ratios, and a check that the numbers agree."""
+    args = make_case(name, seed)
+    with tempfile.TemporaryDirectory() as directory:
+        old_map, old_report = load_revision(revision, pathlib.Path(directory))
+        versions = {
+            "old": (old_map, old_report),
+            "new": (mean_average_precision, retrieval_report),
+        }
+        runs = {}
+        for threads in (num_threads, 1):
+            for version, (map_fn, report_fn) in versions.items():
+                runs[("b", threads, version)] = functools.partial(
+                    map_fn, *args, k=TOP_K, num_threads=threads
+                )
+                runs[("c", threads, version)] = functools.partial(
+                    report_fn, *args, map_at=("all", TOP_K), num_threads=threads
+                )
+        best = {key: (float("inf"), float("inf"), None) for key in runs}
+        for _ in range(repeat):
+            for key, fn in runs.items():
+                value, wall, cpu = timed(fn, 1)
+                best[key] = (
+                    min(best[key][0], wall),
+                    min(best[key][1], cpu),
+                    value,
+                )
+    print(f"\n== {name}: {revision} (old) vs this tree (new), best of {repeat}")
+    rows = []
+    for what, threads in [
+        ("b", num_threads),
+        ("b", 1),
+        ("c", num_threads),
+        ("c", 1),
+    ]:
+        old, new = best[(what, threads, "old")], best[(what, threads, "new")]
+        same = old[2] == new[2] if what == "c" else abs(old[2] - new[2]) < 1e-12
+        rows.append(
+            {
+                "case": name,
+                "what": what,
+                "threads": threads,
+                "old_wall_s": old[0],
+                "new_wall_s": new[0],
+                "old_cpu_s": old[1],
+                "new_cpu_s": new[1],
+                "wall_ratio": old[0] / new[0],
+                "cpu_ratio": old[1] / new[1],
+                "same_numbers": bool(same),
+            }
+        )
+        label = "(b) mAP@5000" if what == "b" else "(c) report"
+        print(
+            f"  {label:13s} {threads} thread(s): old {old[0]:7.3f} s, new "
+            f"{new[0]:7.3f} s wall (old/new {old[0] / new[0]:.2f}x); CPU "
+            f"old/new {old[1] / new[1]:.2f}x; same numbers: {same}"
+        )
+    return rows
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument(
@@ -390,6 +500,12 @@ def main(argv=None):
         "with chunks of about 2**P query-item pairs (e.g. 17 18 19 20 21)",
     )
     parser.add_argument(
+        "--baseline",
+        metavar="REV",
+        help="instead of the comparison, time (b) and (c) of git revision "
+        "REV against this tree (old/new ratios)",
+    )
+    parser.add_argument(
         "--json", type=pathlib.Path, help="also write the results to this file"
     )
     args = parser.parse_args(argv)
@@ -408,6 +524,14 @@ def main(argv=None):
         if args.json:
             args.json.write_text(json.dumps({"chunk_sweep": results}, indent=2))
         return 0
+    if args.baseline:
+        for name in cases:
+            results += compare_revisions(
+                name, args.seed, args.repeat, args.threads, args.baseline
+            )
+        if args.json:
+            args.json.write_text(json.dumps({"baseline": results}, indent=2))
+        return 0 if all(r["same_numbers"] for r in results) else 1
     for name in cases:
         result = run_case(name, args.seed, args.repeat, args.threads)
         print_result(result)

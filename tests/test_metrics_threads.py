@@ -162,7 +162,8 @@ def test_default_num_threads_is_bounded():
 def test_more_threads_than_chunks_is_fine():
     data = random_arrays(num_queries=3)
     inputs = prepare(*data)
-    plan = _engine.Plan(map_at=(300,))
+    plan = _engine.Plan(cutoffs={"map": (300,)})
     one = _engine.compute(inputs, plan, chunk_size=10, num_threads=1)
     many = _engine.compute(inputs, plan, chunk_size=10, num_threads=16)
-    np.testing.assert_array_equal(many["ap@300"], one["ap@300"])
+    key = _engine.StatKey("map", 300)
+    np.testing.assert_array_equal(many[key], one[key])

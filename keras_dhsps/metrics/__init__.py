@@ -1,7 +1,7 @@
 """Retrieval metrics for Hamming ranking: pure NumPy, chunked, tie-aware.
 
 Every convention that the field's reference scripts disagree on is a named,
-keyword-only option with a documented default (PEERS.md §5): binarization
+keyword-only option with a documented default (docs/peers.md §5): binarization
 (``u >= 0`` -> +1), ties (database index; or tie-aware expectation and
 bounds), the AP denominator, queries with no relevant item, empty Hamming
 balls, binary vs graded relevance. Inputs are never modified.

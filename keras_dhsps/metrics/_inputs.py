@@ -165,7 +165,7 @@ def resolve_k(k: object, num_items: int, name: str = "k") -> int:
     """``"all"``/None -> ``num_items``; an int ``k >= 1`` -> ``min(k, N)``.
 
     A cut-off larger than the database means the whole database; there is no
-    negative slicing (PEERS.md §5, pitfall 3: ``topK = -1`` drops the last
+    negative slicing (docs/peers.md §5, pitfall 3: ``topK = -1`` drops the last
     item in two peers).
     """
     if k is None or (isinstance(k, str) and k == ALL):

@@ -1,7 +1,8 @@
 """Reductions from per-query statistics (the engine's output) to numbers.
 
 Shared by the single-metric functions, the curve functions and
-`retrieval_report`, so that a metric has exactly one definition.
+`retrieval_report`, so that a metric has exactly one definition: a ranked
+metric reduces with `reduce_metric` as its `_specs.MetricSpec` declares.
 """
 
 from __future__ import annotations
@@ -11,10 +12,11 @@ from collections.abc import Sequence
 import numpy as np
 
 from keras_dhsps.codes import InvalidInputError
+from keras_dhsps.metrics._engine import QueryStats
+from keras_dhsps.metrics._engine import StatKey
 from keras_dhsps.metrics._inputs import is_integer_at_least
+from keras_dhsps.metrics._specs import METRICS
 
-EMPTY_QUERIES = ("zero", "skip")
-EMPTY_QUERIES_NDCG = ("zero", "skip", "one")
 EMPTY_BALL = ("zero", "skip")
 DENOMINATORS = ("retrieved", "all_relevant", "min_k_relevant")
 TIES = ("stable", "expected", "worst", "best")
@@ -32,6 +34,28 @@ def reduce_mean(values: np.ndarray, empty: np.ndarray, mode: str) -> float:
     return float(np.mean(kept)) if kept.size else 0.0
 
 
+def reduce_metric(
+    stats: QueryStats,
+    name: str,
+    k: int,
+    ties: str = "stable",
+    empty_queries: str = "zero",
+) -> float:
+    """The mean over queries of metric ``name`` at effective cut-off ``k``,
+    in stable order or, for ``ties`` in `TIE_STATS`, its tie-aware
+    expectation or bound; empty queries as ``empty_queries`` says (a metric
+    that cannot be empty takes the plain mean)."""
+    if ties == "stable":
+        values = stats[StatKey(name, k)]
+        empty_key = StatKey(name, k, "empty")
+    else:
+        values = stats[StatKey(name, k, TIE_STATS[ties])]
+        empty_key = StatKey(name, k, "tie_empty")
+    if METRICS[name].empty_modes is None:
+        return float(np.mean(values))
+    return reduce_mean(values, stats[empty_key], empty_queries)
+
+
 def _column_means(values: np.ndarray, empty: np.ndarray, mode: str) -> list:
     """`reduce_mean` applied to each column of ``(Q, M)`` arrays."""
     return [
@@ -45,6 +69,11 @@ def _ratio(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
     return np.where(denominator > 0, numerator / safe, 0.0)
 
 
+def precision_at(hits: np.ndarray, n: int) -> float:
+    """Mean precision of the top ``n`` from ``(Q,)`` hits at rank n."""
+    return float(np.mean(hits / n))
+
+
 def check_radius(radius: object, num_bits: int) -> int:
     """A Hamming radius ``r >= 0``; radii above K mean K (the whole
     database)."""
@@ -56,27 +85,27 @@ def check_radius(radius: object, num_bits: int) -> int:
 
 
 def radius_precision_recall(
-    stats: dict[str, np.ndarray],
+    stats: QueryStats,
     radius: int,
     *,
     empty_ball: str,
     empty_queries: str,
 ) -> tuple[float, float]:
     """Mean precision and recall of the Hamming ball ``{d <= radius}``."""
-    size = stats["ball_size"][:, radius]
-    hits = stats["ball_relevant"][:, radius]
-    total = stats["total_relevant"]
+    size = stats.ball_size[:, radius]
+    hits = stats.ball_relevant[:, radius]
+    total = stats.total_relevant
     precision = reduce_mean(_ratio(hits, size), size == 0, empty_ball)
     recall = reduce_mean(_ratio(hits, total), total == 0, empty_queries)
     return precision, recall
 
 
 def pr_curve_by_radius(
-    stats: dict[str, np.ndarray], *, empty_ball: str, empty_queries: str
+    stats: QueryStats, *, empty_ball: str, empty_queries: str
 ) -> dict:
     """PR curve over radii ``0..K`` (THU DeepHash's Hamming-lookup curve)."""
-    size, hits = stats["ball_size"], stats["ball_relevant"]
-    total = stats["total_relevant"][:, None]
+    size, hits = stats.ball_size, stats.ball_relevant
+    total = stats.total_relevant[:, None]
     ball_empty = size == 0
     query_empty = np.broadcast_to(total == 0, hits.shape)
     recipe = (
@@ -98,15 +127,15 @@ def pr_curve_by_radius(
 
 
 def pr_curve_by_rank(
-    stats: dict[str, np.ndarray],
+    hits: np.ndarray,
+    total_relevant: np.ndarray,
     ranks: Sequence[int],
     *,
     empty_queries: str,
 ) -> dict:
-    """PR curve at rank positions (``stats["hits"]`` columns = ``ranks``)."""
-    hits = stats["hits"]
+    """PR curve at rank positions (``hits`` columns = ``ranks``)."""
     ranks_array = np.asarray(ranks)
-    total = stats["total_relevant"][:, None]
+    total = total_relevant[:, None]
     query_empty = np.broadcast_to(total == 0, hits.shape)
     recipe = (
         "Hamming ranking, ties broken by database index: at rank n, "
@@ -127,12 +156,10 @@ def pr_curve_by_rank(
 
 
 def precision_at_n_curve(
-    stats: dict[str, np.ndarray],
-    requested: Sequence[int],
-    effective: Sequence[int],
+    hits: np.ndarray, requested: Sequence[int], effective: Sequence[int]
 ) -> dict:
-    """Precision of the top n, averaged over all queries."""
-    hits = stats["hits"]
+    """Precision of the top n (``hits`` columns = ``effective``), averaged
+    over all queries."""
     values = np.mean(hits / np.asarray(effective), axis=0)
     return {
         "n": [int(n) for n in requested],

@@ -1,6 +1,6 @@
 """Precision-recall and precision@N curves, JSON-serializable.
 
-Three incompatible PR recipes coexist in the field (PEERS.md §5, pitfall
+Three incompatible PR recipes coexist in the field (docs/peers.md §5, pitfall
 10), so every curve dict carries a ``"recipe"`` string that names its
 convention, for the plot legend:
 
@@ -39,8 +39,8 @@ from keras_dhsps.metrics import _engine
 from keras_dhsps.metrics._inputs import check_choice
 from keras_dhsps.metrics._inputs import prepare
 from keras_dhsps.metrics._inputs import resolve_k
+from keras_dhsps.metrics._specs import EMPTY_QUERIES
 from keras_dhsps.metrics._summaries import EMPTY_BALL
-from keras_dhsps.metrics._summaries import EMPTY_QUERIES
 from keras_dhsps.metrics._summaries import default_rank_grid
 from keras_dhsps.metrics._summaries import pr_curve_by_radius as _pr_by_radius
 from keras_dhsps.metrics._summaries import pr_curve_by_rank as _pr_by_rank
@@ -150,7 +150,9 @@ def pr_curve_by_rank(
     grid = _rank_grid(ranks, num_points, inputs.num_items)
     plan = _engine.Plan(hits_at=grid, total_relevant=True)
     stats = _engine.compute(inputs, plan, chunk_size, num_threads)
-    return _pr_by_rank(stats, grid, empty_queries=empty_queries)
+    return _pr_by_rank(
+        stats.hits, stats.total_relevant, grid, empty_queries=empty_queries
+    )
 
 
 def precision_at_n_curve(
@@ -181,7 +183,7 @@ def precision_at_n_curve(
     stats = _engine.compute(
         inputs, _engine.Plan(hits_at=effective), chunk_size, num_threads
     )
-    return _precision_at_n(stats, requested, effective)
+    return _precision_at_n(stats.hits, requested, effective)
 
 
 def _rank_grid(

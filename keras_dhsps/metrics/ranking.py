@@ -3,7 +3,7 @@
 With K bits there are only K + 1 distances, so ties are the rule. NumPy's
 default ``argsort`` (introsort), ``argpartition``, ``torch.topk`` and faiss
 order tied items arbitrarily, which makes AP and NDCG depend on the database
-order (PEERS.md §5, pitfall 4). Here items are ranked by
+order (docs/peers.md §5, pitfall 4). Here items are ranked by
 ``(distance, database index)``: ``np.argsort(kind="stable")`` on ``uint8``
 distances, which NumPy runs as a radix sort.
 

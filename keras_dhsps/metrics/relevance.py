@@ -8,7 +8,7 @@ Two notions, as DSRH (Zhao et al., CVPR 2015) and IDHN use them:
   number of shared labels (not the cosine the IDHN loss uses).
 
 Labels are never modified: peers that set a query's zeros to -1 in place on a
-view of the caller's matrix corrupt any later use of those labels (PEERS.md
+view of the caller's matrix corrupt any later use of those labels (docs/peers.md
 §5, pitfall 6). Here labels are packed into words and ``r`` is the popcount
 of the AND of the two label words.
 

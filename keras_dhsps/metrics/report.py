@@ -36,26 +36,27 @@ import numpy.typing as npt
 
 from keras_dhsps.codes import InvalidInputError
 from keras_dhsps.metrics import _engine
+from keras_dhsps.metrics._inputs import RetrievalInputs
 from keras_dhsps.metrics._inputs import as_cutoffs
 from keras_dhsps.metrics._inputs import check_choice
 from keras_dhsps.metrics._inputs import k_label
 from keras_dhsps.metrics._inputs import prepare
 from keras_dhsps.metrics._inputs import resolve_k
+from keras_dhsps.metrics._specs import EMPTY_QUERIES
+from keras_dhsps.metrics._specs import METRICS
 from keras_dhsps.metrics._summaries import DENOMINATORS
 from keras_dhsps.metrics._summaries import EMPTY_BALL
-from keras_dhsps.metrics._summaries import EMPTY_QUERIES
+from keras_dhsps.metrics._summaries import TIE_STATS
 from keras_dhsps.metrics._summaries import check_radius
 from keras_dhsps.metrics._summaries import default_rank_grid
 from keras_dhsps.metrics._summaries import pr_curve_by_radius
 from keras_dhsps.metrics._summaries import pr_curve_by_rank
 from keras_dhsps.metrics._summaries import precision_at_n_curve
 from keras_dhsps.metrics._summaries import radius_precision_recall
-from keras_dhsps.metrics._summaries import reduce_mean
+from keras_dhsps.metrics._summaries import reduce_metric
 from keras_dhsps.metrics.curves import DEFAULT_PRECISION_AT_N
 
 __all__ = ["retrieval_report"]
-
-_TIE_KEYS = ("tie_mean", "tie_min", "tie_max")
 
 
 def retrieval_report(
@@ -132,6 +133,117 @@ def retrieval_report(
     Raises:
         InvalidInputError: (a ``ValueError``) for malformed arrays or options.
     """
+    _check_options(
+        map_denominator, empty_queries, empty_ball, tie_aware, curves
+    )
+    inputs = prepare(query_codes, query_labels, database_codes, database_labels)
+    cutoffs = _resolved_cutoffs(
+        {"map": map_at, "ndcg": ndcg_at, "acg": acg_at, "wap": wap_at},
+        inputs.num_items,
+    )
+    radii = [
+        check_radius(r, inputs.num_bits) for r in as_cutoffs(radius, "radius")
+    ]
+    requested_n = tuple(as_cutoffs(precision_at_n, "precision_at_n"))
+    effective_n = tuple(
+        resolve_k(n, inputs.num_items, "precision_at_n") for n in requested_n
+    )
+    _check_pr_rank_points(pr_rank_points)
+    rank_grid = ()
+    if curves:
+        rank_grid = default_rank_grid(inputs.num_items, pr_rank_points)
+    hits_at = tuple(sorted(set(rank_grid) | set(effective_n if curves else ())))
+    plan = _plan(
+        cutoffs, tie_aware, map_denominator, hits_at, bool(radii) or curves
+    )
+    stats = _engine.compute(inputs, plan, chunk_size, num_threads)
+    metrics = _metric_values(
+        stats, plan, cutoffs, radii, empty_queries, empty_ball
+    )
+    curve_dicts: dict[str, dict] = {}
+    if curves:
+        curve_dicts = _curves(
+            stats,
+            hits_at,
+            rank_grid,
+            (requested_n, effective_n),
+            empty_queries=empty_queries,
+            empty_ball=empty_ball,
+        )
+    settings = _settings(
+        inputs, map_denominator, empty_queries, empty_ball, tie_aware
+    )
+    return {"metrics": metrics, "curves": curve_dicts, "settings": settings}
+
+
+def _plan(
+    cutoffs: dict[str, dict[str, int]],
+    tie_aware: bool,
+    map_denominator: str,
+    hits_at: tuple[int, ...],
+    lookup: bool,
+) -> _engine.Plan:
+    """The engine's plan: each metric at its distinct effective cut-offs,
+    tie-aware where asked and defined, hits for the curves, and Hamming
+    ball counts and totals for ``lookup`` (radii or curves)."""
+    unique = {
+        name: tuple(sorted(set(c.values()))) for name, c in cutoffs.items()
+    }
+    return _engine.Plan(
+        cutoffs=unique,
+        tie_cutoffs={
+            name: ks
+            for name, ks in unique.items()
+            if tie_aware and METRICS[name].tie_aware is not None
+        },
+        denominator=map_denominator,
+        hits_at=hits_at,
+        ball_counts=lookup,
+        total_relevant=lookup,
+    )
+
+
+def _curves(
+    stats: _engine.QueryStats,
+    hits_at: tuple[int, ...],
+    rank_grid: tuple[int, ...],
+    precision_at_n: tuple[tuple[int, ...], tuple[int, ...]],
+    *,
+    empty_queries: str,
+    empty_ball: str,
+) -> dict[str, dict]:
+    """The report's ``"curves"``; ``stats.hits`` columns are ``hits_at``,
+    ``precision_at_n`` is ``(requested, effective)`` N."""
+    column = {n: j for j, n in enumerate(hits_at)}
+    requested_n, effective_n = precision_at_n
+
+    def hits_for(ranks):
+        return stats.hits[:, [column[n] for n in ranks]]
+
+    return {
+        "pr_by_radius": pr_curve_by_radius(
+            stats, empty_ball=empty_ball, empty_queries=empty_queries
+        ),
+        "pr_by_rank": pr_curve_by_rank(
+            hits_for(rank_grid),
+            stats.total_relevant,
+            rank_grid,
+            empty_queries=empty_queries,
+        ),
+        "precision_at_n": precision_at_n_curve(
+            hits_for(effective_n), requested_n, effective_n
+        ),
+    }
+
+
+def _check_options(
+    map_denominator: str,
+    empty_queries: str,
+    empty_ball: str,
+    tie_aware: object,
+    curves: object,
+) -> None:
+    """Validates the report's convention options (one error line each)."""
     check_choice(map_denominator, "map_denominator", DENOMINATORS)
     check_choice(empty_queries, "empty_queries", EMPTY_QUERIES)
     check_choice(empty_ball, "empty_ball", EMPTY_BALL)
@@ -139,27 +251,9 @@ def retrieval_report(
         raise InvalidInputError(f"tie_aware must be a bool; got {tie_aware!r}")
     if not isinstance(curves, (bool, np.bool_)):
         raise InvalidInputError(f"curves must be a bool; got {curves!r}")
-    inputs = prepare(query_codes, query_labels, database_codes, database_labels)
-    num_items = inputs.num_items
 
-    def cutoffs(values, name):
-        resolved = {}
-        for k in as_cutoffs(values, name):
-            effective = resolve_k(k, num_items, name)  # validates first
-            resolved[k_label(k)] = effective
-        return resolved
 
-    maps = cutoffs(map_at, "map_at")
-    ndcgs = cutoffs(ndcg_at, "ndcg_at")
-    acgs = cutoffs(acg_at, "acg_at")
-    waps = cutoffs(wap_at, "wap_at")
-    radii = [
-        check_radius(r, inputs.num_bits) for r in as_cutoffs(radius, "radius")
-    ]
-    requested_n = tuple(as_cutoffs(precision_at_n, "precision_at_n"))
-    effective_n = tuple(
-        resolve_k(n, num_items, "precision_at_n") for n in requested_n
-    )
+def _check_pr_rank_points(pr_rank_points: object) -> None:
     if (
         not isinstance(pr_rank_points, int)
         or isinstance(pr_rank_points, bool)
@@ -168,81 +262,62 @@ def retrieval_report(
         raise InvalidInputError(
             f"pr_rank_points must be an int >= 2; got {pr_rank_points!r}"
         )
-    rank_grid = default_rank_grid(num_items, pr_rank_points) if curves else ()
-    hits_at = tuple(sorted(set(rank_grid) | set(effective_n if curves else ())))
-    unique = lambda d: tuple(sorted(set(d.values())))  # noqa: E731
-    plan = _engine.Plan(
-        map_at=unique(maps),
-        denominator=map_denominator,
-        ndcg_at=unique(ndcgs),
-        acg_at=unique(acgs),
-        wap_at=unique(waps),
-        hits_at=hits_at,
-        ball_counts=bool(radii) or curves,
-        total_relevant=bool(radii) or curves,
-        tie_map_at=unique(maps) if tie_aware else (),
-        tie_ndcg_at=unique(ndcgs) if tie_aware else (),
-    )
-    stats = _engine.compute(inputs, plan, chunk_size, num_threads)
 
+
+def _resolved_cutoffs(
+    requested: dict[str, Sequence[int | str]], num_items: int
+) -> dict[str, dict[str, int]]:
+    """metric name -> {key label ("all", "5000"): effective cut-off}."""
+    resolved = {}
+    for name, values in requested.items():
+        argument = f"{name}_at"
+        resolved[name] = {}
+        for k in as_cutoffs(values, argument):
+            effective = resolve_k(k, num_items, argument)  # validates first
+            resolved[name][k_label(k)] = effective
+    return resolved
+
+
+def _metric_values(
+    stats: _engine.QueryStats,
+    plan: _engine.Plan,
+    cutoffs: dict[str, dict[str, int]],
+    radii: list[int],
+    empty_queries: str,
+    empty_ball: str,
+) -> dict[str, float]:
+    """The report's ``"metrics"``: metrics in stable order (registry
+    order), lookup at each radius, then the tie-aware statistics."""
     metrics: dict[str, float] = {}
-    for name, k in maps.items():
-        metrics[f"map@{name}"] = reduce_mean(
-            stats[f"ap@{k}"], stats[f"ap@{k}/empty"], empty_queries
-        )
-    for name, k in ndcgs.items():
-        metrics[f"ndcg@{name}"] = reduce_mean(
-            stats[f"ndcg@{k}"], stats[f"ndcg@{k}/empty"], empty_queries
-        )
-    for name, k in acgs.items():
-        metrics[f"acg@{name}"] = float(np.mean(stats[f"acg@{k}"]))
-    for name, k in waps.items():
-        metrics[f"wap@{name}"] = reduce_mean(
-            stats[f"wap@{k}"], stats[f"wap@{k}/empty"], empty_queries
-        )
+    for name, labels in cutoffs.items():
+        for label, k in labels.items():
+            metrics[f"{name}@{label}"] = reduce_metric(
+                stats, name, k, "stable", empty_queries
+            )
     for r in radii:
         precision, recall = radius_precision_recall(
             stats, r, empty_ball=empty_ball, empty_queries=empty_queries
         )
         metrics[f"precision@r{r}"] = precision
         metrics[f"recall@r{r}"] = recall
-    if tie_aware:
-        for name, k in maps.items():
-            for stat in _TIE_KEYS:
-                metrics[f"map@{name}/{stat}"] = reduce_mean(
-                    stats[f"ap@{k}/{stat}"],
-                    stats[f"ap@{k}/tie_empty"],
-                    empty_queries,
+    for name in plan.tie_cutoffs:
+        for label, k in cutoffs[name].items():
+            for ties, statistic in TIE_STATS.items():
+                metrics[f"{name}@{label}/{statistic}"] = reduce_metric(
+                    stats, name, k, ties, empty_queries
                 )
-        for name, k in ndcgs.items():
-            for stat in _TIE_KEYS:
-                metrics[f"ndcg@{name}/{stat}"] = reduce_mean(
-                    stats[f"ndcg@{k}/{stat}"],
-                    stats[f"ndcg@{k}/empty"],
-                    empty_queries,
-                )
+    return metrics
 
-    curve_dicts: dict[str, dict] = {}
-    if curves:
-        column = {n: j for j, n in enumerate(hits_at)}
 
-        def hits_for(ranks):
-            return {
-                "hits": stats["hits"][:, [column[n] for n in ranks]],
-                "total_relevant": stats["total_relevant"],
-            }
-
-        curve_dicts["pr_by_radius"] = pr_curve_by_radius(
-            stats, empty_ball=empty_ball, empty_queries=empty_queries
-        )
-        curve_dicts["pr_by_rank"] = pr_curve_by_rank(
-            hits_for(rank_grid), rank_grid, empty_queries=empty_queries
-        )
-        curve_dicts["precision_at_n"] = precision_at_n_curve(
-            hits_for(effective_n), requested_n, effective_n
-        )
-
-    settings = {
+def _settings(
+    inputs: RetrievalInputs,
+    map_denominator: str,
+    empty_queries: str,
+    empty_ball: str,
+    tie_aware: bool,
+) -> dict:
+    """The report's ``"settings"``: conventions and sizes."""
+    return {
         "binarization": "u >= 0 -> +1",
         "ranking": "Hamming distance, ties broken by database index",
         "relevance": (
@@ -256,8 +331,7 @@ def retrieval_report(
         "empty_ball": empty_ball,
         "tie_aware": bool(tie_aware),
         "num_queries": inputs.num_queries,
-        "num_database": num_items,
+        "num_database": inputs.num_items,
         "num_bits": inputs.num_bits,
         "num_classes": inputs.num_labels,
     }
-    return {"metrics": metrics, "curves": curve_dicts, "settings": settings}

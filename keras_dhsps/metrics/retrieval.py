@@ -45,22 +45,22 @@ is 0, 1, 2, 3 with rel = 1, 0, 1, 1. Then AP@all = (1/1 + 2/3 + 3/4) / 3 =
 
 from __future__ import annotations
 
-import numpy as np
 import numpy.typing as npt
 
 from keras_dhsps.metrics import _engine
+from keras_dhsps.metrics._inputs import RetrievalInputs
 from keras_dhsps.metrics._inputs import check_choice
 from keras_dhsps.metrics._inputs import prepare
 from keras_dhsps.metrics._inputs import resolve_k
+from keras_dhsps.metrics._specs import EMPTY_QUERIES
+from keras_dhsps.metrics._specs import EMPTY_QUERIES_NDCG
 from keras_dhsps.metrics._summaries import DENOMINATORS
 from keras_dhsps.metrics._summaries import EMPTY_BALL
-from keras_dhsps.metrics._summaries import EMPTY_QUERIES
-from keras_dhsps.metrics._summaries import EMPTY_QUERIES_NDCG
-from keras_dhsps.metrics._summaries import TIE_STATS
 from keras_dhsps.metrics._summaries import TIES
 from keras_dhsps.metrics._summaries import check_radius
+from keras_dhsps.metrics._summaries import precision_at
 from keras_dhsps.metrics._summaries import radius_precision_recall
-from keras_dhsps.metrics._summaries import reduce_mean
+from keras_dhsps.metrics._summaries import reduce_metric
 
 __all__ = [
     "acg_at_k",
@@ -70,6 +70,29 @@ __all__ = [
     "precision_recall_at_radius",
     "wap_at_k",
 ]
+
+
+def _one_metric(
+    inputs: RetrievalInputs,
+    name: str,
+    k: object,
+    *,
+    ties: str = "stable",
+    denominator: str = "retrieved",
+    empty_queries: str = "zero",
+    chunk_size: int | None,
+    num_threads: int | None,
+) -> float:
+    """Metric ``name`` of `_specs.METRICS` at cut-off ``k``, alone: the
+    engine for that one statistic, then `reduce_metric`."""
+    cutoff = resolve_k(k, inputs.num_items)
+    request = {name: (cutoff,)}
+    if ties == "stable":
+        plan = _engine.Plan(cutoffs=request, denominator=denominator)
+    else:
+        plan = _engine.Plan(tie_cutoffs=request, denominator=denominator)
+    stats = _engine.compute(inputs, plan, chunk_size, num_threads)
+    return reduce_metric(stats, name, cutoff, ties, empty_queries)
 
 
 def mean_average_precision(
@@ -146,19 +169,15 @@ def mean_average_precision(
     check_choice(empty_queries, "empty_queries", EMPTY_QUERIES)
     check_choice(ties, "ties", TIES)
     inputs = prepare(query_codes, query_labels, database_codes, database_labels)
-    cutoff = resolve_k(k, inputs.num_items)
-    if ties == "stable":
-        plan = _engine.Plan(map_at=(cutoff,), denominator=denominator)
-        stats = _engine.compute(inputs, plan, chunk_size, num_threads)
-        return reduce_mean(
-            stats[f"ap@{cutoff}"], stats[f"ap@{cutoff}/empty"], empty_queries
-        )
-    plan = _engine.Plan(tie_map_at=(cutoff,), denominator=denominator)
-    stats = _engine.compute(inputs, plan, chunk_size, num_threads)
-    return reduce_mean(
-        stats[f"ap@{cutoff}/{TIE_STATS[ties]}"],
-        stats[f"ap@{cutoff}/tie_empty"],
-        empty_queries,
+    return _one_metric(
+        inputs,
+        "map",
+        k,
+        ties=ties,
+        denominator=denominator,
+        empty_queries=empty_queries,
+        chunk_size=chunk_size,
+        num_threads=num_threads,
     )
 
 
@@ -211,15 +230,15 @@ def ndcg_at_k(
     check_choice(empty_queries, "empty_queries", EMPTY_QUERIES_NDCG)
     check_choice(ties, "ties", TIES)
     inputs = prepare(query_codes, query_labels, database_codes, database_labels)
-    cutoff = resolve_k(k, inputs.num_items)
-    if ties == "stable":
-        plan = _engine.Plan(ndcg_at=(cutoff,))
-        key = f"ndcg@{cutoff}"
-    else:
-        plan = _engine.Plan(tie_ndcg_at=(cutoff,))
-        key = f"ndcg@{cutoff}/{TIE_STATS[ties]}"
-    stats = _engine.compute(inputs, plan, chunk_size, num_threads)
-    return reduce_mean(stats[key], stats[f"ndcg@{cutoff}/empty"], empty_queries)
+    return _one_metric(
+        inputs,
+        "ndcg",
+        k,
+        ties=ties,
+        empty_queries=empty_queries,
+        chunk_size=chunk_size,
+        num_threads=num_threads,
+    )
 
 
 def acg_at_k(
@@ -259,11 +278,9 @@ def acg_at_k(
     0.5
     """
     inputs = prepare(query_codes, query_labels, database_codes, database_labels)
-    cutoff = resolve_k(k, inputs.num_items)
-    stats = _engine.compute(
-        inputs, _engine.Plan(acg_at=(cutoff,)), chunk_size, num_threads
+    return _one_metric(
+        inputs, "acg", k, chunk_size=chunk_size, num_threads=num_threads
     )
-    return float(np.mean(stats[f"acg@{cutoff}"]))
 
 
 def wap_at_k(
@@ -310,12 +327,13 @@ def wap_at_k(
     """
     check_choice(empty_queries, "empty_queries", EMPTY_QUERIES)
     inputs = prepare(query_codes, query_labels, database_codes, database_labels)
-    cutoff = resolve_k(k, inputs.num_items)
-    stats = _engine.compute(
-        inputs, _engine.Plan(wap_at=(cutoff,)), chunk_size, num_threads
-    )
-    return reduce_mean(
-        stats[f"wap@{cutoff}"], stats[f"wap@{cutoff}/empty"], empty_queries
+    return _one_metric(
+        inputs,
+        "wap",
+        k,
+        empty_queries=empty_queries,
+        chunk_size=chunk_size,
+        num_threads=num_threads,
     )
 
 
@@ -348,7 +366,7 @@ def precision_at_k(
     stats = _engine.compute(
         inputs, _engine.Plan(hits_at=(cutoff,)), chunk_size, num_threads
     )
-    return float(np.mean(stats["hits"][:, 0] / cutoff))
+    return precision_at(stats.hits[:, 0], cutoff)
 
 
 def precision_recall_at_radius(

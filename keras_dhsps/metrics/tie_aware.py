@@ -97,22 +97,8 @@ def tie_aware_average_precision(
     r = group_relevant.astype(np.int64)
     before = np.cumsum(n, axis=1) - n
     rel_before = np.cumsum(r, axis=1) - r
-    end = before + n
-    h = harmonic
-
-    # [full groups] closed forms E_g, S+_g, S-_g (module docstring).
-    a = h[end] - h[before]
-    b = n - (before + 1) * a
-    c = np.where(n > 1, (r - 1) / np.maximum(n - 1, 1), 0.0)
-    expected_g = np.where(
-        n > 0, r / np.maximum(n, 1) * ((rel_before + 1) * a + c * b), 0.0
-    )
-    best_g = r - (before - rel_before) * (h[before + r] - h[before])
-    worst_g = r - (end - r - rel_before) * (h[end] - h[end - r])
-    full = end <= k
-    s_exp = np.where(full, expected_g, 0.0).sum(axis=1)
-    s_best = np.where(full, best_g, 0.0).sum(axis=1)
-    s_worst = np.where(full, worst_g, 0.0).sum(axis=1)
+    full = before + n <= k
+    sums = _full_group_sums(n, r, before, rel_before, harmonic, full)
     rel_full = np.where(full, r, 0).sum(axis=1)
 
     def denominators(x: np.ndarray, rel_prefix, row: int | slice):
@@ -123,55 +109,76 @@ def tie_aware_average_precision(
         return np.broadcast_to(np.minimum(k, total_relevant[row]), np.shape(x))
 
     # [no group cut by k] the top k is a union of whole groups.
-    num_queries = n.shape[0]
-    cut = (before < k) & (end > k)
-    has_cut = cut.any(axis=1)
-    zeros = np.zeros(num_queries, dtype=np.int64)
+    zeros = np.zeros(n.shape[0], dtype=np.int64)
     den = denominators(zeros, rel_full, slice(None)).astype(np.float64)
     safe = np.where(den > 0, den, 1.0)
-    expected = np.where(den > 0, s_exp / safe, 0.0)
-    best = np.where(den > 0, s_best / safe, 0.0)
-    worst = np.where(den > 0, s_worst / safe, 0.0)
+    expected, best, worst = (np.where(den > 0, s / safe, 0.0) for s in sums)
     always_empty = den == 0
 
     # [the group cut by k] enumerate x relevant among its first m positions.
-    lf = log_factorial
-    for q in np.flatnonzero(has_cut):
+    cut = (before < k) & (before + n > k)
+    for q in np.flatnonzero(cut.any(axis=1)):
         g = int(np.argmax(cut[q]))
-        size, rel, n0, r0 = (
-            int(n[q, g]),
-            int(r[q, g]),
-            before[q, g],
-            rel_before[q, g],
-        )
-        m = int(k - n0)
-        x = np.arange(max(0, m - (size - rel)), min(m, rel) + 1)
-        log_p = (
-            lf[rel]
-            - lf[x]
-            - lf[rel - x]
-            + lf[size - rel]
-            - lf[m - x]
-            - lf[size - rel - m + x]
-            - (lf[size] - lf[m] - lf[size - m])
-        )
-        p = np.exp(log_p - log_p.max())
-        p /= p.sum()
-        a_m = h[n0 + m] - h[n0]
-        b_m = m - (n0 + 1) * a_m
-        c_x = (x - 1) / (m - 1) if m > 1 else np.zeros(x.shape)
-        e_x = x / m * ((r0 + 1) * a_m + c_x * b_m)
-        best_x = x - (n0 - r0) * (h[n0 + x] - h[n0])
-        worst_x = x - (n0 + m - x - r0) * (h[n0 + m] - h[n0 + m - x])
+        counts = (int(n[q, g]), int(r[q, g]), before[q, g], rel_before[q, g])
+        x, p, gains = _cut_group(counts, k, harmonic, log_factorial)
         # Groups before g* are full; rel_full counts them (g* is not full).
         d = denominators(x, rel_full[q], q).astype(np.float64)
         ok = d > 0
         safe_d = np.where(ok, d, 1.0)
-        expected[q] = np.sum(p * np.where(ok, (s_exp[q] + e_x) / safe_d, 0.0))
-        best[q] = np.max(np.where(ok, (s_best[q] + best_x) / safe_d, 0.0))
-        worst[q] = np.min(np.where(ok, (s_worst[q] + worst_x) / safe_d, 0.0))
+        e_x, best_x, worst_x = gains
+        s_exp, s_best, s_worst = (s[q] for s in sums)
+        expected[q] = np.sum(p * np.where(ok, (s_exp + e_x) / safe_d, 0.0))
+        best[q] = np.max(np.where(ok, (s_best + best_x) / safe_d, 0.0))
+        worst[q] = np.min(np.where(ok, (s_worst + worst_x) / safe_d, 0.0))
         always_empty[q] = not ok.any()
     return expected, worst, best, always_empty
+
+
+def _full_group_sums(n, r, before, rel_before, h, full):
+    """Sums over the full groups of ``E_g``, ``S+_g`` and ``S-_g`` (module
+    docstring), each ``(Q,)``."""
+    end = before + n
+    a = h[end] - h[before]
+    b = n - (before + 1) * a
+    c = np.where(n > 1, (r - 1) / np.maximum(n - 1, 1), 0.0)
+    expected_g = np.where(
+        n > 0, r / np.maximum(n, 1) * ((rel_before + 1) * a + c * b), 0.0
+    )
+    best_g = r - (before - rel_before) * (h[before + r] - h[before])
+    worst_g = r - (end - r - rel_before) * (h[end] - h[end - r])
+    return tuple(
+        np.where(full, s, 0.0).sum(axis=1)
+        for s in (expected_g, best_g, worst_g)
+    )
+
+
+def _cut_group(counts, k, h, lf):
+    """For the group cut by k, holding ``size`` items, ``rel`` relevant,
+    after ``n0`` items and ``r0`` relevant ones: the possible numbers ``x``
+    of relevant items among its first ``m = k - n0`` positions, their
+    hypergeometric probabilities, and the group's ``(E_{m,x}, S+_{m,x},
+    S-_{m,x})``."""
+    size, rel, n0, r0 = counts
+    m = int(k - n0)
+    x = np.arange(max(0, m - (size - rel)), min(m, rel) + 1)
+    log_p = (
+        lf[rel]
+        - lf[x]
+        - lf[rel - x]
+        + lf[size - rel]
+        - lf[m - x]
+        - lf[size - rel - m + x]
+        - (lf[size] - lf[m] - lf[size - m])
+    )
+    p = np.exp(log_p - log_p.max())
+    p /= p.sum()
+    a_m = h[n0 + m] - h[n0]
+    b_m = m - (n0 + 1) * a_m
+    c_x = (x - 1) / (m - 1) if m > 1 else np.zeros(x.shape)
+    e_x = x / m * ((r0 + 1) * a_m + c_x * b_m)
+    best_x = x - (n0 - r0) * (h[n0 + x] - h[n0])
+    worst_x = x - (n0 + m - x - r0) * (h[n0 + m] - h[n0 + m - x])
+    return x, p, (e_x, best_x, worst_x)
 
 
 def ideal_dcg(
