@@ -153,3 +153,25 @@ def test_smoke_study_end_to_end(tmp_path):
         "IDHN γ=1",
     ]
     assert "map@all/tie_mean" in gamma["rows"][0]["metrics"]
+
+
+def test_smoke_runs_never_write_into_the_committed_results():
+    with pytest.raises(SystemExit):
+        study.main(["run", "--smoke"])
+
+
+@pytest.mark.slow
+def test_budget_selection_smoke_writes_one_budget_per_dataset(tmp_path):
+    result = study.select_budgets(str(tmp_path), smoke=True)
+    with open(tmp_path / "budgets.json") as handle:
+        assert json.load(handle) == json.loads(json.dumps(result))
+    config = importlib.util.module_from_spec(
+        importlib.util.spec_from_file_location("study_config", CONFIG)
+    )
+    config.__spec__.loader.exec_module(config)
+    assert set(result["budgets"]) == set(config.DATASET_PARTS)
+    for part, chosen in result["budgets"].items():
+        curve = {int(k): v for k, v in chosen["validation_map"].items()}
+        assert set(curve) == {1, 2}
+        assert chosen["epochs"] == study.choose_budget(curve)
+        assert config.budget(part, str(tmp_path / "budgets.json"))[0] in (1, 2)
