@@ -11,7 +11,10 @@ output directory:
   interrupted table resumes where it stopped.
 * ``results.json``: every number, each cell's config, and the aggregated
   mean ± std per method and code length;
-* ``results.md``: the Markdown table (method × bits, one column per metric);
+* ``results.md``: the Markdown table (method × bits, one column per metric;
+  every mAP twice: database-index order, the peers' convention, and the
+  tie-aware expectation, which does not depend on the order of the
+  database list; cited reference values with their sources under it);
 * ``pr_curve.png``: precision-recall curves by Hamming radius, one panel
   per code length, one line per method (first seed).
 
@@ -70,8 +73,9 @@ class TableConfig:
         bits: code lengths.
         seeds: training seeds; more than one gives mean ± std.
         metrics: metric keys shown in ``results.md`` (all are in JSON).
-        reference: published values to print beside ours, from
-            :func:`load_reference`; None for tables with no paper column.
+        reference: cited values to print beside ours, from
+            :func:`load_reference` (the paper's own, or others' published
+            re-runs, each under its own heading); None for none.
     """
 
     name: str
