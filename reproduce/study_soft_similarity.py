@@ -219,9 +219,8 @@ def _format_sd(value: float | None) -> str:
     return "n/a" if value is None else f"{value:+.1f}"
 
 
-def study_markdown(summary: dict, results: dict) -> str:
-    """study.md: IDHN − hard-only per dataset and bits, then each part's
-    table (mean ± std over seeds)."""
+def study_markdown(summary: dict) -> str:
+    """The head of study.md: IDHN − hard-only per dataset and bits."""
     lines = [
         "# When does soft similarity help?",
         "",
@@ -247,9 +246,19 @@ def study_markdown(summary: dict, results: dict) -> str:
             + " | ".join(cells)
             + " |"
         )
-    for part in results:
-        lines += ["", f"See `{part}/results.md` for the {part} table."]
     return "\n".join(lines) + "\n"
+
+
+def _part_tables(output: str, parts) -> str:
+    """Each part's ``results.md`` (mean ± std over seeds), one heading
+    level down, so study.md holds every number in one file."""
+    sections = []
+    for part in parts:
+        with open(
+            os.path.join(output, part, "results.md"), encoding="utf-8"
+        ) as f:
+            sections.append("\n#" + f.read())
+    return "".join(sections)
 
 
 def plot_soft_vs_gain(summary: dict, path: str) -> None:
@@ -323,7 +332,8 @@ def run_study(output: str, *, smoke: bool = False) -> dict:
     summary["seconds"] = sum(result["seconds"] for result in results.values())
     write_json(os.path.join(output, "study.json"), summary)
     write_text(
-        os.path.join(output, "study.md"), study_markdown(summary, results)
+        os.path.join(output, "study.md"),
+        study_markdown(summary) + _part_tables(output, results),
     )
     plot_soft_vs_gain(summary, os.path.join(output, "soft_vs_gain.png"))
     return summary

@@ -127,7 +127,7 @@ def test_summary_reports_idhn_minus_hard_only_per_dataset_and_bits():
     assert diff["difference"] == pytest.approx(0.02)
     assert diff["in_sd"] == pytest.approx(1.0)
     assert "| coco | 0.340 | 12 | +0.0200 (+1.0 sd) |" in study.study_markdown(
-        summary, {}
+        summary
     )
 
 
@@ -153,6 +153,9 @@ def test_smoke_study_end_to_end(tmp_path):
         "IDHN γ=1",
     ]
     assert "map@all/tie_mean" in gamma["rows"][0]["metrics"]
+    text = open(os.path.join(out, "study.md"), encoding="utf-8").read()
+    assert "## Soft similarity study on label-mosaic:mirflickr25k" in text
+    assert "## IDHN soft weight γ on label-mosaic:mirflickr25k" in text
 
 
 def test_smoke_runs_never_write_into_the_committed_results():
