@@ -146,3 +146,15 @@ def test_synthetic_soft_fraction_matches_the_real_matrix(name):
     assert ours["labels_per_image"] == pytest.approx(
         real["labels_per_image"], rel=0.05
     )
+
+
+def test_eighty_classes_get_distinct_digit_and_colour_pairs():
+    palette = label_mosaic.PALETTE
+    assert len(palette) * 10 >= 80  # COCO's 80 classes fit
+    # Colours differ in hue, not only in brightness: a glyph's pixels vary
+    # in intensity, so two colours that are multiples of each other would
+    # be confusable. Normalised by their largest channel they all differ.
+    hues = {tuple(np.round(colour / colour.max(), 3)) for colour in palette}
+    assert len(hues) == len(palette)
+    pairs = {(c % 10, c // 10) for c in range(80)}
+    assert len(pairs) == 80
