@@ -14,13 +14,16 @@ and deterministic:
 * :class:`SDH`: supervised discrete hashing (Shen, Shen, Liu & Shen,
   CVPR 2015), multi-label through its label matrix.
 
-Features come in as arrays; extracting them from a backbone is the caller's
-job (the table runner's).
+Hashers take features as arrays; :func:`fit_and_evaluate` is the one
+training path of a baseline in a table (backbone features of the training
+split, fit, codes of query and database, the retrieval report).
 """
 
 from __future__ import annotations
 
+import inspect
 import math
+import time
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -28,7 +31,15 @@ from numpy.typing import NDArray
 
 from keras_dhsps.errors import DHSPSError
 
-__all__ = ["ITQ", "LSH", "SDH", "SpectralHashing", "SHALLOW_HASHERS"]
+__all__ = [
+    "ITQ",
+    "LSH",
+    "SDH",
+    "SHALLOW_HASHERS",
+    "SpectralHashing",
+    "fit_and_evaluate",
+    "make_hasher",
+]
 
 
 def _as_features(features: ArrayLike, name: str = "features") -> NDArray:
@@ -368,3 +379,62 @@ SHALLOW_HASHERS = {
     "sh": SpectralHashing,
     "sdh": SDH,
 }
+
+
+def make_hasher(name: str, bits: int, params: dict, seed: int) -> _Hasher:
+    """The hasher registered under ``name`` with keyword ``params``; the
+    seeded ones get ``seed`` unless ``params`` sets it (SH is
+    deterministic and takes none)."""
+    if name not in SHALLOW_HASHERS:
+        raise DHSPSError(
+            f"unknown shallow hasher {name!r}; known: "
+            f"{', '.join(sorted(SHALLOW_HASHERS))}"
+        )
+    hasher_class = SHALLOW_HASHERS[name]
+    params = dict(params)
+    if "seed" in inspect.signature(hasher_class).parameters:
+        params.setdefault("seed", seed)
+    return hasher_class(bits, **params)
+
+
+def fit_and_evaluate(name: str, params: dict, config, dataset) -> dict:
+    """The one training path of a shallow baseline.
+
+    Extracts the backbone's features (``config.model``: backbone, image
+    size, weights; seeded by ``config.train.seed``) of the train, query and
+    database splits, fits hasher ``name`` on the training features and
+    labels with ``config.model.bits`` bits, and scores query codes against
+    database codes with ``config.eval``.
+
+    Returns:
+        :func:`keras_dhsps.evaluation.report_from_codes`' dict plus
+        ``train_seconds`` (the fit alone, not the feature extraction).
+    """
+    import keras
+
+    from keras_dhsps.evaluation import encode
+    from keras_dhsps.evaluation import report_from_codes
+    from keras_dhsps.models import build_feature_extractor
+
+    keras.utils.set_random_seed(config.train.seed)
+    extractor = build_feature_extractor(
+        config.model.backbone,
+        image_size=config.model.image_size,
+        weights=config.model.backbone_weights,
+    )
+    features = {
+        split: encode(extractor, dataset.split(split))
+        for split in ("train", "query", "database")
+    }
+    hasher = make_hasher(name, config.model.bits, params, config.train.seed)
+    start = time.perf_counter()
+    hasher.fit(features["train"], dataset.split("train").labels)
+    seconds = time.perf_counter() - start
+    report = report_from_codes(
+        hasher.encode(features["query"]),
+        dataset.split("query").labels,
+        hasher.encode(features["database"]),
+        dataset.split("database").labels,
+        config.eval,
+    )
+    return {**report, "train_seconds": seconds}

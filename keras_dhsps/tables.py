@@ -11,7 +11,10 @@ output directory:
   interrupted table resumes where it stopped.
 * ``results.json``: every number, each cell's config, and the aggregated
   mean ± std per method and code length;
-* ``results.md``: the Markdown table (method × bits, one column per metric);
+* ``results.md``: the Markdown table (method × bits, one column per metric;
+  every mAP twice: database-index order, the peers' convention, and the
+  tie-aware expectation, which does not depend on the order of the
+  database list; cited reference values with their sources under it);
 * ``pr_curve.png``: precision-recall curves by Hamming radius, one panel
   per code length, one line per method (first seed).
 
@@ -22,7 +25,6 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.util
-import inspect
 import os
 import statistics
 import sys
@@ -71,8 +73,9 @@ class TableConfig:
         bits: code lengths.
         seeds: training seeds; more than one gives mean ± std.
         metrics: metric keys shown in ``results.md`` (all are in JSON).
-        reference: published values to print beside ours, from
-            :func:`load_reference`; None for tables with no paper column.
+        reference: cited values to print beside ours, from
+            :func:`load_reference` (the paper's own, or others' published
+            re-runs, each under its own heading); None for none.
     """
 
     name: str
@@ -85,32 +88,65 @@ class TableConfig:
     reference: dict | None = None
 
 
-def load_reference(path: str) -> dict:
-    """Reads a reference-values JSON file into ``{(method, bits, metric):
-    {"value", "source"}}``.
+#: Reference kinds and the column heading each gets. ``paper`` values come
+#: from the IDHN paper itself; ``rerun`` values are others' published
+#: re-runs of IDHN (never headed "paper").
+REFERENCE_COLUMNS = {
+    "paper": "paper",
+    "rerun": "reported by others (re-run)",
+}
+#: Fields every entry needs, and those a ``rerun`` entry adds (a re-run is
+#: only comparable with its protocol and backbone stated).
+_REFERENCE_FIELDS = {"method", "bits", "metric", "value", "source"}
+_RERUN_FIELDS = {"protocol", "backbone"}
 
-    The file holds ``{"note": str, "values": [{"method", "bits", "metric",
-    "value", "source"}, ...]}``; every value must cite where it came from.
-    Cells with no entry stay empty in the table: nothing is invented.
+
+def load_reference(*paths: str) -> dict:
+    """Reads reference-values JSON files into ``{(method, bits, metric):
+    [entry, ...]}``, each entry ``{"value", "source", "kind", "protocol",
+    "backbone"}`` (the last two None for the paper).
+
+    A file holds ``{"note": str, "kind": "paper" | "rerun", "values":
+    [{"method", "bits", "metric", "value", "source"[, "protocol",
+    "backbone"]}, ...]}``; ``kind`` defaults to ``"paper"``, and ``rerun``
+    entries also need ``protocol`` and ``backbone``. Every value must cite
+    where it came from. Cells with no entry stay empty: nothing is invented.
 
     Raises:
-        DHSPSError: missing file, or an entry without a value or a source.
+        DHSPSError: missing file, unknown kind, or an entry lacking a field
+            or with an empty source.
     """
-    if not os.path.isfile(path):
-        raise DHSPSError(f"reference file not found: {path}")
-    entries = read_json(path).get("values", [])
     reference = {}
-    for number, entry in enumerate(entries, start=1):
-        missing = {"method", "bits", "metric", "value", "source"} - set(entry)
-        if missing or not str(entry.get("source", "")).strip():
+    for path in paths:
+        if not os.path.isfile(path):
+            raise DHSPSError(f"reference file not found: {path}")
+        document = read_json(path)
+        kind = document.get("kind", "paper")
+        if kind not in REFERENCE_COLUMNS:
             raise DHSPSError(
-                f"{path}: entry {number} lacks {sorted(missing) or ['source']}"
+                f"{path}: kind={kind!r}; allowed: {', '.join(REFERENCE_COLUMNS)}"
             )
-        key = (entry["method"], int(entry["bits"]), entry["metric"])
-        reference[key] = {
-            "value": float(entry["value"]),
-            "source": entry["source"],
-        }
+        required = _REFERENCE_FIELDS | (
+            _RERUN_FIELDS if kind == "rerun" else set()
+        )
+        for number, entry in enumerate(document.get("values", []), start=1):
+            missing = sorted(required - set(entry)) or [
+                field
+                for field in sorted(required - {"value", "bits"})
+                if not str(entry[field]).strip()
+            ]
+            if missing:
+                raise DHSPSError(f"{path}: entry {number} lacks {missing}")
+            key = (entry["method"], int(entry["bits"]), entry["metric"])
+            reference.setdefault(key, []).append(
+                {
+                    "value": float(entry["value"]),
+                    "source": entry["source"],
+                    "kind": kind,
+                    "protocol": entry.get("protocol"),
+                    "backbone": entry.get("backbone"),
+                }
+            )
     return reference
 
 
@@ -203,7 +239,14 @@ def config_name(path: str) -> str:
 def cell_config(
     table: TableConfig, method: Method, bits: int, seed: int
 ) -> ExperimentConfig:
-    """The experiment of one cell (a shallow method keeps the base loss)."""
+    """The experiment of one cell (a shallow method keeps the base loss).
+
+    Table cells always compute the tie-aware expected mAP
+    (``eval.tie_aware``) beside the database-index order: with short codes
+    many items share a Hamming distance, and index order then ranks them by
+    the order of a list file (on a database sorted by class it moves
+    mAP@1000 by 0.02 at 12 bits with random codes), so both are reported.
+    """
     base = table.base
     return dataclasses.replace(
         base,
@@ -211,6 +254,7 @@ def cell_config(
         loss=method.loss or base.loss,
         model=dataclasses.replace(base.model, bits=bits),
         train=dataclasses.replace(base.train, seed=seed),
+        eval=dataclasses.replace(base.eval, tie_aware=True),
     )
 
 
@@ -242,67 +286,31 @@ def _cells(table: TableConfig):
 def _run_cell(
     config: ExperimentConfig, method: Method, dataset, data_root
 ) -> dict:
+    cell = {"config": to_dict(config)}
     if method.shallow is not None:
-        return _run_shallow_cell(config, method, dataset)
-    from keras_dhsps.evaluation import evaluate_retrieval
-    from keras_dhsps.train import fit
+        from keras_dhsps.shallow import fit_and_evaluate
 
-    result = fit(config, dataset=dataset, data_root=data_root, verbose=0)
-    report = evaluate_retrieval(result.model, result.dataset, config.eval)
+        cell["shallow"] = {
+            "name": method.shallow,
+            "params": method.shallow_params,
+        }
+        report = fit_and_evaluate(
+            method.shallow, method.shallow_params, config, dataset
+        )
+        history, seconds = {}, report["train_seconds"]
+    else:
+        from keras_dhsps.evaluation import evaluate_retrieval
+        from keras_dhsps.train import fit
+
+        result = fit(config, dataset=dataset, data_root=data_root, verbose=0)
+        report = evaluate_retrieval(result.model, result.dataset, config.eval)
+        history, seconds = result.history, result.seconds
     return {
-        "config": to_dict(config),
+        **cell,
         "metrics": report["metrics"],
         "curves": report["curves"],
         "counts": report["counts"],
-        "history": result.history,
-        "train_seconds": result.seconds,
-    }
-
-
-def _run_shallow_cell(
-    config: ExperimentConfig, method: Method, dataset
-) -> dict:
-    """Fits a shallow hasher on backbone features of the training split."""
-    import keras
-
-    from keras_dhsps.evaluation import encode
-    from keras_dhsps.evaluation import report_from_codes
-    from keras_dhsps.models import build_feature_extractor
-    from keras_dhsps.shallow import SHALLOW_HASHERS
-
-    keras.utils.set_random_seed(config.train.seed)
-    extractor = build_feature_extractor(
-        config.model.backbone,
-        image_size=config.model.image_size,
-        weights=config.model.backbone_weights,
-    )
-    features = {
-        name: encode(extractor, dataset.split(name))
-        for name in ("train", "query", "database")
-    }
-    start = time.perf_counter()
-    hasher_class = SHALLOW_HASHERS[method.shallow]
-    params = dict(method.shallow_params)
-    if "seed" in inspect.signature(hasher_class).parameters:
-        params.setdefault("seed", config.train.seed)  # SH is deterministic
-    hasher = hasher_class(config.model.bits, **params).fit(
-        features["train"], dataset.split("train").labels
-    )
-    seconds = time.perf_counter() - start
-    report = report_from_codes(
-        hasher.encode(features["query"]),
-        dataset.split("query").labels,
-        hasher.encode(features["database"]),
-        dataset.split("database").labels,
-        config.eval,
-    )
-    return {
-        "config": to_dict(config),
-        "shallow": {"name": method.shallow, "params": method.shallow_params},
-        "metrics": report["metrics"],
-        "curves": report["curves"],
-        "counts": report["counts"],
-        "history": {},
+        "history": history,
         "train_seconds": seconds,
     }
 
@@ -342,18 +350,112 @@ def summarize(table: TableConfig, cells: dict) -> dict:
     return {"table": table.name, "title": table.title, "rows": rows}
 
 
-def render_markdown(table: TableConfig, summary: dict) -> str:
-    """The Markdown table of :func:`summarize`'s rows."""
-    plural = "s" if len(table.seeds) > 1 else ""
+def _ours(row: dict, key: str, seeds: int) -> str:
+    stats = row["metrics"].get(key)
+    if stats is None:
+        return "—"
+    text = f"{stats['mean']:.4f}"
+    return text + (f" ± {stats['std']:.4f}" if seeds > 1 else "")
+
+
+def _reference_kinds(reference: dict) -> list[str]:
+    present = {
+        entry["kind"] for entries in reference.values() for entry in entries
+    }
+    return [kind for kind in REFERENCE_COLUMNS if kind in present] or ["paper"]
+
+
+def _referenced(table, key: str) -> bool:
+    """Whether metric ``key`` gets reference and Δ columns: every metric of
+    a table whose reference file is still empty (room for the values),
+    else the metrics that have a cited value."""
     reference = table.reference
     if reference is None:
-        headers = list(table.metrics)
-    else:
-        headers = [
-            f"{metric} {column}"
-            for metric in table.metrics
-            for column in ("paper", "ours", "Δ")
+        return False
+    return not reference or any(metric == key for _, _, metric in reference)
+
+
+def _footnote(entry: dict, sources: list) -> str:
+    """``[n]``: the entry's source number, in order of first use."""
+    cited = (entry["source"], entry["protocol"], entry["backbone"])
+    if cited not in sources:
+        sources.append(cited)
+    return f"[{sources.index(cited) + 1}]"
+
+
+def _metric_cells(table, row: dict, key: str, sources: list) -> list[str]:
+    """The columns of one metric: [reference columns,] ours (index order),
+    [ours tie-aware, for mAP,] [Δ = ours − the one reference value]."""
+    ours = [_ours(row, key, len(table.seeds))]
+    if key.startswith("map@"):
+        ours.append(_ours(row, f"{key}/tie_mean", len(table.seeds)))
+    if not _referenced(table, key):
+        return ours
+    entries = table.reference.get((row["method"], row["bits"], key), [])
+    cells = []
+    for kind in _reference_kinds(table.reference):
+        cited = [
+            f"{entry['value']:.4f} {_footnote(entry, sources)}"
+            for entry in entries
+            if entry["kind"] == kind
         ]
+        cells.append(" / ".join(cited) or "—")
+    stats = row["metrics"].get(key)
+    delta = "—"
+    if len(entries) == 1 and stats is not None:
+        delta = f"{stats['mean'] - entries[0]['value']:+.4f}"
+    return cells + ours + [delta]
+
+
+def _headers(table) -> list[str]:
+    headers = []
+    for key in table.metrics:
+        referenced = _referenced(table, key)
+        if referenced:
+            headers += [
+                f"{key} {REFERENCE_COLUMNS[kind]}"
+                for kind in _reference_kinds(table.reference)
+            ]
+        headers.append(f"{key} ours" if referenced else key)
+        if key.startswith("map@"):
+            headers.append(f"{key} tie-aware")
+        if referenced:
+            headers.append(f"{key} Δ")
+    return headers
+
+
+def _notes(table, sources: list) -> list[str]:
+    notes = [
+        "",
+        "mAP columns: database-index order breaks Hamming ties (the peers' "
+        "convention, comparable with their numbers); *tie-aware* is the "
+        "expectation over random orders within ties (He et al., CVPR 2018), "
+        "which does not depend on the order of the database list.",
+    ]
+    if table.reference is None:
+        return notes
+    headings = ", ".join(
+        f'"{REFERENCE_COLUMNS[kind]}"'
+        for kind in _reference_kinds(table.reference)
+    )
+    if not sources:
+        return notes + [
+            "",
+            f"Column {headings}: no value transcribed yet (— = no cited "
+            "value; none is invented).",
+        ]
+    notes += ["", f"Sources of column {headings} (Δ = ours − that value):"]
+    for number, (source, protocol, backbone) in enumerate(sources, start=1):
+        extra = "; ".join(x for x in (protocol, backbone) if x)
+        notes.append(f"[{number}] {source}" + (f" — {extra}" if extra else ""))
+    return notes
+
+
+def render_markdown(table: TableConfig, summary: dict) -> str:
+    """The Markdown table of :func:`summarize`'s rows, with the cited
+    reference values and their sources under it."""
+    plural = "s" if len(table.seeds) > 1 else ""
+    headers = _headers(table)
     lines = [
         f"# {table.title}",
         "",
@@ -365,40 +467,17 @@ def render_markdown(table: TableConfig, summary: dict) -> str:
         "| method | bits | " + " | ".join(headers) + " |",
         "|---|---:|" + "---:|" * len(headers),
     ]
+    sources = []
     for row in summary["rows"]:
-        cells = []
-        for key in table.metrics:
-            stats = row["metrics"].get(key)
-            ours = "—" if stats is None else f"{stats['mean']:.4f}"
-            if stats is not None and len(table.seeds) > 1:
-                ours += f" ± {stats['std']:.4f}"
-            if reference is None:
-                cells.append(ours)
-                continue
-            paper = reference.get((row["method"], row["bits"], key))
-            if paper is None or stats is None:
-                cells.extend(
-                    [
-                        "—" if paper is None else f"{paper['value']:.4f}",
-                        ours,
-                        "—",
-                    ]
-                )
-            else:
-                delta = stats["mean"] - paper["value"]
-                cells.extend([f"{paper['value']:.4f}", ours, f"{delta:+.4f}"])
+        cells = [
+            cell
+            for key in table.metrics
+            for cell in _metric_cells(table, row, key, sources)
+        ]
         lines.append(
             f"| {row['method']} | {row['bits']} | " + " | ".join(cells) + " |"
         )
-    if reference is not None:
-        sources = sorted({entry["source"] for entry in reference.values()})
-        lines += [
-            "",
-            "Paper column: "
-            + ("; ".join(sources) if sources else "no value transcribed yet")
-            + " (— = no cited value; none is invented).",
-        ]
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines + _notes(table, sources)) + "\n"
 
 
 def _plot(table: TableConfig, cells: dict, path: str) -> None:

@@ -184,3 +184,53 @@ def test_sdh_codes_fit_labels_and_are_seeded():
 
 def test_registry_lists_the_four_methods():
     assert set(shallow.SHALLOW_HASHERS) == {"lsh", "itq", "sh", "sdh"}
+
+
+def test_make_hasher_seeds_the_seeded_ones_and_rejects_unknown_names():
+    assert shallow.make_hasher("itq", 8, {}, seed=4).seed == 4
+    assert shallow.make_hasher("lsh", 8, {"seed": 1}, seed=4).seed == 1
+    assert isinstance(
+        shallow.make_hasher("sh", 8, {}, seed=4), shallow.SpectralHashing
+    )
+    with pytest.raises(DHSPSError, match="unknown shallow hasher 'pca'"):
+        shallow.make_hasher("pca", 8, {}, seed=0)
+
+
+def test_fit_and_evaluate_is_features_then_fit_then_report():
+    """The one training path, checked against the same steps done by hand
+    and scored with this file's plain mAP."""
+    import keras
+
+    from keras_dhsps.config import EvalConfig
+    from keras_dhsps.config import ExperimentConfig
+    from keras_dhsps.config import ModelConfig
+    from keras_dhsps.config import TrainConfig
+    from keras_dhsps.data import load_digits_mosaic
+    from keras_dhsps.evaluation import encode
+    from keras_dhsps.models import build_feature_extractor
+
+    dataset = load_digits_mosaic(
+        num_train=64, num_validation=0, num_query=16, num_database=48
+    )
+    config = ExperimentConfig(
+        model=ModelConfig(backbone="small_cnn", bits=8),
+        train=TrainConfig(seed=3),
+        eval=EvalConfig(map_at=("all",), ndcg_at=(), acg_at=(), wap_at=()),
+    )
+    report = shallow.fit_and_evaluate("itq", {}, config, dataset)
+    keras.utils.set_random_seed(3)
+    extractor = build_feature_extractor("small_cnn", image_size=None)
+    features = {
+        name: encode(extractor, dataset.split(name))
+        for name in ("train", "query", "database")
+    }
+    itq = shallow.ITQ(8, seed=3).fit(features["train"])
+    expected = _map(
+        itq.encode(features["query"]),
+        dataset.split("query").labels,
+        itq.encode(features["database"]),
+        dataset.split("database").labels,
+    )
+    assert report["metrics"]["map@all"] == pytest.approx(expected, abs=1e-6)
+    assert report["counts"] == {"query": 16, "database": 48}
+    assert report["train_seconds"] >= 0

@@ -9,6 +9,9 @@ needs nothing else; datasets read from disk also take ``root``:
   ``dhsps data prepare`` when there is one, else draw the same seeded split
   on the fly. Options: the reader's own plus ``num_query``, ``num_train``,
   ``num_database``, ``validation_fraction``, ``manifest_dir``.
+* ``"label-mosaic:voc2012"`` (``:mirflickr25k``, ``:nuswide21``,
+  ``:coco``): generated images carrying real label rows of that dataset
+  (:mod:`keras_dhsps.data.label_mosaic`); no download, no ``root``.
 * ``"lists"``: the peers' ``relative/path l_1 ... l_C`` list files.
 
 Nothing here imports TensorFlow (only :mod:`keras_dhsps.data.pipeline`
@@ -23,6 +26,8 @@ from keras_dhsps.data.base import SPLIT_NAMES
 from keras_dhsps.data.base import RetrievalDataset
 from keras_dhsps.data.base import Split
 from keras_dhsps.data.digits_mosaic import load_digits_mosaic
+from keras_dhsps.data.label_mosaic import DATASETS as LABEL_MOSAIC_DATASETS
+from keras_dhsps.data.label_mosaic import load_label_mosaic
 from keras_dhsps.data.listfile import load_list_files
 from keras_dhsps.data.native import NATIVE
 from keras_dhsps.data.native import load_native
@@ -55,6 +60,34 @@ def _digits_mosaic(
     )
 
 
+def _label_mosaic(name):
+    def loader(
+        root,
+        seed,
+        *,
+        num_train=2000,
+        num_validation=250,
+        num_query=500,
+        num_database=2000,
+    ):
+        if root is not None:
+            raise DataError(
+                f"label-mosaic:{name} is generated in memory and takes no "
+                "--data-root"
+            )
+        return load_label_mosaic(
+            name,
+            seed=seed,
+            num_train=num_train,
+            num_validation=num_validation,
+            num_query=num_query,
+            num_database=num_database,
+        )
+
+    loader.__name__ = f"load_label_mosaic_{name}"
+    return loader
+
+
 def _lists(
     root,
     seed,
@@ -83,6 +116,10 @@ def _native(name):
 #: name -> ``loader(root, seed, **options) -> RetrievalDataset``.
 DATASETS = {
     "digits-mosaic": _digits_mosaic,
+    **{
+        f"label-mosaic:{name}": _label_mosaic(name)
+        for name in LABEL_MOSAIC_DATASETS
+    },
     "lists": _lists,
     **{name: _native(name) for name in NATIVE},
 }
@@ -133,6 +170,7 @@ __all__ = [
     "load_configured_dataset",
     "load_dataset",
     "load_digits_mosaic",
+    "load_label_mosaic",
     "load_list_files",
     "load_native",
     "prepare",

@@ -1,0 +1,364 @@
+"""The soft-similarity study (issue 15): label statistics, budgets, run.
+
+Run from the repository root (``export PYTHONPATH=$PWD``):
+
+    python reproduce/study_soft_similarity.py statistics
+        # label_statistics.{json,md}: in-batch s_ij of each dataset's
+        # synthetic train split beside the real label matrix (seconds)
+    python reproduce/study_soft_similarity.py budgets
+        # budgets.json: one training budget per dataset, chosen on the
+        # validation split (see the config's docstring; ~10 min)
+    python reproduce/study_soft_similarity.py run [--smoke]
+        # every part of reproduce/configs/study_soft_similarity.py, then
+        # study.{json,md} and soft_vs_gain.png
+
+Outputs go to ``--output`` (default
+``reproduce/results/study_soft_similarity``; ``run`` keeps each part's
+table in ``<output>/<part>/`` and the cell cache in ``<output>/cells``,
+so an interrupted run resumes).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import importlib.util
+import math
+import os
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+CONFIG = os.path.join(HERE, "configs", "study_soft_similarity.py")
+DEFAULT_OUTPUT = os.path.join(HERE, "results", "study_soft_similarity")
+METRICS = ("map@all", "map@all/tie_mean", "ndcg@100", "acg@100", "wap@100")
+BUDGET_EPOCHS = (10, 20, 30)
+BUDGET_TOLERANCE = 0.005
+#: The parts a smoke run covers: a few cells of each kind (digits-mosaic, a
+#: label-mosaic, the γ sensitivity), so the tests stay under a minute.
+SMOKE_PARTS = ("digits-mosaic", "mirflickr25k", "gamma")
+
+
+def _config_module():
+    spec = importlib.util.spec_from_file_location("study_config", CONFIG)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def label_statistics(output: str) -> dict:
+    """Writes ``label_statistics.{json,md}``; returns the JSON content."""
+    from keras_dhsps.data import load_dataset
+    from keras_dhsps.data.label_mosaic import similarity_statistics
+    from keras_dhsps.data.peers import peer_labels
+    from keras_dhsps.io_utils import write_json
+    from keras_dhsps.io_utils import write_text
+
+    study = _config_module()
+    rows = {}
+    for part in study.DATASET_PARTS:
+        synthetic = load_dataset(study.dataset_name(part), seed=0)
+        rows[part] = {
+            "synthetic train split": similarity_statistics(
+                synthetic.split("train").labels
+            )
+        }
+        if part != "digits-mosaic":
+            rows[part]["real (peers' train list)"] = similarity_statistics(
+                peer_labels(part, "train")
+            )
+        rows[part]["info"] = dict(synthetic.info)
+    write_json(os.path.join(output, "label_statistics.json"), rows)
+    write_text(
+        os.path.join(output, "label_statistics.md"), _statistics_markdown(rows)
+    )
+    return rows
+
+
+def _statistics_markdown(rows: dict) -> str:
+    first = next(iter(rows.values()))["synthetic train split"]
+    edges = first["histogram"]["edges"]
+    bins = [f"[{a:g}, {b:g})" for a, b in zip(edges, edges[1:], strict=False)]
+    bins[-1] = bins[-1][:-1] + "]"
+    lines = [
+        "# In-batch label similarity s_ij of the study's datasets",
+        "",
+        "Pairs i < j inside batches of 64 of a random order (the pairs a "
+        "training step sees); s = |Y_i ∩ Y_j| / sqrt(|Y_i||Y_j|); hard: "
+        "s < 0.01 (dissimilar) or s > 0.99 (identical), soft otherwise. "
+        "Synthetic: the train split (2,000 rows) of the study's dataset, "
+        "seed 0; real: every labelled row of the peers' train list.",
+        "",
+        "| dataset | labels of | classes | labels/image | dissimilar | "
+        "identical | soft | " + " | ".join(bins) + " |",
+        "|---|---|---:|---:|---:|---:|---:|" + "---:|" * len(bins),
+    ]
+    for part, sources in rows.items():
+        for source, stats in sources.items():
+            if source == "info":
+                continue
+            fractions = stats["histogram"]["fractions"]
+            lines.append(
+                f"| {part} | {source} | {stats['classes']} | "
+                f"{stats['labels_per_image']:.2f} | {stats['dissimilar']:.3f}"
+                f" | {stats['identical']:.3f} | {stats['soft']:.3f} | "
+                + " | ".join(f"{value:.3f}" for value in fractions)
+                + " |"
+            )
+    return "\n".join(lines) + "\n"
+
+
+def choose_budget(val_maps: dict[int, float]) -> int:
+    """The first evaluated epoch whose validation mAP is within
+    ``BUDGET_TOLERANCE`` of the best: where validation mAP stops
+    improving."""
+    best = max(val_maps.values())
+    return min(
+        epoch
+        for epoch, value in val_maps.items()
+        if value >= best - BUDGET_TOLERANCE
+    )
+
+
+def select_budgets(output: str, *, smoke: bool = False) -> dict:
+    """Trains IDHN (48 bits, seed 0) on each dataset with validation mAP
+    every 10 epochs up to 30; writes ``budgets.json``."""
+    from keras_dhsps.io_utils import write_json
+    from keras_dhsps.train import fit
+
+    study = _config_module()
+    epochs_grid = (1, 2) if smoke else BUDGET_EPOCHS
+    budgets = {}
+    for part in study.DATASET_PARTS:
+        base = study.base_experiment(part, max(epochs_grid))
+        data = base.data
+        if smoke:
+            data = dataclasses.replace(data, options=dict(study.SMOKE_DATA))
+        config = dataclasses.replace(
+            base,
+            data=data,
+            model=dataclasses.replace(base.model, bits=48),
+            train=dataclasses.replace(
+                base.train, validation_every=epochs_grid[0]
+            ),
+        )
+        history = fit(config, verbose=0).history
+        val_maps = dict(zip(epochs_grid, history["val_map"], strict=True))
+        budgets[part] = {
+            "epochs": choose_budget(val_maps),
+            "validation_map": {str(k): v for k, v in val_maps.items()},
+        }
+        print(f"{part}: {budgets[part]}", flush=True)
+    result = {
+        "procedure": (
+            "IDHN, 48 bits, seed 0; validation mAP@all (validation split "
+            "queries against the training images) after each of "
+            f"{list(epochs_grid)} epochs; budget = first epoch within "
+            f"{BUDGET_TOLERANCE} of the best"
+        ),
+        "budgets": budgets,
+    }
+    write_json(os.path.join(output, "budgets.json"), result)
+    return result
+
+
+def _soft_fractions(parts) -> dict[str, float]:
+    """Fraction of soft in-batch pairs of each dataset's (full-size) train
+    split, seed 0."""
+    from keras_dhsps.data import load_dataset
+    from keras_dhsps.data.label_mosaic import similarity_statistics
+
+    study = _config_module()
+    return {
+        part: similarity_statistics(
+            load_dataset(study.dataset_name(part), seed=0).split("train").labels
+        )["soft"]
+        for part in parts
+    }
+
+
+def difference_in_sd(first: dict, second: dict) -> float | None:
+    """``(mean₁ − mean₂) / sqrt((sd₁² + sd₂²) / 2)``: a difference of two
+    methods' seed means in pooled standard deviations; None when both
+    spreads are zero (one seed)."""
+    pooled = math.sqrt((first["std"] ** 2 + second["std"] ** 2) / 2)
+    if pooled == 0:
+        return None
+    return (first["mean"] - second["mean"]) / pooled
+
+
+def summarize_study(results: dict, soft: dict) -> dict:
+    """``results``: part -> run_table's results. Per dataset and bits:
+    every method's metrics and IDHN − hard-only in pooled sd."""
+    rows = []
+    for part, result in results.items():
+        if part == "gamma":
+            continue
+        by_key = {(row["method"], row["bits"]): row for row in result["rows"]}
+        for bits in sorted({row["bits"] for row in result["rows"]}):
+            idhn = by_key[("IDHN", bits)]["metrics"]
+            hard = by_key[("hard-only", bits)]["metrics"]
+            rows.append(
+                {
+                    "dataset": part,
+                    "bits": bits,
+                    "soft_pairs": soft[part],
+                    "idhn_minus_hard_only": {
+                        key: {
+                            "difference": idhn[key]["mean"] - hard[key]["mean"],
+                            "in_sd": difference_in_sd(idhn[key], hard[key]),
+                        }
+                        for key in METRICS
+                        if key in idhn and key in hard
+                    },
+                }
+            )
+    return {"rows": rows}
+
+
+def _format_sd(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:+.1f}"
+
+
+def study_markdown(summary: dict) -> str:
+    """The head of study.md: IDHN − hard-only per dataset and bits."""
+    lines = [
+        "# When does soft similarity help?",
+        "",
+        "IDHN − hard-only: difference of seed means, and in pooled standard "
+        "deviations (sd) in brackets; soft pairs: fraction of in-batch "
+        "pairs with 0.01 ≤ s ≤ 0.99 in the dataset's train split.",
+        "",
+        "| dataset | soft pairs | bits | " + " | ".join(METRICS) + " |",
+        "|---|---:|---:|" + "---:|" * len(METRICS),
+    ]
+    for row in summary["rows"]:
+        cells = []
+        for key in METRICS:
+            diff = row["idhn_minus_hard_only"].get(key)
+            cells.append(
+                "—"
+                if diff is None
+                else f"{diff['difference']:+.4f} "
+                f"({_format_sd(diff['in_sd'])} sd)"
+            )
+        lines.append(
+            f"| {row['dataset']} | {row['soft_pairs']:.3f} | {row['bits']} | "
+            + " | ".join(cells)
+            + " |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def _part_tables(output: str, parts) -> str:
+    """Each part's ``results.md`` (mean ± std over seeds), one heading
+    level down, so study.md holds every number in one file."""
+    sections = []
+    for part in parts:
+        with open(
+            os.path.join(output, part, "results.md"), encoding="utf-8"
+        ) as f:
+            sections.append("\n#" + f.read())
+    return "".join(sections)
+
+
+def plot_soft_vs_gain(summary: dict, path: str) -> None:
+    """IDHN − hard-only (pooled sd) against the fraction of soft pairs,
+    one marker per dataset, code length and metric."""
+    from keras_dhsps.plots import plt
+
+    figure, axis = plt.subplots(figsize=(6.5, 4.5))
+    for key, marker in (("map@all", "o"), ("ndcg@100", "s")):
+        for bits, colour in ((12, "tab:blue"), (48, "tab:orange")):
+            points = [
+                (row["soft_pairs"], row["idhn_minus_hard_only"][key]["in_sd"])
+                for row in summary["rows"]
+                if row["bits"] == bits
+                and row["idhn_minus_hard_only"].get(key, {}).get("in_sd")
+                is not None
+            ]
+            if points:
+                xs, ys = zip(*points, strict=True)
+                axis.scatter(
+                    xs,
+                    ys,
+                    marker=marker,
+                    color=colour,
+                    label=f"{key}, {bits} bits",
+                )
+    for row in summary["rows"]:
+        if row["bits"] == min(r["bits"] for r in summary["rows"]):
+            axis.annotate(
+                row["dataset"], (row["soft_pairs"], 0), fontsize=7, rotation=90
+            )
+    axis.axhline(0, color="grey", linewidth=0.8)
+    axis.set_xlabel("fraction of soft pairs (0.01 ≤ s ≤ 0.99)")
+    axis.set_ylabel("IDHN − hard-only (pooled sd)")
+    if axis.get_legend_handles_labels()[0]:
+        axis.legend(fontsize=8)
+    else:  # one seed: no spread, no difference in sd to plot
+        axis.set_title("no points: a single seed has no spread", fontsize=9)
+    figure.tight_layout()
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    figure.savefig(path + ".tmp.png", dpi=120)
+    plt.close(figure)
+    os.replace(path + ".tmp.png", path)
+
+
+def run_study(output: str, *, smoke: bool = False) -> dict:
+    """Runs every part (cached cells are reused) and writes study.json,
+    study.md and soft_vs_gain.png."""
+    from keras_dhsps.io_utils import write_json
+    from keras_dhsps.io_utils import write_text
+    from keras_dhsps.tables import load_table_config
+    from keras_dhsps.tables import run_table
+
+    study = _config_module()
+    results = {}
+    for part in SMOKE_PARTS if smoke else study.PARTS:
+        spec = f"{CONFIG}:{part}-smoke" if smoke else f"{CONFIG}:{part}"
+        table = load_table_config(spec)
+
+        def progress(done, total, message, part=part):
+            print(f"[{part} {done}/{total}] {message}", flush=True)
+
+        results[part] = run_table(
+            table,
+            os.path.join(output, part),
+            progress=progress,
+            cells_dir=os.path.join(output, "cells"),
+        )
+    soft = _soft_fractions([part for part in results if part != "gamma"])
+    summary = summarize_study(results, soft)
+    summary["seconds"] = sum(result["seconds"] for result in results.values())
+    write_json(os.path.join(output, "study.json"), summary)
+    write_text(
+        os.path.join(output, "study.md"),
+        study_markdown(summary) + _part_tables(output, results),
+    )
+    plot_soft_vs_gain(summary, os.path.join(output, "soft_vs_gain.png"))
+    return summary
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("command", choices=("statistics", "budgets", "run"))
+    parser.add_argument("--output", default=DEFAULT_OUTPUT)
+    parser.add_argument(
+        "--smoke", action="store_true", help="tiny splits, one epoch (tests)"
+    )
+    args = parser.parse_args(argv)
+    if args.smoke and os.path.abspath(args.output) == DEFAULT_OUTPUT:
+        # Smoke numbers must never overwrite the committed results.
+        parser.error("--smoke needs --output (not the results directory)")
+    if args.command == "statistics":
+        label_statistics(args.output)
+    elif args.command == "budgets":
+        select_budgets(args.output, smoke=args.smoke)
+    else:
+        summary = run_study(args.output, smoke=args.smoke)
+        print(f"wrote {args.output} in {summary['seconds']:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
