@@ -6,7 +6,7 @@ import pytest
 from keras_dhsps.data import DATASETS
 from keras_dhsps.data import label_mosaic
 from keras_dhsps.data import load_dataset
-from keras_dhsps.data.digits_mosaic import _digit_pools
+from keras_dhsps.data.digits_mosaic import digit_pools
 from keras_dhsps.data.peers import peer_labels
 from keras_dhsps.errors import DataError
 
@@ -54,7 +54,7 @@ def test_unlabelled_rows_are_dropped_and_counted():
 
 def test_image_cells_show_one_coloured_glyph_per_label():
     dataset = load_dataset("label-mosaic:coco", seed=1, **SMALL)
-    query_pool, train_pool = _digit_pools(np.random.default_rng(1))
+    query_pool, train_pool = digit_pools(np.random.default_rng(1))
 
     def patches(pool):
         return {
@@ -82,7 +82,7 @@ def test_image_cells_show_one_coloured_glyph_per_label():
 
 def test_rows_beyond_the_grid_keep_sixteen_of_their_labels():
     rng = np.random.default_rng(0)
-    _, pool = _digit_pools(rng)
+    _, pool = digit_pools(rng)
     labels = np.zeros((2, 38), np.uint8)
     labels[0, :20] = 1  # 20 labels > 16 cells
     labels[1, [3, 30]] = 1

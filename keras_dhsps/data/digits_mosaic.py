@@ -35,7 +35,7 @@ IMAGE_SIZE = CELL * GRID
 QUERY_POOL_FRACTION = 0.3
 
 
-def _digit_pools(
+def digit_pools(
     rng: np.random.Generator,
 ) -> tuple[list[NDArray], list[NDArray]]:
     """Per-class arrays of 16×16 uint8 digit cells: (query pool, train pool)."""
@@ -117,7 +117,7 @@ def load_digits_mosaic(
         if int(size) < 0:
             raise ValueError(f"`num_{name}` must be >= 0. Received: {size}")
     rng = np.random.default_rng(seed)
-    query_pool, train_pool = _digit_pools(rng)
+    query_pool, train_pool = digit_pools(rng)
     splits = {}
     for name, size in sizes.items():
         pool = query_pool if name == "query" else train_pool

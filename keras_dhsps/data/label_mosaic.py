@@ -41,7 +41,7 @@ from keras_dhsps.data.base import Split
 
 # The digit pools are digits-mosaic's (one owner for the query/train glyph
 # split); its 16×16 cells are ×2 upsampled 8×8 glyphs, taken back to 8×8.
-from keras_dhsps.data.digits_mosaic import _digit_pools
+from keras_dhsps.data.digits_mosaic import digit_pools
 from keras_dhsps.data.peers import peer_labels
 
 DATASETS = ("voc2012", "mirflickr25k", "nuswide21", "coco")
@@ -181,7 +181,7 @@ def load_label_mosaic(
             raise ValueError(f"`num_{name}` must be >= 0. Received: {size}")
     sizes = {name: int(size) for name, size in sizes.items()}
     rows = source_rows(dataset, seed, sizes)
-    query_pool, train_pool = _digit_pools(np.random.default_rng(seed))
+    query_pool, train_pool = digit_pools(np.random.default_rng(seed))
     rng = np.random.default_rng([seed, 2])
     splits, truncated, sources = {}, {}, {}
     for name, (source, indices) in rows.items():
