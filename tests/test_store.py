@@ -283,9 +283,24 @@ def test_the_memory_cache_holds_at_most_the_budget(tree, tmp_path, decodes):
     large = _config(tmp_path, memory_budget_mb=2)
     st.open_store(tree, image_size=300, input_config=large)
     st.open_store(tree, image_size=299, input_config=large)
+    # 18 KiB + 1.62 MB + 1.61 MB > 2 MiB: the two oldest are dropped.
     total = sum(entry[0].nbytes for entry in cache._stores.values())
-    assert total <= 2 << 20
+    assert total <= 2 << 20 and len(cache._stores) == 1
     assert len(decodes) == 3
+
+
+@pytest.mark.backend_neutral
+@pytest.mark.parametrize("budget", [0, 64])
+def test_labels_come_from_the_split_given_not_the_store(
+    tree, tmp_path, budget, decodes
+):
+    # Same images, other labels (e.g. MIRFlickr with 24 or 38 labels).
+    config = _config(tmp_path, memory_budget_mb=budget)
+    st.open_store(tree, image_size=32, input_config=config)
+    relabelled = Split(labels=1 - tree.labels, paths=tree.paths)
+    store = st.open_store(relabelled, image_size=32, input_config=config)
+    assert decodes == [len(SIZES)]
+    np.testing.assert_array_equal(store.labels, 1 - tree.labels)
 
 
 # ------------------------------------------------------------- bad input

@@ -565,23 +565,23 @@ def _decode_now(split, resize, size, indices) -> np.ndarray:
 
 
 class _MemoryStores:
-    """In-process cache of in-memory stores by key: least recently used
-    first out, at most ``budget`` bytes in all (the latest budget)."""
+    """In-process cache of in-memory stores by key, as ``(images,
+    failures)``: least recently used first out, at most ``budget`` bytes in
+    all (the latest budget)."""
 
     def __init__(self) -> None:
         self._stores: collections.OrderedDict = collections.OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, key: str) -> tuple[ImageStore, list] | None:
-        """``(store, failures)`` kept under ``key``, or None."""
+    def get(self, key: str) -> tuple[np.ndarray, list] | None:
         with self._lock:
             if key in self._stores:
                 self._stores.move_to_end(key)
             return self._stores.get(key)
 
-    def put(self, key: str, store: ImageStore, failures, budget: int):
+    def put(self, key: str, images: np.ndarray, failures, budget: int):
         with self._lock:
-            self._stores[key] = (store, failures)
+            self._stores[key] = (images, failures)
             while self._stores and budget < sum(
                 entry[0].nbytes for entry in self._stores.values()
             ):
@@ -612,8 +612,12 @@ def _kept_labels(split: Split, failures: list) -> np.ndarray:
     return split.labels[keep]
 
 
-def _memory_store(split, resize, size, key, skip_bad_images):
-    """``(store, failures)``: ``split`` decoded into an in-memory store."""
+def _memory_store(split, resize, size, key, budget, skip_bad_images):
+    """``(images, failures)`` of an in-memory store: from the cache, or
+    decoded now and cached."""
+    found = _MEMORY_STORES.get(key)
+    if found is not None:
+        return found
     images = np.empty((len(split), *size, 3), np.uint8)
     filled = 0
 
@@ -625,14 +629,20 @@ def _memory_store(split, resize, size, key, skip_bad_images):
     failures = _stream(split, resize, size, skip_bad_images, write)
     if filled < len(images):
         images = images[:filled].copy()
-    store = ImageStore(
-        labels=_kept_labels(split, failures),
-        image_shape=(*size, 3),
-        images=images,
-        skipped=_skipped_pairs(split, failures),
-        key=key,
-    )
-    return store, failures
+    _MEMORY_STORES.put(key, images, failures, budget)
+    return images, failures
+
+
+def _file_store(path, key, split, resize, size, skip_bad_images):
+    """``(memmap, failures)`` of the store file at ``path``: opened, or
+    (missing or refused) built now."""
+    found = _open_file(path, key, size)
+    if found is None:
+        _build_file(path, key, split, resize, size, skip_bad_images)
+        found = _open_file(path, key, size, sample=False)
+        if found is None:  # Only if the file changed under us.
+            raise DHSPSError(f"{path}: the image store just written is bad")
+    return found
 
 
 def open_store(
@@ -679,24 +689,18 @@ def open_store(
         )
     slot, key = store_key(split, resize=resize, size=size)
     budget = int(input_config.memory_budget_mb) << 20
+    path = None
     if len(split) * size[0] * size[1] * 3 <= budget:
-        found = _MEMORY_STORES.get(key)
-        if found is None:
-            found = _memory_store(split, resize, size, key, skip_bad_images)
-            _MEMORY_STORES.put(key, *found, budget)
-        _check_failures(split, found[1], skip_bad_images)
-        return found[0]
-    directory = os.path.expanduser(
-        input_config.store_dir or default_store_dir()
-    )
-    path = os.path.join(directory, slot + ".store")
-    found = _open_file(path, key, size)
-    if found is None:
-        _build_file(path, key, split, resize, size, skip_bad_images)
-        found = _open_file(path, key, size, sample=False)
-        if found is None:  # Only if the file changed under us.
-            raise DHSPSError(f"{path}: the image store just written is bad")
-    images, failures = found
+        images, failures = _memory_store(
+            split, resize, size, key, budget, skip_bad_images
+        )
+    else:
+        directory = input_config.store_dir or default_store_dir()
+        path = os.path.join(os.path.expanduser(directory), slot + ".store")
+        images, failures = _file_store(
+            path, key, split, resize, size, skip_bad_images
+        )
+    # A store built with skip_bad_images remembers what it left out.
     _check_failures(split, failures, skip_bad_images)
     return ImageStore(
         labels=_kept_labels(split, failures),
@@ -943,9 +947,9 @@ def _build_file(path, key, split, resize, size, skip_bad_images) -> None:
     logger.info("building image store %s (%d images)", path, len(split))
     try:
         # 0o666 less the umask, as open() gives any file the user writes.
-        descriptor = os.open(
-            temporary, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666
-        )
+        flags = os.O_CREAT | os.O_EXCL | os.O_WRONLY
+        flags |= getattr(os, "O_BINARY", 0)
+        descriptor = os.open(temporary, flags, 0o666)
         with os.fdopen(descriptor, "wb") as handle:
             _write_store(handle, split, resize, size, key, skip_bad_images)
         os.replace(temporary, path)
