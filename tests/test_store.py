@@ -234,6 +234,7 @@ def test_beyond_the_budget_the_store_is_a_memory_mapped_file(tree, tmp_path):
     assert trailer["key"] == mapped.key
 
 
+@pytest.mark.backend_neutral
 def test_default_store_dir_follows_xdg_cache_home(monkeypatch, tmp_path):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     assert st.default_store_dir() == str(tmp_path / "keras_dhsps" / "stores")
@@ -439,6 +440,7 @@ def test_a_manifest_split_is_keyed_by_its_checksum_not_the_files(tree):
     assert st.store_key(tree, resize="direct", size=(32, 32))[1] != plain
 
 
+@pytest.mark.backend_neutral
 def test_load_manifest_gives_splits_their_manifest_checksum(tmp_path):
     from keras_dhsps.data import fixtures
     from keras_dhsps.data.manifest import load_manifest

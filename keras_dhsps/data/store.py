@@ -84,7 +84,9 @@ Bad images: a file that is missing or fails to decode stops the build
 with one ``FILE: reason`` :class:`~keras_dhsps.errors.DataError`; with
 ``skip_bad_images=True`` it is left out, logged and listed in
 :attr:`ImageStore.skipped` (the store and its ``labels`` hold the kept
-images, in split order). With ``store="none"`` nothing is decoded ahead:
+images, in split order; labels always come from the split given, so one
+store serves splits that share images but not labels). With
+``store="none"`` nothing is decoded ahead:
 :meth:`ImageStore.read` decodes the requested images on each call and a
 bad image raises there.
 """
