@@ -23,11 +23,17 @@ class Split:
         labels: ``(N, C)`` uint8 multi-hot labels.
         images: ``(N, H, W, 3)`` uint8 images held in memory, or None.
         paths: N image file paths (absolute), or None.
+        manifest_checksum: the checksum of the manifest the split was
+            loaded from, or None; keys image stores
+            (``keras_dhsps.data.store``).
     """
 
     labels: NDArray[np.uint8]
     images: NDArray[np.uint8] | None = None
     paths: tuple[str, ...] | None = None
+    manifest_checksum: str | None = dataclasses.field(
+        default=None, compare=False
+    )
 
     def __post_init__(self) -> None:
         if (self.images is None) == (self.paths is None):

@@ -208,7 +208,9 @@ def load_manifest(
         paths, labels = read_list_file(
             list_path, root=root, num_classes=len(class_names)
         )
-        splits[split_name] = Split(labels=labels, paths=paths)
+        splits[split_name] = Split(
+            labels=labels, paths=paths, manifest_checksum=record["checksum"]
+        )
     return RetrievalDataset(
         name=name or record["dataset"],
         class_names=class_names,
