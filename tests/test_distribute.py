@@ -135,6 +135,7 @@ def test_fit_accepts_a_strategy(result):
     assert 0.0 < result["fit_loss"] < 10.0
 
 
+@pytest.mark.backend_neutral
 def test_global_batch_loss_is_the_wrapped_loss_on_one_device():
     import keras
     import numpy as np
@@ -161,6 +162,7 @@ def test_global_batch_loss_is_the_wrapped_loss_on_one_device():
     )
 
 
+@pytest.mark.backend_neutral
 def test_make_strategy_rejects_unknown_names():
     from keras_dhsps.distribute import make_strategy
     from keras_dhsps.errors import UnknownNameError

@@ -95,3 +95,12 @@ def test_tiny_runs_every_part(tmp_path):
     assert rows[0]["input"] == "uint8 from the image store"
     assert rows[0]["images_per_second"] > 0
     assert "| IDHN |" in summary["parts"]["digits_table"]["table_markdown"]
+
+
+def test_carried_wheels_are_git_ignored():
+    # .whl/ travels to the GPU machine by `carry`, never into the repository.
+    completed = subprocess.run(
+        ["git", "check-ignore", "-q", ".whl/keras-3.15.1-py3-none-any.whl"],
+        cwd=ROOT,
+    )
+    assert completed.returncode == 0
