@@ -105,7 +105,11 @@ def run_train_step(tiny, workdir):
     else:
         argv = ["--batch-size", "128", "--steps", "20", "--warmup", "5"]
         argv += ["--pool", "512"]
-    argv += ["--output", os.path.join(workdir, "train_step.rows.json")]
+    argv += [
+        "--keep-going",
+        "--output",
+        os.path.join(workdir, "train_step.rows.json"),
+    ]
     return {"rows": train_step.main(argv)}
 
 
@@ -316,25 +320,32 @@ def launch_part(name, args, env, limit):
             text=True,
         )
     except subprocess.TimeoutExpired as error:
-        tail = (error.stderr or b"")[-2000:]
+        tail = error.stderr or b""
         if isinstance(tail, bytes):
             tail = tail.decode(errors="replace")
-        result = {"error": f"timed out after {limit:.0f} s", "stderr": tail}
-        rows = os.path.join(args.workdir, f"{name}.rows.json")
-        if os.path.exists(rows):  # the rows measured before the limit
-            with open(rows, encoding="utf-8") as file:
-                result["rows"] = json.load(file)
-        return result
+        failure = {"error": f"timed out after {limit:.0f} s"}
+        return _with_rows(failure, tail, name, args.workdir)
     wall = time.perf_counter() - clock
     sys.stdout.write(completed.stdout)
     if completed.returncode != 0 or not os.path.exists(result_file):
-        return {
+        failure = {
             "error": f"exit status {completed.returncode}",
-            "stderr": completed.stderr[-3000:],
             "wall_s": _round(wall),
         }
+        return _with_rows(failure, completed.stderr, name, args.workdir)
     with open(result_file, encoding="utf-8") as file:
         return json.load(file)
+
+
+def _with_rows(failure, stderr, name, workdir):
+    """A failed part's record: the end of its stderr, and the rows it
+    measured before failing (train_step writes them as it goes)."""
+    failure["stderr"] = stderr[-3000:]
+    rows = os.path.join(workdir, f"{name}.rows.json")
+    if os.path.exists(rows):
+        with open(rows, encoding="utf-8") as file:
+            failure["rows"] = json.load(file)
+    return failure
 
 
 def write_summary(summary, path):

@@ -453,6 +453,11 @@ def parse_args(argv):
         default=",".join(TORCH_VARIANTS),
         help="PyTorch loops: " + ", ".join(TORCH_VARIANTS),
     )
+    parser.add_argument(
+        "--keep-going",
+        action="store_true",
+        help="record a failing stack's error in its row and go on",
+    )
     parser.add_argument("--output", help="write the results as JSON here")
     return parser.parse_args(argv)
 
@@ -527,9 +532,6 @@ def main(argv=None):
         pool = image_pool(MODELS[model_name], max(args.pool, batch_size))
         for framework, stack, option in runs(args, devices):
             timer = time_keras if framework == "keras" else time_torch
-            rate, loss = timer(
-                model_name, pool, batch_size, steps, warmup, option
-            )
             row = {
                 "model": f"{model_name}-{MODELS[model_name]}",
                 "stack": stack,
@@ -537,16 +539,26 @@ def main(argv=None):
                 "batch_size": batch_size,
                 "steps": steps,
                 "input": "uint8 from the image store",
-                "images_per_second": round(rate, 2),
-                "last_loss": round(loss, 4),
             }
+            try:
+                rate, loss = timer(
+                    model_name, pool, batch_size, steps, warmup, option
+                )
+            except Exception as error:  # --keep-going: record, go on
+                if not args.keep_going:
+                    raise
+                print(f"{stack}: {error!r}", file=sys.stderr)
+                row["error"] = repr(error)[:500]
+            else:
+                row["images_per_second"] = round(rate, 2)
+                row["last_loss"] = round(loss, 4)
             results.append(row)
             if args.output:  # after every row: a run cut short keeps them
                 write_results(results, args.output)
             print(
                 f"| {row['model']} | {stack} | {row['device']} | "
-                f"{batch_size} | {row['images_per_second']} | "
-                f"{row['last_loss']} |",
+                f"{batch_size} | {row.get('images_per_second', 'failed')} | "
+                f"{row.get('last_loss', '')} |",
                 flush=True,
             )
     return results
