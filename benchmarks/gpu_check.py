@@ -294,6 +294,19 @@ def device_description():
     return f"{device.platform}: {device.device_kind}"
 
 
+def versions():
+    """Versions of the stack a part ran on (torch where installed)."""
+    import importlib.metadata
+
+    found = {"python": sys.version.split()[0]}
+    for name in ("keras", "jax", "jaxlib", "torch", "numpy", "pillow"):
+        try:
+            found[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            found[name] = None
+    return found
+
+
 def run_part(name, tiny, workdir):
     """Runs one part here (in its child process); returns its result."""
     sys.path.insert(0, HERE)
@@ -301,6 +314,7 @@ def run_part(name, tiny, workdir):
     result = RUNNERS[name](tiny, workdir)
     result["part_wall_s"] = _round(time.perf_counter() - clock)
     result["device"] = device_description()
+    result["versions"] = versions()
     return result
 
 

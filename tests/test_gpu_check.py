@@ -66,6 +66,7 @@ def test_tiny_cell_reports_its_time_split_and_extrapolates(tmp_path):
     cell = summary["parts"]["mirflickr_cell"]
     assert "error" not in cell, cell
     assert cell["device"].startswith("cpu")
+    assert cell["versions"]["keras"] and cell["versions"]["jax"]
     assert cell["images"] == gpu_check.TINY_SPLITS
     assert cell["cell"] == "paper_mirflickr25k/IDHN/48bits/seed0"
     seconds = cell["seconds"]
