@@ -105,3 +105,18 @@ def test_carried_wheels_are_git_ignored():
         cwd=ROOT,
     )
     assert completed.returncode == 0
+
+
+def test_without_keras_or_wheels_it_says_what_to_run(tmp_path, monkeypatch):
+    # The GPU machine has no Keras: the carried wheels must be there.
+    real_find_spec = gpu_check.importlib.util.find_spec
+
+    def find_spec(name, *args):
+        return None if name == "keras" else real_find_spec(name, *args)
+
+    monkeypatch.setattr(gpu_check.importlib.util, "find_spec", find_spec)
+    with pytest.raises(SystemExit, match="fetch_wheels.sh"):
+        gpu_check.install_wheels(str(tmp_path))
+    # With Keras importable nothing is installed.
+    monkeypatch.setattr(gpu_check.importlib.util, "find_spec", real_find_spec)
+    assert gpu_check.install_wheels(str(tmp_path)) is None
