@@ -194,11 +194,12 @@ def decode_into_stores(dataset, config, store_dir):
     )
     input_config = dataclasses.replace(config.input, store_dir=store_dir)
     for name in ("train", "query", "database"):
-        open_store(
+        store = open_store(
             dataset.split(name),
             image_size=tuple(image_size),
             input_config=input_config,
         )
+        store.read([0])  # built by now, whether opening builds it or not
     return True
 
 
