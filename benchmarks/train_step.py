@@ -221,7 +221,12 @@ def time_keras(model_name, pool, batch_size, steps, warmup, options):
 
 
 def torch_models():
-    """The PyTorch modules, defined only when torch is importable."""
+    """The PyTorch modules, defined only when torch is importable.
+
+    Long but whole on purpose: the ``nn.Module`` classes must be defined
+    after ``import torch``, which happens only when the PyTorch rows run
+    (torch is not a dependency); each class is short.
+    """
     import torch
     from torch import nn
 
