@@ -209,9 +209,13 @@ def time_keras(model_name, pool, batch_size, steps, warmup, options):
     )
     batches = pool_batches(*pool, batch_size)
     # The first fit traces (and compiles) the step; the second is timed.
-    model.fit(batches, steps_per_epoch=warmup, epochs=1, verbose=0)
+    model.fit(
+        batches, steps_per_epoch=warmup, epochs=1, verbose=0, shuffle=False
+    )
     start = time.perf_counter()
-    history = model.fit(batches, steps_per_epoch=steps, epochs=1, verbose=0)
+    history = model.fit(
+        batches, steps_per_epoch=steps, epochs=1, verbose=0, shuffle=False
+    )
     elapsed = time.perf_counter() - start  # fit returns synchronized logs
     loss = history.history["loss"][-1]
     return batch_size * steps / elapsed, float(loss)

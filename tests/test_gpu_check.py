@@ -120,3 +120,27 @@ def test_without_keras_or_wheels_it_says_what_to_run(tmp_path, monkeypatch):
     # With Keras importable nothing is installed.
     monkeypatch.setattr(gpu_check.importlib.util, "find_spec", real_find_spec)
     assert gpu_check.install_wheels(str(tmp_path)) is None
+
+
+def test_train_step_feeds_uint8_from_the_store(tmp_path):
+    import train_step
+
+    images, labels = train_step.image_pool(227, 3)
+    assert images.dtype == np.uint8 and images.shape == (3, 227, 227, 3)
+    assert images.std() > 10  # decoded photos, not a constant
+    assert labels.shape == (3, train_step.NUM_CLASSES)
+    assert labels.sum(axis=1).min() >= 1
+    batches = train_step.pool_batches(images, labels, 2)
+    first, second = next(batches)[0], next(batches)[0]
+    assert first.dtype == np.uint8  # what crosses to the device
+    np.testing.assert_array_equal(second[0], images[2])  # cycles the pool
+    np.testing.assert_array_equal(second[1], images[0])
+
+    output = tmp_path / "rows.json"
+    argv = ["--models", "alexnet", "--batch-size", "2", "--steps", "1"]
+    argv += ["--warmup", "1", "--pool", "2", "--precisions", "float32"]
+    argv += ["--frameworks", "keras", "--output", str(output)]
+    (row,) = train_step.main(argv)
+    assert row["input"] == "uint8 from the image store"
+    assert row["images_per_second"] > 0 and np.isfinite(row["last_loss"])
+    assert json.loads(output.read_text()) == [row]
