@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 RESULTS ?= results/digits-mosaic
 
-.PHONY: reproduce test test-all lint clean
+.PHONY: reproduce test test-all wheels lint clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -21,12 +21,26 @@ reproduce: $(STAMP)
 	$(BIN)/python -m keras_dhsps reproduce reproduce/configs/digits_mosaic.py \
 		--output $(RESULTS) $(if $(FULL),--full,)
 
+# The whole suite under TensorFlow, then the backend-neutral subset under
+# JAX (CPU jax from the test extra). pytest exits 5 when no test carries the
+# marker: that is reported, not failed; every other status is passed on.
+JAX_TESTS := -m "backend_neutral and not slow"
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
+	KERAS_BACKEND=jax $(BIN)/python -m pytest -q $(JAX_TESTS); \
+	status=$$?; \
+	if [ $$status -eq 5 ]; then echo "no backend_neutral tests under jax"; \
+	else exit $$status; fi
 
 # Includes the tests marked slow.
 test-all: $(STAMP)
 	$(BIN)/python -m pytest -q -m ""
+
+# GPU machine without TensorFlow or Keras (see benchmarks/README.md, "GPU
+# check"): wheels for it are fetched here, with network, by
+# benchmarks/fetch_wheels.sh.
+wheels:
+	sh benchmarks/fetch_wheels.sh
 
 # ruff lint and format check (ruff is installed on first use).
 lint: $(STAMP)

@@ -3,21 +3,28 @@
 For each backbone (AlexNet at 227×227, ResNet50 at 224×224) it times the
 training step of our hasher (``build_hasher`` + ``IDHNLoss`` + the two-rate
 ``LayerwiseAdam`` with the authors' step decay, run by ``model.fit`` as
-``keras_dhsps.train.fit`` runs it) and of an equivalent plain PyTorch loop
-(the stack of the popular PyTorch port: ``nn.Module`` backbone + hash
-``Linear`` + the same loss in torch ops + ``torch.optim.Adam`` with two
-parameter groups and a per-step LR scheduler), on the same device, batch and
-synthetic data, in one process. Both models take float RGB images in
-[0, 255] and normalize inside the model. Weights are random (throughput does
-not depend on them); nothing is downloaded.
+``keras_dhsps.train.fit`` runs it), in float32 and under the
+``mixed_bfloat16`` policy, and of an equivalent plain PyTorch loop (the
+stack of the popular PyTorch port: ``nn.Module`` backbone + hash ``Linear``
++ the same loss in torch ops + ``torch.optim.Adam`` with two parameter
+groups and a per-step LR scheduler): eager float32, eager with bf16
+autocast and channels_last, and the latter under ``torch.compile``. Same
+device, batch and images, one process.
+
+Images: ``--pool`` photo-like 500×375 JPEGs are generated, decoded and
+resized once into the image store (``keras_dhsps.data.store``) and read
+from it as uint8; every step sends a uint8 batch from the host (a quarter
+of float32's bytes) and both models cast to float on the device and
+normalize inside the model. Weights are random (throughput does not depend
+on them); nothing is downloaded.
 
 PyTorch is optional: without it the PyTorch rows are skipped with a message.
-On a CPU the default batch is 8 so a 2-core machine finishes in about a
-minute; on a GPU it is 128 (the authors' batch).
+On a CPU the default batch is 8 so a 2-core machine finishes in minutes; on
+a GPU it is 128 (the authors' batch).
 
 Usage::
 
-    python benchmarks/train_step.py                 # both models, both stacks
+    python benchmarks/train_step.py                 # both models, all stacks
     python benchmarks/train_step.py --batch-size 128 --steps 20 --warmup 5
     KERAS_BACKEND=jax python benchmarks/train_step.py   # where TF is absent
     python benchmarks/train_step.py --output results.json
@@ -26,17 +33,26 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
 import sys
+import tempfile
 import time
 
 import numpy as np
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from photos import make_photos  # noqa: E402
+
 MODELS = {"alexnet": 227, "resnet50": 224}
 NUM_CLASSES = 38  # MIRFlickr-25K's label count in the authors' script
 BITS = 48
+KERAS_PRECISIONS = ("float32", "mixed_bfloat16")
+#: PyTorch loops: eager float32, eager bf16 autocast + channels_last, and
+#: that under torch.compile.
+TORCH_VARIANTS = ("eager", "eager_bf16", "compile_bf16")
 
 
 def cpu_name():
@@ -50,12 +66,64 @@ def cpu_name():
     return platform.processor() or "unknown CPU"
 
 
-def synthetic_batch(batch_size, size, seed=0):
+def random_labels(count, seed=0):
     rng = np.random.default_rng(seed)
-    images = rng.uniform(0, 255, (batch_size, size, size, 3)).astype("float32")
-    labels = (rng.random((batch_size, NUM_CLASSES)) < 0.15).astype("float32")
-    labels[np.arange(batch_size), rng.integers(0, NUM_CLASSES, batch_size)] = 1
-    return images, labels
+    labels = (rng.random((count, NUM_CLASSES)) < 0.15).astype("uint8")
+    labels[np.arange(count), rng.integers(0, NUM_CLASSES, count)] = 1
+    return labels
+
+
+def decode_into_store(paths, labels, size, store_dir):
+    """uint8 ``(N, size, size, 3)`` images of ``paths`` from the store."""
+    from keras_dhsps.data.base import Split
+
+    split = Split(labels=labels, paths=tuple(paths))
+    try:
+        from keras_dhsps.config import InputConfig
+        from keras_dhsps.data.store import open_store
+    except ImportError:
+        # FALLBACK until keras_dhsps.data.store lands (branch `store`): the
+        # same decode (Pillow, bilinear direct resize) without the store.
+        from PIL import Image
+
+        images = np.empty((len(paths), size, size, 3), np.uint8)
+        for index, path in enumerate(paths):
+            with Image.open(path) as image:
+                image = image.convert("RGB").resize(
+                    (size, size), Image.BILINEAR
+                )
+                images[index] = np.asarray(image)
+        return images
+    store = open_store(
+        split,
+        image_size=(size, size),
+        input_config=InputConfig(resize="direct", store_dir=store_dir),
+    )
+    return np.asarray(store.read(np.arange(len(store))))
+
+
+def image_pool(size, count, seed=0):
+    """``count`` uint8 images at ``size`` from the store, and labels."""
+    labels = random_labels(count, seed)
+    with tempfile.TemporaryDirectory() as directory:
+        paths = make_photos(
+            os.path.join(directory, "jpg"),
+            [f"im{index}" for index in range(count)],
+            seed=seed,
+        )
+        images = decode_into_store(
+            paths, labels, size, os.path.join(directory, "store")
+        )
+    return images, labels.astype("float32")
+
+
+def pool_batches(images, labels, batch_size):
+    """Endless batches cycling through the pool (uint8 images)."""
+    start = 0
+    while True:
+        rows = np.arange(start, start + batch_size) % len(images)
+        start = (start + batch_size) % len(images)
+        yield images[rows], labels[rows]
 
 
 # ---------------------------------------------------------------- Keras side
@@ -81,32 +149,73 @@ def keras_device():
     return f"CPU ({cpu_name()}, {os.cpu_count()} cores)"
 
 
-def time_keras(model_name, batch_size, steps, warmup, jit_compile):
+def build_optimizer():
+    """The optimizer ``keras_dhsps.train.fit`` builds for the default
+    ``TrainConfig``."""
+    from keras_dhsps.config import TrainConfig
+
+    try:
+        from keras_dhsps.train import build_optimizer as build
+    except ImportError:
+        # FALLBACK until keras_dhsps.train imports without TensorFlow
+        # (branch `backend`): the same two-rate Adam, built here.
+        from keras_dhsps.models import HASH_LAYER_NAME
+        from keras_dhsps.optimizers import LayerwiseAdam
+        from keras_dhsps.optimizers import make_schedule
+
+        def build(config):
+            return LayerwiseAdam(
+                make_schedule(
+                    config.schedule,
+                    config.learning_rate,
+                    decay_steps=config.decay_steps,
+                    decay_rate=config.decay_rate,
+                ),
+                multipliers={HASH_LAYER_NAME: 1.0},
+                default_multiplier=config.backbone_lr_multiplier or 1.0,
+                epsilon=config.adam_epsilon,
+            )
+
+    return build(TrainConfig())
+
+
+@contextlib.contextmanager
+def dtype_policy(precision):
     import keras
 
-    from keras_dhsps.config import TrainConfig
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(precision)
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(previous)
+
+
+def time_keras(model_name, pool, batch_size, steps, warmup, options):
+    """``options``: ``precision`` and ``jit_compile``."""
+    import keras
+
     from keras_dhsps.losses import IDHNLoss
     from keras_dhsps.models import build_hasher
-    from keras_dhsps.train import build_optimizer
 
     keras.utils.set_random_seed(0)
     size = MODELS[model_name]
-    images, labels = synthetic_batch(batch_size, size)
-    model = build_hasher(model_name, BITS, image_size=(size, size))
+    with dtype_policy(options["precision"]):
+        model = build_hasher(model_name, BITS, image_size=(size, size))
     model.compile(
-        optimizer=build_optimizer(TrainConfig()),
+        optimizer=build_optimizer(),
         loss=IDHNLoss(),
-        jit_compile=jit_compile,
+        jit_compile=options["jit_compile"],
     )
-
-    def batches():
-        while True:
-            yield images, labels
-
+    batches = pool_batches(*pool, batch_size)
     # The first fit traces (and compiles) the step; the second is timed.
-    model.fit(batches(), steps_per_epoch=warmup, epochs=1, verbose=0)
+    model.fit(
+        batches, steps_per_epoch=warmup, epochs=1, verbose=0, shuffle=False
+    )
     start = time.perf_counter()
-    history = model.fit(batches(), steps_per_epoch=steps, epochs=1, verbose=0)
+    history = model.fit(
+        batches, steps_per_epoch=steps, epochs=1, verbose=0, shuffle=False
+    )
     elapsed = time.perf_counter() - start  # fit returns synchronized logs
     loss = history.history["loss"][-1]
     return batch_size * steps / elapsed, float(loss)
@@ -116,7 +225,12 @@ def time_keras(model_name, batch_size, steps, warmup, jit_compile):
 
 
 def torch_models():
-    """The PyTorch modules, defined only when torch is importable."""
+    """The PyTorch modules, defined only when torch is importable.
+
+    Long but whole on purpose: the ``nn.Module`` classes must be defined
+    after ``import torch``, which happens only when the PyTorch rows run
+    (torch is not a dependency); each class is short.
+    """
     import torch
     from torch import nn
 
@@ -259,15 +373,18 @@ def torch_device():
     return "cpu", f"CPU ({cpu_name()}, {os.cpu_count()} cores)"
 
 
-def time_torch(model_name, batch_size, steps, warmup):
+def time_torch(model_name, pool, batch_size, steps, warmup, variant):
+    """``variant``: one of ``TORCH_VARIANTS``."""
     import torch
 
     torch.manual_seed(0)
     backbones, Hasher, idhn_loss = torch_models()
     device, _ = torch_device()
-    size = MODELS[model_name]
-    images, labels = synthetic_batch(batch_size, size)
-    model = Hasher(backbones[model_name]()).to(device)
+    bf16 = variant.endswith("_bf16")
+    memory_format = torch.channels_last if bf16 else torch.contiguous_format
+    model = Hasher(backbones[model_name]()).to(
+        device, memory_format=memory_format
+    )
     model.train()
     optimizer = torch.optim.Adam(
         [
@@ -277,12 +394,19 @@ def time_torch(model_name, batch_size, steps, warmup):
         eps=1e-8,
     )
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, 500, 0.5)
+    forward = torch.compile(model) if variant.startswith("compile") else model
+    autocast = torch.autocast(device, dtype=torch.bfloat16, enabled=bf16)
+    batches = pool_batches(*pool, batch_size)
 
     def step():
-        x = torch.from_numpy(images).to(device, non_blocking=True)
+        images, labels = next(batches)
+        # uint8 crosses to the device; the cast runs there.
+        x = torch.from_numpy(images).to(device, non_blocking=True).float()
         y = torch.from_numpy(labels).to(device, non_blocking=True)
         optimizer.zero_grad(set_to_none=True)
-        loss = idhn_loss(y, model(x))
+        with autocast:
+            codes = forward(x)
+        loss = idhn_loss(y, codes.float())
         loss.backward()
         optimizer.step()
         scheduler.step()
@@ -306,7 +430,7 @@ def time_torch(model_name, batch_size, steps, warmup):
 # -------------------------------------------------------------------- main
 
 
-def main(argv=None):
+def parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--models", default="alexnet,resnet50")
     parser.add_argument(
@@ -317,19 +441,40 @@ def main(argv=None):
         "--warmup", type=int, help="untimed steps (GPU 5, CPU 1)"
     )
     parser.add_argument(
+        "--pool",
+        type=int,
+        default=256,
+        help="images generated and held in the store, cycled through",
+    )
+    parser.add_argument(
         "--jit-compile",
         default="auto",
         help="Keras jit_compile: auto|true|false",
     )
     parser.add_argument("--frameworks", default="keras,torch")
+    parser.add_argument(
+        "--precisions",
+        default=",".join(KERAS_PRECISIONS),
+        help="Keras dtype policies",
+    )
+    parser.add_argument(
+        "--torch-variants",
+        default=",".join(TORCH_VARIANTS),
+        help="PyTorch loops: " + ", ".join(TORCH_VARIANTS),
+    )
+    parser.add_argument(
+        "--keep-going",
+        action="store_true",
+        help="record a failing stack's error in its row and go on",
+    )
     parser.add_argument("--output", help="write the results as JSON here")
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
 
-    frameworks = args.frameworks.split(",")
+
+def available_devices(frameworks):
+    """{framework: device description}; drops torch when missing."""
     devices = {}
     if "keras" in frameworks:
-        import keras
-
         devices["keras"] = keras_device()
     if "torch" in frameworks:
         try:
@@ -342,51 +487,89 @@ def main(argv=None):
                 "(pip install torch to compare).",
                 file=sys.stderr,
             )
-            frameworks = [f for f in frameworks if f != "torch"]
+    return devices
+
+
+def runs(args, devices):
+    """(framework, label, option) of every stack to time."""
+    import keras
+
+    jit = {"true": True, "false": False}.get(args.jit_compile.lower(), "auto")
+    for framework in devices:
+        if framework == "keras":
+            for precision in args.precisions.split(","):
+                label = (
+                    f"keras_dhsps (Keras {keras.__version__}, "
+                    f"{keras.backend.backend()}, {precision}, "
+                    f"jit_compile={jit})"
+                )
+                yield (
+                    framework,
+                    label,
+                    {
+                        "precision": precision,
+                        "jit_compile": jit,
+                    },
+                )
+        else:
+            import torch
+
+            for variant in args.torch_variants.split(","):
+                label = f"PyTorch {torch.__version__} {variant}"
+                yield framework, label, variant
+
+
+def write_results(results, path):
+    partial = path + ".partial"
+    with open(partial, "w", encoding="utf-8") as file:
+        json.dump(results, file, indent=2)
+    os.replace(partial, path)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    devices = available_devices(args.frameworks.split(","))
     on_gpu = any(d.startswith("GPU") for d in devices.values())
     batch_size = args.batch_size or (128 if on_gpu else 8)
     steps = args.steps or (20 if on_gpu else 3)
     warmup = args.warmup or (5 if on_gpu else 1)
-    jit = {"true": True, "false": False}.get(args.jit_compile.lower(), "auto")
 
     results = []
     print("| model | stack | device | batch | images/s | last loss |")
     print("|---|---|---|---|---|---|")
     for model_name in args.models.split(","):
-        for framework in frameworks:
-            if framework == "keras":
-                import keras
-
-                stack = f"keras_dhsps (Keras {keras.__version__}, " + (
-                    f"{keras.backend.backend()}, jit_compile={jit})"
-                )
-                rate, loss = time_keras(
-                    model_name, batch_size, steps, warmup, jit
-                )
-            else:
-                import torch
-
-                stack = f"PyTorch {torch.__version__} eager loop"
-                rate, loss = time_torch(model_name, batch_size, steps, warmup)
+        pool = image_pool(MODELS[model_name], max(args.pool, batch_size))
+        for framework, stack, option in runs(args, devices):
+            timer = time_keras if framework == "keras" else time_torch
             row = {
                 "model": f"{model_name}-{MODELS[model_name]}",
                 "stack": stack,
                 "device": devices[framework],
                 "batch_size": batch_size,
                 "steps": steps,
-                "images_per_second": round(rate, 2),
-                "last_loss": round(loss, 4),
+                "input": "uint8 from the image store",
             }
+            try:
+                rate, loss = timer(
+                    model_name, pool, batch_size, steps, warmup, option
+                )
+            except Exception as error:  # --keep-going: record, go on
+                if not args.keep_going:
+                    raise
+                print(f"{stack}: {error!r}", file=sys.stderr)
+                row["error"] = repr(error)[:500]
+            else:
+                row["images_per_second"] = round(rate, 2)
+                row["last_loss"] = round(loss, 4)
             results.append(row)
+            if args.output:  # after every row: a run cut short keeps them
+                write_results(results, args.output)
             print(
                 f"| {row['model']} | {stack} | {row['device']} | "
-                f"{batch_size} | {row['images_per_second']} | "
-                f"{row['last_loss']} |",
+                f"{batch_size} | {row.get('images_per_second', 'failed')} | "
+                f"{row.get('last_loss', '')} |",
                 flush=True,
             )
-    if args.output:
-        with open(args.output, "w", encoding="utf-8") as file:
-            json.dump(results, file, indent=2)
     return results
 
 

@@ -12,24 +12,55 @@ one-device step on the same global batch: ``all_gather``'s gradient
 all-reduces the upstream gradients and slices each replica's part, so the
 pairs that mix two replicas contribute to both.
 
-Tested: ``MirroredStrategy`` over two logical CPUs (step equal to one
-device). :func:`make_strategy` gives CPU-only mirrored strategies
-``ReductionToOneDevice``: with the default collective all-reduce, Keras'
-``fit`` aborted with mismatched collective instances between the loss's
-replica-context all-reduce and the gradient all-reduce. GPUs (NCCL) and
-``MultiWorkerMirroredStrategy`` (always collective) are not tested here.
+What ``tests/test_distribute.py`` checks, on CPU only:
+
+* ``MirroredStrategy`` over two logical CPUs: loss and gradients of one
+  ``fit`` step equal one device on the same global batch (and differ
+  without :class:`GlobalBatchLoss`). :func:`make_strategy` gives CPU-only
+  mirrored strategies ``ReductionToOneDevice``: with the default collective
+  all-reduce, Keras' ``fit`` aborted with mismatched collective instances
+  between the loss's replica-context all-reduce and the gradient
+  all-reduce.
+* ``MultiWorkerMirroredStrategy``: two worker processes on localhost
+  (``TF_CONFIG``, free ports, gRPC collectives, one CPU replica each), each
+  fed its half of a global batch of 8: one step with
+  :class:`GlobalBatchLoss`, written as Keras' ``train_step`` computes it,
+  gives the loss and gradients of one process on the concatenated batch.
+  Keras 3.15.1's ``fit`` itself fails under this strategy before the first
+  step (its symbolic build reduces the first distributed batch eagerly,
+  which the strategy refuses), so ``train --strategy
+  multi_worker_mirrored`` does not run with that Keras.
+* Under JAX, ``keras.distribution.DataParallel`` plays this role, and needs
+  no wrapper: the jitted step sees the global batch as one sharded array,
+  so the pairwise loss compares every pair. Tested with two host devices
+  (``XLA_FLAGS=--xla_force_host_platform_device_count=2``): one ``fit`` step
+  equals one device on the same global batch, with the batch split over
+  both devices.
+
+Not tested here: GPUs (NCCL), several hosts over a real network, and
+DataParallel across processes (``keras.distribution.initialize``).
+
+Use under JAX::
+
+    import keras
+    keras.distribution.set_distribution(keras.distribution.DataParallel())
+    keras_dhsps.train.fit(config)  # no ``strategy``: the batch is sharded
 
 This is the one TensorFlow-specific module of the model/loss side
 (``tf.distribute`` exists only there); the losses themselves stay pure
-``keras.ops``. Under JAX or PyTorch the wrapper is not used.
+``keras.ops``. TensorFlow is imported only when a strategy is made or the
+loss runs under one; without it (or under another Keras backend) a
+strategy other than ``"default"`` is refused with one line naming the
+install. Under JAX or PyTorch the wrapper is the wrapped loss.
 """
 
 from __future__ import annotations
 
 import contextlib
+import importlib
+import importlib.util
 
 import keras
-import tensorflow as tf
 
 try:  # Keras has no public spelling of "tracing for shape inference only".
     from keras.src.backend.common.symbolic_scope import in_symbolic_scope
@@ -39,10 +70,37 @@ except ImportError:  # pragma: no cover - a Keras that moved it
         return False
 
 
+from keras_dhsps.errors import DHSPSError
 from keras_dhsps.errors import UnknownNameError
 
 #: Names accepted by :func:`make_strategy`.
 STRATEGIES = ("default", "mirrored", "multi_worker_mirrored")
+
+
+def _tensorflow_for(name):
+    """The ``tensorflow`` module for strategy ``name``.
+
+    Raises:
+        DHSPSError: TensorFlow is not installed, or Keras runs on another
+            backend (a ``tf.distribute`` strategy would not reach its step).
+    """
+    install = (
+        "pip install 'keras_dhsps[gpu]' or 'keras_dhsps[cpu]', "
+        "with KERAS_BACKEND=tensorflow"
+    )
+    if importlib.util.find_spec("tensorflow") is None:
+        raise DHSPSError(
+            f"strategy {name!r} needs TensorFlow (tf.distribute): {install}; "
+            "under JAX use keras.distribution.DataParallel"
+        )
+    backend = keras.backend.backend()
+    if backend != "tensorflow":
+        raise DHSPSError(
+            f"strategy {name!r} needs the TensorFlow backend, not "
+            f"KERAS_BACKEND={backend}: {install}; under JAX use "
+            "keras.distribution.DataParallel"
+        )
+    return importlib.import_module("tensorflow")
 
 
 def make_strategy(name="default", devices=None):
@@ -56,13 +114,24 @@ def make_strategy(name="default", devices=None):
             "/cpu:1"]``; None takes every local GPU (or the CPU).
 
     Returns:
-        A ``tf.distribute.Strategy``.
+        A ``tf.distribute.Strategy``; for ``"default"`` without TensorFlow
+        or under another backend, None (no distribution).
 
     Raises:
         UnknownNameError: unknown ``name``.
+        DHSPSError: a distributed strategy without TensorFlow or under
+            another Keras backend.
     """
+    if name not in STRATEGIES:
+        raise UnknownNameError(
+            f"unknown strategy {name!r}; known strategies: "
+            f"{', '.join(STRATEGIES)}"
+        )
     if name == "default":
-        return tf.distribute.get_strategy()
+        if keras.backend.backend() != "tensorflow":
+            return None
+        return _tensorflow_for(name).distribute.get_strategy()
+    tf = _tensorflow_for(name)
     if name == "mirrored":
         cross_device_ops = None
         if devices and all("cpu" in str(d).lower() for d in devices):
@@ -74,11 +143,7 @@ def make_strategy(name="default", devices=None):
         return tf.distribute.MirroredStrategy(
             devices, cross_device_ops=cross_device_ops
         )
-    if name == "multi_worker_mirrored":
-        return tf.distribute.MultiWorkerMirroredStrategy()
-    raise UnknownNameError(
-        f"unknown strategy {name!r}; known strategies: {', '.join(STRATEGIES)}"
-    )
+    return tf.distribute.MultiWorkerMirroredStrategy()
 
 
 def strategy_scope(strategy):
@@ -101,8 +166,10 @@ def _replica_context():
     collective created there would advance that replica's collective keys
     and misalign every later collective across replicas.
     """
-    if in_symbolic_scope():
+    if in_symbolic_scope() or keras.backend.backend() != "tensorflow":
         return None
+    import tensorflow as tf
+
     context = tf.distribute.get_replica_context()
     if context is None or context.num_replicas_in_sync == 1:
         return None
@@ -121,10 +188,12 @@ def gather_global_batch(labels, codes):
     Every replica must hold the same number of rows: training batches
     drop their remainder, so each global batch splits evenly.
     """
-    size = tf.shape(codes)[0]
     context = _replica_context()
     if context is None:
-        return labels, codes, 0, size
+        return labels, codes, 0, keras.ops.shape(codes)[0]
+    import tensorflow as tf
+
+    size = tf.shape(codes)[0]
     replicas = context.num_replicas_in_sync
     start = context.replica_id_in_sync_group * size
     after = (replicas - 1) * size - start

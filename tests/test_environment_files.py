@@ -36,20 +36,50 @@ def test_constraints_pin_tensorflow_twins_and_keras():
     assert "keras" in pins
 
 
+def _extras() -> dict[str, list[Requirement]]:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    extras = {
+        name: [Requirement(r) for r in requirements]
+        for name, requirements in project["optional-dependencies"].items()
+    }
+    extras[""] = [Requirement(r) for r in project["dependencies"]]
+    return extras
+
+
 def test_pyproject_ranges_admit_the_pins():
     pins = constraints()
-    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    requirements = [Requirement(r) for r in project["dependencies"]]
-    extras = project["optional-dependencies"]
-    requirements += [Requirement(r) for r in extras["cpu"] + extras["gpu"]]
-    named = {r.name.lower(): r for r in requirements}
-    for name in ("tensorflow", "tensorflow-cpu", "keras"):
-        assert name in named, name
-        assert named[name].specifier.contains(pins[name]), (
-            name,
-            str(named[name].specifier),
-            pins[name],
-        )
+    extras = _extras()
+    for extra, requirements in extras.items():
+        for requirement in requirements:
+            name = requirement.name.lower()
+            if name in pins:
+                assert requirement.specifier.contains(pins[name]), (
+                    extra,
+                    name,
+                    str(requirement.specifier),
+                    pins[name],
+                )
+    named = {r.name.lower() for rs in extras.values() for r in rs}
+    for name in ("tensorflow", "tensorflow-cpu", "keras", "jax"):
+        assert name in named and name in pins, name
+
+
+def test_gpu_extras_bring_cuda_as_wheels():
+    extras = _extras()
+    (tensorflow,) = extras["gpu"]
+    assert tensorflow.name == "tensorflow"
+    assert tensorflow.extras == {"and-cuda"}
+    (jax,) = extras["jax"]
+    assert jax.name == "jax" and jax.extras == {"cuda12"}
+    # The test extra keeps the CPU jax: CI has no GPU.
+    test_jax = [r for r in extras["test"] if r.name == "jax"]
+    assert test_jax and not test_jax[0].extras
+    # jax[cuda12] pins the plugin to jax's own version: the constraints
+    # must name that same version, or pip finds no solution.
+    pins = constraints()
+    assert pins["jaxlib"] == pins["jax"]
+    assert pins["jax-cuda12-plugin"] == pins["jax"]
+    assert pins["jax-cuda12-pjrt"] == pins["jax"]
 
 
 def test_dockerfile_base_image_matches_the_tensorflow_pin():
@@ -57,7 +87,12 @@ def test_dockerfile_base_image_matches_the_tensorflow_pin():
     base = re.search(r"^FROM\s+tensorflow/tensorflow:(\S+)-gpu\s*$", text, re.M)
     assert base, "Dockerfile must build FROM tensorflow/tensorflow:<ver>-gpu"
     assert base.group(1) == constraints()["tensorflow"]
-    assert re.search(r"pip install -c constraints\.txt \"?\.\[gpu\]", text)
+    # The image's own TensorFlow and CUDA stay: no `gpu` extra (it would add
+    # TensorFlow's CUDA wheels beside the image's CUDA).
+    install = re.search(
+        r"pip install -c constraints\.txt (\S+)\s*$", text, re.M
+    )
+    assert install and install.group(1) == ".", "install `.` without extras"
     assert re.search(r"KERAS_BACKEND=tensorflow", text)
     # Keras comes from the constraints, never a second, unpinned install.
     assert not re.search(r"pip install[^\n]*\bkeras\b", text)

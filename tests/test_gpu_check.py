@@ -1,0 +1,146 @@
+"""benchmarks/gpu_check.py runs end to end at a tiny size on the CPU.
+
+The GPU figures themselves come from a GPU machine (benchmarks/README.md,
+"GPU check"); these tests check that the one command works: the generated
+MIRFlickr-shaped tree reads back as the protocol's splits, a part runs
+under JAX and reports its timings, and the overall budget is kept.
+"""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
+
+import gpu_check  # noqa: E402
+
+pytest.importorskip("jax")
+
+
+def _run(tmp_path, *args, timeout=240):
+    summary = tmp_path / "summary.json"
+    env = dict(os.environ, PYTHONPATH=ROOT, CUDA_VISIBLE_DEVICES="")
+    env.pop("OUT", None)
+    completed = subprocess.run(
+        [sys.executable, os.path.join(ROOT, "benchmarks", "gpu_check.py")]
+        + ["--tiny", "--json", str(summary), *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        timeout=timeout,
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    return json.loads(summary.read_text())
+
+
+def test_generated_tree_reads_back_as_the_protocol_splits(tmp_path):
+    from keras_dhsps.data import load_dataset
+
+    sizes = {"query": 3, "train": 5, "database": 4}
+    lists = gpu_check.write_mirflickr_tree(str(tmp_path), sizes)
+    dataset = load_dataset(
+        "lists", root=str(tmp_path), lists_dir=lists, validation_fraction=0.0
+    )
+    for name, count in sizes.items():
+        split = dataset.split(name)
+        assert len(split) == count
+        assert split.labels.shape == (count, gpu_check.NUM_LABELS)
+        assert split.labels.sum(axis=1).min() >= 1  # every image labelled
+    paths = [p for n in sizes for p in dataset.split(n).paths]
+    assert len(set(paths)) == 12  # disjoint splits
+    with Image.open(paths[0]) as image:
+        assert image.format == "JPEG" and image.size == (500, 375)
+    pixels = [np.asarray(Image.open(p)).astype(int) for p in paths[:2]]
+    assert np.abs(pixels[0] - pixels[1]).mean() > 5  # distinct photos
+
+
+def test_tiny_cell_reports_its_time_split_and_extrapolates(tmp_path):
+    summary = _run(tmp_path, "--parts", "mirflickr_cell")
+    cell = summary["parts"]["mirflickr_cell"]
+    assert "error" not in cell, cell
+    assert cell["device"].startswith("cpu")
+    assert cell["versions"]["keras"] and cell["versions"]["jax"]
+    assert cell["images"] == gpu_check.TINY_SPLITS
+    assert cell["cell"] == "paper_mirflickr25k/IDHN/48bits/seed0"
+    seconds = cell["seconds"]
+    for key in ("generate_jpegs", "train", "encode", "metrics"):
+        assert seconds[key] > 0, key
+    assert cell["table_deep_cells"] == 24  # 6 deep methods × 4 code lengths
+    per_cell = seconds["train"] + seconds["encode"] + seconds["metrics"]
+    expected = (seconds["decode"] or 0) + 24 * per_cell
+    # Each figure is rounded to 0.01 s: 24 × 3 roundings of ≤ 0.005 s.
+    assert cell["table_estimate_s"] == pytest.approx(expected, abs=0.4)
+    assert 0 <= cell["metrics"]["map@all"] <= 1
+
+
+def test_budget_spent_leaves_parts_unrun_with_a_reason(tmp_path):
+    summary = _run(tmp_path, "--budget-s", "5", timeout=60)
+    assert set(summary["parts"]) == set(gpu_check.PARTS)
+    for part in summary["parts"].values():
+        assert part == {"error": "no time left in budget"}
+
+
+@pytest.mark.slow
+def test_tiny_runs_every_part(tmp_path):
+    summary = _run(tmp_path, timeout=600)
+    for name in gpu_check.PARTS:
+        assert "error" not in summary["parts"][name], summary["parts"][name]
+    rows = summary["parts"]["train_step"]["rows"]
+    assert rows[0]["input"] == "uint8 from the image store"
+    assert rows[0]["images_per_second"] > 0
+    assert "| IDHN |" in summary["parts"]["digits_table"]["table_markdown"]
+
+
+def test_carried_wheels_are_git_ignored():
+    # .whl/ travels to the GPU machine by `carry`, never into the repository.
+    completed = subprocess.run(
+        ["git", "check-ignore", "-q", ".whl/keras-3.15.1-py3-none-any.whl"],
+        cwd=ROOT,
+    )
+    assert completed.returncode == 0
+
+
+def test_without_keras_or_wheels_it_says_what_to_run(tmp_path, monkeypatch):
+    # The GPU machine has no Keras: the carried wheels must be there.
+    real_find_spec = gpu_check.importlib.util.find_spec
+
+    def find_spec(name, *args):
+        return None if name == "keras" else real_find_spec(name, *args)
+
+    monkeypatch.setattr(gpu_check.importlib.util, "find_spec", find_spec)
+    with pytest.raises(SystemExit, match="fetch_wheels.sh"):
+        gpu_check.install_wheels(str(tmp_path))
+    # With Keras importable nothing is installed.
+    monkeypatch.setattr(gpu_check.importlib.util, "find_spec", real_find_spec)
+    assert gpu_check.install_wheels(str(tmp_path)) is None
+
+
+def test_train_step_feeds_uint8_from_the_store(tmp_path):
+    import train_step
+
+    images, labels = train_step.image_pool(227, 3)
+    assert images.dtype == np.uint8 and images.shape == (3, 227, 227, 3)
+    assert images.std() > 10  # decoded photos, not a constant
+    assert labels.shape == (3, train_step.NUM_CLASSES)
+    assert labels.sum(axis=1).min() >= 1
+    batches = train_step.pool_batches(images, labels, 2)
+    first, second = next(batches)[0], next(batches)[0]
+    assert first.dtype == np.uint8  # what crosses to the device
+    np.testing.assert_array_equal(second[0], images[2])  # cycles the pool
+    np.testing.assert_array_equal(second[1], images[0])
+
+    output = tmp_path / "rows.json"
+    argv = ["--models", "alexnet", "--batch-size", "2", "--steps", "1"]
+    argv += ["--warmup", "1", "--pool", "2", "--precisions", "float32"]
+    argv += ["--frameworks", "keras", "--output", str(output)]
+    (row,) = train_step.main(argv)
+    assert row["input"] == "uint8 from the image store"
+    assert row["images_per_second"] > 0 and np.isfinite(row["last_loss"])
+    assert json.loads(output.read_text()) == [row]
