@@ -15,6 +15,7 @@ or a SavedModel written by ``dhsps export``.
 
 from __future__ import annotations
 
+import argparse
 import os
 from collections.abc import Sequence
 
@@ -30,7 +31,9 @@ _DEFAULT_K = 20
 def _export(args) -> None:
     from keras_dhsps.export import export_saved_model
     from keras_dhsps.export import load_hasher_any
+    from keras_dhsps.io_utils import check_writable_output
 
+    check_writable_output(args.output, directory=True)
     hasher = load_hasher_any(args.model)
     if hasher.model is None:
         raise DHSPSError(
@@ -79,6 +82,9 @@ def _collection(source: str, *, data_root: str | None, split: str):
 
 
 def _encode(args) -> None:
+    from keras_dhsps.io_utils import check_writable_output
+
+    check_writable_output(args.output)
     paths, labels, extra = _collection(
         args.images, data_root=args.data_root, split=args.split
     )
@@ -152,6 +158,7 @@ def _search(args) -> None:
     packed = pack_codes(hasher.codes_from_preprocessed(images))
     index = HammingIndex(database.bits, backend=args.backend)
     index.add(database.packed)
+    within = [None] * len(packed)
     if args.radius is not None:
         lims, distances, indices = index.range_search(packed, args.radius)
         rows = [
@@ -161,18 +168,27 @@ def _search(args) -> None:
             )
             for q in range(len(packed))
         ]
+        within = [int(lims[q + 1] - lims[q]) for q in range(len(packed))]
     else:
         distances, indices = index.search(packed, args.k)
         rows = list(zip(distances, indices, strict=True))
-    for query, (row_d, row_i) in zip(args.queries, rows, strict=True):
-        print(f"query {query}")
-        print(f"{'rank':>6s} {'distance':>8s}  path")
-        for rank, (distance, item) in enumerate(
-            zip(row_d, row_i, strict=True), start=1
-        ):
-            if item < 0:
-                break
-            print(f"{rank:>6d} {int(distance):>8d}  {database.paths[item]}")
+    for query, row, count in zip(args.queries, rows, within, strict=True):
+        _print_results(query, row, count, args, database.paths)
+
+
+def _print_results(query, row, within, args, paths) -> None:
+    """One query's ranked results; with ``--radius``, how many codes were
+    within it when only the first ``k`` are shown."""
+    print(f"query {query}")
+    if within is not None:
+        shown = min(within, args.k)
+        more = f"; showing the first {shown} (-k)" if within > shown else ""
+        print(f"{within} codes within radius {args.radius}{more}")
+    print(f"{'rank':>6s} {'distance':>8s}  path")
+    for rank, (distance, item) in enumerate(zip(*row, strict=True), start=1):
+        if item < 0:
+            break
+        print(f"{rank:>6d} {int(distance):>8d}  {paths[item]}")
 
 
 # -------------------------------------------------------------------- plot
@@ -212,11 +228,14 @@ def _plot_curves(args) -> None:
         if label in results:
             label = f"{label} ({position + 1})"
         results[label] = report
+    pr_paths = _output_paths(args.output, "pr", args.format)
+    pn_paths = _output_paths(args.output, "precision_at_n", args.format)
+    _check_outputs(pr_paths + pn_paths)
     written = []
-    for path in _output_paths(args.output, "pr", args.format):
+    for path in pr_paths:
         plot_pr_curves(results, path, title=args.title)
         written.append(path)
-    for path in _output_paths(args.output, "precision_at_n", args.format):
+    for path in pn_paths:
         plot_precision_at_n(results, path, title=args.title)
         written.append(path)
     for path in written:
@@ -285,10 +304,19 @@ def retrieval_examples(
     return examples
 
 
+def _check_outputs(paths) -> None:
+    from keras_dhsps.io_utils import check_writable_output
+
+    for path in paths:
+        check_writable_output(path)
+
+
 def _plot_examples(args) -> None:
     from keras_dhsps.codedb import read_code_database
     from keras_dhsps.plots import plot_retrieval_examples
 
+    outputs = _output_paths(args.output, "examples", args.format)
+    _check_outputs(outputs)
     examples = retrieval_examples(
         read_code_database(args.queries),
         read_code_database(args.database),
@@ -297,12 +325,30 @@ def _plot_examples(args) -> None:
         seed=args.seed,
         backend=args.backend,
     )
-    for path in _output_paths(args.output, "examples", args.format):
+    for path in outputs:
         plot_retrieval_examples(examples, path, title=args.title)
         print(f"wrote {path}")
 
 
 # ------------------------------------------------------------------ parser
+def _at_least(minimum: int):
+    """An argparse type: an integer >= ``minimum``."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = None
+        if value is None or value < minimum:
+            raise argparse.ArgumentTypeError(
+                f"expected an integer >= {minimum}, got {text!r}"
+            )
+        return value
+
+    parse.__name__ = f"integer >= {minimum}"
+    return parse
+
+
 def _formats(text: str) -> list[str]:
     formats = [
         value.strip().lower() for value in text.split(",") if value.strip()
@@ -340,7 +386,7 @@ def register(subparsers) -> None:
     )
     export.add_argument(
         "--resize-to",
-        type=int,
+        type=_at_least(1),
         nargs=2,
         default=(256, 256),
         metavar=("H", "W"),
@@ -364,13 +410,15 @@ def register(subparsers) -> None:
     )
     encode.add_argument(
         "--data-root",
+        "--root",
+        dest="data_root",
         help="root of the paths in a list file (default: its directory) "
         "or of a manifest's images",
     )
     encode.add_argument(
         "--split", default="database", help="manifest split (default: database)"
     )
-    encode.add_argument("--batch-size", type=int, default=64)
+    encode.add_argument("--batch-size", type=_at_least(1), default=64)
     encode.add_argument(
         "--skip-bad-images",
         action="store_true",
@@ -392,11 +440,11 @@ def register(subparsers) -> None:
     search.add_argument("codes", help="a code database from `dhsps encode`")
     search.add_argument("queries", nargs="+", metavar="QUERY_IMAGE")
     search.add_argument(
-        "-k", type=int, default=_DEFAULT_K, help="results per query"
+        "-k", type=_at_least(1), default=_DEFAULT_K, help="results per query"
     )
     search.add_argument(
         "--radius",
-        type=int,
+        type=_at_least(0),
         help="instead of the top k: every item with distance <= RADIUS "
         "(at most k shown)",
     )
@@ -419,8 +467,8 @@ def register(subparsers) -> None:
     )
     examples.add_argument("queries", help="code database of the queries")
     examples.add_argument("database", help="code database to search")
-    examples.add_argument("-n", "--num-queries", type=int, default=4)
-    examples.add_argument("-k", type=int, default=8)
+    examples.add_argument("-n", "--num-queries", type=_at_least(1), default=4)
+    examples.add_argument("-k", type=_at_least(1), default=8)
     examples.add_argument("--seed", type=int, default=0)
     examples.add_argument("--backend", default="auto", choices=BACKENDS)
     for parser in (curves, examples):

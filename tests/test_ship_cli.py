@@ -121,10 +121,23 @@ def test_export_encode_search(workspace, capsys):
         )
         == 0
     )
-    ranked = [line.split() for line in capsys.readouterr().out.splitlines()[2:]]
+    lines = capsys.readouterr().out.splitlines()
+    within = int(np.count_nonzero(dist == 0))
+    # Says how many codes were within the radius (all shown: k=50).
+    assert lines[1] == f"{within} codes within radius 0"
+    ranked = [line.split() for line in lines[3:]]
     assert {r[2] for r in ranked} == {
         db.paths[i] for i in np.flatnonzero(dist == 0)
     }
+    # With k below that count it says how many it shows.
+    radius = int(dist.max())
+    args = ["search", str(root / "run"), str(codes), str(query)]
+    assert main([*args, "--radius", str(radius), "-k", "2"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[1] == (
+        f"{len(dist)} codes within radius {radius}; showing the first 2 (-k)"
+    )
+    assert len(lines) == 3 + 2
 
 
 def test_encode_list_file_with_broken_image(workspace, capsys):
