@@ -370,11 +370,13 @@ def build_parser():
         "train", help="train a hasher", epilog=_TRAIN_EPILOG
     )
     _add_config_flags(train)
-    train.add_argument("--bits", type=int, help="code length K (>= 1)")
+    train.add_argument(
+        "--bits", type=ship_commands.at_least(1), help="code length K"
+    )
     train.add_argument("--loss", help="loss name, e.g. idhn, idhn_hard_only")
-    train.add_argument("--epochs", type=int)
-    train.add_argument("--batch-size", type=int)
-    train.add_argument("--seed", type=int)
+    train.add_argument("--epochs", type=ship_commands.at_least(1))
+    train.add_argument("--batch-size", type=ship_commands.at_least(1))
+    train.add_argument("--seed", type=ship_commands.at_least(0))
     train.add_argument("--name", help="experiment name")
     train.add_argument(
         "--output",

@@ -331,7 +331,7 @@ def _plot_examples(args) -> None:
 
 
 # ------------------------------------------------------------------ parser
-def _at_least(minimum: int):
+def at_least(minimum: int):
     """An argparse type: an integer >= ``minimum``."""
 
     def parse(text: str) -> int:
@@ -386,7 +386,7 @@ def register(subparsers) -> None:
     )
     export.add_argument(
         "--resize-to",
-        type=_at_least(1),
+        type=at_least(1),
         nargs=2,
         default=(256, 256),
         metavar=("H", "W"),
@@ -418,7 +418,7 @@ def register(subparsers) -> None:
     encode.add_argument(
         "--split", default="database", help="manifest split (default: database)"
     )
-    encode.add_argument("--batch-size", type=_at_least(1), default=64)
+    encode.add_argument("--batch-size", type=at_least(1), default=64)
     encode.add_argument(
         "--skip-bad-images",
         action="store_true",
@@ -440,11 +440,11 @@ def register(subparsers) -> None:
     search.add_argument("codes", help="a code database from `dhsps encode`")
     search.add_argument("queries", nargs="+", metavar="QUERY_IMAGE")
     search.add_argument(
-        "-k", type=_at_least(1), default=_DEFAULT_K, help="results per query"
+        "-k", type=at_least(1), default=_DEFAULT_K, help="results per query"
     )
     search.add_argument(
         "--radius",
-        type=_at_least(0),
+        type=at_least(0),
         help="instead of the top k: every item with distance <= RADIUS "
         "(at most k shown)",
     )
@@ -467,8 +467,8 @@ def register(subparsers) -> None:
     )
     examples.add_argument("queries", help="code database of the queries")
     examples.add_argument("database", help="code database to search")
-    examples.add_argument("-n", "--num-queries", type=_at_least(1), default=4)
-    examples.add_argument("-k", type=_at_least(1), default=8)
+    examples.add_argument("-n", "--num-queries", type=at_least(1), default=4)
+    examples.add_argument("-k", type=at_least(1), default=8)
     examples.add_argument("--seed", type=int, default=0)
     examples.add_argument("--backend", default="auto", choices=BACKENDS)
     for parser in (curves, examples):
