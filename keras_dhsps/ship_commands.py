@@ -211,6 +211,9 @@ def _plot_curves(args) -> None:
     from keras_dhsps.plots import plot_pr_curves
     from keras_dhsps.plots import plot_precision_at_n
 
+    pr_paths = _output_paths(args.output, "pr", args.format)
+    pn_paths = _output_paths(args.output, "precision_at_n", args.format)
+    _check_outputs(pr_paths + pn_paths)
     labels = args.labels.split(",") if args.labels else None
     if labels is not None and len(labels) != len(args.results):
         raise DHSPSError(
@@ -228,9 +231,6 @@ def _plot_curves(args) -> None:
         if label in results:
             label = f"{label} ({position + 1})"
         results[label] = report
-    pr_paths = _output_paths(args.output, "pr", args.format)
-    pn_paths = _output_paths(args.output, "precision_at_n", args.format)
-    _check_outputs(pr_paths + pn_paths)
     written = []
     for path in pr_paths:
         plot_pr_curves(results, path, title=args.title)
