@@ -15,7 +15,10 @@ one ``error: ...`` line to stderr and exit with status 2.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
+import importlib.abc
+import importlib.util
 import json
 import logging
 import os
@@ -272,11 +275,13 @@ def _reproduce(args):
     from keras_dhsps.tables import with_overrides
 
     specs = _table_specs(args)
-    check_writable_output(args.output or "results", directory=True)
     tables = [
         (name, with_overrides(load_table_config(spec), *(args.set or [])))
         for name, spec in specs
     ]
+    for _, table in tables:
+        _require_training(table.base)
+    check_writable_output(args.output or "results", directory=True)
 
     import keras
 
@@ -323,7 +328,8 @@ class _Parser(argparse.ArgumentParser):
     """argparse with usage errors as one ``error: ...`` line, status 2."""
 
     def error(self, message):
-        self.exit(EXIT_USAGE, f"error: {message} (see {self.prog} --help)\n")
+        line = _one_line(f"{message} (see {self.prog} --help)")
+        self.exit(EXIT_USAGE, f"error: {line}\n")
 
 
 _VERBOSE_HELP = (
@@ -449,6 +455,51 @@ def build_parser():
     return parser
 
 
+@contextlib.contextmanager
+def _stderr_descriptor_silenced():
+    """Sends file descriptor 2 to /dev/null while the block runs (C++ log
+    lines that no environment variable turns off)."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+class _QuietTensorFlowImport(importlib.abc.MetaPathFinder):
+    """Imports TensorFlow, when something first needs it, with its C++
+    start-up notices (absl ``I0000 ... oneDNN ...``) silenced: they are
+    printed whatever ``TF_CPP_MIN_LOG_LEVEL`` says and would bury the
+    one-line errors. Python exceptions from the import still show."""
+
+    def find_spec(self, fullname, path=None, target=None):
+        if fullname != "tensorflow":
+            return None
+        sys.meta_path.remove(self)
+        spec = importlib.util.find_spec(fullname)
+        if spec is not None and spec.loader is not None:
+            loader = spec.loader
+            execute = loader.exec_module
+
+            def exec_module(module):
+                with _stderr_descriptor_silenced():
+                    execute(module)
+
+            loader.exec_module = exec_module
+        return spec
+
+
+def _quiet_tensorflow_import() -> None:
+    if "tensorflow" in sys.modules:
+        return
+    if not any(isinstance(f, _QuietTensorFlowImport) for f in sys.meta_path):
+        sys.meta_path.insert(0, _QuietTensorFlowImport())
+
+
 def _one_line(message) -> str:
     return " ".join(str(message).split()) or "unknown error"
 
@@ -467,6 +518,7 @@ def main(argv=None) -> int:
         args.verbose = 1 if sys.stdout.isatty() else 2
     # TensorFlow's C++ start-up notices would bury the one-line errors.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    _quiet_tensorflow_import()
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     try:
         args.handler(args)

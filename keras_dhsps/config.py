@@ -674,7 +674,14 @@ def _config_file_module(path: str):
     module = importlib.util.module_from_spec(spec)
     with _private_imports(os.path.dirname(os.path.abspath(path)), main_name):
         sys.modules[main_name] = module
-        spec.loader.exec_module(module)
+        try:
+            spec.loader.exec_module(module)
+        except (SyntaxError, ImportError) as error:
+            # Not Python, or an import that fails: the user's file, one line.
+            raise DHSPSError(
+                f"cannot import config file {path}: "
+                f"{type(error).__name__}: {error}"
+            ) from None
     return module
 
 
@@ -691,8 +698,10 @@ def load_config_file(spec: str, expected: type):
         expected: the type ``get_config`` must return.
 
     Raises:
-        DHSPSError: missing file, no ``get_config`` in it, an ``arg`` it
-            refuses, or a result that is not an ``expected``.
+        DHSPSError: missing file, a file that does not import (syntax
+            error, failing import), no ``get_config`` in it, an ``arg`` it
+            refuses, or a result that is not an ``expected``. Other errors
+            in the file's own code keep their traceback.
     """
     path, _, arg = spec.partition(":")
     if not os.path.isfile(path):

@@ -109,7 +109,9 @@ def _curves(results: Mapping[str, dict], key: str) -> dict[str, dict]:
     lines = {}
     for label, report in results.items():
         curves = report.get("curves") or {}
-        if key not in curves:
+        if not isinstance(curves, dict) or not isinstance(
+            curves.get(key), dict
+        ):
             raise DHSPSError(
                 f"result {label!r} has no {key!r} curve (evaluate with "
                 "curves enabled)"

@@ -77,8 +77,25 @@ def _collection(source: str, *, data_root: str | None, split: str):
             "class_names": list(dataset.class_names),
         }
         return chosen.paths, chosen.labels, extra
+    if os.path.isfile(source):
+        _require_utf8(source)
     paths, labels = read_collection(source, root=data_root)
     return paths, labels, {"source": os.path.abspath(source)}
+
+
+def _require_utf8(path: str) -> None:
+    """A list file must be UTF-8 text (a byte-order mark is fine)."""
+    from keras_dhsps.errors import DataError
+
+    with open(path, "rb") as handle:
+        for line_number, line in enumerate(handle, start=1):
+            try:
+                line.decode("utf-8")
+            except UnicodeDecodeError:
+                raise DataError(
+                    f"{path}:{line_number}: not UTF-8 text (expected an "
+                    "image directory or a list file)"
+                ) from None
 
 
 def _encode(args) -> None:
@@ -227,6 +244,11 @@ def _plot_curves(args) -> None:
             report = read_json(path)
         except ValueError as error:
             raise DHSPSError(f"{path}: not valid JSON ({error})") from None
+        if not isinstance(report, dict):
+            raise DHSPSError(
+                f"{path}: not a report (expected a JSON object, as written "
+                "by dhsps evaluate --output or dhsps train)"
+            )
         label = labels[position] if labels else _result_label(path)
         if label in results:
             label = f"{label} ({position + 1})"

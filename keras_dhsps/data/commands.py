@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 
 from keras_dhsps.data.base import SPLIT_NAMES
 from keras_dhsps.errors import DHSPSError
@@ -89,6 +90,10 @@ def _prepare(args) -> None:
     if args.dataset == "lists":
         _prepare_lists(args)
         return
+    from keras_dhsps.errors import DataError
+
+    if not os.path.isdir(args.root):
+        raise DataError(f"data root not found: {args.root}")
     options = _parse_options(args.option)
     check_writable_output(
         manifest_directory(
@@ -133,7 +138,6 @@ def _find_manifest(default: str, name: str, seed: int) -> str:
     """The manifest of ``name`` and ``seed``: the default-options one, or
     the only one prepared with other ``--option`` values."""
     import glob
-    import os
 
     if os.path.isfile(os.path.join(default, "manifest.json")):
         return default
@@ -159,7 +163,9 @@ def _find_manifest(default: str, name: str, seed: int) -> str:
 
 def _download(args) -> None:
     from keras_dhsps.data.download import download
+    from keras_dhsps.io_utils import check_writable_output
 
+    check_writable_output(args.dir, directory=True)
     for path in download(
         args.dataset,
         args.dir,
