@@ -10,7 +10,8 @@ Validation happens at the boundary: every section checks each of its
 fields when it is built (directly, by :func:`from_dict` or by
 :func:`override`) against a rule in :data:`RULES` (type, range, known
 names), and the loss's ``params`` against that loss's parameters
-(:data:`LOSS_PARAMS`). A bad value raises :class:`ConfigError` naming the
+(:data:`LOSS_PARAMS`; a loss registered in ``keras_dhsps.losses.LOSSES``
+at run time is checked against its signature). A bad value raises :class:`ConfigError` naming the
 key, the value and what is allowed, which the CLI prints as one line.
 
 Why a small hand-written, type-driven check and not pydantic: the fields
@@ -477,18 +478,37 @@ class ExperimentConfig(_Validated):
     eval: EvalConfig = dataclasses.field(default_factory=EvalConfig)
 
 
+def _registered_loss_params(name: str) -> dict[str, Rule] | None:
+    """Rules for a loss added to ``keras_dhsps.losses.LOSSES`` at run time
+    (a plugin, a test): its keyword parameters by name, any value. Looked
+    up only when that module is loaded, which registering a loss implies."""
+    import inspect
+
+    registry = getattr(sys.modules.get("keras_dhsps.losses"), "LOSSES", {})
+    if name not in registry:
+        return None
+    parameters = inspect.signature(registry[name].__init__).parameters
+    anything = Rule("any value", lambda value: True)
+    return {
+        p.name: anything
+        for p in parameters.values()
+        if p.name not in ("self", "name")
+        and p.kind is not inspect.Parameter.VAR_KEYWORD
+    }
+
+
 def _check_loss_params(loss: LossConfig) -> None:
-    if loss.name not in LOSS_PARAMS:
+    allowed = LOSS_PARAMS.get(loss.name) or _registered_loss_params(loss.name)
+    if allowed is None:
         raise ConfigError(
             f"loss.name={_show(loss.name)} is not a known loss; known: "
             + ", ".join(sorted(LOSS_PARAMS))
         )
-    allowed = LOSS_PARAMS[loss.name]
     for param, value in loss.params.items():
         if param not in allowed:
             raise ConfigError(
                 f"loss.params: {loss.name} takes no parameter {param!r}; "
-                f"allowed: {', '.join(sorted(allowed))}"
+                f"allowed: {', '.join(sorted(allowed)) or 'none'}"
             )
         allowed[param].check(f"loss.params.{param}", value)
 
@@ -498,7 +518,7 @@ def _check_data_options(data: DataConfig) -> None:
 
     from keras_dhsps.data import DATASETS
 
-    if data.name not in DATASETS:
+    if data.name not in DATASETS:  # the live registry: it imports no TF
         raise ConfigError(
             f"data.name={_show(data.name)} is not a known dataset; known: "
             + ", ".join(sorted(DATASETS))

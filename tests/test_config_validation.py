@@ -284,3 +284,18 @@ def test_any_value_is_accepted_or_refused_naming_the_key(key, value):
     stored = getattr(getattr(config, section), field)
     assert stored == (tuple(value) if isinstance(value, list) else value)
     assert from_dict(to_dict(config)) == config
+
+
+def test_a_loss_registered_at_run_time_is_checked_by_its_signature(
+    monkeypatch,
+):
+    from keras_dhsps import losses
+
+    class PluginLoss:
+        def __init__(self, alpha=1.0, name="plugin", **kwargs):
+            pass
+
+    monkeypatch.setitem(losses.LOSSES, "plugin", PluginLoss)
+    assert LossConfig(name="plugin", params={"alpha": 2}).params == {"alpha": 2}
+    with pytest.raises(ConfigError, match="plugin takes no parameter 'beta'"):
+        LossConfig(name="plugin", params={"beta": 1})
