@@ -11,8 +11,9 @@ fields when it is built (directly, by :func:`from_dict` or by
 :func:`override`) against a rule in :data:`RULES` (type, range, known
 names), and the loss's ``params`` against that loss's parameters
 (:data:`LOSS_PARAMS`; a loss registered in ``keras_dhsps.losses.LOSSES``
-at run time is checked against its signature). A bad value raises :class:`ConfigError` naming the
-key, the value and what is allowed, which the CLI prints as one line.
+at run time is checked against its signature). A bad value raises
+:class:`ConfigError` naming the key, the value and what is allowed, which
+the CLI prints as one line.
 
 Why a small hand-written, type-driven check and not pydantic: the fields
 are a few scalars, tuples and two free-form dicts; what needs checking
