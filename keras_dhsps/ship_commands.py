@@ -379,8 +379,8 @@ def _formats(text: str) -> list[str]:
     unknown = [value for value in formats if value not in allowed]
     if unknown or not formats:
         raise DHSPSError(
-            f"--format takes a comma-separated list of {', '.join(sorted(allowed))}; "
-            f"got {text!r}"
+            "--format takes a comma-separated list of "
+            f"{', '.join(sorted(allowed))}; got {text!r}"
         )
     return formats
 
