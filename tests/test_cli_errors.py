@@ -159,8 +159,14 @@ def test_data_prepare_output_checked_and_root_aliases(
     # --data-root and --root are the same option; --verbose after the verb.
     options = ["--option", "num_query=2", "--option", "num_train=6"]
     argv = ["data", "prepare", "--dataset", "voc2012", "--data-root", root]
-    assert main([*argv, *options, "--verbose", "0"]) == 0
-    capsys.readouterr()
+    os.umask(old := os.umask(0o022))
+    try:
+        assert main([*argv, *options, "--verbose", "0"]) == 0
+    finally:
+        os.umask(old)
+    out = capsys.readouterr().out
+    manifest = out.strip().splitlines()[-1].split()[-1]
+    assert stat.S_IMODE(os.stat(manifest).st_mode) == 0o755  # not 0700
     # verify finds the manifest prepared with non-default options.
     assert main(["data", "verify", "--dataset", "voc2012", "--root", root]) == 0
     assert "verified" in capsys.readouterr().out

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import stat
 
 import keras
 import numpy as np
@@ -56,6 +58,10 @@ def test_export_encode_search(workspace, capsys):
         == 0
     )
     assert "endpoints serve, encode" in capsys.readouterr().out
+    # Shareable: the folder gets mkdir's mode under the umask (not 0700).
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE(os.stat(saved).st_mode) == 0o777 & ~umask
     codes = root / "codes.h5"
     assert (
         main(
@@ -311,7 +317,8 @@ def test_plot_curves_and_examples(workspace, capsys, tmp_path):
         capsys.readouterr().out.strip() == f"wrote {tmp_path / 'examples.png'}"
     )
     image = Image.open(tmp_path / "examples.png")
-    assert image.size == (int(4 * 1.6 * 120), int(2 * 1.8 * 120))
+    # 4 columns of 1.6 in, 2 rows of 2.0 in (room for the names), 120 dpi.
+    assert image.size == (int(4 * 1.6 * 120), int(2 * 2.0 * 120))
 
 
 def test_retrieval_examples_relevance(workspace):
