@@ -333,9 +333,9 @@ class _Parser(argparse.ArgumentParser):
 
 
 _VERBOSE_HELP = (
-    "0 silent, 1 progress bars, 2 one line per epoch (default: 1 on a "
-    "terminal, 2 when output goes to a file or pipe); accepted before or "
-    "after the subcommand"
+    "0 silent, 1 progress bars (default; on a terminal only: output to a "
+    "file or pipe gets 2), 2 one line per epoch; accepted before or after "
+    "the subcommand"
 )
 
 
@@ -514,7 +514,7 @@ def main(argv=None) -> int:
         args = build_parser().parse_args(argv)
     except SystemExit as exit_:  # --help (0) or a usage error (2)
         return exit_.code if isinstance(exit_.code, int) else EXIT_USAGE
-    if args.verbose is None:  # \r-redrawn bars only on a terminal
+    if args.verbose in (None, 1):  # \r-redrawn bars only on a terminal
         args.verbose = 1 if sys.stdout.isatty() else 2
     # TensorFlow's C++ start-up notices would bury the one-line errors.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")

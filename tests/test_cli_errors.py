@@ -264,3 +264,37 @@ def test_rerun_with_another_config_or_after_completion(capsys, tmp_path):
     assert (
         json.load(open(os.path.join(run, "config.json")))["model"]["bits"] == 8
     )
+
+
+def test_progress_written_to_a_file_is_one_line_per_epoch(tmp_path):
+    import subprocess
+    import sys
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    log = tmp_path / "log.txt"
+    with open(log, "w") as handle:  # a file, not a terminal
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "keras_dhsps",
+                "train",
+                "--output",
+                str(tmp_path / "run"),
+                *TINY[:-2],
+                "--epochs",
+                "2",
+            ],  # fmt: skip
+            stdout=handle,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=dict(os.environ, PYTHONPATH=root),
+            timeout=600,
+        )
+    assert result.returncode == 0, result.stderr
+    text = log.read_text()
+    assert "\r" not in text and "\x1b" not in text  # no redraws, no colour
+    assert "evaluating: encoding the query and database splits" in text
+    assert text.splitlines()[-1] == f"wrote {tmp_path / 'run'}"
+    # TensorFlow's C++ start-up notices do not reach the terminal.
+    assert "I0000" not in result.stderr and "oneDNN" not in result.stderr
