@@ -365,13 +365,7 @@ _TRAIN_EPILOG = (
 )
 
 
-def build_parser():
-    parser = _Parser(
-        prog="dhsps",
-        description="IDHN deep hashing with soft pairwise similarity.",
-    )
-    commands = parser.add_subparsers(dest="command", required=True)
-
+def _add_train(commands):
     train = commands.add_parser(
         "train", help="train a hasher", epilog=_TRAIN_EPILOG
     )
@@ -398,6 +392,8 @@ def build_parser():
     )
     train.set_defaults(handler=_train)
 
+
+def _add_evaluate(commands):
     evaluate = commands.add_parser(
         "evaluate", help="mAP, NDCG, ... of a trained hasher"
     )
@@ -406,6 +402,8 @@ def build_parser():
     evaluate.add_argument("--output", help="write the report JSON here")
     evaluate.set_defaults(handler=_evaluate)
 
+
+def _add_reproduce(commands):
     reproduce = commands.add_parser(
         "reproduce", help="train and evaluate every cell of one or more tables"
     )
@@ -449,6 +447,17 @@ def build_parser():
         help="digits-mosaic with a tiny budget (FILE:smoke), for checks",
     )
     reproduce.set_defaults(handler=_reproduce)
+
+
+def build_parser():
+    parser = _Parser(
+        prog="dhsps",
+        description="IDHN deep hashing with soft pairwise similarity.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    _add_train(commands)
+    _add_evaluate(commands)
+    _add_reproduce(commands)
     ship_commands.register(commands)
     data_commands.register(commands)
     _add_verbose_everywhere(parser)

@@ -392,8 +392,13 @@ def _formats(text: str) -> list[str]:
 
 def register(subparsers) -> None:
     """Adds ``export``, ``encode``, ``search`` and ``plot`` to the CLI."""
-    from keras_dhsps.index import BACKENDS
+    _add_export(subparsers)
+    _add_encode(subparsers)
+    _add_search(subparsers)
+    _add_plot(subparsers)
 
+
+def _add_export(subparsers) -> None:
     export = subparsers.add_parser(
         "export", help="export a hasher as a SavedModel (raw-image endpoints)"
     )
@@ -421,6 +426,8 @@ def register(subparsers) -> None:
     )
     export.set_defaults(handler=_export)
 
+
+def _add_encode(subparsers) -> None:
     encode = subparsers.add_parser(
         "encode", help="encode an image collection into an HDF5 code database"
     )
@@ -458,6 +465,10 @@ def register(subparsers) -> None:
     )
     encode.set_defaults(handler=_encode)
 
+
+def _add_search(subparsers) -> None:
+    from keras_dhsps.index import BACKENDS
+
     search = subparsers.add_parser(
         "search", help="find the nearest images of query images"
     )
@@ -477,6 +488,10 @@ def register(subparsers) -> None:
     )
     search.add_argument("--backend", default="auto", choices=BACKENDS)
     search.set_defaults(handler=_search)
+
+
+def _add_plot(subparsers) -> None:
+    from keras_dhsps.index import BACKENDS
 
     plot = subparsers.add_parser(
         "plot", help="PR / P@N curves, retrieval examples"
