@@ -16,6 +16,7 @@ Errors from writing name the final path, never the temporary one.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import tempfile
@@ -70,6 +71,30 @@ def fsync_tree(path: str) -> None:
             _fsync_path(directory)
     else:
         _fsync_path(path)
+
+
+#: errno values that say the output cannot be written (not a bug).
+_WRITE_ERRNOS = frozenset(
+    getattr(errno, name)
+    for name in (
+        "EACCES",
+        "EPERM",
+        "ENOSPC",
+        "EROFS",
+        "EDQUOT",
+        "ENOTDIR",
+        "EISDIR",
+        "EFBIG",
+    )
+    if hasattr(errno, name)
+)
+
+
+def _about_writing(error: OSError, temporary: str) -> bool:
+    """Whether ``error`` is about writing the output (a full disk, no
+    permission, the temporary file itself), not, say, an unreadable input
+    met while producing it."""
+    return error.errno in _WRITE_ERRNOS or error.filename == temporary
 
 
 def _cannot_write(path: str, error: OSError) -> DHSPSError:
@@ -151,7 +176,9 @@ def atomic_write(path: str, write: Callable[[str], None]) -> None:
         os.replace(temporary, path)
     except OSError as error:
         _remove(temporary)
-        raise _cannot_write(path, error) from None
+        if _about_writing(error, temporary):
+            raise _cannot_write(path, error) from None
+        raise
     except BaseException:
         _remove(temporary)
         raise

@@ -136,3 +136,18 @@ def test_write_errors_name_the_final_path_not_the_temporary(tmp_path):
         write_json(str(blocker / "report.json"), {})
     assert ".tmp-" not in str(caught.value)
     assert str(blocker / "report.json") in str(caught.value)
+
+
+def test_an_input_error_inside_the_writer_is_not_called_a_write_error(
+    tmp_path,
+):
+    # E.g. an unreadable image met while encoding: its own error, unchanged.
+    path = str(tmp_path / "codes.h5")
+
+    def fail(temporary):
+        raise OSError(f"cannot identify image file {tmp_path / 'in.jpg'}")
+
+    with pytest.raises(OSError, match="cannot identify image") as caught:
+        atomic_write(path, fail)
+    assert not isinstance(caught.value, DHSPSError)
+    assert os.listdir(tmp_path) == []  # no temporary left behind
