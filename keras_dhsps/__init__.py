@@ -1,3 +1,75 @@
-"""keras_dhsps: IDHN deep hashing with soft pairwise similarity in Keras 3."""
+"""keras_dhsps: IDHN deep hashing with soft pairwise similarity in Keras 3.
+
+``import keras_dhsps`` registers every custom Keras object of the package
+(its layers, losses and the ``LayerwiseAdam`` optimizer), so
+``keras.saving.load_model("model.keras")`` works on a trained model
+(``keras_dhsps.models.load_hasher`` does the same and also refuses unsafe
+files). It does so without importing TensorFlow: when Keras is not loaded
+yet, the registration runs right after the first ``import keras``.
+"""
+
+import importlib
+import importlib.abc
+import importlib.util
+import sys
+import warnings
 
 __version__ = "0.1.0"
+
+#: Modules whose import registers the package's Keras objects.
+CUSTOM_OBJECT_MODULES = (
+    "keras_dhsps.layers",
+    "keras_dhsps.losses",
+    "keras_dhsps.optimizers",
+)
+
+
+def register_custom_objects() -> None:
+    """Imports every module that registers a custom Keras object (with
+    ``keras_dhsps.distribute`` too when TensorFlow is loaded: it needs it)."""
+    for name in CUSTOM_OBJECT_MODULES:
+        importlib.import_module(name)
+    if "tensorflow" in sys.modules:
+        importlib.import_module("keras_dhsps.distribute")
+
+
+class _RegisteringLoader(importlib.abc.Loader):
+    """Keras's own loader, then :func:`register_custom_objects`."""
+
+    def __init__(self, loader):
+        self._loader = loader
+
+    def create_module(self, spec):
+        return self._loader.create_module(spec)
+
+    def exec_module(self, module):
+        self._loader.exec_module(module)
+        try:
+            register_custom_objects()
+        except Exception as error:  # never break `import keras` itself
+            warnings.warn(
+                f"keras_dhsps could not register its Keras objects: {error}",
+                stacklevel=2,
+            )
+
+    def __getattr__(self, name):  # resource readers and the like
+        return getattr(self._loader, name)
+
+
+class _AfterKerasImport(importlib.abc.MetaPathFinder):
+    """Wraps the loader of the first ``import keras``; then steps aside."""
+
+    def find_spec(self, fullname, path=None, target=None):
+        if fullname != "keras":
+            return None
+        sys.meta_path.remove(self)
+        spec = importlib.util.find_spec("keras")
+        if spec is not None and spec.loader is not None:
+            spec.loader = _RegisteringLoader(spec.loader)
+        return spec
+
+
+if "keras" in sys.modules:
+    register_custom_objects()
+elif not any(isinstance(f, _AfterKerasImport) for f in sys.meta_path):
+    sys.meta_path.insert(0, _AfterKerasImport())

@@ -15,7 +15,10 @@ one ``error: ...`` line to stderr and exit with status 2.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
+import importlib.abc
+import importlib.util
 import json
 import logging
 import os
@@ -32,17 +35,13 @@ EXIT_USAGE = 2
 def _experiment_config(args):
     from keras_dhsps.config import ExperimentConfig
     from keras_dhsps.config import from_dict
+    from keras_dhsps.config import load_config_file
     from keras_dhsps.config import override
-    from keras_dhsps.io_utils import read_json
-    from keras_dhsps.tables import load_config_file
 
     if args.config is None:
         config = ExperimentConfig()
     elif args.config.split(":")[0].endswith(".json"):
-        path = args.config
-        if not os.path.isfile(path):
-            raise DHSPSError(f"config file not found: {path}")
-        config = from_dict(read_json(path))
+        config = from_dict(_read_json_file(args.config, "config file"))
     else:
         config = load_config_file(args.config, ExperimentConfig)
     assignments = list(args.set or [])
@@ -57,10 +56,21 @@ def _experiment_config(args):
         value = getattr(args, flag, None)
         if value is not None:
             assignments.append(f"{key}={json.dumps(value)}")
+    return override(config, *assignments)
+
+
+def _read_json_file(path, what):
+    """A JSON file the user named; errors are one line."""
+    from keras_dhsps.io_utils import read_json
+
+    if not os.path.isfile(path):
+        raise DHSPSError(f"{what} not found: {path}")
     try:
-        return override(config, *assignments)
-    except (ValueError, TypeError) as error:
-        raise DHSPSError(str(error)) from None
+        return read_json(path)
+    except (OSError, UnicodeDecodeError, ValueError) as error:
+        raise DHSPSError(
+            f"{path}: not a readable JSON file ({error})"
+        ) from None
 
 
 def _add_config_flags(parser):
@@ -70,7 +80,12 @@ def _add_config_flags(parser):
         "(FILE.py[:ARG]) or a run's config.json",
     )
     parser.add_argument("--dataset", help="dataset name, e.g. digits-mosaic")
-    parser.add_argument("--data-root", help="dataset directory")
+    parser.add_argument(
+        "--data-root",
+        "--root",
+        dest="data_root",
+        help="dataset directory (--root is an alias)",
+    )
     parser.add_argument(
         "--set",
         action="append",
@@ -79,16 +94,82 @@ def _add_config_flags(parser):
     )
 
 
+def _require_training(config):
+    """``train`` and ``reproduce`` train: 0 epochs would write an untrained
+    model (the library allows 0 to build the initial model)."""
+    if config.train.epochs < 1:
+        raise DHSPSError(
+            f"train.epochs={config.train.epochs} is not allowed here; "
+            "expected an integer >= 1"
+        )
+
+
+def _flatten(values, prefix=""):
+    flat = {}
+    for key, value in values.items():
+        if isinstance(value, dict) and value and prefix.count(".") < 1:
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def _config_differences(old, new):
+    """``key: old -> new`` of the fields two config dicts differ in."""
+    old_flat, new_flat = _flatten(old), _flatten(new)
+    return [
+        f"{key}: {json.dumps(old_flat.get(key))} -> "
+        f"{json.dumps(new_flat.get(key))}"
+        for key in sorted(set(old_flat) | set(new_flat))
+        if old_flat.get(key) != new_flat.get(key)
+    ]
+
+
+def _claim_run_directory(output, config) -> bool:
+    """Checks ``output`` against the run it may hold; True when that run is
+    complete with the same config (nothing to do).
+
+    The run's ``config.json`` is written when it starts, so a rerun with
+    other options is refused before it could mix two configs' checkpoints.
+    """
+    from keras_dhsps.config import to_dict
+
+    path = os.path.join(output, "config.json")
+    if not os.path.isfile(path):
+        return False
+    differences = _config_differences(
+        _read_json_file(path, "run config"), to_dict(config)
+    )
+    if differences:
+        raise DHSPSError(
+            f"{output} holds a run with another config ("
+            + "; ".join(differences)
+            + "); give another --output, or the same options to resume it"
+        )
+    return os.path.isfile(os.path.join(output, "report.json"))
+
+
 def _train(args):
     from keras_dhsps.config import to_dict
+    from keras_dhsps.io_utils import check_writable_output
+    from keras_dhsps.io_utils import write_json
 
     config = _experiment_config(args)
     if args.name:
         config = dataclasses.replace(config, name=args.name)
+    _require_training(config)
+    check_writable_output(args.output, directory=True)
+    if _claim_run_directory(args.output, config):
+        print(f"{args.output} is complete (config unchanged); nothing to do")
+        return
     # Data first: keras_dhsps.data imports no TensorFlow, so a data error is
     # reported before TensorFlow prints its start-up notices.
     dataset = load_configured_dataset(config.data, root=args.data_root)
+    write_json(os.path.join(args.output, "config.json"), to_dict(config))
+    _fit_and_report(args, config, dataset)
 
+
+def _fit_and_report(args, config, dataset):
     from keras_dhsps.evaluation import evaluate_retrieval
     from keras_dhsps.io_utils import atomic_write
     from keras_dhsps.io_utils import write_json
@@ -108,16 +189,21 @@ def _train(args):
         run_dir=args.output,
         strategy=strategy,
     )
-    os.makedirs(args.output, exist_ok=True)
     atomic_write(os.path.join(args.output, "model.keras"), result.model.save)
-    write_json(os.path.join(args.output, "config.json"), to_dict(config))
     write_json(os.path.join(args.output, "history.json"), result.history)
+    _say(args, "evaluating: encoding the query and database splits")
     report = evaluate_retrieval(
         result.model, result.dataset, config.eval, verbose=args.verbose
     )
     write_json(os.path.join(args.output, "report.json"), report)
     _print_metrics(report["metrics"])
     print(f"wrote {args.output}")
+
+
+def _say(args, message):
+    """A progress line (not in silent mode)."""
+    if args.verbose:
+        print(message, flush=True)
 
 
 def _evaluate(args):
@@ -131,6 +217,10 @@ def _evaluate(args):
     if not os.path.isfile(model_path):
         raise DHSPSError(f"model file not found: {model_path}")
     config = _experiment_config(args)
+    if args.output:
+        from keras_dhsps.io_utils import check_writable_output
+
+        check_writable_output(args.output)
     dataset = load_configured_dataset(config.data, root=args.data_root)
 
     from keras_dhsps.evaluation import evaluate_retrieval
@@ -138,6 +228,7 @@ def _evaluate(args):
     from keras_dhsps.models import load_hasher
 
     model = load_hasher(model_path)
+    _say(args, "evaluating: encoding the query and database splits")
     report = evaluate_retrieval(
         model, dataset, config.eval, verbose=args.verbose
     )
@@ -179,6 +270,7 @@ def _table_specs(args):
 
 
 def _reproduce(args):
+    from keras_dhsps.io_utils import check_writable_output
     from keras_dhsps.tables import load_table_config
     from keras_dhsps.tables import with_overrides
 
@@ -187,6 +279,9 @@ def _reproduce(args):
         (name, with_overrides(load_table_config(spec), *(args.set or [])))
         for name, spec in specs
     ]
+    for _, table in tables:
+        _require_training(table.base)
+    check_writable_output(args.output or "results", directory=True)
 
     import keras
 
@@ -229,27 +324,59 @@ def _print_metrics(metrics):
         print(f"{key:>24s}  {value:.4f}")
 
 
-def build_parser():
-    parser = argparse.ArgumentParser(
-        prog="dhsps",
-        description="IDHN deep hashing with soft pairwise similarity.",
-    )
+class _Parser(argparse.ArgumentParser):
+    """argparse with usage errors as one ``error: ...`` line, status 2."""
+
+    def error(self, message):
+        line = _one_line(f"{message} (see {self.prog} --help)")
+        self.exit(EXIT_USAGE, f"error: {line}\n")
+
+
+_VERBOSE_HELP = (
+    "0 silent, 1 progress bars (default; on a terminal only: output to a "
+    "file or pipe gets 2), 2 one line per epoch; accepted before or after "
+    "the subcommand"
+)
+
+
+def _add_verbose_everywhere(parser, *, top=True):
+    """``--verbose`` before or after any subcommand."""
     parser.add_argument(
         "--verbose",
         type=int,
-        default=1,
         choices=(0, 1, 2),
-        help="0 silent, 1 progress bars (default), 2 one line per epoch",
+        default=None if top else argparse.SUPPRESS,
+        help=_VERBOSE_HELP,
     )
-    commands = parser.add_subparsers(dest="command", required=True)
+    for action in parser._actions:  # argparse keeps subparsers only here
+        if isinstance(action, argparse._SubParsersAction):
+            for child in dict.fromkeys(action.choices.values()):
+                _add_verbose_everywhere(child, top=False)
 
-    train = commands.add_parser("train", help="train a hasher")
+
+_TRAIN_EPILOG = (
+    "The backbone learns at train.backbone_lr_multiplier times the hash "
+    "layer's rate; by default 1.0 for a backbone trained from scratch and "
+    "the authors' 0.01 with pretrained weights (model.backbone_weights "
+    "set). Rerunning the same command resumes the run in --output; a "
+    "finished run is left as it is; a run directory made with another "
+    "config is refused, naming the keys that differ. Every config field is "
+    "checked before any work (e.g. --set train.epochs=abc is refused)."
+)
+
+
+def _add_train(commands):
+    train = commands.add_parser(
+        "train", help="train a hasher", epilog=_TRAIN_EPILOG
+    )
     _add_config_flags(train)
-    train.add_argument("--bits", type=int, help="code length K")
+    train.add_argument(
+        "--bits", type=ship_commands.at_least(1), help="code length K"
+    )
     train.add_argument("--loss", help="loss name, e.g. idhn, idhn_hard_only")
-    train.add_argument("--epochs", type=int)
-    train.add_argument("--batch-size", type=int)
-    train.add_argument("--seed", type=int)
+    train.add_argument("--epochs", type=ship_commands.at_least(1))
+    train.add_argument("--batch-size", type=ship_commands.at_least(1))
+    train.add_argument("--seed", type=ship_commands.at_least(0))
     train.add_argument("--name", help="experiment name")
     train.add_argument(
         "--output",
@@ -265,6 +392,8 @@ def build_parser():
     )
     train.set_defaults(handler=_train)
 
+
+def _add_evaluate(commands):
     evaluate = commands.add_parser(
         "evaluate", help="mAP, NDCG, ... of a trained hasher"
     )
@@ -273,6 +402,8 @@ def build_parser():
     evaluate.add_argument("--output", help="write the report JSON here")
     evaluate.set_defaults(handler=_evaluate)
 
+
+def _add_reproduce(commands):
     reproduce = commands.add_parser(
         "reproduce", help="train and evaluate every cell of one or more tables"
     )
@@ -297,7 +428,9 @@ def build_parser():
         help="results directory (default: results/<table>; with several "
         "tables, one subdirectory each)",
     )
-    reproduce.add_argument("--data-root", help="dataset directory")
+    reproduce.add_argument(
+        "--data-root", "--root", dest="data_root", help="dataset directory"
+    )
     reproduce.add_argument(
         "--set",
         action="append",
@@ -314,20 +447,92 @@ def build_parser():
         help="digits-mosaic with a tiny budget (FILE:smoke), for checks",
     )
     reproduce.set_defaults(handler=_reproduce)
+
+
+def build_parser():
+    parser = _Parser(
+        prog="dhsps",
+        description="IDHN deep hashing with soft pairwise similarity.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    _add_train(commands)
+    _add_evaluate(commands)
+    _add_reproduce(commands)
     ship_commands.register(commands)
     data_commands.register(commands)
+    _add_verbose_everywhere(parser)
     return parser
 
 
+@contextlib.contextmanager
+def _stderr_descriptor_silenced():
+    """Sends file descriptor 2 to /dev/null while the block runs (C++ log
+    lines that no environment variable turns off)."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+class _QuietTensorFlowImport(importlib.abc.MetaPathFinder):
+    """Imports TensorFlow, when something first needs it, with its C++
+    start-up notices (absl ``I0000 ... oneDNN ...``) silenced: they are
+    printed whatever ``TF_CPP_MIN_LOG_LEVEL`` says and would bury the
+    one-line errors. Python exceptions from the import still show."""
+
+    def find_spec(self, fullname, path=None, target=None):
+        if fullname != "tensorflow":
+            return None
+        sys.meta_path.remove(self)
+        spec = importlib.util.find_spec(fullname)
+        if spec is not None and spec.loader is not None:
+            loader = spec.loader
+            execute = loader.exec_module
+
+            def exec_module(module):
+                with _stderr_descriptor_silenced():
+                    execute(module)
+
+            loader.exec_module = exec_module
+        return spec
+
+
+def _quiet_tensorflow_import() -> None:
+    if "tensorflow" in sys.modules:
+        return
+    if not any(isinstance(f, _QuietTensorFlowImport) for f in sys.meta_path):
+        sys.meta_path.insert(0, _QuietTensorFlowImport())
+
+
+def _one_line(message) -> str:
+    return " ".join(str(message).split()) or "unknown error"
+
+
 def main(argv=None) -> int:
-    """Runs the CLI; returns the exit status."""
-    args = build_parser().parse_args(argv)
+    """Runs the CLI; returns the exit status.
+
+    User errors (:class:`DHSPSError`, bad options) print one ``error: ...``
+    line and return 2; anything else is a bug and keeps its traceback.
+    """
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exit_:  # --help (0) or a usage error (2)
+        return exit_.code if isinstance(exit_.code, int) else EXIT_USAGE
+    if args.verbose in (None, 1):  # \r-redrawn bars only on a terminal
+        args.verbose = 1 if sys.stdout.isatty() else 2
     # TensorFlow's C++ start-up notices would bury the one-line errors.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    _quiet_tensorflow_import()
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     try:
         args.handler(args)
     except DHSPSError as error:
-        print(f"error: {error}", file=sys.stderr)
+        sys.stdout.flush()
+        print(f"error: {_one_line(error)}", file=sys.stderr)
         return EXIT_USAGE
     return 0

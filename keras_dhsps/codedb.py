@@ -322,7 +322,7 @@ def read_collection(
     root = (
         root if root is not None else os.path.dirname(os.path.abspath(source))
     )
-    with open(source, encoding="utf-8") as handle:
+    with open(source, encoding="utf-8-sig") as handle:
         first = next((line.split() for line in handle if line.strip()), None)
     if first is None:
         raise DataError(f"{source}: list file has no entries")
@@ -331,7 +331,7 @@ def read_collection(
 
         return read_list_file(source, root=root)
     paths = []
-    with open(source, encoding="utf-8") as handle:
+    with open(source, encoding="utf-8-sig") as handle:
         for line_number, line in enumerate(handle, start=1):
             fields = line.split()
             if not fields:

@@ -5,18 +5,319 @@ evaluation (dataset, model, loss, optimizer, schedule, seed). Configs are
 immutable; :func:`override` returns a modified copy from ``key=value``
 strings such as ``"train.epochs=3"``, the form the CLI's ``--set`` takes.
 Data roots are not part of a config: they come from the command line.
+
+Validation happens at the boundary: every section checks each of its
+fields when it is built (directly, by :func:`from_dict` or by
+:func:`override`) against a rule in :data:`RULES` (type, range, known
+names), and the loss's ``params`` against that loss's parameters
+(:data:`LOSS_PARAMS`; a loss registered in ``keras_dhsps.losses.LOSSES``
+at run time is checked against its signature). A bad value raises
+:class:`ConfigError` naming the key, the value and what is allowed, which
+the CLI prints as one line.
+
+Why a small hand-written, type-driven check and not pydantic: the fields
+are a few scalars, tuples and two free-form dicts; what needs checking
+beyond the type (positive sizes, fractions, registry names, a loss's own
+parameter names) is ours and would be written as validators either way;
+and pydantic's lax mode would coerce values (``"3"`` -> 3, lists ->
+tuples inside ``params``) and so change the stored JSON and the config
+hashes, while its multi-line reports would still need translating into
+one line per error. Each rule is one line in :data:`RULES`.
+
+This module imports no TensorFlow: the names of backbones, losses,
+activations, precisions, schedules and resize modes are kept here as
+constants (their registries live in modules that import Keras), and a
+test checks that both lists agree. Dataset names come from
+``keras_dhsps.data.DATASETS`` (TensorFlow-free), imported when needed.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
+import importlib.abc
+import importlib.util
 import json
+import math
+import os
+import sys
+from collections.abc import Callable
 from typing import Any
+
+from keras_dhsps.errors import ConfigError
+from keras_dhsps.errors import DHSPSError
+
+# ------------------------------------------------------------ known names
+#: ``keras_dhsps.backbones.BACKBONES``.
+BACKBONE_NAMES = (
+    "alexnet",
+    "alexnet_authors_rgb",
+    "efficientnet_b0",
+    "efficientnet_b3",
+    "resnet50",
+    "small_cnn",
+    "vgg16",
+    "vgg19",
+)
+#: ``keras_dhsps.models.ACTIVATIONS``.
+ACTIVATIONS = ("tanh", "softsign")
+#: ``keras_dhsps.train.PRECISIONS``.
+PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
+#: ``keras_dhsps.optimizers.SCHEDULES``.
+SCHEDULES = ("step", "cosine", "constant")
+#: ``keras_dhsps.data.pipeline.RESIZE_MODES``.
+RESIZE_MODES = ("direct", "resize_crop", "shorter_side_crop")
+#: ``InputConfig.store`` values.
+STORES = ("memory", "none")
+
+
+# ------------------------------------------------------------------ rules
+@dataclasses.dataclass(frozen=True)
+class Rule:
+    """What a field may hold: ``test(value)`` and its description."""
+
+    allowed: str
+    test: Callable[[Any], bool]
+
+    def check(self, key: str, value: Any) -> None:
+        """Raises :class:`ConfigError` unless ``value`` passes."""
+        if not self.test(value):
+            raise ConfigError(
+                f"{key}={_show(value)} is not allowed; expected {self.allowed}"
+            )
+
+
+def _show(value: Any) -> str:
+    try:
+        return json.dumps(value)
+    except (TypeError, ValueError):
+        return repr(value)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return (
+        isinstance(value, (int, float))
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+    )
+
+
+def integer(minimum: int) -> Rule:
+    """An integer ``>= minimum`` (booleans are not integers here)."""
+    return Rule(
+        f"an integer >= {minimum}",
+        lambda v: _is_int(v) and v >= minimum,
+    )
+
+
+def number(low: float, high: float | None = None, *, open_low=False) -> Rule:
+    """A finite number in ``[low, high]`` (``(low, ...`` with ``open_low``;
+    ``high`` None: no upper bound)."""
+    bracket = "(" if open_low else "["
+    text = (
+        f"a number in {bracket}{low}, {'inf)' if high is None else f'{high}]'}"
+    )
+
+    def test(value: Any) -> bool:
+        if not _is_number(value):
+            return False
+        above = value > low if open_low else value >= low
+        return above and (high is None or value <= high)
+
+    return Rule(text, test)
+
+
+def one_of(*choices: Any) -> Rule:
+    """One of ``choices``."""
+    return Rule(
+        "one of " + ", ".join(_show(c) for c in choices),
+        lambda v: any(
+            v is c or (v == c and type(v) is type(c)) for c in choices
+        ),
+    )
+
+
+def optional(rule: Rule) -> Rule:
+    """None or what ``rule`` allows."""
+    return Rule(f"null or {rule.allowed}", lambda v: v is None or rule.test(v))
+
+
+def tuple_of(rule: Rule, items: str, length: int | None = None) -> Rule:
+    """A non-empty tuple (a JSON list) of ``items`` that ``rule`` allows."""
+    count = "a non-empty list" if length is None else f"a list of {length}"
+    return Rule(
+        f"{count} of {items}",
+        lambda v: (
+            isinstance(v, tuple)
+            and len(v) > 0
+            and (length is None or len(v) == length)
+            and all(rule.test(item) for item in v)
+        ),
+    )
+
+
+BOOL = Rule("true or false", lambda v: isinstance(v, bool))
+TEXT = Rule("a non-empty string", lambda v: isinstance(v, str) and v != "")
+MAPPING = Rule("a JSON object", lambda v: isinstance(v, dict))
+POSITIVE = number(0, open_low=True)
+NON_NEGATIVE = number(0)
+PROBABILITY = number(0, 1)
+CUTOFF = Rule(
+    'a positive integer or "all"', lambda v: v == "all" or integer(1).test(v)
+)
+_CUTOFFS = 'positive integers or "all"'
+
+#: ``section.field`` -> its :class:`Rule` (every field has one).
+RULES: dict[str, Rule] = {
+    "name": TEXT,
+    "data.name": TEXT,  # and a key of keras_dhsps.data.DATASETS
+    "data.seed": integer(0),
+    "data.options": MAPPING,  # checked against the dataset's loader
+    "model.backbone": one_of(*BACKBONE_NAMES),
+    "model.bits": integer(1),
+    "model.activation": one_of(*ACTIVATIONS),
+    "model.image_size": optional(tuple_of(integer(1), "integers >= 1", 2)),
+    "model.backbone_weights": optional(TEXT),
+    "loss.name": TEXT,  # and a key of LOSS_PARAMS
+    "loss.params": MAPPING,  # checked against LOSS_PARAMS[name]
+    # 0 builds the initial model without training (library use); the
+    # CLI's train and reproduce ask for at least 1.
+    "train.epochs": integer(0),
+    "train.batch_size": integer(1),
+    "train.learning_rate": POSITIVE,
+    "train.backbone_lr_multiplier": optional(NON_NEGATIVE),
+    "train.decay_steps": integer(0),
+    "train.decay_rate": POSITIVE,
+    "train.adam_epsilon": POSITIVE,
+    "train.seed": integer(0),
+    "train.validation_every": integer(0),
+    "train.schedule": one_of(*SCHEDULES),
+    "train.freeze_backbone_epochs": integer(0),
+    "train.checkpoint_every": integer(0),
+    "train.precision": one_of(*PRECISIONS),
+    "train.jit_compile": one_of(True, False, "auto"),
+    "train.validation_fraction": Rule(
+        "a number in [0, 1)", lambda v: _is_number(v) and 0 <= v < 1
+    ),
+    "train.tensorboard": BOOL,
+    "train.deterministic": BOOL,
+    "eval.map_at": tuple_of(CUTOFF, _CUTOFFS),
+    "eval.ndcg_at": tuple_of(CUTOFF, _CUTOFFS),
+    "eval.acg_at": tuple_of(CUTOFF, _CUTOFFS),
+    "eval.wap_at": tuple_of(CUTOFF, _CUTOFFS),
+    "eval.radius": integer(0),
+    "eval.tie_aware": BOOL,
+    "input.resize": one_of(*RESIZE_MODES),
+    "input.resize_to": tuple_of(integer(1), "integers >= 1", 2),
+    "input.random_crop": BOOL,
+    "input.random_flip": BOOL,
+    "input.store": one_of(*STORES),
+    "input.store_dir": optional(TEXT),
+    "input.memory_budget_mb": integer(0),
+    "input.shuffle_buffer": optional(integer(1)),
+    "input.deterministic": BOOL,
+}
+
+_WEIGHT = NON_NEGATIVE
+_INCLUDE_DIAGONAL = {"include_diagonal": BOOL}
+#: loss name (``keras_dhsps.losses.LOSSES``) -> its keyword parameters
+#: (those of the loss class, less Keras's ``name``) -> rule.
+LOSS_PARAMS: dict[str, dict[str, Rule]] = {
+    "idhn": {
+        "beta": POSITIVE,
+        "soft_weight": _WEIGHT,
+        "quantization_weight": _WEIGHT,
+        "hard_low": PROBABILITY,
+        "hard_high": PROBABILITY,
+        **_INCLUDE_DIAGONAL,
+    },
+    "idhn_hard_only": {
+        "beta": POSITIVE,
+        "quantization_weight": _WEIGHT,
+        **_INCLUDE_DIAGONAL,
+    },
+    "idhn_soft_only": {
+        "soft_weight": _WEIGHT,
+        "quantization_weight": _WEIGHT,
+        **_INCLUDE_DIAGONAL,
+    },
+    "idhn_no_quantization": {"quantization_weight": _WEIGHT},
+    "idhn_dhp": {
+        "memory_size": integer(0),
+        "bits": optional(integer(1)),
+        "num_classes": optional(integer(1)),
+        "scale": POSITIVE,
+        "soft_weight": _WEIGHT,
+        "quantization_weight": _WEIGHT,
+        "apply_softsign": BOOL,
+        "hard_low": PROBABILITY,
+        "hard_high": PROBABILITY,
+        "epsilon": POSITIVE,
+    },
+    "dhn": {
+        "scale": POSITIVE,
+        "quantization_weight": _WEIGHT,
+        **_INCLUDE_DIAGONAL,
+    },
+    "dpsh": {
+        "scale": POSITIVE,
+        "quantization_weight": _WEIGHT,
+        **_INCLUDE_DIAGONAL,
+    },
+    "hashnet": {
+        "scale": optional(POSITIVE),
+        "continuation": POSITIVE,
+        **_INCLUDE_DIAGONAL,
+    },
+    "dsh": {
+        "margin": optional(NON_NEGATIVE),
+        "quantization_weight": _WEIGHT,
+        **_INCLUDE_DIAGONAL,
+    },
+    "csq": {
+        "num_classes": optional(integer(1)),
+        "seed": integer(0),
+        "quantization_weight": _WEIGHT,
+    },
+}
+
+#: class name -> its section in an :class:`ExperimentConfig`.
+_SECTIONS = {
+    "DataConfig": "data",
+    "ModelConfig": "model",
+    "LossConfig": "loss",
+    "TrainConfig": "train",
+    "EvalConfig": "eval",
+    "InputConfig": "input",
+}
+
+
+class _Validated:
+    """Checks every field against :data:`RULES` after ``__init__``."""
+
+    def __post_init__(self) -> None:
+        section = _SECTIONS.get(type(self).__name__)
+        for field in dataclasses.fields(self):
+            key = f"{section}.{field.name}" if section else field.name
+            value = getattr(self, field.name)
+            rule = RULES.get(key)
+            if rule is not None:
+                rule.check(key, value)
+            elif not isinstance(value, type(field.default_factory())):
+                raise ConfigError(f"{key}: expected a config section")
+        self._check_together()
+
+    def _check_together(self) -> None:
+        """Checks between fields (the loss's params, a dataset's options)."""
 
 
 @dataclasses.dataclass(frozen=True)
-class DataConfig:
+class DataConfig(_Validated):
     """Which dataset and how to feed it.
 
     Attributes:
@@ -29,9 +330,12 @@ class DataConfig:
     seed: int = 0
     options: dict = dataclasses.field(default_factory=dict)
 
+    def _check_together(self) -> None:
+        _check_data_options(self)
+
 
 @dataclasses.dataclass(frozen=True)
-class ModelConfig:
+class ModelConfig(_Validated):
     """The hasher: ``keras_dhsps.models.build_hasher`` arguments."""
 
     backbone: str = "small_cnn"
@@ -45,15 +349,18 @@ class ModelConfig:
 
 
 @dataclasses.dataclass(frozen=True)
-class LossConfig:
+class LossConfig(_Validated):
     """A loss from ``keras_dhsps.losses.LOSSES`` and its keyword params."""
 
     name: str = "idhn"
     params: dict = dataclasses.field(default_factory=dict)
 
+    def _check_together(self) -> None:
+        _check_loss_params(self)
+
 
 @dataclasses.dataclass(frozen=True)
-class TrainConfig:
+class TrainConfig(_Validated):
     """Optimizer, schedule and budget (authors' values where they apply).
 
     Attributes:
@@ -110,7 +417,7 @@ class TrainConfig:
 
 
 @dataclasses.dataclass(frozen=True)
-class EvalConfig:
+class EvalConfig(_Validated):
     """Which retrieval metrics to report (see ``keras_dhsps.metrics``)."""
 
     map_at: tuple = ("all",)
@@ -125,7 +432,7 @@ class EvalConfig:
 
 
 @dataclasses.dataclass(frozen=True)
-class InputConfig:
+class InputConfig(_Validated):
     """How images reach the model: decoding, the image store, augmentation.
 
     Attributes:
@@ -160,7 +467,7 @@ class InputConfig:
 
 
 @dataclasses.dataclass(frozen=True)
-class ExperimentConfig:
+class ExperimentConfig(_Validated):
     """Everything that determines one training run and its evaluation."""
 
     name: str = "experiment"
@@ -170,6 +477,67 @@ class ExperimentConfig:
     train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
     input: InputConfig = dataclasses.field(default_factory=InputConfig)
     eval: EvalConfig = dataclasses.field(default_factory=EvalConfig)
+
+
+def _registered_loss_params(name: str) -> dict[str, Rule] | None:
+    """Rules for a loss added to ``keras_dhsps.losses.LOSSES`` at run time
+    (a plugin, a test): its keyword parameters by name, any value. Looked
+    up only when that module is loaded, which registering a loss implies."""
+    import inspect
+
+    registry = getattr(sys.modules.get("keras_dhsps.losses"), "LOSSES", {})
+    if name not in registry:
+        return None
+    parameters = inspect.signature(registry[name].__init__).parameters
+    anything = Rule("any value", lambda value: True)
+    return {
+        p.name: anything
+        for p in parameters.values()
+        if p.name not in ("self", "name")
+        and p.kind is not inspect.Parameter.VAR_KEYWORD
+    }
+
+
+def _check_loss_params(loss: LossConfig) -> None:
+    allowed = LOSS_PARAMS.get(loss.name) or _registered_loss_params(loss.name)
+    if allowed is None:
+        raise ConfigError(
+            f"loss.name={_show(loss.name)} is not a known loss; known: "
+            + ", ".join(sorted(LOSS_PARAMS))
+        )
+    for param, value in loss.params.items():
+        if param not in allowed:
+            raise ConfigError(
+                f"loss.params: {loss.name} takes no parameter {param!r}; "
+                f"allowed: {', '.join(sorted(allowed)) or 'none'}"
+            )
+        allowed[param].check(f"loss.params.{param}", value)
+
+
+def _check_data_options(data: DataConfig) -> None:
+    import inspect
+
+    from keras_dhsps.data import DATASETS
+
+    if data.name not in DATASETS:  # the live registry: it imports no TF
+        raise ConfigError(
+            f"data.name={_show(data.name)} is not a known dataset; known: "
+            + ", ".join(sorted(DATASETS))
+        )
+    signature = inspect.signature(DATASETS[data.name])
+    try:
+        signature.bind(None, data.seed, **data.options)
+    except TypeError:
+        names = [
+            p.name
+            for p in list(signature.parameters.values())[2:]
+            if p.kind is inspect.Parameter.KEYWORD_ONLY
+        ]
+        unknown = sorted(set(data.options) - set(names))
+        raise ConfigError(
+            f"data.options: {data.name} takes no option "
+            f"{', '.join(map(repr, unknown))}; allowed: {', '.join(names)}"
+        ) from None
 
 
 def backbone_lr_multiplier(config: ExperimentConfig) -> float:
@@ -187,23 +555,28 @@ def to_dict(config: Any) -> dict:
     return json.loads(json.dumps(dataclasses.asdict(config)))
 
 
-def _build(cls: type, values: dict) -> Any:
+def _build(cls: type, values: Any, prefix: str = "") -> Any:
+    if not isinstance(values, dict):
+        raise ConfigError(
+            f"{prefix.rstrip('.') or 'config'}={_show(values)} is not "
+            "allowed; expected a JSON object of its fields"
+        )
     fields = {field.name: field for field in dataclasses.fields(cls)}
     unknown = sorted(set(values) - set(fields))
     if unknown:
-        raise ValueError(
-            f"unknown {cls.__name__} field(s) {unknown}; "
-            f"known: {sorted(fields)}"
+        raise ConfigError(
+            f"unknown config key(s) {', '.join(prefix + k for k in unknown)}; "
+            f"known in {prefix.rstrip('.') or 'the config'}: "
+            f"{', '.join(sorted(fields))}"
         )
     kwargs = {}
     for key, value in values.items():
-        field_type = fields[key].type
-        default = getattr(cls(), key)
-        if dataclasses.is_dataclass(default):
-            kwargs[key] = _build(type(default), value)
-        elif isinstance(value, list) and (
-            isinstance(default, tuple) or "tuple" in str(field_type)
+        field = fields[key]
+        if field.default_factory is not dataclasses.MISSING and (
+            dataclasses.is_dataclass(field.default_factory)
         ):
+            kwargs[key] = _build(field.default_factory, value, f"{key}.")
+        elif isinstance(value, list) and "tuple" in str(field.type):
             kwargs[key] = tuple(value)
         else:
             kwargs[key] = value
@@ -211,7 +584,11 @@ def _build(cls: type, values: dict) -> Any:
 
 
 def from_dict(values: dict) -> ExperimentConfig:
-    """Inverse of :func:`to_dict` for an :class:`ExperimentConfig`."""
+    """Inverse of :func:`to_dict` for an :class:`ExperimentConfig`.
+
+    Raises:
+        ConfigError: an unknown key or a value its field does not allow.
+    """
     return _build(ExperimentConfig, values)
 
 
@@ -237,30 +614,126 @@ def override(config: ExperimentConfig, *assignments: str) -> ExperimentConfig:
     ``[12, 24]``, ``{"beta": 5}``) and kept as strings otherwise.
 
     Raises:
-        ValueError: malformed assignment or unknown key.
+        ConfigError (a ValueError): malformed assignment, unknown key or a
+            value the field does not allow.
     """
     values = to_dict(config)
     for assignment in assignments:
         key, sep, raw = assignment.partition("=")
+        key = key.strip()
         if not sep or not key:
-            raise ValueError(
+            raise ConfigError(
                 f"expected KEY=VALUE (e.g. train.epochs=3), got {assignment!r}"
             )
-        *parents, leaf = key.strip().split(".")
+        *parents, leaf = key.split(".")
         node = values
         for part in parents:
             if not isinstance(node.get(part), dict):
-                raise ValueError(f"unknown config key {key!r}")
+                raise ConfigError(f"unknown config key {key!r}")
             node = node[part]
-        if (
-            leaf not in node
-            and parents
-            and parents[-1]
-            not in (
-                "options",
-                "params",
+        free_form = parents and parents[-1] in ("options", "params")
+        if leaf not in node and not free_form:
+            raise ConfigError(
+                f"unknown config key {key!r}; known in "
+                f"{'.'.join(parents) or 'the config'}: "
+                f"{', '.join(sorted(node))}"
             )
-        ):
-            raise ValueError(f"unknown config key {key!r}")
         node[leaf] = _parse_value(raw.strip())
     return from_dict(values)
+
+
+# ------------------------------------------------------- config files
+class _SiblingFinder(importlib.abc.MetaPathFinder):
+    """Finds top-level modules that are files in one directory (a config
+    file's ``from common import ...``) without touching ``sys.path``."""
+
+    def __init__(self, directory: str) -> None:
+        self.directory = directory
+        self.loaded: list[str] = []
+
+    def find_spec(self, fullname, path=None, target=None):
+        candidate = os.path.join(self.directory, f"{fullname}.py")
+        if path is not None or "." in fullname:
+            return None
+        if not os.path.isfile(candidate):
+            return None
+        self.loaded.append(fullname)
+        return importlib.util.spec_from_file_location(fullname, candidate)
+
+
+@contextlib.contextmanager
+def _private_imports(directory: str, main_name: str):
+    """Config files and their siblings import as modules while the block
+    runs; afterwards ``sys.modules`` is as it was (shadowed modules of the
+    same names come back)."""
+    siblings = {
+        name[:-3]
+        for name in os.listdir(directory)
+        if name.endswith(".py") and name[:-3].isidentifier()
+    }
+    saved = {
+        name: sys.modules.pop(name)
+        for name in siblings | {main_name}
+        if name in sys.modules
+    }
+    finder = _SiblingFinder(directory)
+    sys.meta_path.insert(0, finder)
+    try:
+        yield
+    finally:
+        sys.meta_path.remove(finder)
+        for name in [*finder.loaded, main_name]:
+            sys.modules.pop(name, None)
+        sys.modules.update(saved)
+
+
+def _config_file_module(path: str):
+    main_name = "_keras_dhsps_config_file"
+    spec = importlib.util.spec_from_file_location(main_name, path)
+    if spec is None or spec.loader is None:
+        raise DHSPSError(f"cannot import config file: {path}")
+    module = importlib.util.module_from_spec(spec)
+    with _private_imports(os.path.dirname(os.path.abspath(path)), main_name):
+        sys.modules[main_name] = module
+        try:
+            spec.loader.exec_module(module)
+        except (SyntaxError, ImportError) as error:
+            # Not Python, or an import that fails: the user's file, one line.
+            raise DHSPSError(
+                f"cannot import config file {path}: "
+                f"{type(error).__name__}: {error}"
+            ) from None
+    return module
+
+
+def load_config_file(spec: str, expected: type):
+    """Loads ``path/to/config.py[:arg]`` and returns ``get_config(arg)``.
+
+    The file is imported by path, not through ``sys.path``; it may import
+    modules beside it (``from common import ...``), which are found in its
+    directory and dropped from ``sys.modules`` afterwards, so two config
+    directories with a ``common.py`` each never see each other's.
+
+    Args:
+        spec: the file, optionally followed by ``:`` and the ``arg``.
+        expected: the type ``get_config`` must return.
+
+    Raises:
+        DHSPSError: missing file, a file that does not import (syntax
+            error, failing import), no ``get_config`` in it, an ``arg`` it
+            refuses, or a result that is not an ``expected``. Other errors
+            in the file's own code keep their traceback.
+    """
+    path, _, arg = spec.partition(":")
+    if not os.path.isfile(path):
+        raise DHSPSError(f"config file not found: {path}")
+    module = _config_file_module(path)
+    if not hasattr(module, "get_config"):
+        raise DHSPSError(f"{path}: defines no get_config(arg=None)")
+    config = module.get_config(arg or None)
+    if not isinstance(config, expected):
+        raise DHSPSError(
+            f"{path}: get_config returned a {type(config).__name__}, "
+            f"expected {expected.__name__}"
+        )
+    return config

@@ -21,3 +21,11 @@ class UnknownNameError(DHSPSError, KeyError):
 
     def __str__(self) -> str:  # KeyError would quote the message.
         return str(self.args[0]) if self.args else ""
+
+
+class ConfigError(DHSPSError, ValueError):
+    """A config field (or ``--set KEY=VALUE``) holds a value it cannot take.
+
+    The message names the key (``train.epochs``), the value and what is
+    allowed.
+    """

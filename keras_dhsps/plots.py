@@ -40,9 +40,29 @@ def _save(figure, path: str) -> None:
     plt.close(figure)
 
 
-def _recipe_title(title: str, recipes: list[str]) -> str:
+def _recipe_title(title: str, recipes: list[str], width: float) -> str:
+    """The title and the curves' recipes, wrapped to a figure ``width``
+    inches wide (a long recipe on one line was cut off on both sides)."""
+    import textwrap
+
+    # "small" text is ~10 pt; an average character is ~0.55 em wide.
+    columns = max(int(width * 72 / (10 * 0.55)), 20)
     unique = list(dict.fromkeys(r for r in recipes if r))
-    return "\n".join([title, *unique]).strip()
+    lines = [
+        line
+        for text in [title, *unique]
+        for line in textwrap.wrap(text, columns)
+    ]
+    return "\n".join(lines)
+
+
+def _short_name(path: str, limit: int = 18) -> str:
+    """A file name cut in the middle to ``limit`` characters."""
+    name = os.path.basename(path)
+    if len(name) <= limit:
+        return name
+    keep = limit - 1
+    return name[: (keep + 1) // 2] + "…" + name[-(keep // 2) :]
 
 
 def plot_precision_recall(panels: dict, path: str, *, title: str = "") -> None:
@@ -57,7 +77,11 @@ def plot_precision_recall(panels: dict, path: str, *, title: str = "") -> None:
     """
     count = max(len(panels), 1)
     figure, axes = plt.subplots(
-        1, count, figsize=(4.2 * count, 4.0), squeeze=False
+        1,
+        count,
+        figsize=(4.2 * count, 4.0),
+        squeeze=False,
+        layout="constrained",
     )
     recipes = []
     for axis, (panel_title, lines) in zip(
@@ -75,8 +99,9 @@ def plot_precision_recall(panels: dict, path: str, *, title: str = "") -> None:
         axis.set_ylim(0.0, 1.05)
         axis.grid(alpha=0.3)
         axis.legend(loc="lower left", fontsize="small")
-    figure.suptitle(_recipe_title(title, recipes[-1:]), fontsize="small")
-    figure.tight_layout()
+    figure.suptitle(
+        _recipe_title(title, recipes[-1:], 4.2 * count), fontsize="small"
+    )
     _save(figure, path)
 
 
@@ -84,7 +109,9 @@ def _curves(results: Mapping[str, dict], key: str) -> dict[str, dict]:
     lines = {}
     for label, report in results.items():
         curves = report.get("curves") or {}
-        if key not in curves:
+        if not isinstance(curves, dict) or not isinstance(
+            curves.get(key), dict
+        ):
             raise DHSPSError(
                 f"result {label!r} has no {key!r} curve (evaluate with "
                 "curves enabled)"
@@ -127,7 +154,7 @@ def plot_precision_at_n(
         title: figure title.
     """
     lines = _curves(results, "precision_at_n")
-    figure, axis = plt.subplots(figsize=(5.0, 4.0))
+    figure, axis = plt.subplots(figsize=(5.0, 4.0), layout="constrained")
     for label, curve in lines.items():
         axis.plot(curve["n"], curve["precision"], marker=".", label=label)
     axis.set_xlabel("number of retrieved items N")
@@ -136,8 +163,7 @@ def plot_precision_at_n(
     axis.grid(alpha=0.3)
     axis.legend(loc="lower left", fontsize="small")
     recipes = [curve.get("recipe", "") for curve in lines.values()]
-    figure.suptitle(_recipe_title(title, recipes[-1:]), fontsize="small")
-    figure.tight_layout()
+    figure.suptitle(_recipe_title(title, recipes[-1:], 5.0), fontsize="small")
     _save(figure, path)
 
 
@@ -181,8 +207,14 @@ def plot_retrieval_examples(
         raise DHSPSError("no retrieval examples to plot")
     columns = 1 + max(len(example["results"]) for example in examples)
     rows = len(examples)
+    # Constrained layout keeps each row's captions (the query's file name
+    # below it) clear of the next row's titles.
     figure, axes = plt.subplots(
-        rows, columns, figsize=(1.6 * columns, 1.8 * rows), squeeze=False
+        rows,
+        columns,
+        figsize=(1.6 * columns, 2.0 * rows),
+        squeeze=False,
+        layout="constrained",
     )
     for axis in axes.flat:
         axis.set_xticks([])
@@ -193,7 +225,7 @@ def plot_retrieval_examples(
         axis = axes[row, 0]
         axis.imshow(_thumbnail(example["query"], thumbnail_size))
         axis.set_title("query", fontsize="small")
-        axis.set_xlabel(os.path.basename(example["query"]), fontsize="x-small")
+        axis.set_xlabel(_short_name(example["query"]), fontsize="x-small")
         for column, result in enumerate(example["results"], start=1):
             axis = axes[row, column]
             axis.imshow(_thumbnail(result["path"], thumbnail_size))
@@ -208,6 +240,7 @@ def plot_retrieval_examples(
                     spine.set_linewidth(3)
             axis.set_title(caption, fontsize="small")
     if title:
-        figure.suptitle(title, fontsize="small")
-    figure.tight_layout()
+        figure.suptitle(
+            _recipe_title(title, [], 1.6 * columns), fontsize="small"
+        )
     _save(figure, path)

@@ -15,6 +15,7 @@ or a SavedModel written by ``dhsps export``.
 
 from __future__ import annotations
 
+import argparse
 import os
 from collections.abc import Sequence
 
@@ -30,7 +31,9 @@ _DEFAULT_K = 20
 def _export(args) -> None:
     from keras_dhsps.export import export_saved_model
     from keras_dhsps.export import load_hasher_any
+    from keras_dhsps.io_utils import check_writable_output
 
+    check_writable_output(args.output, directory=True)
     hasher = load_hasher_any(args.model)
     if hasher.model is None:
         raise DHSPSError(
@@ -45,6 +48,11 @@ def _export(args) -> None:
         resize=args.resize,
         resize_to=tuple(args.resize_to),
     )
+    from keras_dhsps.io_utils import finish_directory
+
+    # export_saved_model stages in tempfile.mkdtemp (mode 0700): give the
+    # folder the mode mkdir would and flush it (see io_utils).
+    finish_directory(args.output)
     print(
         f"wrote {args.output} ({metadata['bits']} bits, input "
         f"{metadata['image_size'][0]}x{metadata['image_size'][1]}; endpoints "
@@ -74,11 +82,31 @@ def _collection(source: str, *, data_root: str | None, split: str):
             "class_names": list(dataset.class_names),
         }
         return chosen.paths, chosen.labels, extra
+    if os.path.isfile(source):
+        _require_utf8(source)
     paths, labels = read_collection(source, root=data_root)
     return paths, labels, {"source": os.path.abspath(source)}
 
 
+def _require_utf8(path: str) -> None:
+    """A list file must be UTF-8 text (a byte-order mark is fine)."""
+    from keras_dhsps.errors import DataError
+
+    with open(path, "rb") as handle:
+        for line_number, line in enumerate(handle, start=1):
+            try:
+                line.decode("utf-8")
+            except UnicodeDecodeError:
+                raise DataError(
+                    f"{path}:{line_number}: not UTF-8 text (expected an "
+                    "image directory or a list file)"
+                ) from None
+
+
 def _encode(args) -> None:
+    from keras_dhsps.io_utils import check_writable_output
+
+    check_writable_output(args.output)
     paths, labels, extra = _collection(
         args.images, data_root=args.data_root, split=args.split
     )
@@ -152,6 +180,7 @@ def _search(args) -> None:
     packed = pack_codes(hasher.codes_from_preprocessed(images))
     index = HammingIndex(database.bits, backend=args.backend)
     index.add(database.packed)
+    within = [None] * len(packed)
     if args.radius is not None:
         lims, distances, indices = index.range_search(packed, args.radius)
         rows = [
@@ -161,18 +190,27 @@ def _search(args) -> None:
             )
             for q in range(len(packed))
         ]
+        within = [int(lims[q + 1] - lims[q]) for q in range(len(packed))]
     else:
         distances, indices = index.search(packed, args.k)
         rows = list(zip(distances, indices, strict=True))
-    for query, (row_d, row_i) in zip(args.queries, rows, strict=True):
-        print(f"query {query}")
-        print(f"{'rank':>6s} {'distance':>8s}  path")
-        for rank, (distance, item) in enumerate(
-            zip(row_d, row_i, strict=True), start=1
-        ):
-            if item < 0:
-                break
-            print(f"{rank:>6d} {int(distance):>8d}  {database.paths[item]}")
+    for query, row, count in zip(args.queries, rows, within, strict=True):
+        _print_results(query, row, count, args, database.paths)
+
+
+def _print_results(query, row, within, args, paths) -> None:
+    """One query's ranked results; with ``--radius``, how many codes were
+    within it when only the first ``k`` are shown."""
+    print(f"query {query}")
+    if within is not None:
+        shown = min(within, args.k)
+        more = f"; showing the first {shown} (-k)" if within > shown else ""
+        print(f"{within} codes within radius {args.radius}{more}")
+    print(f"{'rank':>6s} {'distance':>8s}  path")
+    for rank, (distance, item) in enumerate(zip(*row, strict=True), start=1):
+        if item < 0:
+            break
+        print(f"{rank:>6d} {int(distance):>8d}  {paths[item]}")
 
 
 # -------------------------------------------------------------------- plot
@@ -195,6 +233,9 @@ def _plot_curves(args) -> None:
     from keras_dhsps.plots import plot_pr_curves
     from keras_dhsps.plots import plot_precision_at_n
 
+    pr_paths = _output_paths(args.output, "pr", args.format)
+    pn_paths = _output_paths(args.output, "precision_at_n", args.format)
+    _check_outputs(pr_paths + pn_paths)
     labels = args.labels.split(",") if args.labels else None
     if labels is not None and len(labels) != len(args.results):
         raise DHSPSError(
@@ -208,15 +249,20 @@ def _plot_curves(args) -> None:
             report = read_json(path)
         except ValueError as error:
             raise DHSPSError(f"{path}: not valid JSON ({error})") from None
+        if not isinstance(report, dict):
+            raise DHSPSError(
+                f"{path}: not a report (expected a JSON object, as written "
+                "by dhsps evaluate --output or dhsps train)"
+            )
         label = labels[position] if labels else _result_label(path)
         if label in results:
             label = f"{label} ({position + 1})"
         results[label] = report
     written = []
-    for path in _output_paths(args.output, "pr", args.format):
+    for path in pr_paths:
         plot_pr_curves(results, path, title=args.title)
         written.append(path)
-    for path in _output_paths(args.output, "precision_at_n", args.format):
+    for path in pn_paths:
         plot_precision_at_n(results, path, title=args.title)
         written.append(path)
     for path in written:
@@ -285,10 +331,19 @@ def retrieval_examples(
     return examples
 
 
+def _check_outputs(paths) -> None:
+    from keras_dhsps.io_utils import check_writable_output
+
+    for path in paths:
+        check_writable_output(path)
+
+
 def _plot_examples(args) -> None:
     from keras_dhsps.codedb import read_code_database
     from keras_dhsps.plots import plot_retrieval_examples
 
+    outputs = _output_paths(args.output, "examples", args.format)
+    _check_outputs(outputs)
     examples = retrieval_examples(
         read_code_database(args.queries),
         read_code_database(args.database),
@@ -297,12 +352,30 @@ def _plot_examples(args) -> None:
         seed=args.seed,
         backend=args.backend,
     )
-    for path in _output_paths(args.output, "examples", args.format):
+    for path in outputs:
         plot_retrieval_examples(examples, path, title=args.title)
         print(f"wrote {path}")
 
 
 # ------------------------------------------------------------------ parser
+def at_least(minimum: int):
+    """An argparse type: an integer >= ``minimum``."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = None
+        if value is None or value < minimum:
+            raise argparse.ArgumentTypeError(
+                f"expected an integer >= {minimum}, got {text!r}"
+            )
+        return value
+
+    parse.__name__ = f"integer >= {minimum}"
+    return parse
+
+
 def _formats(text: str) -> list[str]:
     formats = [
         value.strip().lower() for value in text.split(",") if value.strip()
@@ -311,16 +384,21 @@ def _formats(text: str) -> list[str]:
     unknown = [value for value in formats if value not in allowed]
     if unknown or not formats:
         raise DHSPSError(
-            f"--format takes a comma-separated list of {', '.join(sorted(allowed))}; "
-            f"got {text!r}"
+            "--format takes a comma-separated list of "
+            f"{', '.join(sorted(allowed))}; got {text!r}"
         )
     return formats
 
 
 def register(subparsers) -> None:
     """Adds ``export``, ``encode``, ``search`` and ``plot`` to the CLI."""
-    from keras_dhsps.index import BACKENDS
+    _add_export(subparsers)
+    _add_encode(subparsers)
+    _add_search(subparsers)
+    _add_plot(subparsers)
 
+
+def _add_export(subparsers) -> None:
     export = subparsers.add_parser(
         "export", help="export a hasher as a SavedModel (raw-image endpoints)"
     )
@@ -340,7 +418,7 @@ def register(subparsers) -> None:
     )
     export.add_argument(
         "--resize-to",
-        type=int,
+        type=at_least(1),
         nargs=2,
         default=(256, 256),
         metavar=("H", "W"),
@@ -348,6 +426,8 @@ def register(subparsers) -> None:
     )
     export.set_defaults(handler=_export)
 
+
+def _add_encode(subparsers) -> None:
     encode = subparsers.add_parser(
         "encode", help="encode an image collection into an HDF5 code database"
     )
@@ -364,13 +444,15 @@ def register(subparsers) -> None:
     )
     encode.add_argument(
         "--data-root",
+        "--root",
+        dest="data_root",
         help="root of the paths in a list file (default: its directory) "
         "or of a manifest's images",
     )
     encode.add_argument(
         "--split", default="database", help="manifest split (default: database)"
     )
-    encode.add_argument("--batch-size", type=int, default=64)
+    encode.add_argument("--batch-size", type=at_least(1), default=64)
     encode.add_argument(
         "--skip-bad-images",
         action="store_true",
@@ -383,6 +465,10 @@ def register(subparsers) -> None:
     )
     encode.set_defaults(handler=_encode)
 
+
+def _add_search(subparsers) -> None:
+    from keras_dhsps.index import BACKENDS
+
     search = subparsers.add_parser(
         "search", help="find the nearest images of query images"
     )
@@ -392,16 +478,20 @@ def register(subparsers) -> None:
     search.add_argument("codes", help="a code database from `dhsps encode`")
     search.add_argument("queries", nargs="+", metavar="QUERY_IMAGE")
     search.add_argument(
-        "-k", type=int, default=_DEFAULT_K, help="results per query"
+        "-k", type=at_least(1), default=_DEFAULT_K, help="results per query"
     )
     search.add_argument(
         "--radius",
-        type=int,
+        type=at_least(0),
         help="instead of the top k: every item with distance <= RADIUS "
         "(at most k shown)",
     )
     search.add_argument("--backend", default="auto", choices=BACKENDS)
     search.set_defaults(handler=_search)
+
+
+def _add_plot(subparsers) -> None:
+    from keras_dhsps.index import BACKENDS
 
     plot = subparsers.add_parser(
         "plot", help="PR / P@N curves, retrieval examples"
@@ -419,8 +509,8 @@ def register(subparsers) -> None:
     )
     examples.add_argument("queries", help="code database of the queries")
     examples.add_argument("database", help="code database to search")
-    examples.add_argument("-n", "--num-queries", type=int, default=4)
-    examples.add_argument("-k", type=int, default=8)
+    examples.add_argument("-n", "--num-queries", type=at_least(1), default=4)
+    examples.add_argument("-k", type=at_least(1), default=8)
     examples.add_argument("--seed", type=int, default=0)
     examples.add_argument("--backend", default="auto", choices=BACKENDS)
     for parser in (curves, examples):

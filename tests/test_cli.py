@@ -75,7 +75,7 @@ def test_train_then_evaluate(tmp_path, capsys):
     [
         (
             ["train", "--dataset", "mnist", "--output", "x"],
-            "error: unknown dataset 'mnist'; known datasets:",
+            'error: data.name="mnist" is not a known dataset; known:',
         ),
         (
             ["train", "--dataset", "lists", "--output", "x"],

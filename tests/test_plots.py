@@ -121,3 +121,62 @@ def test_retrieval_examples_mark_relevance(tmp_path):
     assert read_head(tmp_path / "placeholder.pdf", 4) == PDF_MAGIC
     with pytest.raises(DHSPSError, match="no retrieval examples"):
         plot_retrieval_examples([], str(tmp_path / "x.png"))
+
+
+@pytest.fixture
+def drawn(monkeypatch):
+    """The figures the plot functions would save, laid out and kept."""
+    import keras_dhsps.plots as plots
+
+    figures = []
+
+    def keep(figure, path):
+        figure.canvas.draw()
+        figures.append(figure)
+
+    monkeypatch.setattr(plots, "_save", keep)
+    return figures
+
+
+def extent(artist):
+    return artist.get_window_extent(artist.figure.canvas.get_renderer())
+
+
+def test_long_recipes_are_wrapped_inside_the_figure(reports, drawn):
+    plot_pr_curves(reports, "x.png", title="a title " * 12)
+    plot_precision_at_n(reports, "y.png", title="a title " * 12)
+    for figure in drawn:
+        title = extent(figure._suptitle)
+        width = figure.bbox.width
+        # Unwrapped, the PR recipe is ~250 characters: wider than the figure.
+        assert 0 <= title.x0 and title.x1 <= width, (title, width)
+        assert title.y1 <= figure.bbox.height
+        assert "\n" in figure._suptitle.get_text()
+
+
+def test_query_names_do_not_run_into_the_next_row(tmp_path, drawn):
+    image = tmp_path / "q.png"
+    Image.fromarray(np.full((40, 40, 3), 90, np.uint8)).save(image)
+    long_name = tmp_path / ("a_very_long_query_file_name_" * 3 + ".png")
+    Image.fromarray(np.full((40, 40, 3), 90, np.uint8)).save(long_name)
+    examples = [
+        {
+            "query": str(long_name),
+            "results": [
+                {"path": str(image), "distance": d, "relevant": None}
+                for d in range(3)
+            ],
+        }
+    ] * 3
+    plot_retrieval_examples(examples, "x.png")
+    (figure,) = drawn
+    axes = np.asarray(figure.axes).reshape(3, 4)
+    for row in range(2):
+        name = extent(axes[row, 0].xaxis.label)
+        assert name.width <= extent(axes[row, 0]).width * 1.2
+        for column in range(4):
+            below = extent(axes[row + 1, column].title)
+            assert name.y0 > below.y1, (row, column)  # clear of the titles
+    # The name is shortened in the middle, keeping its ending.
+    label = axes[0, 0].get_xlabel()
+    assert len(label) <= 18 and label.endswith("ame_.png")

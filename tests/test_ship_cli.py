@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import stat
 
 import keras
 import numpy as np
@@ -56,6 +58,10 @@ def test_export_encode_search(workspace, capsys):
         == 0
     )
     assert "endpoints serve, encode" in capsys.readouterr().out
+    # Shareable: the folder gets mkdir's mode under the umask (not 0700).
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE(os.stat(saved).st_mode) == 0o777 & ~umask
     codes = root / "codes.h5"
     assert (
         main(
@@ -121,10 +127,23 @@ def test_export_encode_search(workspace, capsys):
         )
         == 0
     )
-    ranked = [line.split() for line in capsys.readouterr().out.splitlines()[2:]]
+    lines = capsys.readouterr().out.splitlines()
+    within = int(np.count_nonzero(dist == 0))
+    # Says how many codes were within the radius (all shown: k=50).
+    assert lines[1] == f"{within} codes within radius 0"
+    ranked = [line.split() for line in lines[3:]]
     assert {r[2] for r in ranked} == {
         db.paths[i] for i in np.flatnonzero(dist == 0)
     }
+    # With k below that count it says how many it shows.
+    radius = int(dist.max())
+    args = ["search", str(root / "run"), str(codes), str(query)]
+    assert main([*args, "--radius", str(radius), "-k", "2"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[1] == (
+        f"{len(dist)} codes within radius {radius}; showing the first 2 (-k)"
+    )
+    assert len(lines) == 3 + 2
 
 
 def test_encode_list_file_with_broken_image(workspace, capsys):
@@ -298,7 +317,8 @@ def test_plot_curves_and_examples(workspace, capsys, tmp_path):
         capsys.readouterr().out.strip() == f"wrote {tmp_path / 'examples.png'}"
     )
     image = Image.open(tmp_path / "examples.png")
-    assert image.size == (int(4 * 1.6 * 120), int(2 * 1.8 * 120))
+    # 4 columns of 1.6 in, 2 rows of 2.0 in (room for the names), 120 dpi.
+    assert image.size == (int(4 * 1.6 * 120), int(2 * 2.0 * 120))
 
 
 def test_retrieval_examples_relevance(workspace):

@@ -1,13 +1,17 @@
 """``dhsps data``: prepare, verify and download the paper's datasets.
 
-* ``dhsps data prepare --dataset NAME --root DIR``: validates a dataset
+* ``dhsps data prepare --dataset NAME --data-root DIR``: validates a dataset
   directory, draws the seeded split and writes its manifest (list files,
   ``classes.txt``, checksummed ``manifest.json``), then prints a summary:
   images, labels per image, split sizes, dropped files, overlaps.
-* ``dhsps data verify --dataset NAME --root DIR`` (or ``--manifest DIR``):
-  re-checks checksums, list files and every image.
-* ``dhsps data download --dataset NAME --dir DIR``: fetches the official
+* ``dhsps data verify --dataset NAME --data-root DIR`` (or ``--manifest
+  DIR``): re-checks checksums, list files and every image; without
+  ``--option`` it finds the one manifest of that dataset and seed.
+* ``dhsps data download --dataset NAME --data-root DIR``: fetches the official
   archives with checksums (``keras_dhsps.data.download``).
+
+``--data-root`` is the dataset directory everywhere (``--root`` and, for
+``download``, ``--dir`` are aliases).
 
 No TensorFlow is imported, so data errors come before its start-up notices.
 """
@@ -16,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 
 from keras_dhsps.data.base import SPLIT_NAMES
 from keras_dhsps.errors import DHSPSError
@@ -60,9 +65,42 @@ def format_summary(directory: str, record: dict) -> str:
     return "\n".join(lines)
 
 
-def _prepare(args) -> None:
-    from keras_dhsps.data.native import prepare
+def _prepare_lists(args) -> None:
+    """``lists`` are split already (the list files are the split): check
+    every line and image and print the split sizes; no manifest."""
+    from keras_dhsps.data import load_dataset
 
+    dataset = load_dataset(
+        "lists", root=args.root, seed=args.seed, **_parse_options(args.option)
+    )
+    for name in SPLIT_NAMES:
+        split = dataset.split(name)
+        print(f"  {name:<10s}{len(split):>8d} images")
+    print(
+        f"lists in {args.root}: every line and image checked; list files "
+        "are their own split, so no manifest is written"
+    )
+
+
+def _prepare(args) -> None:
+    from keras_dhsps.data.native import manifest_directory
+    from keras_dhsps.data.native import prepare
+    from keras_dhsps.io_utils import check_writable_output
+
+    if args.dataset == "lists":
+        _prepare_lists(args)
+        return
+    from keras_dhsps.errors import DataError
+
+    if not os.path.isdir(args.root):
+        raise DataError(f"data root not found: {args.root}")
+    options = _parse_options(args.option)
+    check_writable_output(
+        manifest_directory(
+            args.dataset, args.root, args.seed, options, args.output
+        ),
+        directory=True,
+    )
     directory, record = prepare(
         args.dataset,
         args.root,
@@ -70,8 +108,13 @@ def _prepare(args) -> None:
         manifest_dir=args.output,
         check=args.check,
         skip_bad_images=args.skip_bad_images,
-        **_parse_options(args.option),
+        **options,
     )
+    from keras_dhsps.io_utils import finish_directory
+
+    # The manifest is staged in tempfile.mkdtemp (mode 0700): give it the
+    # mode mkdir would, so other users can read it (see io_utils).
+    finish_directory(directory)
     print(format_summary(directory, record))
 
 
@@ -82,18 +125,52 @@ def _verify(args) -> None:
     if args.manifest is None and args.dataset is None:
         raise DHSPSError("data verify needs --manifest or --dataset")
     if args.root is None:
-        raise DHSPSError("data verify needs --root")
-    directory = args.manifest or manifest_directory(
-        args.dataset, args.root, args.seed, _parse_options(args.option)
-    )
+        raise DHSPSError("data verify needs --data-root")
+    directory = args.manifest
+    if directory is None:
+        options = _parse_options(args.option)
+        directory = manifest_directory(
+            args.dataset, args.root, args.seed, options
+        )
+        if not options:
+            directory = _find_manifest(directory, args.dataset, args.seed)
     record = verify(directory, root=args.root, check=args.check)
     print(format_summary(directory, record))
     print("verified: checksums match, every image present and readable")
 
 
+def _find_manifest(default: str, name: str, seed: int) -> str:
+    """The manifest of ``name`` and ``seed``: the default-options one, or
+    the only one prepared with other ``--option`` values."""
+    import glob
+
+    if os.path.isfile(os.path.join(default, "manifest.json")):
+        return default
+    parent = os.path.dirname(default)
+    found = sorted(
+        path
+        for path in glob.glob(os.path.join(parent, f"{name}-*-s{seed}"))
+        if os.path.isfile(os.path.join(path, "manifest.json"))
+    )
+    if len(found) == 1:
+        return found[0]
+    if not found:
+        raise DHSPSError(
+            f"no manifest of {name} (seed {seed}) under {parent}; run "
+            "`dhsps data prepare` first or pass --manifest DIR"
+        )
+    raise DHSPSError(
+        f"{len(found)} manifests of {name} (seed {seed}): "
+        f"{', '.join(found)}; pass --manifest DIR or the same --option "
+        "values as prepare"
+    )
+
+
 def _download(args) -> None:
     from keras_dhsps.data.download import download
+    from keras_dhsps.io_utils import check_writable_output
 
+    check_writable_output(args.dir, directory=True)
     for path in download(
         args.dataset,
         args.dir,
@@ -103,16 +180,23 @@ def _download(args) -> None:
         print(f"extracted {path}")
 
 
-def _add_selection(parser, *, required: bool) -> None:
+def _add_selection(parser, *, required: bool, lists: bool = False) -> None:
     from keras_dhsps.data.native import NATIVE
 
     parser.add_argument(
         "--dataset",
         required=required,
-        choices=sorted(NATIVE),
-        help="dataset name",
+        choices=sorted(NATIVE) + (["lists"] if lists else []),
+        help="dataset name"
+        + (" (lists: check the list files; no manifest)" if lists else ""),
     )
-    parser.add_argument("--root", required=required, help="dataset directory")
+    parser.add_argument(
+        "--data-root",
+        "--root",
+        dest="root",
+        required=required,
+        help="dataset directory (--root is an alias)",
+    )
     parser.add_argument("--seed", type=int, default=0, help="split seed")
     parser.add_argument(
         "--option",
@@ -145,7 +229,7 @@ def register(subparsers) -> None:
     prepare = commands.add_parser(
         "prepare", help="validate a dataset directory and write its manifest"
     )
-    _add_selection(prepare, required=True)
+    _add_selection(prepare, required=True, lists=True)
     prepare.add_argument(
         "--output",
         help="manifest directory (default ROOT/dhsps_manifests/NAME-sSEED)",
@@ -169,7 +253,13 @@ def register(subparsers) -> None:
     from keras_dhsps.data.download import ARCHIVES
 
     download.add_argument("--dataset", required=True, choices=sorted(ARCHIVES))
-    download.add_argument("--dir", required=True, help="where to extract")
+    download.add_argument(
+        "--data-root",
+        "--dir",
+        dest="dir",
+        required=True,
+        help="where to extract (--dir is an alias)",
+    )
     download.add_argument(
         "--hash",
         action="append",

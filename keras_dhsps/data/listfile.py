@@ -59,7 +59,9 @@ def read_list_file(
         for line_number, raw in enumerate(handle, start=1):
             where = f"{path}:{line_number}"
             try:
-                line = raw.decode("utf-8")
+                # utf-8-sig: a byte-order mark (Windows editors write one)
+                # is not part of the first image path.
+                line = raw.decode("utf-8-sig" if line_number == 1 else "utf-8")
             except UnicodeDecodeError:
                 raise DataError(f"{where}: not UTF-8 text") from None
             fields = line.split()
@@ -212,7 +214,7 @@ def _class_names(path: str, num_classes: int) -> tuple[str, ...]:
     """Names from ``classes.txt`` if present, else ``class_0`` ...."""
     if not os.path.isfile(path):
         return tuple(f"class_{index}" for index in range(num_classes))
-    with open(path, encoding="utf-8") as handle:
+    with open(path, encoding="utf-8-sig") as handle:
         names = tuple(line.strip() for line in handle if line.strip())
     if len(names) != num_classes:
         raise DataError(

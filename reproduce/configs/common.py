@@ -41,6 +41,7 @@ from keras_dhsps.config import ExperimentConfig
 from keras_dhsps.config import LossConfig
 from keras_dhsps.config import ModelConfig
 from keras_dhsps.config import TrainConfig
+from keras_dhsps.errors import ConfigError
 from keras_dhsps.tables import Method
 from keras_dhsps.tables import TableConfig
 from keras_dhsps.tables import load_reference
@@ -126,7 +127,10 @@ def smoke(table):
 def parse_arg(arg):
     """Validates a config ``arg``: None or ``"smoke"``."""
     if arg not in (None, "smoke"):
-        raise ValueError(f"unknown arg {arg!r}; use smoke")
+        raise ConfigError(
+            f"unknown arg {arg!r}; this table takes none (the paper's "
+            "table) or smoke"
+        )
     return arg
 
 

@@ -35,6 +35,7 @@ from keras_dhsps.config import ExperimentConfig
 from keras_dhsps.config import LossConfig
 from keras_dhsps.config import ModelConfig
 from keras_dhsps.config import TrainConfig
+from keras_dhsps.errors import ConfigError
 from keras_dhsps.tables import Method
 from keras_dhsps.tables import TableConfig
 
@@ -42,7 +43,9 @@ from keras_dhsps.tables import TableConfig
 def get_config(arg=None):
     """``arg``: None (default table), ``"full"`` or ``"smoke"``."""
     if arg not in (None, "full", "smoke"):
-        raise ValueError(f"unknown arg {arg!r}; use full or smoke")
+        raise ConfigError(
+            f"unknown arg {arg!r}; this table takes none, full or smoke"
+        )
     base = ExperimentConfig(
         name="digits-mosaic",
         data=DataConfig(name="digits-mosaic", seed=0),
