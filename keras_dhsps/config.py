@@ -147,14 +147,24 @@ def optional(rule: Rule) -> Rule:
     return Rule(f"null or {rule.allowed}", lambda v: v is None or rule.test(v))
 
 
-def tuple_of(rule: Rule, items: str, length: int | None = None) -> Rule:
-    """A non-empty tuple (a JSON list) of ``items`` that ``rule`` allows."""
-    count = "a non-empty list" if length is None else f"a list of {length}"
+def tuple_of(
+    rule: Rule,
+    items: str,
+    length: int | None = None,
+    *,
+    allow_empty: bool = False,
+) -> Rule:
+    """A tuple (a JSON list) of ``items`` that ``rule`` allows: non-empty
+    unless ``allow_empty``, of ``length`` items when given."""
+    if length is not None:
+        count = f"a list of {length}"
+    else:
+        count = "a list" if allow_empty else "a non-empty list"
     return Rule(
         f"{count} of {items}",
         lambda v: (
             isinstance(v, tuple)
-            and len(v) > 0
+            and (allow_empty or len(v) > 0)
             and (length is None or len(v) == length)
             and all(rule.test(item) for item in v)
         ),
@@ -207,9 +217,9 @@ RULES: dict[str, Rule] = {
     "train.tensorboard": BOOL,
     "train.deterministic": BOOL,
     "eval.map_at": tuple_of(CUTOFF, _CUTOFFS),
-    "eval.ndcg_at": tuple_of(CUTOFF, _CUTOFFS),
-    "eval.acg_at": tuple_of(CUTOFF, _CUTOFFS),
-    "eval.wap_at": tuple_of(CUTOFF, _CUTOFFS),
+    "eval.ndcg_at": tuple_of(CUTOFF, _CUTOFFS, allow_empty=True),
+    "eval.acg_at": tuple_of(CUTOFF, _CUTOFFS, allow_empty=True),
+    "eval.wap_at": tuple_of(CUTOFF, _CUTOFFS, allow_empty=True),
     "eval.radius": integer(0),
     "eval.tie_aware": BOOL,
     "input.resize": one_of(*RESIZE_MODES),

@@ -24,15 +24,14 @@ All files are written atomically.
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import os
 import statistics
-import sys
 import time
 
 from keras_dhsps.config import ExperimentConfig
 from keras_dhsps.config import LossConfig
 from keras_dhsps.config import config_hash
+from keras_dhsps.config import load_config_file
 from keras_dhsps.config import to_dict
 from keras_dhsps.errors import DHSPSError
 from keras_dhsps.io_utils import read_json
@@ -150,46 +149,9 @@ def load_reference(*paths: str) -> dict:
     return reference
 
 
-def load_config_file(spec: str, expected: type):
-    """Loads ``path/to/config.py[:arg]`` and returns ``get_config(arg)``.
-
-    Args:
-        spec: the file, optionally followed by ``:`` and the ``arg``.
-        expected: the type ``get_config`` must return.
-
-    Raises:
-        DHSPSError: missing file, no ``get_config`` in it, or a result that
-            is not an ``expected``.
-    """
-    path, _, arg = spec.partition(":")
-    if not os.path.isfile(path):
-        raise DHSPSError(f"config file not found: {path}")
-    module_name = "keras_dhsps_config_" + config_name(path)
-    module_spec = importlib.util.spec_from_file_location(module_name, path)
-    if module_spec is None or module_spec.loader is None:
-        raise DHSPSError(f"cannot import config file: {path}")
-    module = importlib.util.module_from_spec(module_spec)
-    # Configs may import their siblings (``from common import ...``).
-    directory = os.path.dirname(os.path.abspath(path))
-    sys.path.insert(0, directory)
-    try:
-        module_spec.loader.exec_module(module)
-    finally:
-        sys.path.remove(directory)
-    if not hasattr(module, "get_config"):
-        raise DHSPSError(f"{path}: defines no get_config(arg=None)")
-    config = module.get_config(arg or None)
-    if not isinstance(config, expected):
-        raise DHSPSError(
-            f"{path}: get_config returned a {type(config).__name__}, "
-            f"expected {expected.__name__}"
-        )
-    return config
-
-
 def load_table_config(spec: str) -> TableConfig:
     """Loads a table config file (``FILE.py[:arg]``); see
-    :func:`load_config_file`."""
+    :func:`keras_dhsps.config.load_config_file`."""
     return load_config_file(spec, TableConfig)
 
 

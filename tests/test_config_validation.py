@@ -105,7 +105,8 @@ def test_every_field_has_a_rule_and_the_defaults_pass():
             "or a number in [0, inf)",
         ),
         ("eval.map_at=[0]", "eval.map_at=[0] is not allowed"),
-        ("eval.ndcg_at=[]", "eval.ndcg_at=[] is not allowed"),
+        ("eval.map_at=[]", "eval.map_at=[] is not allowed"),
+        ("eval.ndcg_at=[0]", "eval.ndcg_at=[0] is not allowed"),
         ("eval.tie_aware=yes", 'eval.tie_aware="yes" is not allowed'),
         ("model.image_size=64", "model.image_size=64 is not allowed"),
         ("input.resize_to=[256]", "input.resize_to=[256] is not allowed"),
@@ -301,3 +302,10 @@ def test_a_loss_registered_at_run_time_is_checked_by_its_signature(
     assert LossConfig(name="plugin", params={"alpha": 2}).params == {"alpha": 2}
     with pytest.raises(ConfigError, match="plugin takes no parameter 'beta'"):
         LossConfig(name="plugin", params={"beta": 1})
+
+
+def test_graded_cutoffs_may_be_empty_to_skip_the_metric():
+    # Tables that report mAP only (e.g. the tie test) pass ndcg_at=[]; mAP
+    # itself is always reported, so its list must not be empty.
+    config = override(ExperimentConfig(), "eval.ndcg_at=[]", "eval.wap_at=[]")
+    assert config.eval.ndcg_at == () and config.eval.wap_at == ()
