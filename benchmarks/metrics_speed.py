@@ -390,7 +390,13 @@ def load_revision(revision: str, directory: pathlib.Path):
     ).stdout
     with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
         tar.extractall(directory, filter="data")
+    import keras
+
     current = _package_modules()
+    # Importing the copy registers its Keras classes under the same names;
+    # the registry is put back so this tree's classes still deserialize.
+    registry = keras.saving.get_custom_objects()
+    registered = dict(registry)
     for name in current:
         del sys.modules[name]
     sys.path.insert(0, str(directory))
@@ -405,6 +411,8 @@ def load_revision(revision: str, directory: pathlib.Path):
         for name in _package_modules():
             del sys.modules[name]
         sys.modules.update(current)
+        registry.clear()
+        registry.update(registered)
 
 
 def compare_revisions(name, seed, repeat, num_threads, revision):

@@ -66,9 +66,11 @@ ACTIVATIONS = ("tanh", "softsign")
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 #: ``keras_dhsps.optimizers.SCHEDULES``.
 SCHEDULES = ("step", "cosine", "constant")
-#: ``keras_dhsps.data.pipeline.RESIZE_MODES``.
+#: How images reach the stored size (``InputConfig.resize``; the one
+#: definition, used by the image store, the pipeline and the export).
 RESIZE_MODES = ("direct", "resize_crop", "shorter_side_crop")
-#: ``InputConfig.store`` values.
+#: ``InputConfig.store``: ``"memory"`` keeps a decoded store (in RAM or
+#: memory-mapped), ``"none"`` decodes on every read.
 STORES = ("memory", "none")
 
 

@@ -163,11 +163,10 @@ def test_stored_size_per_resize_mode():
 
 
 @pytest.mark.backend_neutral
-def test_unknown_store_mode_is_one_clear_error(tree, tmp_path):
-    with pytest.raises(DHSPSError, match="input.store='disk'.*memory, none"):
-        st.open_store(
-            tree, image_size=32, input_config=_config(tmp_path, store="disk")
-        )
+def test_unknown_store_mode_is_refused_when_the_config_is_built(tmp_path):
+    # Validation at the boundary: the config refuses it before any store.
+    with pytest.raises(DHSPSError, match='input.store="disk".*"memory"'):
+        _config(tmp_path, store="disk")
 
 
 # ------------------------------------------------------------ round trip

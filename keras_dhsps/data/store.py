@@ -116,17 +116,13 @@ from typing import Any
 
 import numpy as np
 
+from keras_dhsps.config import RESIZE_MODES
 from keras_dhsps.data.base import Split
 from keras_dhsps.errors import DataError
 from keras_dhsps.errors import DHSPSError
 
 logger = logging.getLogger(__name__)
 
-#: How images reach the stored size; see the module docstring.
-RESIZE_MODES = ("direct", "resize_crop", "shorter_side_crop")
-#: ``input.store``: ``"memory"`` keeps a store (in RAM or memory-mapped),
-#: ``"none"`` decodes on every read.
-STORE_MODES = ("memory", "none")
 FORMAT_VERSION = 1
 MAGIC = b"keras_dhsps image store\n"
 DATA_OFFSET = 4096
@@ -667,18 +663,13 @@ def open_store(
 
     Raises:
         DataError: an image cannot be read (``FILE: reason``).
-        DHSPSError: an unknown ``store`` or ``resize`` mode, a stored size
+        DHSPSError: an unknown ``resize`` mode, a stored size
             smaller than ``image_size``, or no space for the store file.
     """
     resize = input_config.resize
     size = stored_size(
         image_size, resize=resize, resize_to=input_config.resize_to
     )
-    if input_config.store not in STORE_MODES:
-        raise DHSPSError(
-            f"input.store={input_config.store!r} is not a store mode; "
-            f"choose one of {', '.join(STORE_MODES)}"
-        )
     held = split.images
     if held is not None and held.dtype == np.uint8 and held.shape[1:3] == size:
         return ImageStore(
