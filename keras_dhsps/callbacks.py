@@ -80,12 +80,19 @@ class RetrievalValidation(keras.callbacks.Callback):
         train: the training split (retrieval set).
         every: evaluate every this many epochs (and after the last one).
         batch_size: encoding batch size.
+        reader: see :func:`keras_dhsps.evaluation.encode`.
     """
 
     def __init__(
-        self, validation: Split, train: Split, every=1, batch_size=256
+        self,
+        validation: Split,
+        train: Split,
+        every=1,
+        batch_size=256,
+        reader=None,
     ):
         super().__init__()
+        self.reader = reader
         self.validation = validation
         self.train = train
         self.every = max(int(every), 1)
@@ -99,9 +106,17 @@ class RetrievalValidation(keras.callbacks.Callback):
         from keras_dhsps.metrics import mean_average_precision
 
         query_codes = encode(
-            self.model, self.validation, batch_size=self.batch_size
+            self.model,
+            self.validation,
+            batch_size=self.batch_size,
+            reader=self.reader,
         )
-        train_codes = encode(self.model, self.train, batch_size=self.batch_size)
+        train_codes = encode(
+            self.model,
+            self.train,
+            batch_size=self.batch_size,
+            reader=self.reader,
+        )
         value = mean_average_precision(
             query_codes, self.validation.labels, train_codes, self.train.labels
         )

@@ -6,7 +6,8 @@ import numpy as np
 
 from keras_dhsps.data.base import RetrievalDataset
 from keras_dhsps.data.base import Split
-from keras_dhsps.data.pipeline import make_dataset
+from keras_dhsps.data.feed import default_reader
+from keras_dhsps.data.feed import ordered_batches
 
 
 def model_image_size(model) -> tuple[int, int]:
@@ -15,7 +16,9 @@ def model_image_size(model) -> tuple[int, int]:
     return int(height), int(width)
 
 
-def encode(model, split: Split, *, batch_size: int = 256, verbose=0):
+def encode(
+    model, split: Split, *, batch_size: int = 256, verbose=0, reader=None
+):
     """Outputs ``(N, D)`` float32 of ``model`` on every image of ``split``,
     in order: relaxed codes for a hasher, features for a backbone.
 
@@ -25,14 +28,28 @@ def encode(model, split: Split, *, batch_size: int = 256, verbose=0):
         split: the images.
         batch_size: images per forward pass.
         verbose: 0 silent, 1 a progress bar.
+        reader: ``"tf.data"`` (:mod:`keras_dhsps.data.pipeline`) or
+            ``"numpy"`` (:mod:`keras_dhsps.data.feed`, every backend);
+            None: ``tf.data`` where TensorFlow is installed.
     """
-    dataset = make_dataset(
-        split,
-        batch_size=batch_size,
-        image_size=model_image_size(model),
-        training=False,
-    ).map(lambda images, labels: images)
-    codes = model.predict(dataset, verbose=verbose)
+    if not len(split):
+        return np.zeros((0, int(model.output_shape[-1])), np.float32)
+    steps = None
+    if (reader or default_reader()) == "tf.data":
+        from keras_dhsps.data.pipeline import make_dataset
+
+        batches = make_dataset(
+            split,
+            batch_size=batch_size,
+            image_size=model_image_size(model),
+            training=False,
+        ).map(lambda images, labels: images)
+    else:
+        batches = ordered_batches(
+            split, batch_size=batch_size, image_size=model_image_size(model)
+        )
+        steps = -(-len(split) // batch_size)
+    codes = model.predict(batches, steps=steps, verbose=verbose)
     return np.asarray(codes, dtype=np.float32)
 
 

@@ -23,7 +23,13 @@ runs ``model.fit``; the same call covers paper-scale training:
 
 Training reads an endless, seeded stream of shuffled batches (one pass per
 epoch, last partial batch dropped), so a resumed run skips exactly the
-batches already used; the skipped batches are still read and decoded.
+batches already used. The reader is ``tf.data``
+(:mod:`keras_dhsps.data.pipeline`, the default where TensorFlow is
+installed; skipped batches are still read) or NumPy
+(:mod:`keras_dhsps.data.feed`, every Keras backend, the default without
+TensorFlow; batch ``s`` is a pure function of the seed and ``s``, so
+skipped batches are never read). Nothing here imports TensorFlow unless
+it is the backend, the reader or a strategy is given.
 """
 
 from __future__ import annotations
@@ -37,7 +43,6 @@ import time
 
 import keras
 import numpy as np
-import tensorflow as tf
 
 from keras_dhsps.callbacks import RetrievalValidation
 from keras_dhsps.callbacks import StepCheckpoint
@@ -46,10 +51,10 @@ from keras_dhsps.callbacks import restore_checkpoint
 from keras_dhsps.config import ExperimentConfig
 from keras_dhsps.config import TrainConfig
 from keras_dhsps.config import backbone_lr_multiplier
+from keras_dhsps.data import feed
 from keras_dhsps.data import load_configured_dataset
 from keras_dhsps.data.base import RetrievalDataset
 from keras_dhsps.data.base import Split
-from keras_dhsps.data.pipeline import make_dataset
 from keras_dhsps.errors import DHSPSError
 from keras_dhsps.losses import get_loss
 from keras_dhsps.models import HASH_LAYER_NAME
@@ -200,6 +205,93 @@ def _segments(start, epochs, steps_per_epoch, freeze_epochs):
     return segments
 
 
+def enable_determinism() -> None:
+    """Makes training bit-reproducible for a fixed seed, per backend.
+
+    * TensorFlow backend: ``tf.config.experimental.enable_op_determinism()``
+      (process-wide; there is no per-call switch; slower on GPUs).
+    * JAX: deterministic on CPU already; on a GPU, XLA's deterministic
+      kernels must be chosen before JAX starts
+      (``XLA_FLAGS=--xla_gpu_deterministic_ops=true``): a warning says so
+      when the flag is missing.
+    * PyTorch: ``torch.use_deterministic_algorithms(True)``.
+
+    The batch stream itself is deterministic for a fixed seed with every
+    reader.
+    """
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        tf.config.experimental.enable_op_determinism()
+    elif backend == "torch":
+        import torch
+
+        torch.use_deterministic_algorithms(True)
+    elif backend == "jax":
+        import jax
+
+        flags = os.environ.get("XLA_FLAGS", "")
+        on_gpu = any(d.platform != "cpu" for d in jax.devices())
+        if on_gpu and "xla_gpu_deterministic_ops=true" not in flags:
+            logger.warning(
+                "train.deterministic under JAX on a GPU needs "
+                "XLA_FLAGS=--xla_gpu_deterministic_ops=true set before "
+                "JAX starts"
+            )
+
+
+def training_stream(split, reader, *, batch_size, image_size, seed, start=0):
+    """The endless seeded training stream of ``split`` from global step
+    ``start``: a ``tf.data.Dataset`` (``reader="tf.data"``) or a generator
+    of NumPy batches (``"numpy"``, every backend)."""
+    if reader == "numpy":
+        return feed.training_batches(
+            split,
+            batch_size=batch_size,
+            image_size=image_size,
+            seed=seed,
+            start=start,
+        )
+    if reader != "tf.data":
+        raise DHSPSError(f"unknown reader {reader!r}; known: tf.data, numpy")
+    from keras_dhsps.data.pipeline import make_dataset
+
+    # A new dataset object per fit call: a reused one would continue its
+    # shuffle seed generator and give a resumed run another order. The
+    # skipped batches are read and decoded.
+    return (
+        make_dataset(
+            split,
+            batch_size=batch_size,
+            image_size=image_size,
+            training=True,
+            seed=seed,
+        )
+        .repeat()
+        .skip(start)
+    )
+
+
+def stream_labels(split, reader, *, batch_size, image_size, seed, step):
+    """The labels of batch ``step`` of :func:`training_stream`."""
+    if reader == "numpy":
+        return feed.training_labels(
+            split, batch_size=batch_size, seed=seed, step=step
+        )
+    stream = training_stream(
+        split,
+        reader,
+        batch_size=batch_size,
+        image_size=image_size,
+        seed=seed,
+        start=step,
+    )
+    for _, labels in stream.take(1):
+        return keras.ops.convert_to_numpy(labels)
+    return np.zeros((0, 0))
+
+
 def fit(
     config: ExperimentConfig,
     *,
@@ -209,6 +301,7 @@ def fit(
     verbose="auto",
     run_dir: str | None = None,
     strategy=None,
+    reader: str | None = None,
 ) -> TrainResult:
     """Trains a hasher as ``config`` says.
 
@@ -228,6 +321,9 @@ def fit(
             :func:`keras_dhsps.distribute.make_strategy`); its replicas split
             each batch of ``config.train.batch_size`` images and the loss
             sees the whole batch. None trains on the default device.
+        reader: ``"tf.data"`` or ``"numpy"`` (:mod:`keras_dhsps.data.feed`,
+            for every backend); None: ``tf.data`` where TensorFlow is
+            installed, else ``numpy``.
 
     Returns:
         A :class:`TrainResult`.
@@ -241,8 +337,8 @@ def fit(
     """
     train_config = config.train
     if train_config.deterministic:
-        # Process-wide in TensorFlow; there is no per-call switch.
-        tf.config.experimental.enable_op_determinism()
+        enable_determinism()
+    reader = reader or feed.default_reader()
     keras.utils.set_random_seed(train_config.seed)
     if dataset is None:
         dataset = load_configured_dataset(config.data, root=data_root)
@@ -301,25 +397,25 @@ def fit(
     _, height, width, _ = model.input_shape
 
     def stream_from(step):
-        # A new dataset object per fit call: a reused one would continue its
-        # shuffle seed generator and give a resumed run another order.
-        return (
-            make_dataset(
-                train_split,
-                batch_size=batch_size,
-                image_size=(height, width),
-                training=True,
-                seed=train_config.seed,
-            )
-            .repeat()
-            .skip(step)
+        return training_stream(
+            train_split,
+            reader,
+            batch_size=batch_size,
+            image_size=(height, width),
+            seed=train_config.seed,
+            start=step,
         )
 
     def labels_at(step):
         # The stream is deterministic: the batch of ``step`` is recoverable.
-        for _, labels in stream_from(step).take(1):
-            return keras.ops.convert_to_numpy(labels)
-        return np.zeros((0, 0))
+        return stream_labels(
+            train_split,
+            reader,
+            batch_size=batch_size,
+            image_size=(height, width),
+            seed=train_config.seed,
+            step=step,
+        )
 
     nan_guard = StopOnNaN(labels_at, step=initial_step)
     all_callbacks = [nan_guard]
@@ -336,6 +432,7 @@ def fit(
                 validation_split,
                 train_split,
                 every=train_config.validation_every,
+                reader=reader,
             )
         )
         if run_dir is not None:
@@ -379,7 +476,7 @@ def fit(
             steps_per_epoch=steps,
             callbacks=all_callbacks,
             verbose=verbose,
-            shuffle=False,  # the stream is shuffled by tf.data
+            shuffle=False,  # the stream is shuffled by the reader
         ).history
         for key, values in logs.items():
             history.setdefault(key, []).extend(float(v) for v in values)

@@ -1,0 +1,129 @@
+"""A backend-neutral reader: NumPy batches for ``model.fit``/``predict``.
+
+Where TensorFlow is installed, :mod:`keras_dhsps.data.pipeline` (``tf.data``)
+is the default reader; where it is not (a JAX or PyTorch machine), this
+module feeds the same splits as plain Python generators of NumPy batches,
+which ``model.fit`` and ``model.predict`` accept on every Keras backend.
+
+The training stream is a pure function of ``(seed, step)``: batch ``s`` of
+the endless stream is the ``s % steps_per_epoch``-th slice of the
+permutation of epoch ``s // steps_per_epoch`` drawn from
+``numpy.random.default_rng((seed, epoch))``. A resumed run therefore starts
+at any step without reading the batches before it, and two runs with one
+seed see identical batches (whatever the backend). As in ``tf.data``
+training, the last partial batch of an epoch is dropped when the split
+holds at least one full batch.
+
+Images are read from memory (``Split.images``) or decoded with Pillow
+(``Split.paths``) and brought to the model's size by a bilinear resize
+straight to ``(H, W)`` (the authors' ``"direct"`` mode) when their size
+differs. Batches are ``(images float32 in [0, 255], labels float32)``.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from collections.abc import Iterator
+
+import numpy as np
+
+from keras_dhsps.data.base import Split
+
+
+def tensorflow_available() -> bool:
+    """Whether TensorFlow can be imported (without importing it)."""
+    if "tensorflow" in sys.modules:
+        return sys.modules["tensorflow"] is not None
+    try:
+        return importlib.util.find_spec("tensorflow") is not None
+    except ImportError:  # an import hook that refuses it
+        return False
+
+
+def default_reader() -> str:
+    """``"tf.data"`` where TensorFlow is installed, else ``"numpy"``."""
+    return "tf.data" if tensorflow_available() else "numpy"
+
+
+def steps_per_epoch(count: int, batch_size: int) -> int:
+    """Full batches per epoch (at least one: a split smaller than one batch
+    is one batch)."""
+    return max(count // batch_size, 1)
+
+
+def batch_indices(count: int, batch_size: int, seed: int, step: int):
+    """The image indices of batch ``step`` of the seeded training stream."""
+    epoch, offset = divmod(int(step), steps_per_epoch(count, batch_size))
+    order = np.random.default_rng((int(seed), epoch)).permutation(count)
+    return order[offset * batch_size : (offset + 1) * batch_size]
+
+
+def read_images(split: Split, indices, image_size) -> np.ndarray:
+    """uint8 ``(len(indices), H, W, 3)`` images of ``split``, in order.
+
+    In-memory images at the model's size are taken as they are; others are
+    resized bilinearly to ``image_size`` (and decoded with Pillow first when
+    ``split`` holds paths).
+    """
+    height, width = (int(v) for v in image_size)
+    indices = np.asarray(indices, dtype=np.int64)
+    if split.images is not None:
+        images = split.images[indices]
+        if images.shape[1:3] == (height, width):
+            return np.asarray(images, dtype=np.uint8)
+        sources = list(images)
+    else:
+        sources = [split.paths[i] for i in indices]
+    batch = np.empty((len(indices), height, width, 3), np.uint8)
+    for row, source in enumerate(sources):
+        batch[row] = _load_resized(source, height, width)
+    return batch
+
+
+def _load_resized(source, height, width) -> np.ndarray:
+    from PIL import Image
+
+    if isinstance(source, np.ndarray):
+        image = Image.fromarray(source)
+    else:
+        with Image.open(source) as opened:
+            image = opened.convert("RGB")
+    if image.size != (width, height):
+        image = image.resize((width, height), Image.Resampling.BILINEAR)
+    return np.asarray(image.convert("RGB"), dtype=np.uint8)
+
+
+def training_batches(
+    split: Split,
+    *,
+    batch_size: int,
+    image_size,
+    seed: int,
+    start: int = 0,
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """The endless seeded training stream from global step ``start``."""
+    labels = np.asarray(split.labels, dtype=np.float32)
+    step = int(start)
+    while True:
+        index = batch_indices(len(split), batch_size, seed, step)
+        images = read_images(split, index, image_size)
+        yield images.astype(np.float32), labels[index]
+        step += 1
+
+
+def training_labels(split: Split, *, batch_size: int, seed: int, step: int):
+    """The labels of batch ``step`` of :func:`training_batches` (read
+    without decoding an image)."""
+    index = batch_indices(len(split), batch_size, seed, step)
+    return np.asarray(split.labels, dtype=np.float32)[index]
+
+
+def ordered_batches(
+    split: Split, *, batch_size: int, image_size
+) -> Iterator[tuple[np.ndarray]]:
+    """Every image of ``split`` in order, as ``(float32 images,)`` batches
+    (evaluation; ``model.predict`` takes one-element tuples)."""
+    for begin in range(0, len(split), batch_size):
+        index = np.arange(begin, min(begin + batch_size, len(split)))
+        yield (read_images(split, index, image_size).astype(np.float32),)
