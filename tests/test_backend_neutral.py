@@ -188,6 +188,10 @@ def test_resume_after_interruption_matches_uninterrupted(
     ):
         np.testing.assert_array_equal(a, b)
     assert int(resumed.model.optimizer.iterations) == 16
+    # Epoch 1 was interrupted at its 3rd step and resumed at its 2nd: its
+    # loss is still the mean over its 8 steps, as in the reference.
+    assert resumed.history == reference.history
+    assert len(resumed.history["loss"]) == 2
 
 
 def test_train_imports_and_runs_without_tensorflow(tmp_path):

@@ -2,6 +2,7 @@
 
 import dataclasses
 import importlib.util
+import json
 import os
 
 import keras
@@ -116,9 +117,17 @@ def test_resume_after_interruption_matches_uninterrupted(
             weights_of(reference.model), weights_of(fresh.model), strict=True
         )
     )
-    # A finished run resumes to the end without training.
+    # The history of the interrupted run is that of the uninterrupted one:
+    # 3 epochs, epoch 1 (interrupted at its 3rd step, resumed at its 2nd)
+    # averaged over its 4 steps, bit for bit.
+    assert len(reference.history["loss"]) == 3
+    assert resumed.history == reference.history
+    with open(os.path.join(run_dir, "history.json"), encoding="utf-8") as f:
+        assert json.load(f) == reference.history
+    # A finished run resumes to the end without training and returns the
+    # whole history.
     again = fit(config, dataset=dataset, verbose=0, run_dir=run_dir)
-    assert again.initial_step == 12 and again.history == {}
+    assert again.initial_step == 12 and again.history == reference.history
 
 
 def test_frozen_backbone_warm_up(dataset):
@@ -240,3 +249,33 @@ def test_backbone_weights_from_config(dataset, tmp_path):
     loaded = weights_of(model.get_layer("backbone"))
     for a, b in zip(weights_of(source), loaded, strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+def test_a_run_directory_validates_by_default_without_changing_training(
+    dataset, tmp_path, deterministic
+):
+    # validation_every=0 with a run directory and a dataset that has its
+    # own validation split (16 images): val_map after each of the 2 epochs
+    # (ceil(2 / 10) = 1) and best.keras; the 64 training images stay, so
+    # the weights are those of a run without a run directory.
+    config = make_config(epochs=2)
+    plain = fit(config, dataset=dataset, verbose=0)
+    assert "val_map" not in plain.history
+    kept = fit(config, dataset=dataset, verbose=0, run_dir=str(tmp_path))
+    assert len(kept.history["val_map"]) == 2
+    assert kept.history["loss"] == plain.history["loss"]
+    for a, b in zip(
+        weights_of(plain.model), weights_of(kept.model), strict=True
+    ):
+        np.testing.assert_array_equal(a, b)
+    assert os.path.isfile(tmp_path / "best.keras")
+    # Without a validation split nothing is carved by default.
+    no_validation = dataclasses.replace(
+        dataset,
+        splits={k: v for k, v in dataset.splits.items() if k != "validation"},
+    )
+    other = fit(
+        config, dataset=no_validation, verbose=0, run_dir=str(tmp_path / "n")
+    )
+    assert "val_map" not in other.history
+    assert not os.path.exists(tmp_path / "n" / "best.keras")
