@@ -131,7 +131,7 @@ def test_feed_batches_are_a_pure_function_of_seed_and_step(dataset):
     images, labels = next(stream)
     np.testing.assert_array_equal(images, train.images[first[11]])
     np.testing.assert_array_equal(labels, train.labels[first[11]])
-    assert images.dtype == np.float32
+    assert images.dtype == np.uint8  # cast on the device, in the model
 
 
 def test_a_few_fit_steps_then_evaluate(dataset):
