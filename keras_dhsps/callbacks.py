@@ -92,7 +92,7 @@ class RetrievalValidation(keras.callbacks.Callback):
         train: the training split (retrieval set).
         every: evaluate every this many epochs (and after the last one).
         batch_size: encoding batch size.
-        reader: see :func:`keras_dhsps.evaluation.encode`.
+        reader, input_config: see :func:`keras_dhsps.evaluation.encode`.
     """
 
     def __init__(
@@ -102,9 +102,11 @@ class RetrievalValidation(keras.callbacks.Callback):
         every=1,
         batch_size=256,
         reader=None,
+        input_config=None,
     ):
         super().__init__()
         self.reader = reader
+        self.input_config = input_config
         self.validation = validation
         self.train = train
         self.every = max(int(every), 1)

@@ -52,6 +52,7 @@ from keras_dhsps.callbacks import global_step
 from keras_dhsps.callbacks import read_history
 from keras_dhsps.callbacks import restore_checkpoint
 from keras_dhsps.config import ExperimentConfig
+from keras_dhsps.config import InputConfig
 from keras_dhsps.config import TrainConfig
 from keras_dhsps.config import backbone_lr_multiplier
 from keras_dhsps.data import feed
@@ -294,12 +295,14 @@ class TrainingStream:
     batch_size: int
     image_size: tuple
     seed: int
+    input_config: InputConfig = InputConfig()
 
     def __post_init__(self):
         if self.reader not in READERS:
             raise DHSPSError(
                 f"unknown reader {self.reader!r}; known: {', '.join(READERS)}"
             )
+        feed.check_input_config(self.input_config, self.reader)
 
     def batches(self, start: int = 0):
         """Batches from global step ``start``: a ``tf.data.Dataset`` or a
@@ -312,6 +315,7 @@ class TrainingStream:
                 seed=self.seed,
                 start=start,
             )
+        from keras_dhsps.data.pipeline import input_options
         from keras_dhsps.data.pipeline import make_dataset
 
         # A new dataset object per fit call: a reused one would continue its
@@ -323,6 +327,12 @@ class TrainingStream:
             image_size=self.image_size,
             training=True,
             seed=self.seed,
+            **input_options(
+                self.input_config,
+                count=len(self.split),
+                image_size=self.image_size,
+                training=True,
+            ),
         )
         return dataset.repeat().skip(start)
 
@@ -421,7 +431,11 @@ def _callbacks(
         split, every = validation
         result.append(
             RetrievalValidation(
-                split, stream.split, every=every, reader=stream.reader
+                split,
+                stream.split,
+                every=every,
+                reader=stream.reader,
+                input_config=stream.input_config,
             )
         )
         if run_dir is not None:
@@ -553,6 +567,7 @@ def fit(
         train_config.batch_size,
         model_image_size(model),
         train_config.seed,
+        config.input,
     )
     validation = None if validation_split is None else (validation_split, every)
     all_callbacks = _callbacks(

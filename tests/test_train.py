@@ -279,3 +279,60 @@ def test_a_run_directory_validates_by_default_without_changing_training(
     )
     assert "val_map" not in other.history
     assert not os.path.exists(tmp_path / "n" / "best.keras")
+
+
+def test_input_config_reaches_training_and_evaluation(dataset):
+    from keras_dhsps.config import InputConfig
+    from keras_dhsps.evaluation import encode
+
+    base = make_config(epochs=1)
+    plain = fit(base, dataset=dataset, verbose=0)
+    flipped = fit(
+        dataclasses.replace(base, input=InputConfig(random_flip=True)),
+        dataset=dataset,
+        verbose=0,
+    )
+    # Flipping half the images changes what is learned from the same
+    # batches.
+    assert any(
+        not np.array_equal(a, b)
+        for a, b in zip(
+            weights_of(plain.model), weights_of(flipped.model), strict=True
+        )
+    )
+    # resize_crop: 32x32 images stay 32x32 (resize_to), the 24x24 model
+    # gets a random window in training and the centre in evaluation.
+    cropping = InputConfig(
+        resize="resize_crop", resize_to=(32, 32), random_crop=True
+    )
+    config = dataclasses.replace(
+        base,
+        model=dataclasses.replace(base.model, image_size=(24, 24)),
+        input=cropping,
+    )
+    model = fit(config, dataset=dataset, verbose=0).model
+    queries = dataset.split("query")
+    expected = keras.ops.convert_to_numpy(
+        model(queries.images[:, 4:28, 4:28].astype("float32"))
+    )
+    codes = encode(model, queries, input_config=cropping)
+    np.testing.assert_allclose(codes, expected, atol=1e-6)
+
+
+def test_input_config_errors_name_the_key(dataset):
+    from keras_dhsps.config import InputConfig
+
+    base = make_config(epochs=1)
+    cases = [
+        (InputConfig(random_crop=True), "tf.data", "input.random_crop"),
+        (InputConfig(resize="squash"), "tf.data", "input.resize='squash'"),
+        (InputConfig(random_flip=True), "numpy", "needs the tf.data reader"),
+    ]
+    for input_config, reader, message in cases:
+        with pytest.raises(DHSPSError, match=message):
+            fit(
+                dataclasses.replace(base, input=input_config),
+                dataset=dataset,
+                verbose=0,
+                reader=reader,
+            )

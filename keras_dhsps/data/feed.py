@@ -32,6 +32,48 @@ from collections.abc import Iterator
 import numpy as np
 
 from keras_dhsps.data.base import Split
+from keras_dhsps.errors import DHSPSError
+
+#: How images reach ``image_size`` (``InputConfig.resize``):
+#:
+#: * ``"direct"``: bilinear resize straight to ``image_size``, aspect ratio
+#:   not kept (the authors' code: every image resized to 227×227, no crop).
+#: * ``"resize_crop"``: resize to ``resize_to`` (default 256×256, the Caffe
+#:   convention), then crop ``image_size`` (224 or 227): the centre for
+#:   evaluation, a random window for training when ``random_crop``.
+#: * ``"shorter_side_crop"``: resize so the shorter side is
+#:   ``resize_to[0]`` keeping the aspect ratio, then crop as above (the
+#:   torchvision/ImageNet convention).
+RESIZE_MODES = ("direct", "resize_crop", "shorter_side_crop")
+
+
+def check_input_config(input_config, reader: str) -> None:
+    """Refuses ``InputConfig`` values a reader cannot serve, in one line.
+
+    Raises:
+        DHSPSError: an unknown resize mode, a crop without a cropping mode,
+            or (NumPy reader) anything but ``"direct"`` without crop or flip.
+    """
+    resize = input_config.resize
+    if resize not in RESIZE_MODES:
+        raise DHSPSError(
+            f"input.resize={resize!r} is not a resize mode; choose one of "
+            f"{', '.join(RESIZE_MODES)}"
+        )
+    if input_config.random_crop and resize == "direct":
+        raise DHSPSError(
+            "input.random_crop=true needs a cropping input.resize "
+            "(resize_crop or shorter_side_crop), not 'direct'"
+        )
+    augments = input_config.random_crop or input_config.random_flip
+    if reader == "numpy" and (resize != "direct" or augments):
+        raise DHSPSError(
+            f"input.resize={resize!r} with random_crop="
+            f"{input_config.random_crop} and random_flip="
+            f"{input_config.random_flip} needs the tf.data reader "
+            "(TensorFlow); without TensorFlow use input.resize='direct' "
+            "without crop or flip"
+        )
 
 
 def tensorflow_available() -> bool:

@@ -21,18 +21,7 @@ from __future__ import annotations
 import tensorflow as tf
 
 from keras_dhsps.data.base import Split
-
-#: How images reach ``image_size``:
-#:
-#: * ``"direct"``: bilinear resize straight to ``image_size``, aspect ratio
-#:   not kept (the authors' code: every image resized to 227×227, no crop).
-#: * ``"resize_crop"``: resize to ``resize_to`` (default 256×256, the Caffe
-#:   convention), then crop ``image_size`` (224 or 227): the centre for
-#:   evaluation, a random window for training when ``random_crop``.
-#: * ``"shorter_side_crop"``: resize so the shorter side is
-#:   ``resize_to[0]`` keeping the aspect ratio, then crop as above (the
-#:   torchvision/ImageNet convention).
-RESIZE_MODES = ("direct", "resize_crop", "shorter_side_crop")
+from keras_dhsps.data.feed import RESIZE_MODES
 
 
 def _decode(path: tf.Tensor) -> tf.Tensor:
@@ -208,6 +197,45 @@ def make_dataset(
     drop_remainder = training and len(split) >= batch_size
     dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
     return dataset.prefetch(tf.data.AUTOTUNE) if prefetch else dataset
+
+
+def input_options(
+    input_config, *, count: int, image_size, training: bool
+) -> dict:
+    """:func:`make_dataset` keyword arguments from an ``InputConfig``.
+
+    ``store="memory"`` caches the resized uint8 images in memory when they
+    fit in ``memory_budget_mb`` (``count`` images at the stored size:
+    ``image_size`` for ``"direct"``, ``resize_to`` for the cropping modes,
+    the longer side counted as 1.5 × ``resize_to[0]`` for
+    ``shorter_side_crop``), so later epochs decode nothing; over the budget
+    nothing is cached (every epoch decodes). ``deterministic=False`` leaves
+    tf.data's default (which keeps the order).
+    """
+    height, width = (int(v) for v in image_size)
+    resize_to = tuple(int(v) for v in input_config.resize_to)
+    if input_config.resize == "resize_crop":
+        height, width = resize_to
+    elif input_config.resize == "shorter_side_crop":
+        height, width = resize_to[0], int(1.5 * resize_to[0])
+    stored_mb = count * height * width * 3 / 2**20
+    cache = (
+        input_config.store == "memory"
+        and stored_mb <= input_config.memory_budget_mb
+    )
+    options = dict(
+        resize=input_config.resize,
+        resize_to=resize_to,
+        cache=cache,
+        deterministic=True if input_config.deterministic else None,
+    )
+    if training:
+        options.update(
+            random_crop=bool(input_config.random_crop),
+            random_flip=bool(input_config.random_flip),
+            shuffle_buffer=input_config.shuffle_buffer,
+        )
+    return options
 
 
 def center_crop(images: tf.Tensor, height: int, width: int) -> tf.Tensor:
