@@ -18,6 +18,8 @@ This is the only data module that imports TensorFlow.
 
 from __future__ import annotations
 
+import functools
+
 import tensorflow as tf
 
 from keras_dhsps.data.base import Split
@@ -55,43 +57,92 @@ def make_dataset(
     deterministic: bool | None = None,
     prefetch: bool = True,
 ) -> tf.data.Dataset:
-    """Builds the batched pipeline of one split.
+    """The ``tf.data.Dataset`` of ``(images, labels)`` batches of a split.
 
     Args:
-        split: the images and labels.
-        batch_size: images per batch.
+        split, batch_size: the images and labels; images per batch.
         image_size: ``(H, W)`` of the batches.
         training: shuffle every epoch, drop the last partial batch (as the
             authors' ``shuffle_batch`` does) when there is at least one full
             batch, and apply ``random_crop``/``random_flip``; evaluation
             keeps order and every image and never augments.
         seed: seed of the shuffle and of the augmentation (training).
-        resize: one of :data:`RESIZE_MODES`.
-        resize_to: the size before cropping (``resize_crop``), or its first
-            entry is the shorter side (``shorter_side_crop``).
-        random_crop: training crops a random ``image_size`` window instead
-            of the centre (needs a cropping ``resize`` mode).
-        random_flip: training flips half the images left-right.
-        cache: cache the decoded, resized images as uint8: ``True`` in
-            memory, a string is a file prefix (``tf.data.Dataset.cache``).
-            The first pass fills it; later epochs read it and decode nothing.
-            Rounding to uint8 changes resized pixels by at most 0.5.
-        shuffle_buffer: shuffle buffer when caching (default: the split
-            size; without a cache, paths are shuffled, which is free).
+        resize, resize_to: one of :data:`RESIZE_MODES`; the size before
+            cropping (its first entry the shorter side for
+            ``shorter_side_crop``).
+        random_crop, random_flip: training crops a random window instead of
+            the centre (cropping modes); flips half the images left-right.
+        cache: cache the decoded, resized images as uint8 (``True`` in
+            memory, a string is a file prefix): later epochs decode nothing;
+            rounding changes resized pixels by at most 0.5.
+        shuffle_buffer: shuffle buffer when caching (default: the split).
         num_parallel_calls: parallel map calls (default AUTOTUNE).
-        deterministic: ``True`` keeps element order under parallel maps and
-            requires ``seed`` when training, so two runs give identical
-            batches; ``None`` leaves tf.data's default.
+        deterministic: ``True`` keeps element order under parallel maps
+            (needs a training ``seed``); ``None`` leaves tf.data's default.
         prefetch: end with ``prefetch(AUTOTUNE)``.
-
-    Returns:
-        A ``tf.data.Dataset`` of ``(images, labels)`` batches.
 
     Raises:
         ValueError: an unknown ``resize`` mode, ``random_crop`` with
-            ``resize="direct"``, or ``deterministic`` training without a
-            seed.
+            ``"direct"``, or ``deterministic`` training without a seed.
     """
+    _check(resize, random_crop, deterministic and training, seed)
+    crops = resize != "direct"
+    augment = training and (random_crop or random_flip)
+    calls = num_parallel_calls or tf.data.AUTOTUNE
+    dataset = _source(split, deterministic)
+    load = functools.partial(
+        _load,
+        mode=resize,
+        image_size=tuple(image_size),
+        resize_to=tuple(resize_to),
+        as_uint8=cache is not False,
+    )
+    finish = functools.partial(
+        _finish,
+        image_size=tuple(image_size),
+        crops=crops,
+        random_crop=augment and random_crop,
+        random_flip=augment and random_flip,
+    )
+    if cache is not False:
+        dataset = dataset.map(load, num_parallel_calls=calls)
+        dataset = dataset.cache("" if cache is True else str(cache))
+        # Nothing to crop or flip: skip a per-image map stage (about
+        # 0.05 ms of CPU per image on every epoch).
+        stages = [finish] if crops or augment else []
+    else:
+        stages = [load, finish]
+    if training:
+        # Without a cache the paths are shuffled, which is free.
+        buffer = shuffle_buffer if cache is not False else None
+        dataset = dataset.shuffle(
+            buffer or max(len(split), 1),
+            seed=seed,
+            reshuffle_each_iteration=True,
+        )
+    if augment:
+        dataset = _with_element_seeds(dataset, seed)
+    if stages:
+        dataset = _map_stages(dataset, stages, finish, calls)
+    drop_remainder = training and len(split) >= batch_size
+    dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
+    return dataset.prefetch(tf.data.AUTOTUNE) if prefetch else dataset
+
+
+def _map_stages(dataset, stages, finish, calls):
+    """One parallel map running ``stages`` per element (``finish`` also
+    gets the element's seed when there is one)."""
+
+    def apply(image, label, *element_seed):
+        for stage in stages:
+            extra = element_seed if stage is finish else ()
+            image, label = stage(image, label, *extra)
+        return image, label
+
+    return dataset.map(apply, num_parallel_calls=calls)
+
+
+def _check(resize, random_crop, deterministic_training, seed):
     if resize not in RESIZE_MODES:
         raise ValueError(
             f"Unknown `resize` mode. Expected one of {RESIZE_MODES}. "
@@ -102,13 +153,12 @@ def make_dataset(
             "`random_crop` needs a cropping resize mode "
             "('resize_crop' or 'shorter_side_crop'). Received: resize='direct'"
         )
-    if deterministic and training and seed is None:
+    if deterministic_training and seed is None:
         raise ValueError("deterministic training pipelines need a `seed`")
-    height, width = image_size
-    calls = num_parallel_calls or tf.data.AUTOTUNE
-    crops = resize != "direct"
-    augment = training and (random_crop or random_flip)
 
+
+def _source(split: Split, deterministic) -> tf.data.Dataset:
+    """``(image or path, label)`` elements of ``split``."""
     labels = tf.constant(split.labels, tf.float32)
     if split.images is not None:
         dataset = tf.data.Dataset.from_tensor_slices((split.images, labels))
@@ -119,84 +169,72 @@ def make_dataset(
         options = tf.data.Options()
         options.deterministic = bool(deterministic)
         dataset = dataset.with_options(options)
+    return dataset
 
-    def load(image, label):
-        if image.dtype == tf.string:
-            image = _decode(image)
-        if resize == "direct":
-            image = tf.cast(image, tf.float32)
-            if image.shape[0] != height or image.shape[1] != width:
-                image = tf.image.resize(image, (height, width))
-        elif resize == "resize_crop":
-            image = tf.image.resize(image, resize_to)
+
+def resize_for_mode(images, mode, image_size, resize_to):
+    """The resize of ``mode`` (one image or a batch), before any crop:
+    ``"direct"`` straight to ``image_size`` (skipped at that size),
+    ``"resize_crop"`` to ``resize_to``, ``"shorter_side_crop"`` the shorter
+    side to ``resize_to[0]``. Returns float32. Training, evaluation and the
+    exported SavedModel (``keras_dhsps.export``) all resize with it."""
+    if mode == "direct":
+        images = tf.cast(images, tf.float32)
+        if tuple(images.shape[-3:-1]) == tuple(image_size):
+            return images
+        return tf.image.resize(images, image_size)
+    if mode == "resize_crop":
+        return tf.image.resize(images, resize_to)
+    return resize_shorter_side(images, resize_to[0])
+
+
+def _load(image, label, *, mode, image_size, resize_to, as_uint8):
+    if image.dtype == tf.string:
+        image = _decode(image)
+    image = resize_for_mode(image, mode, image_size, resize_to)
+    if as_uint8:  # cached: rounding changes pixels by at most 0.5
+        image = tf.saturate_cast(tf.round(image), tf.uint8)
+        if mode == "direct":
+            image = tf.ensure_shape(image, (*image_size, 3))
+    return image, label
+
+
+def _finish(
+    image,
+    label,
+    element_seed=None,
+    *,
+    image_size,
+    crops,
+    random_crop,
+    random_flip,
+):
+    """Crop (random in training, else the centre) and flip; cached images
+    stay uint8 through both and on to the device."""
+    height, width = image_size
+    if crops:
+        if random_crop:
+            image = tf.image.stateless_random_crop(
+                image, (height, width, 3), seed=element_seed
+            )
         else:
-            image = resize_shorter_side(image, resize_to[0])
-        if cache is not False:
-            image = tf.saturate_cast(tf.round(image), tf.uint8)
-            if not crops:
-                image = tf.ensure_shape(image, (height, width, 3))
-        return image, label
-
-    def finish(image, label, element_seed=None):
-        # Cached images stay uint8 through crop and flip and on to the
-        # device, where the model casts them (a cached epoch costs about
-        # 0.1 ms of CPU per 224×224 image).
-        if cache is False:
-            image = tf.cast(image, tf.float32)
-        if crops:
-            if augment and random_crop:
-                image = tf.image.stateless_random_crop(
-                    image, (height, width, 3), seed=element_seed
-                )
-            else:
-                image = center_crop(image, height, width)
-        if augment and random_flip:
-            image = tf.image.stateless_random_flip_left_right(
-                image, seed=tf.reverse(element_seed, [0])
-            )
-        image = tf.ensure_shape(image, (height, width, 3))
-        return image, label
-
-    if cache is not False:
-        dataset = dataset.map(load, num_parallel_calls=calls)
-        dataset = dataset.cache("" if cache is True else str(cache))
-        if training:
-            dataset = dataset.shuffle(
-                shuffle_buffer or max(len(split), 1),
-                seed=seed,
-                reshuffle_each_iteration=True,
-            )
-        # Nothing to crop or flip: skip a per-image map stage (about
-        # 0.05 ms of CPU per image on every epoch).
-        stages = [finish] if crops or augment else []
-    else:
-        if training:
-            dataset = dataset.shuffle(
-                max(len(split), 1), seed=seed, reshuffle_each_iteration=True
-            )
-        stages = [load, finish]
-
-    if augment:
-        seeds = tf.data.Dataset.random(
-            seed=seed, rerandomize_each_iteration=True
-        ).batch(2, drop_remainder=True)
-        dataset = tf.data.Dataset.zip((dataset, seeds)).map(
-            lambda pair, element_seed: (*pair, element_seed)
+            image = center_crop(image, height, width)
+    if random_flip:
+        image = tf.image.stateless_random_flip_left_right(
+            image, seed=tf.reverse(element_seed, [0])
         )
+    return tf.ensure_shape(image, (height, width, 3)), label
 
-    def apply(image, label, *element_seed):
-        for stage in stages:
-            if stage is finish:
-                image, label = finish(image, label, *element_seed)
-            else:
-                image, label = stage(image, label)
-        return image, label
 
-    if stages:
-        dataset = dataset.map(apply, num_parallel_calls=calls)
-    drop_remainder = training and len(split) >= batch_size
-    dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
-    return dataset.prefetch(tf.data.AUTOTUNE) if prefetch else dataset
+def _with_element_seeds(dataset, seed):
+    """Zips a seeded stream of per-element ``(2,)`` seeds onto
+    ``dataset`` (stateless crop and flip)."""
+    seeds = tf.data.Dataset.random(
+        seed=seed, rerandomize_each_iteration=True
+    ).batch(2, drop_remainder=True)
+    return tf.data.Dataset.zip((dataset, seeds)).map(
+        lambda pair, element_seed: (*pair, element_seed)
+    )
 
 
 def input_options(
