@@ -44,6 +44,7 @@ import time
 import keras
 import numpy as np
 
+from keras_dhsps.backbones import get_backbone_spec
 from keras_dhsps.callbacks import RetrievalValidation
 from keras_dhsps.callbacks import RunHistory
 from keras_dhsps.callbacks import StepCheckpoint
@@ -350,6 +351,17 @@ class TrainingStream:
         return np.zeros((0, 0))
 
 
+def stored_image_size(config: ExperimentConfig) -> tuple[int, int]:
+    """``(H, W)`` of the images the hasher takes: the backbone's size for
+    ``input.resize="direct"``, ``input.resize_to`` for the cropping modes
+    (the model crops them on the device: a random window in training with
+    ``input.random_crop``, else the centre)."""
+    if config.input.resize == "direct":
+        spec = get_backbone_spec(config.model.backbone)
+        return tuple(config.model.image_size or spec.image_size)
+    return tuple(int(v) for v in config.input.resize_to)
+
+
 def _strategy_scope(strategy):
     if strategy is None:
         return contextlib.nullcontext()
@@ -384,6 +396,10 @@ def _build_model(config: ExperimentConfig, total_steps: int, strategy):
                 activation=config.model.activation,
                 image_size=config.model.image_size,
                 weights=config.model.backbone_weights,
+                input_size=stored_image_size(config),
+                random_crop=config.input.random_crop,
+                random_flip=config.input.random_flip,
+                seed=train_config.seed,
             )
 
     def compile_model(frozen):

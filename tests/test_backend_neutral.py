@@ -20,6 +20,7 @@ from keras_dhsps import losses
 from keras_dhsps.config import DataConfig
 from keras_dhsps.config import EvalConfig
 from keras_dhsps.config import ExperimentConfig
+from keras_dhsps.config import InputConfig
 from keras_dhsps.config import ModelConfig
 from keras_dhsps.config import TrainConfig
 from keras_dhsps.data import feed
@@ -160,8 +161,19 @@ def test_resume_after_interruption_matches_uninterrupted(
     dataset, tmp_path, deterministic_ops
 ):
     # 8 steps per epoch, 2 epochs = 16 steps; checkpoint every 3 steps;
-    # crash after step 11 -> resume from step 9 (epoch 1, batch 1).
-    config = make_config(epochs=2, checkpoint_every=3)
+    # crash after step 11 -> resume from step 9 (epoch 1, batch 1). Random
+    # 28x28 crops of the 32x32 images and flips run in the model, seeded:
+    # the resumed run draws the windows of the uninterrupted one.
+    config = dataclasses.replace(
+        make_config(epochs=2, checkpoint_every=3),
+        model=ModelConfig(bits=16, image_size=(28, 28)),
+        input=InputConfig(
+            resize="resize_crop",
+            resize_to=(32, 32),
+            random_crop=True,
+            random_flip=True,
+        ),
+    )
     reference = fit(
         config,
         dataset=dataset,
@@ -192,6 +204,7 @@ def test_resume_after_interruption_matches_uninterrupted(
     # loss is still the mean over its 8 steps, as in the reference.
     assert resumed.history == reference.history
     assert len(resumed.history["loss"]) == 2
+    assert reference.model.get_layer("crop").random
 
 
 def test_train_imports_and_runs_without_tensorflow(tmp_path):
@@ -243,3 +256,45 @@ def test_the_numpy_reader_refuses_an_unknown_name(dataset):
             verbose=0,
             reader="arrow",
         )
+
+
+def test_crop_and_flip_run_in_the_model_in_training_only(tmp_path):
+    keras.utils.set_random_seed(0)
+    model = build_hasher(
+        "small_cnn",
+        8,
+        image_size=(24, 24),
+        input_size=(32, 32),
+        random_crop=True,
+        random_flip=True,
+        seed=1,
+    )
+    images = np.random.default_rng(0).integers(0, 256, (6, 32, 32, 3))
+    images = images.astype("float32")
+    crop, flip = model.get_layer("crop"), model.get_layer("random_flip")
+    # Inference: the centre window ((32 - 24) // 2 = 4), no flip.
+    np.testing.assert_array_equal(
+        keras.ops.convert_to_numpy(crop(images)), images[:, 4:28, 4:28]
+    )
+    np.testing.assert_array_equal(
+        keras.ops.convert_to_numpy(flip(images)), images
+    )
+    # Training: each output is a 24x24 window of its own image, and each
+    # flipped image is its mirror.
+    windows = keras.ops.convert_to_numpy(crop(images, training=True))
+    for out, image in zip(windows, images, strict=True):
+        assert any(
+            np.array_equal(out, image[top : top + 24, left : left + 24])
+            for top in range(9)
+            for left in range(9)
+        )
+    flipped = keras.ops.convert_to_numpy(flip(images, training=True))
+    for out, image in zip(flipped, images, strict=True):
+        assert np.array_equal(out, image) or np.array_equal(out, image[:, ::-1])
+    # The hasher reloads in safe mode with the same inference codes.
+    path = str(tmp_path / "augmented.keras")
+    model.save(path)
+    np.testing.assert_array_equal(
+        keras.ops.convert_to_numpy(load_hasher(path)(images)),
+        keras.ops.convert_to_numpy(model(images)),
+    )

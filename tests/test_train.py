@@ -300,8 +300,9 @@ def test_input_config_reaches_training_and_evaluation(dataset):
             weights_of(plain.model), weights_of(flipped.model), strict=True
         )
     )
-    # resize_crop: 32x32 images stay 32x32 (resize_to), the 24x24 model
-    # gets a random window in training and the centre in evaluation.
+    # resize_crop: 32x32 images stay 32x32 (resize_to); the model takes
+    # them and crops 24x24 itself: a random window in training, the centre
+    # (offset (32 - 24) // 2 = 4) in evaluation.
     cropping = InputConfig(
         resize="resize_crop", resize_to=(32, 32), random_crop=True
     )
@@ -311,9 +312,13 @@ def test_input_config_reaches_training_and_evaluation(dataset):
         input=cropping,
     )
     model = fit(config, dataset=dataset, verbose=0).model
+    assert model.input_shape == (None, 32, 32, 3)
     queries = dataset.split("query")
+    features = model.get_layer("backbone")(
+        queries.images[:, 4:28, 4:28].astype("float32")
+    )
     expected = keras.ops.convert_to_numpy(
-        model(queries.images[:, 4:28, 4:28].astype("float32"))
+        model.get_layer("hash_layer")(features)
     )
     codes = encode(model, queries, input_config=cropping)
     np.testing.assert_allclose(codes, expected, atol=1e-6)
@@ -326,7 +331,11 @@ def test_input_config_errors_name_the_key(dataset):
     cases = [
         (InputConfig(random_crop=True), "tf.data", "input.random_crop"),
         (InputConfig(resize="squash"), "tf.data", "input.resize='squash'"),
-        (InputConfig(random_flip=True), "numpy", "needs the tf.data reader"),
+        (
+            InputConfig(resize="shorter_side_crop"),
+            "numpy",
+            "needs the tf.data reader",
+        ),
     ]
     for input_config, reader, message in cases:
         with pytest.raises(DHSPSError, match=message):

@@ -15,12 +15,14 @@ training, the last partial batch of an epoch is dropped when the split
 holds at least one full batch.
 
 Images are read from memory (``Split.images``) or decoded with Pillow
-(``Split.paths``) and brought to the model's size by a bilinear resize
-straight to ``(H, W)`` (the authors' ``"direct"`` mode) when their size
-differs. Batches are ``(images uint8, labels float32)``: images cross to
-the device as uint8 (a quarter of float32's bytes) and the hasher's float32
-input casts them there, inside the compiled step (bit-identical to feeding
-the same pixels as float32, tested on both backends).
+(``Split.paths``) and brought to the model's input size by a bilinear resize
+straight to ``(H, W)`` when their size differs: the authors' ``"direct"``
+mode, or ``"resize_crop"`` when the model's input is ``resize_to`` and the
+model crops (``keras_dhsps.models.build_hasher``). Batches are
+``(images uint8, labels float32)``: images cross to the device as uint8
+(a quarter of float32's bytes) and the hasher's float32 input casts them
+there, inside the compiled step (bit-identical to feeding the same pixels
+as float32, tested on both backends).
 """
 
 from __future__ import annotations
@@ -52,7 +54,8 @@ def check_input_config(input_config, reader: str) -> None:
 
     Raises:
         DHSPSError: an unknown resize mode, a crop without a cropping mode,
-            or (NumPy reader) anything but ``"direct"`` without crop or flip.
+            or (NumPy reader) ``"shorter_side_crop"``. (Crop and flip are
+            layers of the model, so every reader serves them.)
     """
     resize = input_config.resize
     if resize not in RESIZE_MODES:
@@ -65,14 +68,10 @@ def check_input_config(input_config, reader: str) -> None:
             "input.random_crop=true needs a cropping input.resize "
             "(resize_crop or shorter_side_crop), not 'direct'"
         )
-    augments = input_config.random_crop or input_config.random_flip
-    if reader == "numpy" and (resize != "direct" or augments):
+    if reader == "numpy" and resize == "shorter_side_crop":
         raise DHSPSError(
-            f"input.resize={resize!r} with random_crop="
-            f"{input_config.random_crop} and random_flip="
-            f"{input_config.random_flip} needs the tf.data reader "
-            "(TensorFlow); without TensorFlow use input.resize='direct' "
-            "without crop or flip"
+            "input.resize='shorter_side_crop' needs the tf.data reader "
+            "(TensorFlow); without TensorFlow use 'direct' or 'resize_crop'"
         )
 
 

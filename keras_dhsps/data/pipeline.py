@@ -242,6 +242,10 @@ def input_options(
 ) -> dict:
     """:func:`make_dataset` keyword arguments from an ``InputConfig``.
 
+    ``image_size`` is the model's input size (the stored size:
+    ``resize_to`` for the cropping modes, whose crop and flip happen in the
+    model, see ``keras_dhsps.models.build_hasher``).
+
     ``store="memory"`` caches the resized uint8 images in memory when they
     fit in ``memory_budget_mb`` (``count`` images at the stored size:
     ``image_size`` for ``"direct"``, ``resize_to`` for the cropping modes,
@@ -268,11 +272,8 @@ def input_options(
         deterministic=True if input_config.deterministic else None,
     )
     if training:
-        options.update(
-            random_crop=bool(input_config.random_crop),
-            random_flip=bool(input_config.random_flip),
-            shuffle_buffer=input_config.shuffle_buffer,
-        )
+        # Crop and flip are layers of the model (on the device).
+        options["shuffle_buffer"] = input_config.shuffle_buffer
     return options
 
 
