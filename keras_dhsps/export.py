@@ -56,12 +56,21 @@ from typing import Any
 
 import keras
 import numpy as np
-import tensorflow as tf
+
+from keras_dhsps.errors import DHSPSError
+
+try:
+    import tensorflow as tf
+except ImportError:  # a JAX or PyTorch machine: say so in one line
+    raise DHSPSError(
+        "SavedModel export and loading need TensorFlow, which is not "
+        "installed (pip install tensorflow); .keras hashers train, evaluate "
+        "and encode without it"
+    ) from None
 
 from keras_dhsps.data.pipeline import RESIZE_MODES
 from keras_dhsps.data.pipeline import center_crop
 from keras_dhsps.data.pipeline import resize_for_mode
-from keras_dhsps.errors import DHSPSError
 from keras_dhsps.io_utils import read_json
 from keras_dhsps.io_utils import write_json
 from keras_dhsps.models import HASH_LAYER_NAME
