@@ -315,6 +315,9 @@ class TrainingStream:
                 image_size=self.image_size,
                 seed=self.seed,
                 start=start,
+                store=feed.open_image_store(
+                    self.split, self.image_size, self.input_config
+                ),
             )
         from keras_dhsps.data.pipeline import input_options
         from keras_dhsps.data.pipeline import make_dataset

@@ -305,3 +305,49 @@ def test_crop_and_flip_run_in_the_model_in_training_only(tmp_path):
         keras.ops.convert_to_numpy(load_hasher(path)(images)),
         keras.ops.convert_to_numpy(model(images)),
     )
+
+
+def test_the_numpy_reader_reads_batches_from_the_image_store(
+    dataset, monkeypatch
+):
+    # A stand-in for keras_dhsps.data.store with its interface
+    # (open_store -> .labels, .read(indices) uint8), holding the split's
+    # images mirrored left-right: training must read the store, in the
+    # order of the seeded index stream, and skip what a resume skips.
+    import types
+
+    reads = []
+
+    class MirrorStore:
+        def __init__(self, split):
+            self.labels = split.labels
+            self.images = np.ascontiguousarray(split.images[:, :, ::-1])
+
+        def read(self, indices):
+            reads.append(np.asarray(indices))
+            return self.images[indices]
+
+    module = types.ModuleType("keras_dhsps.data.store")
+    module.open_store = lambda split, **_: MirrorStore(split)
+    monkeypatch.setitem(sys.modules, "keras_dhsps.data.store", module)
+    train = dataset.split("train")
+    store = feed.open_image_store(train, (32, 32), InputConfig())
+    stream = feed.training_batches(
+        train, batch_size=32, image_size=(32, 32), seed=5, start=9, store=store
+    )
+    images, labels = next(stream)
+    index = feed.batch_indices(len(train), 32, seed=5, step=9)
+    np.testing.assert_array_equal(images, train.images[index][:, :, ::-1])
+    np.testing.assert_array_equal(labels, train.labels[index])
+    assert len(reads) == 1  # steps 0-8 were never read
+    result = fit(
+        make_config(epochs=1), dataset=dataset, verbose=0, reader="numpy"
+    )
+    # One read per training step, in stream order (Keras may read one or
+    # two batches ahead of the last step).
+    assert 8 <= len(reads) - 1 <= 10
+    for step, indices in enumerate(reads[1:9]):
+        np.testing.assert_array_equal(
+            indices, feed.batch_indices(len(train), 32, seed=3, step=step)
+        )
+    assert int(result.model.optimizer.iterations) == 8

@@ -138,6 +138,19 @@ def _load_resized(source, height, width) -> np.ndarray:
     return np.asarray(image.convert("RGB"), dtype=np.uint8)
 
 
+def open_image_store(split: Split, image_size, input_config):
+    """The image store of ``split`` (``keras_dhsps.data.store.open_store``:
+    each image decoded and resized once to the stored size, uint8), or
+    None where that module is not installed yet."""
+    try:
+        from keras_dhsps.data.store import open_store
+    except ImportError:
+        return None
+    return open_store(
+        split, image_size=tuple(image_size), input_config=input_config
+    )
+
+
 def training_batches(
     split: Split,
     *,
@@ -145,13 +158,23 @@ def training_batches(
     image_size,
     seed: int,
     start: int = 0,
+    store=None,
 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """The endless seeded training stream from global step ``start``."""
-    labels = np.asarray(split.labels, dtype=np.float32)
+    """The endless seeded training stream from global step ``start``.
+
+    With a ``store`` (:func:`open_image_store`), uint8 batches are read
+    from it (``store.read(indices)``, its ``labels``); the batches before
+    ``start`` are never read.
+    """
+    labels = split.labels if store is None else store.labels
+    labels = np.asarray(labels, dtype=np.float32)
     step = int(start)
     while True:
-        index = batch_indices(len(split), batch_size, seed, step)
-        images = read_images(split, index, image_size)
+        index = batch_indices(len(labels), batch_size, seed, step)
+        if store is None:
+            images = read_images(split, index, image_size)
+        else:
+            images = store.read(index)
         yield images, labels[index]
         step += 1
 
