@@ -492,6 +492,17 @@ def _tensorboard(directory):
     return [keras.callbacks.TensorBoard(directory)]
 
 
+class _StopAfterFirstEpoch(keras.callbacks.Callback):
+    """Ends a ``model.fit`` call after its first epoch: the rest of an
+    interrupted epoch runs as a fit up to the run's last epoch, so the
+    progress bar says "Epoch 7/20", not "Epoch 7/7"."""
+
+    stopped = False
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.model.stop_training = self.stopped = True
+
+
 def _train(model, compile_model, stream, callbacks, train_config, verbose):
     """Runs ``model.fit`` for each segment from the model's global step to
     the end of the run (see :func:`_segments`)."""
@@ -503,16 +514,18 @@ def _train(model, compile_model, stream, callbacks, train_config, verbose):
         train_config.freeze_backbone_epochs,
     ):
         compile_model(frozen)
+        stopper = _StopAfterFirstEpoch()
+        partial = steps != steps_per_epoch
         model.fit(
             stream.batches(global_step(model)),
             initial_epoch=initial_epoch,
-            epochs=epochs,
+            epochs=max(train_config.epochs, epochs) if partial else epochs,
             steps_per_epoch=steps,
-            callbacks=callbacks,
+            callbacks=callbacks + ([stopper] if partial else []),
             verbose=verbose,
             shuffle=False,  # the stream is shuffled by the reader
         )
-        if model.stop_training:  # a user's early stop.
+        if model.stop_training and not stopper.stopped:  # a user's stop
             break
     model.get_layer(BACKBONE_NAME).trainable = True
 

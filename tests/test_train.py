@@ -61,6 +61,17 @@ class InterruptAt(keras.callbacks.Callback):
             raise KeyboardInterrupt("simulated interruption")
 
 
+class EpochLabels(keras.callbacks.Callback):
+    """Records ``(epoch index, epochs)`` as the progress bar shows them."""
+
+    def __init__(self):
+        super().__init__()
+        self.seen = []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.seen.append((epoch, self.params["epochs"]))
+
+
 @pytest.fixture
 def deterministic():
     from tensorflow.python.framework import config as tf_config
@@ -102,8 +113,13 @@ def test_resume_after_interruption_matches_uninterrupted(
             run_dir=run_dir,
             callbacks=[InterruptAt(7)],
         )
-    resumed = fit(config, dataset=dataset, verbose=0, run_dir=run_dir)
+    labels = EpochLabels()
+    resumed = fit(
+        config, dataset=dataset, verbose=0, run_dir=run_dir, callbacks=[labels]
+    )
     assert resumed.initial_step == 6
+    # The rest of epoch 2 (index 1) is "Epoch 2/3", then "Epoch 3/3".
+    assert labels.seen == [(1, 3), (2, 3)]
     for a, b in zip(
         weights_of(reference.model), weights_of(resumed.model), strict=True
     ):
