@@ -32,7 +32,7 @@ def build_hasher(
         backbone: a name in ``keras_dhsps.backbones.BACKBONES``.
         bits: code length K.
         activation: ``"tanh"`` (default) or ``"softsign"``
-            (``z / (1 + |z|)``, the authors' code, IDHN_NOTES.md §2.4).
+            (``z / (1 + |z|)``, the authors' code, docs/method.md §2.4).
         image_size: ``(H, W)``; defaults to the backbone's own size.
         weights: passed to the backbone builder (None or a local path).
         name: the model's name.

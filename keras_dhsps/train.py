@@ -2,7 +2,7 @@
 
 Used by the CLI, by the reproduce runner and by the tests. It builds the
 dataset, the hasher, the loss and the two-rate Adam of the authors' protocol
-(IDHN_NOTES.md §3) from an :class:`~keras_dhsps.config.ExperimentConfig` and
+(docs/method.md §3) from an :class:`~keras_dhsps.config.ExperimentConfig` and
 runs ``model.fit``; the same call covers paper-scale training:
 
 * backbones from ``keras_dhsps.backbones`` with local or ImageNet weights
