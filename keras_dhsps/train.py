@@ -541,15 +541,13 @@ def fit(
     strategy=None,
     reader: str | None = None,
 ) -> TrainResult:
-    """Trains a hasher as ``config`` says.
+    """Trains a hasher as ``config`` says; returns a :class:`TrainResult`.
 
     Args:
         config: the experiment.
-        dataset: an already loaded dataset (else loaded from ``config.data``
-            and ``data_root``).
-        data_root: dataset directory for datasets read from disk.
-        callbacks: extra Keras callbacks.
-        verbose: passed to ``model.fit`` (1 shows a progress bar).
+        dataset, data_root: an already loaded dataset, else the one of
+            ``config.data`` (under ``data_root`` when read from disk).
+        callbacks, verbose: extra Keras callbacks; ``model.fit``'s verbose.
         run_dir: where checkpoints (``checkpoints/``), the per-epoch
             history (``history.json``, written at each epoch's end),
             TensorBoard logs (``logs/``, when the ``tensorboard`` package is
@@ -564,9 +562,6 @@ def fit(
         reader: ``"tf.data"`` or ``"numpy"`` (:mod:`keras_dhsps.data.feed`,
             for every backend); None: ``tf.data`` where TensorFlow is
             installed, else ``numpy``.
-
-    Returns:
-        A :class:`TrainResult`.
 
     Raises:
         DHSPSError: bad precision, schedule or validation fraction, or an
