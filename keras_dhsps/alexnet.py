@@ -1,6 +1,6 @@
 """Caffe's AlexNet (``bvlc_alexnet``) as a Keras functional model.
 
-The architecture is the one the IDHN authors fine-tune (IDHN_NOTES.md §3):
+The architecture is the one the IDHN authors fine-tune (docs/method.md §3):
 Kratzert's TensorFlow port of ``bvlc_alexnet``, whose weights are the widely
 shared ``bvlc_alexnet.npy`` (guerzhoy's conversion): a pickled dict of layer
 name → ``[W, b]`` with TensorFlow layouts (conv ``(kh, kw, in/groups, out)``,
@@ -11,7 +11,7 @@ model: ``channel_order="bgr"`` reverses the channels and subtracts the
 ImageNet mean ``[104, 117, 123]`` (B, G, R), which is what the Caffe weights
 expect; ``channel_order="authors_rgb"`` keeps RGB order and subtracts
 ``[123, 117, 104]`` (R, G, B), replicating the authors' pipeline, which feeds
-RGB to BGR weights (IDHN_NOTES.md §3, "normalisation").
+RGB to BGR weights (docs/method.md §3, "normalisation").
 
 Layer order follows Kratzert (and hence the authors): conv → ReLU → max-pool
 → LRN for conv1 and conv2, where Caffe's prototxt normalizes before pooling.

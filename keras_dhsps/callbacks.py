@@ -1,4 +1,13 @@
-"""Training callbacks: validation mAP and step-exact checkpoints."""
+"""Training callbacks: validation mAP, step-exact checkpoints, the run's
+history.
+
+The global step is the optimizer's count of updates
+(``model.optimizer.iterations``, :func:`global_step`): it is saved with the
+optimizer's state, so it needs no counter of its own. (Under
+``mixed_float16`` Keras's loss-scale optimizer does not count the steps it
+skips on an overflow; a resumed run then continues the stream that many
+batches earlier than an uninterrupted one would.)
+"""
 
 from __future__ import annotations
 
@@ -30,6 +39,11 @@ def label_statistics(labels) -> str:
     )
 
 
+def global_step(model) -> int:
+    """Training steps done so far: ``model.optimizer.iterations``."""
+    return int(keras.ops.convert_to_numpy(model.optimizer.iterations))
+
+
 class StopOnNaN(keras.callbacks.Callback):
     """Stops training at the first NaN or infinite loss with an error.
 
@@ -42,19 +56,17 @@ class StopOnNaN(keras.callbacks.Callback):
     Args:
         labels_at: ``labels_at(step)`` returns the labels of the batch of
             global step ``step`` (0-based); None leaves them out.
-        step: the global step when training (re)starts; :func:`fit` sets it.
     """
 
-    def __init__(self, labels_at=None, step=0):
+    def __init__(self, labels_at=None):
         super().__init__()
         self.labels_at = labels_at
-        self.step = int(step)
 
     def on_train_batch_end(self, batch, logs=None):
-        step, self.step = self.step, self.step + 1
         loss = (logs or {}).get("loss")
         if loss is None or np.isfinite(float(loss)):
             return
+        step = global_step(self.model) - 1  # the step just taken
         self.model.stop_training = True
         detail = ""
         if self.labels_at is not None:
@@ -80,12 +92,21 @@ class RetrievalValidation(keras.callbacks.Callback):
         train: the training split (retrieval set).
         every: evaluate every this many epochs (and after the last one).
         batch_size: encoding batch size.
+        reader, input_config: see :func:`keras_dhsps.evaluation.encode`.
     """
 
     def __init__(
-        self, validation: Split, train: Split, every=1, batch_size=256
+        self,
+        validation: Split,
+        train: Split,
+        every=1,
+        batch_size=256,
+        reader=None,
+        input_config=None,
     ):
         super().__init__()
+        self.reader = reader
+        self.input_config = input_config
         self.validation = validation
         self.train = train
         self.every = max(int(every), 1)
@@ -99,9 +120,17 @@ class RetrievalValidation(keras.callbacks.Callback):
         from keras_dhsps.metrics import mean_average_precision
 
         query_codes = encode(
-            self.model, self.validation, batch_size=self.batch_size
+            self.model,
+            self.validation,
+            batch_size=self.batch_size,
+            reader=self.reader,
         )
-        train_codes = encode(self.model, self.train, batch_size=self.batch_size)
+        train_codes = encode(
+            self.model,
+            self.train,
+            batch_size=self.batch_size,
+            reader=self.reader,
+        )
         value = mean_average_precision(
             query_codes, self.validation.labels, train_codes, self.train.labels
         )
@@ -129,30 +158,36 @@ class StepCheckpoint(keras.callbacks.Callback):
     the global step, so :func:`keras_dhsps.train.fit` resumes at the exact
     batch and ends with the weights of an uninterrupted run. A state is the
     model's weights with the optimizer's (``step-N.weights.h5``: Adam
-    moments, iteration count) plus ``checkpoint.json`` holding the step and
-    the random layers' seed states; the JSON is replaced atomically after
-    the weights are written, so a crash while saving leaves the previous
-    state valid.
+    moments, iteration count = the global step) plus ``checkpoint.json``
+    holding the step, the random layers' seed states and the running
+    metrics of the epoch in progress (so a resumed epoch is averaged over
+    all its steps); the JSON is replaced atomically after the weights are
+    written, so a crash while saving leaves the previous state valid.
 
     Args:
         directory: where states are written (created if missing).
         every: save every this many steps; 0 saves at the end of each epoch.
-        step: the global step when training (re)starts; :func:`fit` sets it.
+        steps_per_epoch: a save due on an epoch's last step waits for the
+            epoch's end, after :class:`RunHistory` has written that epoch.
     """
 
-    def __init__(self, directory, every=0, step=0):
+    def __init__(self, directory, every=0, steps_per_epoch=None):
         super().__init__()
         self.directory = os.fspath(directory)
         self.every = max(int(every), 0)
-        self.step = int(step)
+        self.steps_per_epoch = steps_per_epoch
+
+    def _due(self, step):
+        return not self.every or step % self.every == 0
 
     def on_train_batch_end(self, batch, logs=None):
-        self.step += 1
-        if self.every and self.step % self.every == 0:
+        step = global_step(self.model)
+        ends_epoch = self.steps_per_epoch and step % self.steps_per_epoch == 0
+        if self.every and self._due(step) and not ends_epoch:
             self.save()
 
     def on_epoch_end(self, epoch, logs=None):
-        if not self.every:
+        if self._due(global_step(self.model)):
             self.save()
 
     def on_train_end(self, logs=None):
@@ -161,15 +196,21 @@ class StepCheckpoint(keras.callbacks.Callback):
     def save(self):
         """Writes the state of the current step."""
         os.makedirs(self.directory, exist_ok=True)
-        weights = f"step-{self.step}.weights.h5"
-        self.model.save_weights(os.path.join(self.directory, weights))
+        model = self.model
+        step = global_step(model)
+        weights = f"step-{step}.weights.h5"
+        model.save_weights(os.path.join(self.directory, weights))
         state = {
-            "step": self.step,
+            "step": step,
             "weights": weights,
             "seed_states": [
                 np.asarray(keras.ops.convert_to_numpy(g.state)).tolist()
-                for g in _seed_generators(self.model)
+                for g in _seed_generators(model)
             ],
+            "metric_states": {
+                v.path: np.asarray(keras.ops.convert_to_numpy(v)).tolist()
+                for v in model.metrics_variables
+            },
         }
         write_json(os.path.join(self.directory, CHECKPOINT_STATE), state)
         for name in os.listdir(self.directory):
@@ -181,17 +222,19 @@ def restore_checkpoint(directory, model):
     """Loads the latest :class:`StepCheckpoint` state into ``model``.
 
     ``model`` must be compiled with its optimizer built, so the optimizer's
-    variables exist to receive their saved values.
+    variables exist to receive their saved values (the global step among
+    them).
 
     Returns:
-        The global step of the state, or 0 when there is none.
+        The running metric values saved with the state (variable path ->
+        value, for :class:`RunHistory`), or None when there is no state.
 
     Raises:
         DHSPSError: the state is unreadable or belongs to another model.
     """
     path = os.path.join(os.fspath(directory), CHECKPOINT_STATE)
     if not os.path.isfile(path):
-        return 0
+        return None
     try:
         with open(path, encoding="utf-8") as file:
             state = json.load(file)
@@ -210,4 +253,57 @@ def restore_checkpoint(directory, model):
         )
     for generator, value in zip(generators, state["seed_states"], strict=True):
         generator.state.assign(np.asarray(value, dtype=generator.state.dtype))
-    return int(state["step"])
+    return state.get("metric_states", {})
+
+
+class RunHistory(keras.callbacks.Callback):
+    """Keeps the per-epoch logs of a run, across interruptions.
+
+    At each epoch's end the epoch's logs are appended to ``history`` and,
+    with a ``path``, the whole history is written there atomically (before
+    :class:`StepCheckpoint` saves, so a checkpoint never runs ahead of the
+    history). A run resumed in the middle of an epoch first restores the
+    running metrics saved with the checkpoint (``metric_states``), so that
+    epoch is averaged over all its steps, as in an uninterrupted run.
+
+    Args:
+        path: the JSON file (``RUN/history.json``), or None.
+        history: the logs of the epochs already done (key -> list).
+        metric_states: running metric values to restore at the start of the
+            first epoch (variable path -> value), or None.
+    """
+
+    def __init__(self, path=None, history=None, metric_states=None):
+        super().__init__()
+        self.path = path
+        self.history = {k: list(v) for k, v in (history or {}).items()}
+        self.metric_states = metric_states
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if not self.metric_states:
+            return
+        for variable in self.model.metrics_variables:
+            if variable.path in self.metric_states:
+                variable.assign(
+                    np.asarray(
+                        self.metric_states[variable.path], variable.dtype
+                    )
+                )
+        self.metric_states = None
+
+    def on_epoch_end(self, epoch, logs=None):
+        for key, value in (logs or {}).items():
+            self.history.setdefault(key, []).append(float(value))
+        if self.path is not None:
+            write_json(self.path, self.history)
+
+
+def read_history(path, epochs: int) -> dict:
+    """The first ``epochs`` epochs of a :class:`RunHistory` file ({} when
+    there is none). Epochs written after the last checkpoint are dropped:
+    the resumed run trains them again."""
+    if not os.path.isfile(path):
+        return {}
+    with open(path, encoding="utf-8") as file:
+        history = json.load(file)
+    return {key: list(values)[:epochs] for key, values in history.items()}

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
+from keras_dhsps.config import InputConfig
 from keras_dhsps.data.base import RetrievalDataset
 from keras_dhsps.data.base import Split
-from keras_dhsps.data.pipeline import make_dataset
+from keras_dhsps.data.feed import check_input_config
+from keras_dhsps.data.feed import default_reader
+from keras_dhsps.data.feed import ordered_batches
 
 
 def model_image_size(model) -> tuple[int, int]:
@@ -15,7 +20,15 @@ def model_image_size(model) -> tuple[int, int]:
     return int(height), int(width)
 
 
-def encode(model, split: Split, *, batch_size: int = 256, verbose=0):
+def encode(
+    model,
+    split: Split,
+    *,
+    batch_size: int = 256,
+    verbose=0,
+    reader=None,
+    input_config=None,
+):
     """Outputs ``(N, D)`` float32 of ``model`` on every image of ``split``,
     in order: relaxed codes for a hasher, features for a backbone.
 
@@ -25,14 +38,46 @@ def encode(model, split: Split, *, batch_size: int = 256, verbose=0):
         split: the images.
         batch_size: images per forward pass.
         verbose: 0 silent, 1 a progress bar.
+        reader: ``"tf.data"`` (:mod:`keras_dhsps.data.pipeline`) or
+            ``"numpy"`` (:mod:`keras_dhsps.data.feed`, every backend);
+            None: ``tf.data`` where TensorFlow is installed.
+        input_config: an ``InputConfig``: its ``resize`` mode (the centre
+            crop of the cropping modes) and ``store`` (cache) apply; never
+            augments. None: the defaults (``"direct"``).
     """
-    dataset = make_dataset(
-        split,
-        batch_size=batch_size,
-        image_size=model_image_size(model),
-        training=False,
-    ).map(lambda images, labels: images)
-    codes = model.predict(dataset, verbose=verbose)
+    input_config = input_config or InputConfig()
+    reader = reader or default_reader()
+    check_input_config(
+        dataclasses.replace(input_config, random_crop=False, random_flip=False),
+        reader,
+    )
+    if not len(split):
+        return np.zeros((0, int(model.output_shape[-1])), np.float32)
+    steps = None
+    if reader == "tf.data":
+        from keras_dhsps.data.pipeline import input_options
+        from keras_dhsps.data.pipeline import make_dataset
+
+        options = input_options(
+            input_config,
+            count=len(split),
+            image_size=model_image_size(model),
+            training=False,
+        )
+        options["cache"] = False  # one pass: a cache would only cost
+        batches = make_dataset(
+            split,
+            batch_size=batch_size,
+            image_size=model_image_size(model),
+            training=False,
+            **options,
+        ).map(lambda images, labels: images)
+    else:
+        batches = ordered_batches(
+            split, batch_size=batch_size, image_size=model_image_size(model)
+        )
+        steps = -(-len(split) // batch_size)
+    codes = model.predict(batches, steps=steps, verbose=verbose)
     return np.asarray(codes, dtype=np.float32)
 
 
@@ -83,17 +128,25 @@ def evaluate_retrieval(
     batch_size: int = 256,
     curves: bool = True,
     verbose=0,
+    input_config=None,
 ) -> dict:
-    """Encodes the query and database splits and computes the report.
+    """Encodes the query and database splits and computes the report
+    (``input_config``: how images reach the model, see :func:`encode`).
 
     Returns:
         :func:`report_from_codes`' dict.
     """
     queries = dataset.split(query_split)
     database = dataset.split(database_split)
-    query_codes = encode(model, queries, batch_size=batch_size, verbose=verbose)
-    database_codes = encode(
-        model, database, batch_size=batch_size, verbose=verbose
+    query_codes, database_codes = (
+        encode(
+            model,
+            split,
+            batch_size=batch_size,
+            verbose=verbose,
+            input_config=input_config,
+        )
+        for split in (queries, database)
     )
     return report_from_codes(
         query_codes,

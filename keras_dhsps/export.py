@@ -13,10 +13,12 @@ Keras:
   relaxed codes (the Keras model as is; used for batched encoding);
 * ``metadata``: no input -> a JSON string (below).
 
-Images are cast to ``float32`` and resized (bilinear, no crop) to the
-model's ``(H, W)`` inside the SavedModel, exactly as
-``keras_dhsps.data.pipeline.make_dataset`` does for training and
-evaluation; pixel normalization is inside the model (``backbones.py``).
+Images are cast to ``float32`` and brought to the model's ``(H, W)``
+inside the SavedModel by the resize mode it was exported with (default
+``"direct"``: bilinear, no crop), with the resize of
+``keras_dhsps.data.pipeline.resize_for_mode`` that training and evaluation
+use and the centre crop of the cropping modes; pixel normalization is
+inside the model (``backbones.py``).
 Packed codes follow ``keras_dhsps.codes.pack_codes``: bit 1 for ``u >= 0``,
 most significant bit first, zero padded.
 
@@ -54,12 +56,21 @@ from typing import Any
 
 import keras
 import numpy as np
-import tensorflow as tf
+
+from keras_dhsps.errors import DHSPSError
+
+try:
+    import tensorflow as tf
+except ImportError:  # a JAX or PyTorch machine: say so in one line
+    raise DHSPSError(
+        "SavedModel export and loading need TensorFlow, which is not "
+        "installed (pip install tensorflow); .keras hashers train, evaluate "
+        "and encode without it"
+    ) from None
 
 from keras_dhsps.data.pipeline import RESIZE_MODES
 from keras_dhsps.data.pipeline import center_crop
-from keras_dhsps.data.pipeline import resize_shorter_side
-from keras_dhsps.errors import DHSPSError
+from keras_dhsps.data.pipeline import resize_for_mode
 from keras_dhsps.io_utils import read_json
 from keras_dhsps.io_utils import write_json
 from keras_dhsps.models import HASH_LAYER_NAME
@@ -151,10 +162,7 @@ def preprocess_images(
             lambda: tf.image.resize(images, (height, width)),
         )
     else:
-        if resize == "resize_crop":
-            images = tf.image.resize(images, resize_to)
-        else:
-            images = resize_shorter_side(images, resize_to[0])
+        images = resize_for_mode(images, resize, image_size, resize_to)
         images = tf.cast(center_crop(images, height, width), tf.float32)
     return tf.ensure_shape(images, (None, height, width, 3))
 
@@ -215,6 +223,14 @@ def export_saved_model(
     metadata = hasher_metadata(
         model, config, resize=resize, resize_to=resize_to
     )
+    archive = _archive(model, metadata, resize=resize, resize_to=resize_to)
+    _write_atomically(archive, directory, metadata)
+    logger.info("exported %s", directory)
+    return metadata
+
+
+def _archive(model, metadata, *, resize, resize_to):
+    """The ``ExportArchive`` of :data:`ENDPOINTS` (see the module doc)."""
     image_size = tuple(metadata["image_size"])
     metadata_json = json.dumps(metadata, sort_keys=True)
 
@@ -226,6 +242,15 @@ def export_saved_model(
     def relaxed(images):
         return model(prepare(images), training=False)
 
+    def encode_bytes(data):
+        images = tf.map_fn(
+            lambda item: prepare(decode_image_bytes(item)[None])[0],
+            data,
+            fn_output_signature=tf.TensorSpec((*image_size, 3), tf.float32),
+        )
+        codes = model(images, training=False)
+        return {"codes": codes, "packed": pack_bits(codes)}
+
     archive = keras.export.ExportArchive()
     archive.track(model)
     uint8_spec = [tf.TensorSpec((None, None, None, 3), tf.uint8, name="images")]
@@ -235,18 +260,6 @@ def export_saved_model(
         fn=lambda images: pack_bits(relaxed(images)),
         input_signature=uint8_spec,
     )
-
-    def encode_bytes(data):
-        images = tf.map_fn(
-            lambda item: prepare(decode_image_bytes(item)[None])[0],
-            data,
-            fn_output_signature=tf.TensorSpec(
-                (image_size[0], image_size[1], 3), tf.float32
-            ),
-        )
-        codes = model(images, training=False)
-        return {"codes": codes, "packed": pack_bits(codes)}
-
     archive.add_endpoint(
         name="encode_bytes",
         fn=encode_bytes,
@@ -256,11 +269,7 @@ def export_saved_model(
         name="hasher",
         fn=lambda images: model(images, training=False),
         input_signature=[
-            tf.TensorSpec(
-                (None, image_size[0], image_size[1], 3),
-                tf.float32,
-                name="images",
-            )
+            tf.TensorSpec((None, *image_size, 3), tf.float32, name="images")
         ],
     )
     archive.add_endpoint(
@@ -268,7 +277,12 @@ def export_saved_model(
         fn=lambda: tf.constant(metadata_json),
         input_signature=[],
     )
+    return archive
 
+
+def _write_atomically(archive, directory, metadata):
+    """Writes ``archive`` and its metadata file next to ``directory`` and
+    renames it into place (replacing an old one): never half-written."""
     parent = os.path.dirname(directory)
     os.makedirs(parent, exist_ok=True)
     temporary = tempfile.mkdtemp(dir=parent, prefix=".tmp-export-")
@@ -281,8 +295,6 @@ def export_saved_model(
     except BaseException:
         shutil.rmtree(temporary, ignore_errors=True)
         raise
-    logger.info("exported %s", directory)
-    return metadata
 
 
 # ------------------------------------------------------------------- load

@@ -201,3 +201,105 @@ __all__ = [
     "ReverseChannels",
     "SubtractMean",
 ]
+
+
+@keras.saving.register_keras_serializable(package="keras_dhsps")
+class CropImages(keras.layers.Layer):
+    """Crops ``(B, H, W, C)`` images to ``(height, width)`` inside the model.
+
+    Training with ``random=True`` takes a random window per image (seeded
+    by a ``SeedGenerator``, whose state :mod:`keras_dhsps.callbacks`
+    checkpoints, so a resumed run draws the windows of an uninterrupted
+    one); otherwise, and always at inference, the centre window (offsets
+    ``(H - height) // 2`` and ``(W - width) // 2``, as
+    ``keras_dhsps.data.pipeline.center_crop``). Unlike
+    ``keras.layers.RandomCrop``, inference crops and never resizes. Runs
+    on the device with the rest of the model, on every backend.
+
+    Args:
+        height, width: the output size.
+        random: random windows in training.
+        seed: seed of the windows.
+        **kwargs: base ``keras.layers.Layer`` arguments.
+    """
+
+    def __init__(self, height, width, random=False, seed=None, **kwargs):
+        kwargs.setdefault("dtype", "float32")
+        super().__init__(**kwargs)
+        self.height = int(height)
+        self.width = int(width)
+        self.random = bool(random)
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+    def call(self, images, training=None):
+        in_height, in_width = images.shape[1], images.shape[2]
+        if not (training and self.random):
+            top = (in_height - self.height) // 2
+            left = (in_width - self.width) // 2
+            return images[
+                :, top : top + self.height, left : left + self.width, :
+            ]
+        batch = ops.shape(images)[0]
+        rows = self._windows(batch, in_height, self.height)
+        columns = self._windows(batch, in_width, self.width)
+        images = ops.take_along_axis(images, rows[:, :, None, None], axis=1)
+        return ops.take_along_axis(images, columns[:, None, :, None], axis=2)
+
+    def _windows(self, batch, size, window):
+        """``(B, window)`` indices of one random window per image."""
+        start = keras.random.randint(
+            (batch, 1), 0, size - window + 1, seed=self.seed_generator
+        )
+        return start + ops.arange(window, dtype="int32")[None, :]
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], self.height, self.width, input_shape[3])
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            height=self.height,
+            width=self.width,
+            random=self.random,
+            seed=self.seed,
+        )
+        return config
+
+
+@keras.saving.register_keras_serializable(package="keras_dhsps")
+class FlipImages(keras.layers.Layer):
+    """Flips half of ``(B, H, W, C)`` images left-right, in training only.
+
+    ``keras.layers.RandomFlip`` flips whenever it is called without
+    ``training=False`` (its default is ``training=True``), so a hasher
+    called as ``model(images)`` would flip at inference; this layer flips
+    only when training is on. Each image is flipped with probability 1/2,
+    drawn from a checkpointed ``SeedGenerator``.
+
+    Args:
+        seed: seed of the draws.
+        **kwargs: base ``keras.layers.Layer`` arguments.
+    """
+
+    def __init__(self, seed=None, **kwargs):
+        kwargs.setdefault("dtype", "float32")
+        super().__init__(**kwargs)
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+    def call(self, images, training=None):
+        if not training:
+            return images
+        draws = keras.random.uniform(
+            (ops.shape(images)[0], 1, 1, 1), seed=self.seed_generator
+        )
+        return ops.where(draws < 0.5, ops.flip(images, axis=2), images)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(seed=self.seed)
+        return config

@@ -2,7 +2,7 @@
 
 Used by the CLI, by the reproduce runner and by the tests. It builds the
 dataset, the hasher, the loss and the two-rate Adam of the authors' protocol
-(IDHN_NOTES.md §3) from an :class:`~keras_dhsps.config.ExperimentConfig` and
+(docs/method.md §3) from an :class:`~keras_dhsps.config.ExperimentConfig` and
 runs ``model.fit``; the same call covers paper-scale training:
 
 * backbones from ``keras_dhsps.backbones`` with local or ImageNet weights
@@ -23,7 +23,13 @@ runs ``model.fit``; the same call covers paper-scale training:
 
 Training reads an endless, seeded stream of shuffled batches (one pass per
 epoch, last partial batch dropped), so a resumed run skips exactly the
-batches already used; the skipped batches are still read and decoded.
+batches already used. The reader is ``tf.data``
+(:mod:`keras_dhsps.data.pipeline`, the default where TensorFlow is
+installed; skipped batches are still read) or NumPy
+(:mod:`keras_dhsps.data.feed`, every Keras backend, the default without
+TensorFlow; batch ``s`` is a pure function of the seed and ``s``, so
+skipped batches are never read). Nothing here imports TensorFlow unless
+it is the backend, the reader or a strategy is given.
 """
 
 from __future__ import annotations
@@ -37,20 +43,25 @@ import time
 
 import keras
 import numpy as np
-import tensorflow as tf
 
+from keras_dhsps.backbones import get_backbone_spec
 from keras_dhsps.callbacks import RetrievalValidation
+from keras_dhsps.callbacks import RunHistory
 from keras_dhsps.callbacks import StepCheckpoint
 from keras_dhsps.callbacks import StopOnNaN
+from keras_dhsps.callbacks import global_step
+from keras_dhsps.callbacks import read_history
 from keras_dhsps.callbacks import restore_checkpoint
 from keras_dhsps.config import ExperimentConfig
+from keras_dhsps.config import InputConfig
 from keras_dhsps.config import TrainConfig
 from keras_dhsps.config import backbone_lr_multiplier
+from keras_dhsps.data import feed
 from keras_dhsps.data import load_configured_dataset
 from keras_dhsps.data.base import RetrievalDataset
 from keras_dhsps.data.base import Split
-from keras_dhsps.data.pipeline import make_dataset
 from keras_dhsps.errors import DHSPSError
+from keras_dhsps.evaluation import model_image_size
 from keras_dhsps.losses import get_loss
 from keras_dhsps.models import HASH_LAYER_NAME
 from keras_dhsps.models import build_hasher
@@ -62,6 +73,13 @@ logger = logging.getLogger(__name__)
 #: ``TrainConfig.precision`` values (Keras dtype policies).
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 BACKBONE_NAME = "backbone"
+#: The readers of :class:`TrainingStream`.
+READERS = ("tf.data", "numpy")
+#: What :func:`fit` keeps in a run directory.
+CHECKPOINTS_DIR = "checkpoints"
+HISTORY_FILE = "history.json"
+BEST_MODEL_FILE = "best.keras"
+LOGS_DIR = "logs"
 
 
 @dataclasses.dataclass
@@ -72,7 +90,9 @@ class TrainResult:
         model: the trained hasher (final step: the authors' protocol; the
             best-``val_map`` model is in ``run_dir/best.keras``).
         history: per-epoch logs (``loss``, and ``val_map`` when validation
-            is on) of the epochs this call ran.
+            is on) of the whole run, each epoch averaged over its own steps,
+            also for epochs run before an interruption (kept in
+            ``run_dir/history.json``).
         dataset: the dataset it was trained on (for evaluation).
         seconds: wall-clock training time of this call.
         initial_step: the step it resumed from (0 for a fresh run).
@@ -166,9 +186,33 @@ def carve_validation(split: Split, fraction: float, seed: int):
     return subset(order[size:]), subset(order[:size])
 
 
-def _train_and_validation(dataset, train_config):
+#: With ``train.validation_every = 0`` and a run directory, validation runs
+#: about this many times per run (and after the last epoch).
+AUTO_VALIDATIONS = 10
+
+
+def validation_every(train_config: TrainConfig, dataset, run_dir) -> int:
+    """Epochs between validation-mAP evaluations (0: none).
+
+    ``train.validation_every`` when positive. When it is 0, a run that keeps
+    a run directory (so ``best.keras`` has a place) on a dataset with a
+    ``validation`` split of its own validates about
+    :data:`AUTO_VALIDATIONS` times (every ``ceil(epochs / 10)`` epochs and
+    after the last). Validation is never carved out of the training images
+    unless ``validation_every`` asks for it, so turning it on by default
+    changes no trained weights.
+    """
+    if train_config.validation_every:
+        return int(train_config.validation_every)
+    validation = dataset.splits.get("validation")
+    if run_dir is None or validation is None or not len(validation):
+        return 0
+    return max(1, -(-int(train_config.epochs) // AUTO_VALIDATIONS))
+
+
+def _train_and_validation(dataset, train_config, every):
     train_split = dataset.split("train")
-    if not train_config.validation_every:
+    if not every:
         return train_split, None
     validation = dataset.splits.get("validation")
     if validation is not None and len(validation):
@@ -200,68 +244,146 @@ def _segments(start, epochs, steps_per_epoch, freeze_epochs):
     return segments
 
 
-def fit(
-    config: ExperimentConfig,
-    *,
-    dataset: RetrievalDataset | None = None,
-    data_root: str | None = None,
-    callbacks=(),
-    verbose="auto",
-    run_dir: str | None = None,
-    strategy=None,
-) -> TrainResult:
-    """Trains a hasher as ``config`` says.
+def enable_determinism() -> None:
+    """Makes training bit-reproducible for a fixed seed, per backend.
 
-    Args:
-        config: the experiment.
-        dataset: an already loaded dataset (else loaded from ``config.data``
-            and ``data_root``).
-        data_root: dataset directory for datasets read from disk.
-        callbacks: extra Keras callbacks.
-        verbose: passed to ``model.fit`` (1 shows a progress bar).
-        run_dir: where checkpoints (``checkpoints/``), TensorBoard logs
-            (``logs/``, when the ``tensorboard`` package is installed) and
-            the best-``val_map`` model (``best.keras``) go. If it holds a
-            checkpoint, training resumes from it. None keeps nothing on
-            disk.
-        strategy: a ``tf.distribute.Strategy`` (see
-            :func:`keras_dhsps.distribute.make_strategy`); its replicas split
-            each batch of ``config.train.batch_size`` images and the loss
-            sees the whole batch. None trains on the default device.
+    * TensorFlow backend: ``tf.config.experimental.enable_op_determinism()``
+      (process-wide; there is no per-call switch; slower on GPUs).
+    * JAX: deterministic on CPU already; on a GPU, XLA's deterministic
+      kernels must be chosen before JAX starts
+      (``XLA_FLAGS=--xla_gpu_deterministic_ops=true``): a warning says so
+      when the flag is missing.
+    * PyTorch: ``torch.use_deterministic_algorithms(True)``.
 
-    Returns:
-        A :class:`TrainResult`.
-
-    Raises:
-        DHSPSError: bad precision, schedule or validation fraction, or an
-            unreadable checkpoint in ``run_dir``.
-        NonFiniteLossError: the loss became NaN or infinite (a
-            ``DHSPSError`` naming the step and the batch's label
-            statistics); the last checkpoint before it is kept.
+    The batch stream itself is deterministic for a fixed seed with every
+    reader.
     """
-    train_config = config.train
-    if train_config.deterministic:
-        # Process-wide in TensorFlow; there is no per-call switch.
-        tf.config.experimental.enable_op_determinism()
-    keras.utils.set_random_seed(train_config.seed)
-    if dataset is None:
-        dataset = load_configured_dataset(config.data, root=data_root)
-    train_split, validation_split = _train_and_validation(dataset, train_config)
-    batch_size = train_config.batch_size
-    steps_per_epoch = max(len(train_split) // batch_size, 1)
-    total_steps = train_config.epochs * steps_per_epoch
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
 
-    scope = contextlib.nullcontext  # a new context per use
+        tf.config.experimental.enable_op_determinism()
+    elif backend == "torch":
+        import torch
+
+        torch.use_deterministic_algorithms(True)
+    elif backend == "jax":
+        import jax
+
+        flags = os.environ.get("XLA_FLAGS", "")
+        on_gpu = any(d.platform != "cpu" for d in jax.devices())
+        if on_gpu and "xla_gpu_deterministic_ops=true" not in flags:
+            logger.warning(
+                "train.deterministic under JAX on a GPU needs "
+                "XLA_FLAGS=--xla_gpu_deterministic_ops=true set before "
+                "JAX starts"
+            )
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainingStream:
+    """The endless seeded stream of training batches of one split.
+
+    Attributes:
+        split: the training images.
+        reader: ``"tf.data"`` (:mod:`keras_dhsps.data.pipeline`) or
+            ``"numpy"`` (:mod:`keras_dhsps.data.feed`, every backend).
+        batch_size, image_size, seed: as in the config.
+    """
+
+    split: Split
+    reader: str
+    batch_size: int
+    image_size: tuple
+    seed: int
+    input_config: InputConfig = InputConfig()
+
+    def __post_init__(self):
+        if self.reader not in READERS:
+            raise DHSPSError(
+                f"unknown reader {self.reader!r}; known: {', '.join(READERS)}"
+            )
+        feed.check_input_config(self.input_config, self.reader)
+
+    def batches(self, start: int = 0):
+        """Batches from global step ``start``: a ``tf.data.Dataset`` or a
+        generator of NumPy batches."""
+        if self.reader == "numpy":
+            return feed.training_batches(
+                self.split,
+                batch_size=self.batch_size,
+                image_size=self.image_size,
+                seed=self.seed,
+                start=start,
+                store=feed.open_image_store(
+                    self.split, self.image_size, self.input_config
+                ),
+            )
+        from keras_dhsps.data.pipeline import input_options
+        from keras_dhsps.data.pipeline import make_dataset
+
+        # A new dataset object per fit call: a reused one would continue its
+        # shuffle seed generator and give a resumed run another order. The
+        # skipped batches are read and decoded.
+        dataset = make_dataset(
+            self.split,
+            batch_size=self.batch_size,
+            image_size=self.image_size,
+            training=True,
+            seed=self.seed,
+            **input_options(
+                self.input_config,
+                count=len(self.split),
+                image_size=self.image_size,
+                training=True,
+            ),
+        )
+        return dataset.repeat().skip(start)
+
+    def labels(self, step: int):
+        """The labels of the batch of global step ``step``."""
+        if self.reader == "numpy":
+            return feed.training_labels(
+                self.split,
+                batch_size=self.batch_size,
+                seed=self.seed,
+                step=step,
+            )
+        for _, labels in self.batches(step).take(1):
+            return keras.ops.convert_to_numpy(labels)
+        return np.zeros((0, 0))
+
+
+def stored_image_size(config: ExperimentConfig) -> tuple[int, int]:
+    """``(H, W)`` of the images the hasher takes: the backbone's size for
+    ``input.resize="direct"``, ``input.resize_to`` for the cropping modes
+    (the model crops them on the device: a random window in training with
+    ``input.random_crop``, else the centre)."""
+    if config.input.resize == "direct":
+        spec = get_backbone_spec(config.model.backbone)
+        return tuple(config.model.image_size or spec.image_size)
+    return tuple(int(v) for v in config.input.resize_to)
+
+
+def _strategy_scope(strategy):
+    if strategy is None:
+        return contextlib.nullcontext()
+    from keras_dhsps.distribute import strategy_scope
+
+    return strategy_scope(strategy)
+
+
+def _build_model(config: ExperimentConfig, total_steps: int, strategy):
+    """The compiled hasher, its optimizer built on every variable (so a
+    frozen warm-up and the later full training share one optimizer
+    state), and ``compile_model(frozen)`` for each training segment."""
+    train_config = config.train
     loss = get_loss(config.loss.name, **config.loss.params)
     if strategy is not None:
         from keras_dhsps.distribute import GlobalBatchLoss
-        from keras_dhsps.distribute import strategy_scope
-
-        def scope():
-            return strategy_scope(strategy)
 
         loss = GlobalBatchLoss(loss)
-    with scope():
+    with _strategy_scope(strategy):
         try:
             optimizer = build_optimizer(
                 train_config,
@@ -277,9 +399,14 @@ def fit(
                 activation=config.model.activation,
                 image_size=config.model.image_size,
                 weights=config.model.backbone_weights,
+                input_size=stored_image_size(config),
+                random_crop=config.input.random_crop,
+                random_flip=config.input.random_flip,
+                seed=train_config.seed,
             )
 
-        def compile_model(frozen):
+    def compile_model(frozen):
+        with _strategy_scope(strategy):
             model.get_layer(BACKBONE_NAME).trainable = not frozen
             model.compile(
                 optimizer=getattr(model, "optimizer", None) or optimizer,
@@ -287,109 +414,197 @@ def fit(
                 jit_compile=train_config.jit_compile,
             )
 
-        # Build the optimizer on every variable first, so a frozen warm-up
-        # and the later full training share one optimizer state.
-        compile_model(frozen=False)
+    compile_model(frozen=False)
+    with _strategy_scope(strategy):
         model.optimizer.build(model.trainable_variables)
+    return model, compile_model
 
-    checkpoint_dir = None
-    initial_step = 0
-    if run_dir is not None:
-        checkpoint_dir = os.path.join(run_dir, "checkpoints")
-        initial_step = restore_checkpoint(checkpoint_dir, model)
 
-    _, height, width, _ = model.input_shape
+def _resume(run_dir, model, steps_per_epoch) -> RunHistory:
+    """Restores ``run_dir``'s checkpoint into ``model`` and returns the
+    run's history callback holding the epochs already done."""
+    if run_dir is None:
+        return RunHistory()
+    metric_states = restore_checkpoint(
+        os.path.join(run_dir, CHECKPOINTS_DIR), model
+    )
+    epochs_done, offset = divmod(global_step(model), steps_per_epoch)
+    path = os.path.join(run_dir, HISTORY_FILE)
+    return RunHistory(
+        path,
+        read_history(path, epochs_done),
+        # Only a run resumed within an epoch continues its running means.
+        metric_states if offset else None,
+    )
 
-    def stream_from(step):
-        # A new dataset object per fit call: a reused one would continue its
-        # shuffle seed generator and give a resumed run another order.
-        return (
-            make_dataset(
-                train_split,
-                batch_size=batch_size,
-                image_size=(height, width),
-                training=True,
-                seed=train_config.seed,
-            )
-            .repeat()
-            .skip(step)
-        )
 
-    def labels_at(step):
-        # The stream is deterministic: the batch of ``step`` is recoverable.
-        for _, labels in stream_from(step).take(1):
-            return keras.ops.convert_to_numpy(labels)
-        return np.zeros((0, 0))
-
-    nan_guard = StopOnNaN(labels_at, step=initial_step)
-    all_callbacks = [nan_guard]
-    checkpoint = None
-    if checkpoint_dir is not None:
-        checkpoint = StepCheckpoint(
-            checkpoint_dir, train_config.checkpoint_every, step=initial_step
-        )
-        all_callbacks.append(checkpoint)
-    all_callbacks.extend(callbacks)
-    if validation_split is not None:
-        all_callbacks.append(
+def _callbacks(
+    config, run_dir, stream, history, validation, steps_per_epoch, extra
+):
+    """The callbacks of a run, in order: the NaN guard, validation (so the
+    best model, the history and the user's callbacks see ``val_map``),
+    the history, then the checkpoint (after the history it covers)."""
+    train_config = config.train
+    result = [StopOnNaN(stream.labels)]
+    if validation is not None:
+        split, every = validation
+        result.append(
             RetrievalValidation(
-                validation_split,
-                train_split,
-                every=train_config.validation_every,
+                split,
+                stream.split,
+                every=every,
+                reader=stream.reader,
+                input_config=stream.input_config,
             )
         )
         if run_dir is not None:
-            all_callbacks.append(
+            best = max(history.history.get("val_map", ()), default=None)
+            result.append(
                 keras.callbacks.ModelCheckpoint(
-                    os.path.join(run_dir, "best.keras"),
+                    os.path.join(run_dir, BEST_MODEL_FILE),
                     monitor="val_map",
                     mode="max",
                     save_best_only=True,
+                    initial_value_threshold=best,
                 )
             )
-    if run_dir is not None and train_config.tensorboard:
-        if importlib.util.find_spec("tensorboard") is None:
-            logger.warning(
-                "tensorboard is not installed: no TensorBoard logs "
-                "(pip install tensorboard)"
+    result.append(history)
+    if run_dir is not None:
+        result.append(
+            StepCheckpoint(
+                os.path.join(run_dir, CHECKPOINTS_DIR),
+                train_config.checkpoint_every,
+                steps_per_epoch=steps_per_epoch,
             )
-        else:
-            all_callbacks.append(
-                keras.callbacks.TensorBoard(os.path.join(run_dir, "logs"))
-            )
+        )
+        if train_config.tensorboard:
+            result.extend(_tensorboard(os.path.join(run_dir, LOGS_DIR)))
+    return result + list(extra)
 
-    history = {}
-    start = time.perf_counter()
-    step = initial_step
+
+def _tensorboard(directory):
+    if importlib.util.find_spec("tensorboard") is None:
+        logger.warning(
+            "tensorboard is not installed: no TensorBoard logs "
+            "(pip install tensorboard)"
+        )
+        return []
+    return [keras.callbacks.TensorBoard(directory)]
+
+
+class _StopAfterFirstEpoch(keras.callbacks.Callback):
+    """Ends a ``model.fit`` call after its first epoch: the rest of an
+    interrupted epoch runs as a fit up to the run's last epoch, so the
+    progress bar says "Epoch 7/20", not "Epoch 7/7"."""
+
+    stopped = False
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.model.stop_training = self.stopped = True
+
+
+def _train(model, compile_model, stream, callbacks, train_config, verbose):
+    """Runs ``model.fit`` for each segment from the model's global step to
+    the end of the run (see :func:`_segments`)."""
+    steps_per_epoch = feed.steps_per_epoch(len(stream.split), stream.batch_size)
     for initial_epoch, epochs, steps, frozen in _segments(
-        initial_step,
+        global_step(model),
         train_config.epochs,
         steps_per_epoch,
         train_config.freeze_backbone_epochs,
     ):
-        with scope():
-            compile_model(frozen)
-        nan_guard.step = step
-        if checkpoint is not None:
-            checkpoint.step = step
-        logs = model.fit(
-            stream_from(step),
+        compile_model(frozen)
+        stopper = _StopAfterFirstEpoch()
+        partial = steps != steps_per_epoch
+        model.fit(
+            stream.batches(global_step(model)),
             initial_epoch=initial_epoch,
-            epochs=epochs,
+            epochs=max(train_config.epochs, epochs) if partial else epochs,
             steps_per_epoch=steps,
-            callbacks=all_callbacks,
+            callbacks=callbacks + ([stopper] if partial else []),
             verbose=verbose,
-            shuffle=False,  # the stream is shuffled by tf.data
-        ).history
-        for key, values in logs.items():
-            history.setdefault(key, []).extend(float(v) for v in values)
-        step += (epochs - initial_epoch - 1) * steps_per_epoch + steps
-        if model.stop_training:  # a user's early stop.
+            shuffle=False,  # the stream is shuffled by the reader
+        )
+        if model.stop_training and not stopper.stopped:  # a user's stop
             break
     model.get_layer(BACKBONE_NAME).trainable = True
+
+
+def fit(
+    config: ExperimentConfig,
+    *,
+    dataset: RetrievalDataset | None = None,
+    data_root: str | None = None,
+    callbacks=(),
+    verbose="auto",
+    run_dir: str | None = None,
+    strategy=None,
+    reader: str | None = None,
+) -> TrainResult:
+    """Trains a hasher as ``config`` says; returns a :class:`TrainResult`.
+
+    Args:
+        config: the experiment.
+        dataset, data_root: an already loaded dataset, else the one of
+            ``config.data`` (under ``data_root`` when read from disk).
+        callbacks, verbose: extra Keras callbacks; ``model.fit``'s verbose.
+        run_dir: where checkpoints (``checkpoints/``), the per-epoch
+            history (``history.json``, written at each epoch's end),
+            TensorBoard logs (``logs/``, when the ``tensorboard`` package is
+            installed) and the best-``val_map`` model (``best.keras``; with
+            validation on, see :func:`validation_every`) go. If it holds a
+            checkpoint, training resumes from it. None keeps nothing on
+            disk.
+        strategy: a ``tf.distribute.Strategy`` (see
+            :func:`keras_dhsps.distribute.make_strategy`); its replicas split
+            each batch of ``config.train.batch_size`` images and the loss
+            sees the whole batch. None trains on the default device.
+        reader: ``"tf.data"`` or ``"numpy"`` (:mod:`keras_dhsps.data.feed`,
+            for every backend); None: ``tf.data`` where TensorFlow is
+            installed, else ``numpy``.
+
+    Raises:
+        DHSPSError: bad precision, schedule or validation fraction, or an
+            unreadable checkpoint in ``run_dir``.
+        NonFiniteLossError: the loss became NaN or infinite (a
+            ``DHSPSError`` naming the step and the batch's label
+            statistics); the last checkpoint before it is kept.
+    """
+    train_config = config.train
+    if train_config.deterministic:
+        enable_determinism()
+    keras.utils.set_random_seed(train_config.seed)
+    if dataset is None:
+        dataset = load_configured_dataset(config.data, root=data_root)
+    every = validation_every(train_config, dataset, run_dir)
+    train_split, validation_split = _train_and_validation(
+        dataset, train_config, every
+    )
+    steps_per_epoch = feed.steps_per_epoch(
+        len(train_split), train_config.batch_size
+    )
+    model, compile_model = _build_model(
+        config, train_config.epochs * steps_per_epoch, strategy
+    )
+    history = _resume(run_dir, model, steps_per_epoch)
+    initial_step = global_step(model)
+    stream = TrainingStream(
+        train_split,
+        reader or feed.default_reader(),
+        train_config.batch_size,
+        model_image_size(model),
+        train_config.seed,
+        config.input,
+    )
+    validation = None if validation_split is None else (validation_split, every)
+    all_callbacks = _callbacks(
+        config, run_dir, stream, history, validation, steps_per_epoch, callbacks
+    )
+    start = time.perf_counter()
+    _train(model, compile_model, stream, all_callbacks, train_config, verbose)
     return TrainResult(
         model=model,
-        history=history,
+        history=history.history,
         dataset=dataset,
         seconds=time.perf_counter() - start,
         initial_step=initial_step,

@@ -2,6 +2,7 @@
 
 import dataclasses
 import importlib.util
+import json
 import os
 
 import keras
@@ -60,6 +61,17 @@ class InterruptAt(keras.callbacks.Callback):
             raise KeyboardInterrupt("simulated interruption")
 
 
+class EpochLabels(keras.callbacks.Callback):
+    """Records ``(epoch index, epochs)`` as the progress bar shows them."""
+
+    def __init__(self):
+        super().__init__()
+        self.seen = []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.seen.append((epoch, self.params["epochs"]))
+
+
 @pytest.fixture
 def deterministic():
     from tensorflow.python.framework import config as tf_config
@@ -101,8 +113,13 @@ def test_resume_after_interruption_matches_uninterrupted(
             run_dir=run_dir,
             callbacks=[InterruptAt(7)],
         )
-    resumed = fit(config, dataset=dataset, verbose=0, run_dir=run_dir)
+    labels = EpochLabels()
+    resumed = fit(
+        config, dataset=dataset, verbose=0, run_dir=run_dir, callbacks=[labels]
+    )
     assert resumed.initial_step == 6
+    # The rest of epoch 2 (index 1) is "Epoch 2/3", then "Epoch 3/3".
+    assert labels.seen == [(1, 3), (2, 3)]
     for a, b in zip(
         weights_of(reference.model), weights_of(resumed.model), strict=True
     ):
@@ -116,9 +133,17 @@ def test_resume_after_interruption_matches_uninterrupted(
             weights_of(reference.model), weights_of(fresh.model), strict=True
         )
     )
-    # A finished run resumes to the end without training.
+    # The history of the interrupted run is that of the uninterrupted one:
+    # 3 epochs, epoch 1 (interrupted at its 3rd step, resumed at its 2nd)
+    # averaged over its 4 steps, bit for bit.
+    assert len(reference.history["loss"]) == 3
+    assert resumed.history == reference.history
+    with open(os.path.join(run_dir, "history.json"), encoding="utf-8") as f:
+        assert json.load(f) == reference.history
+    # A finished run resumes to the end without training and returns the
+    # whole history.
     again = fit(config, dataset=dataset, verbose=0, run_dir=run_dir)
-    assert again.initial_step == 12 and again.history == {}
+    assert again.initial_step == 12 and again.history == reference.history
 
 
 def test_frozen_backbone_warm_up(dataset):
@@ -240,3 +265,99 @@ def test_backbone_weights_from_config(dataset, tmp_path):
     loaded = weights_of(model.get_layer("backbone"))
     for a, b in zip(weights_of(source), loaded, strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+def test_a_run_directory_validates_by_default_without_changing_training(
+    dataset, tmp_path, deterministic
+):
+    # validation_every=0 with a run directory and a dataset that has its
+    # own validation split (16 images): val_map after each of the 2 epochs
+    # (ceil(2 / 10) = 1) and best.keras; the 64 training images stay, so
+    # the weights are those of a run without a run directory.
+    config = make_config(epochs=2)
+    plain = fit(config, dataset=dataset, verbose=0)
+    assert "val_map" not in plain.history
+    kept = fit(config, dataset=dataset, verbose=0, run_dir=str(tmp_path))
+    assert len(kept.history["val_map"]) == 2
+    assert kept.history["loss"] == plain.history["loss"]
+    for a, b in zip(
+        weights_of(plain.model), weights_of(kept.model), strict=True
+    ):
+        np.testing.assert_array_equal(a, b)
+    assert os.path.isfile(tmp_path / "best.keras")
+    # Without a validation split nothing is carved by default.
+    no_validation = dataclasses.replace(
+        dataset,
+        splits={k: v for k, v in dataset.splits.items() if k != "validation"},
+    )
+    other = fit(
+        config, dataset=no_validation, verbose=0, run_dir=str(tmp_path / "n")
+    )
+    assert "val_map" not in other.history
+    assert not os.path.exists(tmp_path / "n" / "best.keras")
+
+
+def test_input_config_reaches_training_and_evaluation(dataset):
+    from keras_dhsps.config import InputConfig
+    from keras_dhsps.evaluation import encode
+
+    base = make_config(epochs=1)
+    plain = fit(base, dataset=dataset, verbose=0)
+    flipped = fit(
+        dataclasses.replace(base, input=InputConfig(random_flip=True)),
+        dataset=dataset,
+        verbose=0,
+    )
+    # Flipping half the images changes what is learned from the same
+    # batches.
+    assert any(
+        not np.array_equal(a, b)
+        for a, b in zip(
+            weights_of(plain.model), weights_of(flipped.model), strict=True
+        )
+    )
+    # resize_crop: 32x32 images stay 32x32 (resize_to); the model takes
+    # them and crops 24x24 itself: a random window in training, the centre
+    # (offset (32 - 24) // 2 = 4) in evaluation.
+    cropping = InputConfig(
+        resize="resize_crop", resize_to=(32, 32), random_crop=True
+    )
+    config = dataclasses.replace(
+        base,
+        model=dataclasses.replace(base.model, image_size=(24, 24)),
+        input=cropping,
+    )
+    model = fit(config, dataset=dataset, verbose=0).model
+    assert model.input_shape == (None, 32, 32, 3)
+    queries = dataset.split("query")
+    features = model.get_layer("backbone")(
+        queries.images[:, 4:28, 4:28].astype("float32")
+    )
+    expected = keras.ops.convert_to_numpy(
+        model.get_layer("hash_layer")(features)
+    )
+    codes = encode(model, queries, input_config=cropping)
+    np.testing.assert_allclose(codes, expected, atol=1e-6)
+
+
+def test_input_config_errors_name_the_key(dataset):
+    from keras_dhsps.config import InputConfig
+
+    base = make_config(epochs=1)
+    cases = [
+        (InputConfig(random_crop=True), "tf.data", "input.random_crop"),
+        (InputConfig(resize="squash"), "tf.data", "input.resize='squash'"),
+        (
+            InputConfig(resize="shorter_side_crop"),
+            "numpy",
+            "needs the tf.data reader",
+        ),
+    ]
+    for input_config, reader, message in cases:
+        with pytest.raises(DHSPSError, match=message):
+            fit(
+                dataclasses.replace(base, input=input_config),
+                dataset=dataset,
+                verbose=0,
+                reader=reader,
+            )

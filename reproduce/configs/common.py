@@ -38,6 +38,7 @@ import os
 from keras_dhsps.config import DataConfig
 from keras_dhsps.config import EvalConfig
 from keras_dhsps.config import ExperimentConfig
+from keras_dhsps.config import InputConfig
 from keras_dhsps.config import LossConfig
 from keras_dhsps.config import ModelConfig
 from keras_dhsps.config import TrainConfig
@@ -90,6 +91,11 @@ def authors_protocol(dataset, *, map_at=("all",), data_options=None):
             decay_steps=500,
             decay_rate=0.5,
             adam_epsilon=1e-8,
+        ),
+        # The authors' input: every image resized straight to 227x227, no
+        # crop, no flip (docs/method.md §3); decoded once into the store.
+        input=InputConfig(
+            resize="direct", random_crop=False, random_flip=False
         ),
         eval=EvalConfig(
             map_at=tuple(map_at), ndcg_at=(100,), acg_at=(100,), wap_at=(100,)
