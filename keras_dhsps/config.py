@@ -207,7 +207,7 @@ RULES: dict[str, Rule] = {
     "train.decay_rate": POSITIVE,
     "train.adam_epsilon": POSITIVE,
     "train.seed": integer(0),
-    "train.validation_every": integer(0),
+    "train.validation_every": optional(integer(0)),
     "train.schedule": one_of(*SCHEDULES),
     "train.freeze_backbone_epochs": integer(0),
     "train.checkpoint_every": integer(0),
@@ -389,7 +389,12 @@ class TrainConfig(_Validated):
         decay_rate: see ``decay_steps``.
         adam_epsilon: authors (TF1 default): 1e-8.
         seed: seeds weights init, shuffling and dropout.
-        validation_every: epochs between validation-mAP evaluations (0: off).
+        validation_every: epochs between validation-mAP evaluations on a
+            validation split (never the queries); 0: off. ``None``
+            (default): automatic — about ten times per run when there is a
+            run directory (so ``best.keras`` has a place) and the dataset
+            has a validation split of its own; off otherwise (see
+            :func:`keras_dhsps.train.validation_every`).
         schedule: ``"step"`` (authors: × ``decay_rate`` every
             ``decay_steps``), ``"cosine"`` (cosine decay to 0 over the run)
             or ``"constant"``.
@@ -404,9 +409,13 @@ class TrainConfig(_Validated):
         validation_fraction: when validation is on and the dataset has no
             ``validation`` split, carve this fraction out of ``train``.
         tensorboard: with a ``run_dir``, write TensorBoard logs there.
-        deterministic: call ``tf.config.experimental.enable_op_determinism()``
-            before training, so a fixed seed gives bit-identical weights
-            (also across a kill and resume); process-wide and slower.
+        deterministic: make training bit-reproducible for a fixed seed
+            (also across a kill and resume), per backend: TensorFlow's op
+            determinism (process-wide, slower), nothing more on JAX/CPU
+            (XLA's deterministic GPU kernels need
+            ``XLA_FLAGS=--xla_gpu_deterministic_ops=true`` set before JAX
+            starts), ``torch.use_deterministic_algorithms`` under PyTorch;
+            see :func:`keras_dhsps.train.enable_determinism`.
     """
 
     epochs: int = 100
@@ -417,7 +426,7 @@ class TrainConfig(_Validated):
     decay_rate: float = 0.5
     adam_epsilon: float = 1e-8
     seed: int = 0
-    validation_every: int = 0
+    validation_every: int | None = None
     schedule: str = "step"
     freeze_backbone_epochs: int = 0
     checkpoint_every: int = 0
@@ -465,6 +474,10 @@ class InputConfig(_Validated):
         shuffle_buffer: shuffle buffer in images (None: the whole split).
         deterministic: keep the element order of parallel decoding, so two
             runs with one seed see identical batches.
+
+    Crop and flip run inside the model (``keras_dhsps.layers.CropImages``
+    and ``FlipImages``, training only), so on a GPU they run there; the
+    store holds uint8 images at the stored size.
     """
 
     resize: str = "direct"
@@ -476,6 +489,13 @@ class InputConfig(_Validated):
     memory_budget_mb: int = 2048
     shuffle_buffer: int | None = None
     deterministic: bool = False
+
+    def _check_together(self) -> None:
+        if self.random_crop and self.resize == "direct":
+            raise ConfigError(
+                "input.random_crop=true needs a cropping input.resize "
+                '("resize_crop" or "shorter_side_crop"); got "direct"'
+            )
 
 
 @dataclasses.dataclass(frozen=True)

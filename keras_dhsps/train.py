@@ -186,7 +186,7 @@ def carve_validation(split: Split, fraction: float, seed: int):
     return subset(order[size:]), subset(order[:size])
 
 
-#: With ``train.validation_every = 0`` and a run directory, validation runs
+#: With ``train.validation_every = None`` and a run directory, validation runs
 #: about this many times per run (and after the last epoch).
 AUTO_VALIDATIONS = 10
 
@@ -194,7 +194,7 @@ AUTO_VALIDATIONS = 10
 def validation_every(train_config: TrainConfig, dataset, run_dir) -> int:
     """Epochs between validation-mAP evaluations (0: none).
 
-    ``train.validation_every`` when positive. When it is 0, a run that keeps
+    ``train.validation_every`` when set (0: off). When it is None, a run that keeps
     a run directory (so ``best.keras`` has a place) on a dataset with a
     ``validation`` split of its own validates about
     :data:`AUTO_VALIDATIONS` times (every ``ceil(epochs / 10)`` epochs and
@@ -202,7 +202,7 @@ def validation_every(train_config: TrainConfig, dataset, run_dir) -> int:
     unless ``validation_every`` asks for it, so turning it on by default
     changes no trained weights.
     """
-    if train_config.validation_every:
+    if train_config.validation_every is not None:
         return int(train_config.validation_every)
     validation = dataset.splits.get("validation")
     if run_dir is None or validation is None or not len(validation):

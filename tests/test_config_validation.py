@@ -189,8 +189,11 @@ def test_name_constants_match_their_registries():
 
 
 def test_hashes_of_existing_configs_are_unchanged():
-    # Computed with the config module before validation was added.
-    assert config_hash(ExperimentConfig()) == "b40007587ee83c35"
+    # Validation changes no stored value, so no hash. The default config's
+    # hash moved once, on purpose: train.validation_every's default became
+    # None (automatic) instead of 0, which now means off
+    # (b40007587ee83c35 before).
+    assert config_hash(ExperimentConfig()) == "9855469b870b7bcd"
 
 
 def test_every_table_config_validates(tmp_path):
@@ -309,3 +312,25 @@ def test_graded_cutoffs_may_be_empty_to_skip_the_metric():
     # itself is always reported, so its list must not be empty.
     config = override(ExperimentConfig(), "eval.ndcg_at=[]", "eval.wap_at=[]")
     assert config.eval.ndcg_at == () and config.eval.wap_at == ()
+
+
+def test_random_crop_needs_a_cropping_resize_mode():
+    from keras_dhsps.config import InputConfig
+
+    with pytest.raises(ConfigError, match="input.random_crop=true needs"):
+        InputConfig(random_crop=True)
+    with pytest.raises(ConfigError, match="input.random_crop"):
+        override(ExperimentConfig(), "input.random_crop=true")
+    assert InputConfig(random_crop=True, resize="resize_crop").random_crop
+
+
+def test_validation_every_none_is_automatic_and_zero_is_off():
+    assert ExperimentConfig().train.validation_every is None
+    assert (
+        override(
+            ExperimentConfig(), "train.validation_every=0"
+        ).train.validation_every
+        == 0
+    )
+    with pytest.raises(ConfigError, match="train.validation_every=-1"):
+        override(ExperimentConfig(), "train.validation_every=-1")

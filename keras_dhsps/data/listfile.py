@@ -1,7 +1,7 @@
 """The peers' list-file format: ``relative/path l_1 ... l_C`` per line.
 
 Used by DeepHash-pytorch, THU DeepHash, HashNet, CSQ and FIRe, so their
-published splits load unchanged (PEERS.md §2). Paths are relative to a
+published splits load unchanged (docs/peers.md §2). Paths are relative to a
 dataset root given by the user. Errors name the file and the line.
 """
 
