@@ -28,6 +28,10 @@ from keras_dhsps import ship_commands
 from keras_dhsps.data import commands as data_commands
 from keras_dhsps.data import load_configured_dataset
 from keras_dhsps.errors import DHSPSError
+from keras_dhsps.rundir import CONFIG_FILE
+from keras_dhsps.rundir import RunDirectory
+from keras_dhsps.rundir import read_json_file
+from keras_dhsps.rundir import resolve_model_file
 
 EXIT_USAGE = 2
 
@@ -41,7 +45,7 @@ def _experiment_config(args):
     if args.config is None:
         config = ExperimentConfig()
     elif args.config.split(":")[0].endswith(".json"):
-        config = from_dict(_read_json_file(args.config, "config file"))
+        config = from_dict(read_json_file(args.config, "config file"))
     else:
         config = load_config_file(args.config, ExperimentConfig)
     assignments = list(args.set or [])
@@ -57,20 +61,6 @@ def _experiment_config(args):
         if value is not None:
             assignments.append(f"{key}={json.dumps(value)}")
     return override(config, *assignments)
-
-
-def _read_json_file(path, what):
-    """A JSON file the user named; errors are one line."""
-    from keras_dhsps.io_utils import read_json
-
-    if not os.path.isfile(path):
-        raise DHSPSError(f"{what} not found: {path}")
-    try:
-        return read_json(path)
-    except (OSError, UnicodeDecodeError, ValueError) as error:
-        raise DHSPSError(
-            f"{path}: not a readable JSON file ({error})"
-        ) from None
 
 
 def _add_config_flags(parser):
@@ -104,75 +94,28 @@ def _require_training(config):
         )
 
 
-def _flatten(values, prefix=""):
-    flat = {}
-    for key, value in values.items():
-        if isinstance(value, dict) and value and prefix.count(".") < 1:
-            flat.update(_flatten(value, f"{prefix}{key}."))
-        else:
-            flat[f"{prefix}{key}"] = value
-    return flat
-
-
-def _config_differences(old, new):
-    """``key: old -> new`` of the fields two config dicts differ in."""
-    old_flat, new_flat = _flatten(old), _flatten(new)
-    return [
-        f"{key}: {json.dumps(old_flat.get(key))} -> "
-        f"{json.dumps(new_flat.get(key))}"
-        for key in sorted(set(old_flat) | set(new_flat))
-        if old_flat.get(key) != new_flat.get(key)
-    ]
-
-
-def _claim_run_directory(output, config) -> bool:
-    """Checks ``output`` against the run it may hold; True when that run is
-    complete with the same config (nothing to do).
-
-    The run's ``config.json`` is written when it starts, so a rerun with
-    other options is refused before it could mix two configs' checkpoints.
-    """
-    from keras_dhsps.config import to_dict
-
-    path = os.path.join(output, "config.json")
-    if not os.path.isfile(path):
-        return False
-    differences = _config_differences(
-        _read_json_file(path, "run config"), to_dict(config)
-    )
-    if differences:
-        raise DHSPSError(
-            f"{output} holds a run with another config ("
-            + "; ".join(differences)
-            + "); give another --output, or the same options to resume it"
-        )
-    return os.path.isfile(os.path.join(output, "report.json"))
-
-
 def _train(args):
-    from keras_dhsps.config import to_dict
     from keras_dhsps.io_utils import check_writable_output
-    from keras_dhsps.io_utils import write_json
 
     config = _experiment_config(args)
     if args.name:
         config = dataclasses.replace(config, name=args.name)
     _require_training(config)
     check_writable_output(args.output, directory=True)
-    if _claim_run_directory(args.output, config):
+    run = RunDirectory(args.output)
+    existing = run.read_config()
+    if existing is not None and run.claim(config):
         print(f"{args.output} is complete (config unchanged); nothing to do")
         return
     # Data first: keras_dhsps.data imports no TensorFlow, so a data error is
     # reported before TensorFlow prints its start-up notices.
     dataset = load_configured_dataset(config.data, root=args.data_root)
-    write_json(os.path.join(args.output, "config.json"), to_dict(config))
-    _fit_and_report(args, config, dataset)
+    run.claim(config)
+    _fit_and_report(args, config, dataset, run)
 
 
-def _fit_and_report(args, config, dataset):
+def _fit_and_report(args, config, dataset, run):
     from keras_dhsps.evaluation import evaluate_retrieval
-    from keras_dhsps.io_utils import atomic_write
-    from keras_dhsps.io_utils import write_json
     from keras_dhsps.train import fit
 
     strategy = None
@@ -182,20 +125,23 @@ def _fit_and_report(args, config, dataset):
         strategy = make_strategy(args.strategy)
     # The output directory is the run directory: checkpoints go there, and
     # the same command run again resumes from the last one.
+    # fit writes model.keras and history.json into the run directory.
     result = fit(
         config,
         dataset=dataset,
         verbose=args.verbose,
-        run_dir=args.output,
+        run_dir=run.path,
         strategy=strategy,
     )
-    atomic_write(os.path.join(args.output, "model.keras"), result.model.save)
-    write_json(os.path.join(args.output, "history.json"), result.history)
     _say(args, "evaluating: encoding the query and database splits")
     report = evaluate_retrieval(
-        result.model, result.dataset, config.eval, verbose=args.verbose
+        result.model,
+        result.dataset,
+        config.eval,
+        verbose=args.verbose,
+        input_config=config.input,
     )
-    write_json(os.path.join(args.output, "report.json"), report)
+    run.write_report(report)
     _print_metrics(report["metrics"])
     print(f"wrote {args.output}")
 
@@ -207,15 +153,9 @@ def _say(args, message):
 
 
 def _evaluate(args):
-    model_path = args.model
-    if os.path.isdir(model_path):
-        if args.config is None:
-            candidate = os.path.join(model_path, "config.json")
-            if os.path.isfile(candidate):
-                args.config = candidate
-        model_path = os.path.join(model_path, "model.keras")
-    if not os.path.isfile(model_path):
-        raise DHSPSError(f"model file not found: {model_path}")
+    model_path, run_config = resolve_model_file(args.model)
+    if args.config is None and run_config is not None:
+        args.config = os.path.join(args.model, CONFIG_FILE)
     config = _experiment_config(args)
     if args.output:
         from keras_dhsps.io_utils import check_writable_output
@@ -230,7 +170,11 @@ def _evaluate(args):
     model = load_hasher(model_path)
     _say(args, "evaluating: encoding the query and database splits")
     report = evaluate_retrieval(
-        model, dataset, config.eval, verbose=args.verbose
+        model,
+        dataset,
+        config.eval,
+        verbose=args.verbose,
+        input_config=config.input,
     )
     _print_metrics(report["metrics"])
     if args.output:

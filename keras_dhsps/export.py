@@ -27,9 +27,11 @@ experiment ``config``, the Keras version) is returned by the ``metadata``
 endpoint and also written to ``assets.extra/dhsps_metadata.json`` (TF
 Serving's folder for extra files) so it can be read without TensorFlow.
 
-:func:`load_hasher_any` opens a run directory, a ``.keras`` file (loaded
-with ``safe_mode=True``) or an exported SavedModel behind one interface,
-:class:`LoadedHasher`, used by ``dhsps encode`` and ``dhsps search``.
+:class:`LoadedHasher` puts a ``.keras`` model and an exported SavedModel
+behind one interface (raw uint8 images in, codes out), used by ``dhsps
+encode`` and ``dhsps search``; :func:`keras_dhsps.rundir.load_hasher` is
+the one loader that opens a run directory, a ``.keras`` file or a
+SavedModel.
 
 This module is TensorFlow-specific by nature (decode and resize ops inside
 the SavedModel); the model code itself stays in ``keras.ops``.
@@ -79,8 +81,6 @@ logger = logging.getLogger(__name__)
 
 METADATA_PATH = os.path.join("assets.extra", "dhsps_metadata.json")
 METADATA_FORMAT = "keras_dhsps.hasher"
-RUN_MODEL_FILE = "model.keras"
-RUN_CONFIG_FILE = "config.json"
 ENDPOINTS = ("serve", "encode", "encode_bytes", "hasher", "metadata")
 
 
@@ -298,11 +298,6 @@ def _write_atomically(archive, directory, metadata):
 
 
 # ------------------------------------------------------------------- load
-def is_saved_model(path: str) -> bool:
-    """Whether ``path`` is a SavedModel directory."""
-    return os.path.isfile(os.path.join(path, "saved_model.pb"))
-
-
 class LoadedHasher:
     """A hasher from a ``.keras`` file, a run directory or a SavedModel.
 
@@ -365,67 +360,27 @@ class LoadedHasher:
         )
 
 
-def load_keras_hasher(path: str) -> keras.Model:
-    """Loads a ``.keras`` hasher with ``safe_mode=True``.
+def load_saved_model_hasher(path: str) -> LoadedHasher:
+    """Opens an exported SavedModel (``dhsps export``) as a hasher; use
+    :func:`keras_dhsps.rundir.load_hasher`, which also opens run
+    directories and ``.keras`` files.
 
     Raises:
-        DHSPSError: missing, not a ``.keras`` file, or refused by safe mode.
+        DHSPSError: not loadable, or exported without the ``hasher``
+            endpoint.
     """
-    from keras_dhsps.models import load_hasher
-
-    return load_hasher(path)
-
-
-def load_hasher_any(
-    path: str,
-    *,
-    resize: str = "direct",
-    resize_to: tuple[int, int] = (256, 256),
-) -> LoadedHasher:
-    """Opens a run directory, a ``.keras`` file or an exported SavedModel.
-
-    A run directory (``dhsps train --output DIR``) gives ``model.keras``
-    and its ``config.json`` (for the metadata). ``resize``/``resize_to``
-    apply to Keras models; a SavedModel uses the mode it was exported with.
-
-    Raises:
-        DHSPSError: nothing loadable at ``path``.
-    """
-    if os.path.isdir(path) and is_saved_model(path):
-        metadata_file = os.path.join(path, METADATA_PATH)
-        try:
-            loaded = tf.saved_model.load(path)
-        except (OSError, ValueError, tf.errors.OpError) as error:
-            raise DHSPSError(
-                f"cannot load SavedModel {path}: {error}"
-            ) from None
-        if not hasattr(loaded, "hasher"):
-            raise DHSPSError(
-                f"{path} is a SavedModel without the 'hasher' endpoint; "
-                "export it with `dhsps export`"
-            )
-        if os.path.isfile(metadata_file):
-            metadata = read_json(metadata_file)
-        else:
-            metadata = json.loads(loaded.metadata().numpy().decode("utf-8"))
-        return LoadedHasher(source=path, metadata=metadata, saved_model=loaded)
-    config = None
-    model_path = path
-    if os.path.isdir(path):
-        model_path = os.path.join(path, RUN_MODEL_FILE)
-        if not os.path.isfile(model_path):
-            raise DHSPSError(
-                f"{path} is neither a run directory (no {RUN_MODEL_FILE}) "
-                "nor a SavedModel (no saved_model.pb)"
-            )
-        config_path = os.path.join(path, RUN_CONFIG_FILE)
-        if os.path.isfile(config_path):
-            config = read_json(config_path)
-    model = load_keras_hasher(model_path)
-    return LoadedHasher(
-        source=path,
-        metadata=hasher_metadata(
-            model, config, resize=resize, resize_to=resize_to
-        ),
-        model=model,
-    )
+    try:
+        loaded = tf.saved_model.load(path)
+    except (OSError, ValueError, tf.errors.OpError) as error:
+        raise DHSPSError(f"cannot load SavedModel {path}: {error}") from None
+    if not hasattr(loaded, "hasher"):
+        raise DHSPSError(
+            f"{path} is a SavedModel without the 'hasher' endpoint; "
+            "export it with `dhsps export`"
+        )
+    metadata_file = os.path.join(path, METADATA_PATH)
+    if os.path.isfile(metadata_file):
+        metadata = read_json(metadata_file)
+    else:
+        metadata = json.loads(loaded.metadata().numpy().decode("utf-8"))
+    return LoadedHasher(source=path, metadata=metadata, saved_model=loaded)

@@ -30,11 +30,11 @@ _DEFAULT_K = 20
 # ------------------------------------------------------------------ export
 def _export(args) -> None:
     from keras_dhsps.export import export_saved_model
-    from keras_dhsps.export import load_hasher_any
     from keras_dhsps.io_utils import check_writable_output
+    from keras_dhsps.rundir import load_hasher
 
     check_writable_output(args.output, directory=True)
-    hasher = load_hasher_any(args.model)
+    hasher = load_hasher(args.model)
     if hasher.model is None:
         raise DHSPSError(
             f"{args.model} is already a SavedModel; export a run directory "
@@ -113,9 +113,9 @@ def _encode(args) -> None:
     import keras
 
     from keras_dhsps.codedb import encode_collection
-    from keras_dhsps.export import load_hasher_any
+    from keras_dhsps.rundir import load_hasher
 
-    hasher = load_hasher_any(args.model)
+    hasher = load_hasher(args.model)
     bar = keras.utils.Progbar(
         len(paths), verbose=args.verbose, unit_name="image"
     )
@@ -168,9 +168,9 @@ def _search(args) -> None:
     from keras_dhsps.index import HammingIndex
 
     database = read_code_database(args.codes)
-    from keras_dhsps.export import load_hasher_any
+    from keras_dhsps.rundir import load_hasher
 
-    hasher = load_hasher_any(args.model)
+    hasher = load_hasher(args.model)
     if hasher.bits != database.bits:
         raise DHSPSError(
             f"{args.model} makes {hasher.bits}-bit codes but {args.codes} "

@@ -67,6 +67,11 @@ from keras_dhsps.models import HASH_LAYER_NAME
 from keras_dhsps.models import build_hasher
 from keras_dhsps.optimizers import LayerwiseAdam
 from keras_dhsps.optimizers import make_schedule
+from keras_dhsps.rundir import BEST_MODEL_FILE
+from keras_dhsps.rundir import CHECKPOINTS_DIR
+from keras_dhsps.rundir import HISTORY_FILE
+from keras_dhsps.rundir import LOGS_DIR
+from keras_dhsps.rundir import RunDirectory
 
 logger = logging.getLogger(__name__)
 
@@ -75,11 +80,6 @@ PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 BACKBONE_NAME = "backbone"
 #: The readers of :class:`TrainingStream`.
 READERS = ("tf.data", "numpy")
-#: What :func:`fit` keeps in a run directory.
-CHECKPOINTS_DIR = "checkpoints"
-HISTORY_FILE = "history.json"
-BEST_MODEL_FILE = "best.keras"
-LOGS_DIR = "logs"
 
 
 @dataclasses.dataclass
@@ -548,7 +548,10 @@ def fit(
         dataset, data_root: an already loaded dataset, else the one of
             ``config.data`` (under ``data_root`` when read from disk).
         callbacks, verbose: extra Keras callbacks; ``model.fit``'s verbose.
-        run_dir: where checkpoints (``checkpoints/``), the per-epoch
+        run_dir: the run directory (:mod:`keras_dhsps.rundir`): the config
+            (``config.json``, written first; a directory holding another
+            config's run is refused), the final ``model.keras``,
+            checkpoints (``checkpoints/``), the per-epoch
             history (``history.json``, written at each epoch's end),
             TensorBoard logs (``logs/``, when the ``tensorboard`` package is
             installed) and the best-``val_map`` model (``best.keras``; with
@@ -576,6 +579,8 @@ def fit(
     keras.utils.set_random_seed(train_config.seed)
     if dataset is None:
         dataset = load_configured_dataset(config.data, root=data_root)
+    if run_dir is not None:
+        RunDirectory(run_dir).claim(config)
     every = validation_every(train_config, dataset, run_dir)
     train_split, validation_split = _train_and_validation(
         dataset, train_config, every
@@ -602,6 +607,8 @@ def fit(
     )
     start = time.perf_counter()
     _train(model, compile_model, stream, all_callbacks, train_config, verbose)
+    if run_dir is not None:
+        RunDirectory(run_dir).write_model(model)
     return TrainResult(
         model=model,
         history=history.history,

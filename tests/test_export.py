@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from keras_dhsps import rundir
 from keras_dhsps.codes import pack_codes
 from keras_dhsps.errors import DHSPSError
 from keras_dhsps.export import METADATA_PATH
 from keras_dhsps.export import export_saved_model
-from keras_dhsps.export import load_hasher_any
 from keras_dhsps.export import pack_bits
 from keras_dhsps.models import build_hasher
 
@@ -94,10 +94,12 @@ def test_metadata_endpoint_and_file(exported):
         assert json.load(f) == metadata
 
 
-def test_load_hasher_any_saved_model_keras_and_run_dir(exported, tmp_path):
+def test_one_loader_opens_saved_model_keras_file_and_run_dir(
+    exported, tmp_path
+):
     model, directory, _ = exported
     x = images((4, 40, 30, 3), seed=6)
-    from_saved = load_hasher_any(directory)
+    from_saved = rundir.load_hasher(directory)
     assert from_saved.kind == "saved_model" and from_saved.bits == BITS
     # A run directory: model.keras + config.json; reloads under safe mode.
     run = tmp_path / "run"
@@ -106,8 +108,8 @@ def test_load_hasher_any_saved_model_keras_and_run_dir(exported, tmp_path):
     (run / "config.json").write_text(
         json.dumps({"model": {"backbone": "small_cnn"}})
     )
-    from_run = load_hasher_any(str(run))
-    from_file = load_hasher_any(str(run / "model.keras"))
+    from_run = rundir.load_hasher(str(run))
+    from_file = rundir.load_hasher(str(run / "model.keras"))
     assert (
         from_run.kind == "keras"
         and from_run.metadata["backbone"] == "small_cnn"
@@ -126,9 +128,9 @@ def test_export_refuses_existing_directory(exported):
 
 def test_load_errors(tmp_path):
     with pytest.raises(DHSPSError, match="neither a run directory"):
-        load_hasher_any(str(tmp_path))
+        rundir.load_hasher(str(tmp_path))
     with pytest.raises(DHSPSError, match="not found"):
-        load_hasher_any(str(tmp_path / "missing.keras"))
+        rundir.load_hasher(str(tmp_path / "missing.keras"))
 
 
 def test_pack_bits_matches_numpy_packing():
@@ -159,7 +161,7 @@ def test_keras_file_with_lambda_is_refused_by_safe_mode(tmp_path):
     path = str(tmp_path / "lambda.keras")
     keras.Model(inputs, outputs).save(path)
     with pytest.raises(DHSPSError, match="cannot load"):
-        load_hasher_any(path)
+        rundir.load_hasher(path)
 
 
 @pytest.mark.parametrize("resize", ["resize_crop", "shorter_side_crop"])
@@ -198,14 +200,16 @@ def test_cropping_resize_modes_match_the_input_pipeline(
     np.testing.assert_allclose(served.serve(x).numpy(), expected, atol=1e-5)
     # The loader follows the SavedModel's mode; a .keras one takes it.
     np.testing.assert_allclose(
-        load_hasher_any(directory).codes(x), expected, atol=1e-5
+        rundir.load_hasher(directory).codes(x), expected, atol=1e-5
     )
     model.save(str(tmp_path / "m.keras"))
-    keras_hasher = load_hasher_any(
+    keras_hasher = rundir.load_hasher(
         str(tmp_path / "m.keras"), resize=resize, resize_to=(40, 40)
     )
     np.testing.assert_allclose(keras_hasher.codes(x), expected, atol=1e-5)
     # A different mode gives different codes: the test can fail.
     assert not np.allclose(
-        load_hasher_any(str(tmp_path / "m.keras")).codes(x), expected, atol=1e-5
+        rundir.load_hasher(str(tmp_path / "m.keras")).codes(x),
+        expected,
+        atol=1e-5,
     )

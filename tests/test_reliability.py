@@ -16,6 +16,7 @@ Cases (README "Reliability: what is guaranteed"):
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -263,12 +264,17 @@ def test_nan_loss_stops_with_the_step_and_the_batch_labels(
     )
     assert _checkpoint_step(run_dir) == 4
     monkeypatch.setitem(losses.LOSSES, "nan_for_test", _NaNLoss)
+    # A run directory belongs to one config, so the NaN run continues from
+    # a copy of the clean run's checkpoint in a directory of its own.
+    nan_dir = tmp_path / "nan_run"
+    nan_dir.mkdir()
+    shutil.copytree(f"{run_dir}/checkpoints", nan_dir / "checkpoints")
     with pytest.raises(NonFiniteLossError) as raised:
         fit(
             _experiment("nan_for_test", epochs=2, checkpoint_every=2),
             dataset=mosaic,
             verbose=0,
-            run_dir=run_dir,
+            run_dir=str(nan_dir),
         )
     assert isinstance(raised.value, DHSPSError)  # the CLI prints one line
     message = str(raised.value)
@@ -289,7 +295,7 @@ def test_nan_loss_stops_with_the_step_and_the_batch_labels(
     assert label_statistics(labels) in message
     assert "batch of 16 images" in message and "labels per image" in message
     # No state with NaN weights replaced the last good checkpoint.
-    assert _checkpoint_step(run_dir) == 4
+    assert _checkpoint_step(str(nan_dir)) == 4
 
 
 def test_label_statistics_counts_images_without_labels():
@@ -525,8 +531,8 @@ class _Unregistered(keras.layers.Layer):
 
 
 def test_keras_file_with_lambda_or_unknown_object_is_refused(tmp_path):
+    from keras_dhsps import rundir
     from keras_dhsps.errors import DHSPSError
-    from keras_dhsps.export import load_hasher_any
     from keras_dhsps.models import load_hasher
 
     lambda_path = str(tmp_path / "lambda.keras")
@@ -535,7 +541,7 @@ def test_keras_file_with_lambda_or_unknown_object_is_refused(tmp_path):
     _tiny_model(_Unregistered()).save(unknown_path)
     # Forget the custom class, as a fresh process would.
     keras.saving.get_custom_objects().pop("reliability_test>_Unregistered")
-    for load in (load_hasher, load_hasher_any):
+    for load in (load_hasher, rundir.load_hasher):
         with pytest.raises(DHSPSError, match="Lambda|safe_mode|arbitrary"):
             load(lambda_path)
         with pytest.raises(DHSPSError, match="_Unregistered"):
