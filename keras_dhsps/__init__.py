@@ -1,5 +1,15 @@
 """keras_dhsps: IDHN deep hashing with soft pairwise similarity in Keras 3.
 
+The entry points a user starts from are attributes of the package, loaded
+on first use (so ``import keras_dhsps`` stays fast and imports no
+TensorFlow): configure (:class:`ExperimentConfig`, :func:`override`,
+:func:`load_config_file`), load data (:func:`load_dataset`), build and
+train (:func:`build_hasher`, :class:`IDHNLoss`, :func:`get_loss`,
+:func:`fit`), evaluate (:func:`evaluate_retrieval`,
+:func:`retrieval_report`), ship (:func:`load_hasher` for run directories,
+``.keras`` files and SavedModels, :func:`export_saved_model`,
+:class:`HammingIndex`). ``examples/quickstart.py`` uses them end to end.
+
 ``import keras_dhsps`` registers every custom Keras object of the package
 (its layers, losses and the ``LayerwiseAdam`` optimizer), so
 ``keras.saving.load_model("model.keras")`` works on a trained model
@@ -15,6 +25,39 @@ import sys
 import warnings
 
 __version__ = "0.1.0"
+
+#: The public API: name -> the module that owns it (loaded on first use).
+PUBLIC_API = {
+    "ExperimentConfig": "keras_dhsps.config",
+    "override": "keras_dhsps.config",
+    "load_config_file": "keras_dhsps.config",
+    "load_dataset": "keras_dhsps.data",
+    "build_hasher": "keras_dhsps.models",
+    "IDHNLoss": "keras_dhsps.losses",
+    "get_loss": "keras_dhsps.losses",
+    "fit": "keras_dhsps.train",
+    "evaluate_retrieval": "keras_dhsps.evaluation",
+    "retrieval_report": "keras_dhsps.metrics",
+    "load_hasher": "keras_dhsps.rundir",
+    "export_saved_model": "keras_dhsps.export",
+    "HammingIndex": "keras_dhsps.index",
+}
+__all__ = ["__version__", *PUBLIC_API]
+
+
+def __getattr__(name):
+    """Loads a public name's module on first use (PEP 562)."""
+    module = PUBLIC_API.get(name)
+    if module is None:
+        raise AttributeError(f"module 'keras_dhsps' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted({*globals(), *PUBLIC_API})
+
 
 #: Modules whose import registers the package's Keras objects.
 CUSTOM_OBJECT_MODULES = (

@@ -1,0 +1,61 @@
+"""The package's public API: lazy, TensorFlow-free to import, and runnable."""
+
+import importlib.util
+import pathlib
+import subprocess
+import sys
+
+import keras_dhsps
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+def test_every_public_name_resolves_to_its_owner():
+    for name, module in keras_dhsps.PUBLIC_API.items():
+        value = getattr(keras_dhsps, name)
+        assert value.__module__.startswith(module), (name, value.__module__)
+    assert set(keras_dhsps.PUBLIC_API) <= set(dir(keras_dhsps))
+
+
+def test_unknown_attribute_is_an_attribute_error():
+    try:
+        keras_dhsps.no_such_name  # noqa: B018
+    except AttributeError as error:
+        assert "no_such_name" in str(error)
+    else:
+        raise AssertionError("expected AttributeError")
+
+
+def test_import_is_light_until_a_feature_is_used():
+    code = (
+        "import sys, keras_dhsps; "
+        "heavy = [m for m in ('tensorflow', 'keras', 'jax') "
+        "if m in sys.modules]; "
+        "keras_dhsps.ExperimentConfig(); "
+        "print(heavy)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=ROOT,
+    ).stdout
+    assert out.strip() == "[]"
+
+
+def test_quickstart_example_runs(tmp_path, capsys):
+    spec = importlib.util.spec_from_file_location(
+        "quickstart", ROOT / "examples" / "quickstart.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    result = module.main(str(tmp_path / "run"), epochs=1)
+    metrics = result["report"]["metrics"]
+    assert 0.0 <= metrics["map@all"] <= 1.0
+    # 3 queries x 5 neighbours, sorted by Hamming distance in [0, 32].
+    distances = result["distances"]
+    assert distances.shape == (3, 5)
+    assert (distances.min() >= 0) and (distances.max() <= 32)
+    assert all(sorted(row) == row for row in distances.tolist())
+    assert "query 0: neighbours" in capsys.readouterr().out
