@@ -11,7 +11,7 @@ from PIL import Image
 
 from keras_dhsps.cli import build_parser
 from keras_dhsps.cli import main
-from keras_dhsps.data import fixtures
+from tests import dataset_trees as fixtures
 
 CONFIGS = os.path.join(
     os.path.dirname(os.path.dirname(os.path.abspath(__file__))),

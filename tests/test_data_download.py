@@ -12,13 +12,13 @@ import zipfile
 
 import pytest
 
-from keras_dhsps.data import fixtures
 from keras_dhsps.data import mirflickr
 from keras_dhsps.data import voc2012
 from keras_dhsps.data.download import ARCHIVES
 from keras_dhsps.data.download import download
 from keras_dhsps.errors import DataError
 from keras_dhsps.errors import DHSPSError
+from tests import dataset_trees as fixtures
 
 
 class _Quiet(http.server.SimpleHTTPRequestHandler):

@@ -9,13 +9,13 @@ import numpy as np
 import pytest
 
 from keras_dhsps.cli import main
-from keras_dhsps.data import fixtures
 from keras_dhsps.data import load_dataset
 from keras_dhsps.data.manifest import read_record
 from keras_dhsps.data.native import prepare
 from keras_dhsps.data.native import verify
 from keras_dhsps.data.peers import write_peer_lists
 from keras_dhsps.errors import DataError
+from tests import dataset_trees as fixtures
 
 SMALL = dict(num_query=4, num_train=10, num_images=30)
 

@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 
 from keras_dhsps.data import coco
-from keras_dhsps.data import fixtures
 from keras_dhsps.data import iapr
 from keras_dhsps.data import load_dataset
 from keras_dhsps.data import mirflickr
@@ -17,6 +16,7 @@ from keras_dhsps.data import voc2012
 from keras_dhsps.data.collection import check_images
 from keras_dhsps.errors import DataError
 from keras_dhsps.errors import UnknownNameError
+from tests import dataset_trees as fixtures
 
 
 def _rows(collection):

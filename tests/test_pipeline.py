@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from keras_dhsps.data import fixtures
 from keras_dhsps.data.base import Split
 from keras_dhsps.data.pipeline import make_dataset
+from tests import dataset_trees as fixtures
 
 
 def _images(count=6, height=12, width=16, seed=0):

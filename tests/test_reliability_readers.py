@@ -7,7 +7,7 @@ through ``prepare`` / ``load_native`` with one ``DataError`` whose message
 starts with ``FILE:LINE:`` (or ``FILE:`` where the format has no lines),
 is one line long, and leaves no manifest (nor a staging directory) behind.
 
-Each test builds one small fixture per module (keras_dhsps.data.fixtures),
+Each test builds one small fixture per module (tests/dataset_trees.py),
 copies it per hypothesis example and corrupts one file in one way.
 """
 
@@ -25,12 +25,12 @@ from hypothesis import given
 from hypothesis import settings
 from hypothesis import strategies as st
 
-from keras_dhsps.data import fixtures
 from keras_dhsps.data import mirflickr
 from keras_dhsps.data import voc2012
 from keras_dhsps.data.native import load_native
 from keras_dhsps.data.native import prepare
 from keras_dhsps.errors import DataError
+from tests import dataset_trees as fixtures
 
 FUZZ = settings(max_examples=30, deadline=None)
 

@@ -24,9 +24,9 @@ from PIL import Image
 from keras_dhsps.config import InputConfig
 from keras_dhsps.data import store as st
 from keras_dhsps.data.base import Split
-from keras_dhsps.data.fixtures import write_jpeg
 from keras_dhsps.errors import DataError
 from keras_dhsps.errors import DHSPSError
+from tests.dataset_trees import write_jpeg
 
 MODES = ("direct", "resize_crop", "shorter_side_crop")
 # (width, height) of the generated JPEGs: landscape, portrait, upscaled.
@@ -441,9 +441,9 @@ def test_a_manifest_split_is_keyed_by_its_checksum_not_the_files(tree):
 
 @pytest.mark.backend_neutral
 def test_load_manifest_gives_splits_their_manifest_checksum(tmp_path):
-    from keras_dhsps.data import fixtures
     from keras_dhsps.data.manifest import load_manifest
     from keras_dhsps.data.native import prepare
+    from tests import dataset_trees as fixtures
 
     fixtures.make_mirflickr(str(tmp_path), count=30, unlabelled=3)
     directory, record = prepare(

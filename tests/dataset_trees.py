@@ -1,4 +1,4 @@
-"""Tiny dataset directories in each native layout, for tests and benchmarks.
+"""Tiny dataset directories in each native layout, for the tests.
 
 Every function writes a small but real-looking copy of a dataset's layout
 (JPEG images made with PIL, annotation files in the official formats) under
