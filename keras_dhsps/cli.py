@@ -25,6 +25,7 @@ import os
 import sys
 
 from keras_dhsps import ship_commands
+from keras_dhsps.config import STRATEGIES
 from keras_dhsps.data import commands as data_commands
 from keras_dhsps.data import load_configured_dataset
 from keras_dhsps.errors import DHSPSError
@@ -331,7 +332,7 @@ def _add_train(commands):
     train.add_argument(
         "--strategy",
         default="default",
-        choices=("default", "mirrored", "multi_worker_mirrored"),
+        choices=STRATEGIES,
         help="tf.distribute strategy (the loss sees the global batch)",
     )
     train.set_defaults(handler=_train)

@@ -70,11 +70,9 @@ except ImportError:  # pragma: no cover - a Keras that moved it
         return False
 
 
+from keras_dhsps.config import STRATEGIES
 from keras_dhsps.errors import DHSPSError
 from keras_dhsps.errors import UnknownNameError
-
-#: Names accepted by :func:`make_strategy`.
-STRATEGIES = ("default", "mirrored", "multi_worker_mirrored")
 
 
 def _tensorflow_for(name):

@@ -3,9 +3,9 @@
 import keras
 
 from keras_dhsps.backbones import get_backbone_spec
+from keras_dhsps.config import ACTIVATIONS
 
 HASH_LAYER_NAME = "hash_layer"
-ACTIVATIONS = ("tanh", "softsign")
 
 
 def build_hasher(

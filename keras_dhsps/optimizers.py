@@ -17,6 +17,7 @@ freeze_backbone_epochs``) leaves its moments at zero until it is unfrozen.
 
 import keras
 
+from keras_dhsps.config import SCHEDULES
 from keras_dhsps.errors import UnknownNameError
 
 
@@ -95,10 +96,6 @@ def step_decay(learning_rate, decay_steps=500, decay_rate=0.5):
     return keras.optimizers.schedules.ExponentialDecay(
         learning_rate, decay_steps, decay_rate, staircase=True
     )
-
-
-#: Names accepted by :func:`make_schedule` (``TrainConfig.schedule``).
-SCHEDULES = ("step", "cosine", "constant")
 
 
 def make_schedule(

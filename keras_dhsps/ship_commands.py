@@ -21,6 +21,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from keras_dhsps.config import RESIZE_MODES
 from keras_dhsps.errors import DHSPSError
 
 # Results per query that `dhsps search` prints by default.
@@ -412,7 +413,7 @@ def _add_export(subparsers) -> None:
     export.add_argument(
         "--resize",
         default="direct",
-        choices=("direct", "resize_crop", "shorter_side_crop"),
+        choices=RESIZE_MODES,
         help="how the endpoints bring images to the model's size: the "
         "evaluation-time mode of data.pipeline (default: direct)",
     )

@@ -52,6 +52,7 @@ from keras_dhsps.callbacks import StopOnNaN
 from keras_dhsps.callbacks import global_step
 from keras_dhsps.callbacks import read_history
 from keras_dhsps.callbacks import restore_checkpoint
+from keras_dhsps.config import PRECISIONS
 from keras_dhsps.config import ExperimentConfig
 from keras_dhsps.config import InputConfig
 from keras_dhsps.config import TrainConfig
@@ -75,8 +76,6 @@ from keras_dhsps.rundir import RunDirectory
 
 logger = logging.getLogger(__name__)
 
-#: ``TrainConfig.precision`` values (Keras dtype policies).
-PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 BACKBONE_NAME = "backbone"
 #: The readers of :class:`TrainingStream`.
 READERS = ("tf.data", "numpy")
