@@ -110,11 +110,6 @@ def _prepare(args) -> None:
         skip_bad_images=args.skip_bad_images,
         **options,
     )
-    from keras_dhsps.io_utils import finish_directory
-
-    # The manifest is staged in tempfile.mkdtemp (mode 0700): give it the
-    # mode mkdir would, so other users can read it (see io_utils).
-    finish_directory(directory)
     print(format_summary(directory, record))
 
 

@@ -38,6 +38,8 @@ from keras_dhsps.data.splits import LEAKS
 from keras_dhsps.data.splits import Protocol
 from keras_dhsps.data.splits import overlaps
 from keras_dhsps.errors import DataError
+from keras_dhsps.io_utils import finish_directory
+from keras_dhsps.io_utils import make_temporary_directory
 from keras_dhsps.io_utils import read_json
 from keras_dhsps.io_utils import write_json
 from keras_dhsps.io_utils import write_text
@@ -112,7 +114,7 @@ def write_manifest(
     }
     parent = os.path.dirname(os.path.abspath(directory))
     os.makedirs(parent, exist_ok=True)
-    staging = tempfile.mkdtemp(dir=parent, prefix=".tmp-manifest-")
+    staging = make_temporary_directory(parent, ".tmp-manifest-")
     try:
         write_text(
             os.path.join(staging, CLASSES),
@@ -145,6 +147,7 @@ def write_manifest(
         }
         record["checksum"] = _record_checksum(record)
         write_json(os.path.join(staging, MANIFEST), record)
+        finish_directory(staging)
         old = None
         if os.path.exists(directory):
             old = tempfile.mkdtemp(dir=parent, prefix=".old-manifest-")
