@@ -75,39 +75,17 @@ def build_alexnet(
             f"Received: channel_order={channel_order!r}"
         )
     inputs = keras.Input(input_shape, name="image")
-    x = inputs
-    if channel_order == "bgr":
-        x = ReverseChannels(name="rgb_to_bgr")(x)
-        mean = IMAGENET_MEAN_RGB[::-1]
-    else:
-        mean = IMAGENET_MEAN_RGB
-    x = SubtractMean(mean, name="subtract_mean")(x)
-
-    def conv(x, filters, size, name, strides=1, padding="same", groups=1):
-        return GroupedConv2D(
-            filters,
-            size,
-            strides=strides,
-            padding=padding,
-            groups=groups,
-            activation="relu",
-            name=name,
-        )(x)
-
-    def pool(x, name):
-        return keras.layers.MaxPooling2D(3, 2, padding="valid", name=name)(x)
-
-    def lrn(x, name):
-        return LocalResponseNormalization(2, 2e-5, 0.75, 1.0, name=name)(x)
-
-    x = conv(x, 96, 11, "conv1", strides=4, padding="valid")
-    x = lrn(pool(x, "pool1"), "norm1")
-    x = conv(x, 256, 5, "conv2", groups=2)
-    x = lrn(pool(x, "pool2"), "norm2")
-    x = conv(x, 384, 3, "conv3")
-    x = conv(x, 384, 3, "conv4", groups=2)
-    x = conv(x, 256, 3, "conv5", groups=2)
-    x = pool(x, "pool5")
+    # The stack stays here whole, one line per layer, so that it reads
+    # like the prototxt it mirrors.
+    x = _preprocess(inputs, channel_order)
+    x = _conv(x, 96, 11, "conv1", strides=4, padding="valid")
+    x = _lrn(_pool(x, "pool1"), "norm1")
+    x = _conv(x, 256, 5, "conv2", groups=2)
+    x = _lrn(_pool(x, "pool2"), "norm2")
+    x = _conv(x, 384, 3, "conv3")
+    x = _conv(x, 384, 3, "conv4", groups=2)
+    x = _conv(x, 256, 3, "conv5", groups=2)
+    x = _pool(x, "pool5")
     x = keras.layers.Flatten(name="flatten")(x)
     x = keras.layers.Dense(4096, activation="relu", name="fc6")(x)
     x = keras.layers.Dropout(dropout, name="dropout6")(x)
@@ -115,17 +93,54 @@ def build_alexnet(
     x = keras.layers.Dropout(dropout, name="dropout7")(x)
     model = keras.Model(inputs, x, name=name)
     if weights is not None:
-        weights = os.fspath(weights)
-        if weights.endswith(".npy"):
-            load_bvlc_alexnet_weights(model, weights)
-        elif os.path.isfile(weights):
-            model.load_weights(weights)
-        else:
-            raise DHSPSError(
-                "AlexNet weights must be a local bvlc_alexnet.npy or "
-                f".weights.h5 file (there is no download); got: {weights}"
-            )
+        _load_weights(model, os.fspath(weights))
     return model
+
+
+def _preprocess(x, channel_order):
+    """Caffe's input transform: RGB → BGR if asked, minus the mean pixel."""
+    if channel_order == "bgr":
+        x = ReverseChannels(name="rgb_to_bgr")(x)
+        mean = IMAGENET_MEAN_RGB[::-1]
+    else:
+        mean = IMAGENET_MEAN_RGB
+    return SubtractMean(mean, name="subtract_mean")(x)
+
+
+def _conv(x, filters, size, name, strides=1, padding="same", groups=1):
+    """A (grouped) convolution followed by ReLU, as each AlexNet conv."""
+    return GroupedConv2D(
+        filters,
+        size,
+        strides=strides,
+        padding=padding,
+        groups=groups,
+        activation="relu",
+        name=name,
+    )(x)
+
+
+def _pool(x, name):
+    """AlexNet's overlapping max-pool: 3×3 windows, stride 2, VALID."""
+    return keras.layers.MaxPooling2D(3, 2, padding="valid", name=name)(x)
+
+
+def _lrn(x, name):
+    """Caffe's LRN as Kratzert sets it: radius 2, α 2e-5, β 0.75, bias 1."""
+    return LocalResponseNormalization(2, 2e-5, 0.75, 1.0, name=name)(x)
+
+
+def _load_weights(model, weights):
+    """Loads a ``bvlc_alexnet.npy`` or a Keras ``.weights.h5`` file."""
+    if weights.endswith(".npy"):
+        load_bvlc_alexnet_weights(model, weights)
+    elif os.path.isfile(weights):
+        model.load_weights(weights)
+    else:
+        raise DHSPSError(
+            "AlexNet weights must be a local bvlc_alexnet.npy or "
+            f".weights.h5 file (there is no download); got: {weights}"
+        )
 
 
 #: The only globals a ``bvlc_alexnet.npy`` pickle may name: numpy's array,

@@ -156,52 +156,11 @@ def write_code_database(
             handle.attrs["version"] = VERSION
             handle.attrs["bits"] = int(bits)
             handle.attrs["metadata"] = json.dumps(metadata, sort_keys=True)
-            codes = _appendable(
-                handle, "codes", -(-bits // 8), np.uint8, chunk_rows
+            datasets = _create_datasets(
+                handle, bits, num_classes, store_relaxed, chunk_rows
             )
-            paths = _appendable(handle, "paths", None, _STRING, chunk_rows)
-            labels = relaxed = None
-            if num_classes is not None:
-                labels = _appendable(
-                    handle, "labels", num_classes, np.uint8, chunk_rows
-                )
-            if store_relaxed:
-                relaxed = _appendable(
-                    handle, "relaxed", bits, np.float32, chunk_rows
-                )
             for batch in batches:
-                values = np.asarray(batch.codes)
-                if values.ndim != 2 or values.shape[1] != bits:
-                    raise DHSPSError(
-                        f"expected codes of shape (n, {bits}); got "
-                        f"{values.shape}"
-                    )
-                if len(batch.paths) != len(values):
-                    raise DHSPSError(
-                        f"{len(values)} codes but {len(batch.paths)} paths"
-                    )
-                if len(values) == 0:
-                    continue
-                _append(codes, pack_codes(values))
-                _append(paths, list(batch.paths))
-                if labels is not None:
-                    if batch.labels is None or np.shape(batch.labels) != (
-                        len(values),
-                        num_classes,
-                    ):
-                        got = (
-                            None
-                            if batch.labels is None
-                            else np.shape(batch.labels)
-                        )
-                        raise DHSPSError(
-                            f"expected labels of shape ({len(values)}, "
-                            f"{num_classes}); got {got}"
-                        )
-                    _append(labels, np.asarray(batch.labels, dtype=np.uint8))
-                if relaxed is not None:
-                    _append(relaxed, values.astype(np.float32))
-                count += len(values)
+                count += _append_batch(datasets, batch, bits, num_classes)
             skipped = (
                 skipped_paths() if callable(skipped_paths) else skipped_paths
             )
@@ -212,6 +171,78 @@ def write_code_database(
 
     atomic_write(path, write)
     return count
+
+
+def _create_datasets(
+    handle: h5py.File,
+    bits: int,
+    num_classes: int | None,
+    store_relaxed: bool,
+    chunk_rows: int,
+) -> dict:
+    """Empty resizable ``codes`` and ``paths`` (and optional) datasets.
+
+    ``labels`` is created only when ``num_classes`` is given, ``relaxed``
+    only with ``store_relaxed``; the dict maps each name to its dataset.
+    """
+    datasets = {
+        "codes": _appendable(
+            handle, "codes", -(-bits // 8), np.uint8, chunk_rows
+        ),
+        "paths": _appendable(handle, "paths", None, _STRING, chunk_rows),
+    }
+    if num_classes is not None:
+        datasets["labels"] = _appendable(
+            handle, "labels", num_classes, np.uint8, chunk_rows
+        )
+    if store_relaxed:
+        datasets["relaxed"] = _appendable(
+            handle, "relaxed", bits, np.float32, chunk_rows
+        )
+    return datasets
+
+
+def _checked_codes(batch: CodeBatch, bits: int) -> np.ndarray:
+    """The batch's ``(n, bits)`` codes, with exactly ``n`` paths."""
+    values = np.asarray(batch.codes)
+    if values.ndim != 2 or values.shape[1] != bits:
+        raise DHSPSError(
+            f"expected codes of shape (n, {bits}); got {values.shape}"
+        )
+    if len(batch.paths) != len(values):
+        raise DHSPSError(f"{len(values)} codes but {len(batch.paths)} paths")
+    return values
+
+
+def _checked_labels(
+    batch: CodeBatch, rows: int, num_classes: int
+) -> np.ndarray:
+    """The batch's labels as uint8, which must have shape ``(rows, C)``."""
+    if batch.labels is None or np.shape(batch.labels) != (rows, num_classes):
+        got = None if batch.labels is None else np.shape(batch.labels)
+        raise DHSPSError(
+            f"expected labels of shape ({rows}, {num_classes}); got {got}"
+        )
+    return np.asarray(batch.labels, dtype=np.uint8)
+
+
+def _append_batch(
+    datasets: dict, batch: CodeBatch, bits: int, num_classes: int | None
+) -> int:
+    """Checks one batch, appends it to ``datasets``; returns its rows."""
+    values = _checked_codes(batch, bits)
+    if len(values) == 0:
+        return 0
+    _append(datasets["codes"], pack_codes(values))
+    _append(datasets["paths"], list(batch.paths))
+    if "labels" in datasets:
+        _append(
+            datasets["labels"],
+            _checked_labels(batch, len(values), num_classes),
+        )
+    if "relaxed" in datasets:
+        _append(datasets["relaxed"], values.astype(np.float32))
+    return len(values)
 
 
 def _open(path: str) -> h5py.File:

@@ -124,6 +124,42 @@ def _carve_validation(
     return pick(train), pick(validation)
 
 
+def _read_split(
+    path: str, *, root: str, num_classes: int | None, drop_unlabelled: bool
+) -> tuple[Split, int]:
+    """Reads one list file into a split; returns it and its unlabelled rows.
+
+    Rows with no positive label are logged and, with ``drop_unlabelled``,
+    dropped.
+    """
+    paths, labels = read_list_file(path, root=root, num_classes=num_classes)
+    labelled = labels.sum(axis=1) > 0
+    unlabelled = int((~labelled).sum())
+    if unlabelled:
+        logger.warning(
+            "%s: %d rows have no label%s",
+            path,
+            unlabelled,
+            " (dropped)" if drop_unlabelled else "",
+        )
+    if drop_unlabelled:
+        rows = np.flatnonzero(labelled)
+        labels = labels[rows]
+        paths = tuple(paths[row] for row in rows)
+    return Split(labels=labels, paths=paths), unlabelled
+
+
+def _warn_overlaps(name: str, splits: dict[str, Split]) -> dict:
+    """Images shared by each pair of splits, logging every non-zero count."""
+    shared = overlaps(
+        {key: list(split.paths or ()) for key, split in splits.items()}
+    )
+    for pair, count in shared.items():
+        if count:
+            logger.warning("%s: %d images in both %s", name, count, pair)
+    return shared
+
+
 def load_list_files(
     root: str | None,
     *,
@@ -159,26 +195,13 @@ def load_list_files(
     unlabelled: dict[str, int] = {}
     num_classes = None
     for split_name, file_name in LIST_FILES.items():
-        paths, labels = read_list_file(
+        splits[split_name], unlabelled[split_name] = _read_split(
             os.path.join(lists_dir, file_name),
             root=root,
             num_classes=num_classes,
+            drop_unlabelled=drop_unlabelled,
         )
-        num_classes = labels.shape[1]
-        labelled = labels.sum(axis=1) > 0
-        unlabelled[split_name] = int((~labelled).sum())
-        if unlabelled[split_name]:
-            logger.warning(
-                "%s: %d rows have no label%s",
-                os.path.join(lists_dir, file_name),
-                unlabelled[split_name],
-                " (dropped)" if drop_unlabelled else "",
-            )
-        if drop_unlabelled:
-            rows = np.flatnonzero(labelled)
-            labels = labels[rows]
-            paths = tuple(paths[row] for row in rows)
-        splits[split_name] = Split(labels=labels, paths=paths)
+        num_classes = splits[split_name].labels.shape[1]
     train, validation = _carve_validation(
         splits["train"], validation_fraction, seed
     )
@@ -190,12 +213,7 @@ def load_list_files(
     }
     assert num_classes is not None
     class_names = _class_names(os.path.join(lists_dir, CLASS_FILE), num_classes)
-    shared = overlaps(
-        {key: list(split.paths or ()) for key, split in splits.items()}
-    )
-    for pair, count in shared.items():
-        if count:
-            logger.warning("%s: %d images in both %s", name, count, pair)
+    shared = _warn_overlaps(name, splits)
     return RetrievalDataset(
         name=name,
         class_names=class_names,

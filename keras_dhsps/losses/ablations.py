@@ -119,6 +119,31 @@ def _softsign(x):
     return x / (1.0 + ops.abs(x))
 
 
+def _dhp_partners(codes, labels, bank_codes, bank_labels, bank_mask):
+    """Partner codes, labels and float mask: the bank's, or the batch's.
+
+    Bank codes are constants; in-batch pairs let gradients flow through
+    both ends of a pair. A missing mask uses every partner.
+    """
+    if bank_codes is None:
+        partners, partner_labels = codes, labels
+    else:
+        partners = ops.stop_gradient(ops.cast(bank_codes, "float32"))
+        partner_labels = ops.cast(bank_labels, "float32")
+    if bank_mask is None:
+        bank_mask = ops.ones((ops.shape(partners)[0],), "float32")
+    return partners, partner_labels, ops.cast(bank_mask, "float32")
+
+
+def _dhp_cosine(labels, partner_labels, epsilon):
+    """DHP's label cosine, with ``epsilon`` added to the norm product."""
+    norms = ops.sqrt(ops.sum(ops.square(labels), axis=1))
+    partner_norms = ops.sqrt(ops.sum(ops.square(partner_labels), axis=1))
+    return ops.matmul(labels, ops.transpose(partner_labels)) / (
+        norms[:, None] * partner_norms[None, :] + epsilon
+    )
+
+
 def idhn_dhp_loss(
     labels,
     codes,
@@ -137,19 +162,16 @@ def idhn_dhp_loss(
     """DeepHash-pytorch's IDHN loss per anchor image (docs/method.md §2.9).
 
     Ports ``DPSHLoss.forward`` of ``swuxyj/DeepHash-pytorch`` ``IDHN.py``
-    (the class name there is a copy-paste leftover). With ``U``, ``Y`` the
-    codes and labels each anchor is paired with (the memory bank, or the
-    batch itself when no bank is given):
-
-    * ``s_ij = ⟨y_i, Y_j⟩ / (‖y_i‖·‖Y_j‖ + ε)``, ε = 1e-5;
-    * hard mask ``M = [s > 0.99] + [s < 0.01]``;
-    * ``θ_ij = scale·⟨u_i, U_j⟩`` with scale 0.5 (DHP's ``alpha``);
-    * hard term ``log(1 + e^θ) − s·θ``;
-    * soft term ``γ·(θ + K − 2Ks)²`` (DHP's ``gamma`` = 0.1) — note θ is the
-      *scaled* inner product, so its zero is at ``⟨u,U⟩ = 2K(2s − 1)``,
-      twice the official target (docs/method.md §2.9);
-    * quantization ``λ·mean | |u| − 1 |`` (DHP's ``lambda`` = 0.1);
-    * reduction: mean over all (anchor, partner) pairs.
+    (the class name there is a copy-paste leftover); its terms, their
+    weights and how they differ from the authors' code are the DHP column
+    of docs/method.md §2.9. With ``U``, ``Y`` the codes and labels each
+    anchor is paired with (the memory bank, or the batch itself when no
+    bank is given), ``s`` the label cosine with ε on the norm product and
+    ``θ = scale·⟨u, U⟩``, a pair costs ``log(1 + e^θ) − s·θ`` if hard
+    (``s > 0.99`` or ``s < 0.01``), else ``γ·(θ + K − 2Ks)²`` — θ being the
+    *scaled* product, this is zero at ``⟨u,U⟩ = 2K(2s − 1)``, twice the
+    official target; the mean over all (anchor, partner) pairs is added to
+    ``λ·mean | |u| − 1 |``.
 
     DHP applies softsign to the network's *linear* output inside the loss.
     With ``keras_dhsps``'s ``activation="softsign"`` head the model already
@@ -163,9 +185,9 @@ def idhn_dhp_loss(
         bank_codes: ``(M, K)`` partner codes (treated as constants), or None.
         bank_mask: ``(M,)`` 1 for bank slots to use, 0 for empty ones; None
             means all.
-        scale: DHP's ``alpha``, ``θ = scale·⟨u, U⟩``.
-        soft_weight: DHP's ``gamma``.
-        quantization_weight: DHP's ``lambda``.
+        scale: DHP's ``alpha`` (0.5), ``θ = scale·⟨u, U⟩``.
+        soft_weight: DHP's ``gamma`` (0.1), γ above.
+        quantization_weight: DHP's ``lambda`` (0.1), λ above.
         apply_softsign: apply ``z/(1+|z|)`` to ``codes`` first (and to the
             in-batch partners; a bank is assumed already squashed).
         hard_low: DHP's 0.01.
@@ -180,21 +202,10 @@ def idhn_dhp_loss(
     if apply_softsign:
         codes = _softsign(codes)
     num_bits = ops.cast(ops.shape(codes)[1], "float32")
-    if bank_codes is None:
-        # [in-batch pairs: gradients flow through both ends of a pair]
-        partners, partner_labels = codes, labels
-    else:
-        partners = ops.stop_gradient(ops.cast(bank_codes, "float32"))
-        partner_labels = ops.cast(bank_labels, "float32")
-    if bank_mask is None:
-        bank_mask = ops.ones((ops.shape(partners)[0],), "float32")
-    bank_mask = ops.cast(bank_mask, "float32")
-    # [cosine with ε on the norm product]
-    norms = ops.sqrt(ops.sum(ops.square(labels), axis=1))
-    partner_norms = ops.sqrt(ops.sum(ops.square(partner_labels), axis=1))
-    similarity = ops.matmul(labels, ops.transpose(partner_labels)) / (
-        norms[:, None] * partner_norms[None, :] + epsilon
+    partners, partner_labels, bank_mask = _dhp_partners(
+        codes, labels, bank_codes, bank_labels, bank_mask
     )
+    similarity = _dhp_cosine(labels, partner_labels, epsilon)
     hard = hard_pair_mask(similarity, hard_low=hard_low, hard_high=hard_high)
     theta = scale * ops.matmul(codes, ops.transpose(partners))
     # [hard term: stable log(1 + e^θ) − sθ]
