@@ -140,24 +140,37 @@ def parse_arg(arg):
     return arg
 
 
-def paper_table(arg, *, name, title, dataset, map_at="all"):
-    """One of the paper's result tables: every method at 12-48 bits.
+def paper_table(
+    arg,
+    *,
+    name,
+    title,
+    dataset,
+    map_at="all",
+    methods=None,
+    bits=None,
+):
+    """A result table under the authors' protocol, with the values cited
+    for it in ``reproduce/reference/<name>.json`` beside ours.
 
     Args:
         arg: the config ``arg`` (None or ``"smoke"``).
-        name: the table's name; its cited paper values are read from
-            ``reproduce/reference/<name>.json``.
+        name: the table's name (and its reference file's).
         title: the Markdown title.
         dataset: a name in ``keras_dhsps.data.DATASETS``.
         map_at: the mAP cut-off (``"all"`` or a number).
+        methods: the rows (default: IDHN vs every baseline, the paper's).
+        bits: the code lengths (default: the paper's 12-48).
     """
     parse_arg(arg)
     table = TableConfig(
         name=name,
-        title=f"{title}: IDHN vs deep and shallow baselines",
+        title=title
+        if methods is not None
+        else f"{title}: IDHN vs deep and shallow baselines",
         base=authors_protocol(dataset, map_at=(map_at,)),
-        methods=ALL_METHODS,
-        bits=BITS,
+        methods=ALL_METHODS if methods is None else tuple(methods),
+        bits=BITS if bits is None else tuple(bits),
         seeds=(0,),
         metrics=(f"map@{map_at}", "wap@100", "ndcg@100", "acg@100"),
         reference=load_reference(os.path.join(REFERENCE_DIR, f"{name}.json")),

@@ -20,32 +20,20 @@ Runtime: 4 AlexNet runs of 100 epochs over 10,500 images, and the
 estimate per run; not measured here, no GPU was available).
 """
 
-import os
-
-from common import REFERENCE_DIR
-from common import authors_protocol
-from common import parse_arg
-from common import smoke
+from common import paper_table
 
 from keras_dhsps.config import LossConfig
 from keras_dhsps.tables import Method
-from keras_dhsps.tables import TableConfig
-from keras_dhsps.tables import load_reference
-
-NAME = "rerun_hyp2_nuswide21"
 
 
 def get_config(arg=None):
     """``arg``: None (the table) or ``"smoke"``."""
-    parse_arg(arg)
-    table = TableConfig(
-        name=NAME,
+    return paper_table(
+        arg,
+        name="rerun_hyp2_nuswide21",
         title="NUS-WIDE-21, HyP2 Loss protocol (mAP@5000, 12-48 bits)",
-        base=authors_protocol("nuswide21", map_at=(5000,)),
+        dataset="nuswide21",
+        map_at=5000,
         methods=(Method("IDHN", LossConfig("idhn")),),
         bits=(12, 24, 36, 48),
-        seeds=(0,),
-        metrics=("map@5000", "wap@100", "ndcg@100", "acg@100"),
-        reference=load_reference(os.path.join(REFERENCE_DIR, f"{NAME}.json")),
     )
-    return smoke(table) if arg == "smoke" else table

@@ -22,35 +22,22 @@ Runtime: 2 AlexNet runs of 100 epochs over 4,000 images (common.py's
 estimate per run; not measured here, no GPU was available).
 """
 
-import os
-
-from common import REFERENCE_DIR
-from common import authors_protocol
-from common import parse_arg
-from common import smoke
+from common import paper_table
 
 from keras_dhsps.config import LossConfig
 from keras_dhsps.tables import Method
-from keras_dhsps.tables import TableConfig
-from keras_dhsps.tables import load_reference
-
-NAME = "rerun_mirflickr25k_map_all"
 
 
 def get_config(arg=None):
     """``arg``: None (the table) or ``"smoke"``."""
-    parse_arg(arg)
-    table = TableConfig(
-        name=NAME,
+    return paper_table(
+        arg,
+        name="rerun_mirflickr25k_map_all",
         title="MIRFlickr-25K, mAP@all at 48 bits, beside published re-runs",
-        base=authors_protocol("mirflickr25k"),
+        dataset="mirflickr25k",
         methods=(
             Method("IDHN", LossConfig("idhn")),
             Method("DeepHash-pytorch variant", LossConfig("idhn_dhp")),
         ),
         bits=(48,),
-        seeds=(0,),
-        metrics=("map@all", "wap@100", "ndcg@100", "acg@100"),
-        reference=load_reference(os.path.join(REFERENCE_DIR, f"{NAME}.json")),
     )
-    return smoke(table) if arg == "smoke" else table
