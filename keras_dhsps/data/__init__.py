@@ -36,55 +36,32 @@ from keras_dhsps.errors import DataError
 from keras_dhsps.errors import UnknownNameError
 
 
-def _digits_mosaic(
-    root,
-    seed,
-    *,
-    num_train=2000,
-    num_validation=250,
-    num_query=500,
-    num_database=2000,
-    max_digits=4,
-):
-    if root is not None:
-        raise DataError(
-            "digits-mosaic is generated in memory and takes no --data-root"
-        )
-    return load_digits_mosaic(
-        seed=seed,
-        num_train=num_train,
-        num_validation=num_validation,
-        num_query=num_query,
-        num_database=num_database,
-        max_digits=max_digits,
-    )
+def _generated(label, load, *args):
+    """The registry loader of a dataset generated in memory: it refuses a
+    ``--data-root`` and passes the seed and the split options to ``load``
+    (its signature lists them, so unknown options are refused by name)."""
 
-
-def _label_mosaic(name):
-    def loader(
-        root,
-        seed,
-        *,
-        num_train=2000,
-        num_validation=250,
-        num_query=500,
-        num_database=2000,
-    ):
+    def loader(root, seed, **options):
         if root is not None:
             raise DataError(
-                f"label-mosaic:{name} is generated in memory and takes no "
-                "--data-root"
+                f"{label} is generated in memory and takes no --data-root"
             )
-        return load_label_mosaic(
-            name,
-            seed=seed,
-            num_train=num_train,
-            num_validation=num_validation,
-            num_query=num_query,
-            num_database=num_database,
-        )
+        return load(*args, seed=seed, **options)
 
-    loader.__name__ = f"load_label_mosaic_{name}"
+    options = [
+        parameter
+        for parameter in inspect.signature(load).parameters.values()
+        if parameter.kind is parameter.KEYWORD_ONLY and parameter.name != "seed"
+    ]
+    positional = inspect.Parameter.POSITIONAL_OR_KEYWORD
+    loader.__signature__ = inspect.Signature(
+        [
+            inspect.Parameter("root", positional),
+            inspect.Parameter("seed", positional),
+            *options,
+        ]
+    )
+    loader.__name__ = f"load_{label.replace('-', '_').replace(':', '_')}"
     return loader
 
 
@@ -115,9 +92,11 @@ def _native(name):
 
 #: name -> ``loader(root, seed, **options) -> RetrievalDataset``.
 DATASETS = {
-    "digits-mosaic": _digits_mosaic,
+    "digits-mosaic": _generated("digits-mosaic", load_digits_mosaic),
     **{
-        f"label-mosaic:{name}": _label_mosaic(name)
+        f"label-mosaic:{name}": _generated(
+            f"label-mosaic:{name}", load_label_mosaic, name
+        )
         for name in LABEL_MOSAIC_DATASETS
     },
     "lists": _lists,
