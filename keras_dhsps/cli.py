@@ -103,6 +103,10 @@ def _train(args):
         config = dataclasses.replace(config, name=args.name)
     _require_training(config)
     check_writable_output(args.output, directory=True)
+    if args.strategy != "default":
+        from keras_dhsps.distribute import check_strategy
+
+        check_strategy(args.strategy)  # before any data is read
     run = RunDirectory(args.output)
     existing = run.read_config()
     if existing is not None and run.claim(config):

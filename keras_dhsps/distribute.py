@@ -75,18 +75,32 @@ from keras_dhsps.errors import DHSPSError
 from keras_dhsps.errors import UnknownNameError
 
 
-def _tensorflow_for(name):
-    """The ``tensorflow`` module for strategy ``name``.
+def check_strategy(name):
+    """Refuses, before any work, a strategy that cannot run here: an
+    unknown name, or a distributed strategy without TensorFlow or under
+    another Keras backend. Imports no TensorFlow.
 
     Raises:
+        UnknownNameError: unknown ``name``.
         DHSPSError: TensorFlow is not installed, or Keras runs on another
             backend (a ``tf.distribute`` strategy would not reach its step).
     """
+    if name not in STRATEGIES:
+        raise UnknownNameError(
+            f"unknown strategy {name!r}; known strategies: "
+            f"{', '.join(STRATEGIES)}"
+        )
+    if name == "default":
+        return
     install = (
         "pip install 'keras_dhsps[gpu]' or 'keras_dhsps[cpu]', "
         "with KERAS_BACKEND=tensorflow"
     )
-    if importlib.util.find_spec("tensorflow") is None:
+    try:
+        spec = importlib.util.find_spec("tensorflow")
+    except ImportError:  # an import hook that refuses it
+        spec = None
+    if spec is None:
         raise DHSPSError(
             f"strategy {name!r} needs TensorFlow (tf.distribute): {install}; "
             "under JAX use keras.distribution.DataParallel"
@@ -98,6 +112,12 @@ def _tensorflow_for(name):
             f"KERAS_BACKEND={backend}: {install}; under JAX use "
             "keras.distribution.DataParallel"
         )
+
+
+def _tensorflow_for(name):
+    """The ``tensorflow`` module for strategy ``name`` (see
+    :func:`check_strategy`)."""
+    check_strategy(name)
     return importlib.import_module("tensorflow")
 
 
@@ -120,11 +140,7 @@ def make_strategy(name="default", devices=None):
         DHSPSError: a distributed strategy without TensorFlow or under
             another Keras backend.
     """
-    if name not in STRATEGIES:
-        raise UnknownNameError(
-            f"unknown strategy {name!r}; known strategies: "
-            f"{', '.join(STRATEGIES)}"
-        )
+    check_strategy(name)
     if name == "default":
         if keras.backend.backend() != "tensorflow":
             return None

@@ -301,3 +301,26 @@ def test_progress_written_to_a_file_is_one_line_per_epoch(tmp_path):
     assert text.splitlines()[-1] == f"wrote {tmp_path / 'run'}"
     # TensorFlow's C++ start-up notices do not reach the terminal.
     assert "I0000" not in result.stderr and "oneDNN" not in result.stderr
+
+
+def test_strategy_needing_tensorflow_is_refused_before_any_data(tmp_path):
+    # Under JAX a tf.distribute strategy cannot run: one line at the start,
+    # and the run directory is not claimed (no config.json written).
+    import subprocess
+    import sys
+
+    env = dict(os.environ, KERAS_BACKEND="jax")
+    run = tmp_path / "run"
+    done = subprocess.run(
+        [sys.executable, "-m", "keras_dhsps", "train", "--output", str(run)]
+        + ["--strategy", "mirrored", "--epochs", "1"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=os.path.dirname(os.path.dirname(__file__)),
+    )
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: strategy")
+    assert "KERAS_BACKEND=jax" in lines[0]
+    assert not (run / "config.json").exists()
