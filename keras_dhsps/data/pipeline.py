@@ -85,63 +85,61 @@ def make_dataset(
             :func:`keras_dhsps.data.store.stored_size`.
         random_crop, random_flip: training crops a random window instead of
             the centre (cropping modes); flips half the images left-right.
-        cache: cache the decoded, resized images (``True`` in memory, a
-            string is a file prefix): later epochs decode nothing. Only
-            without a ``store``.
+        cache: without a ``store``, cache the decoded images (``True`` in
+            memory, a string is a file prefix).
         shuffle_buffer: shuffle buffer (default: the split).
         num_parallel_calls: parallel map calls (default AUTOTUNE).
         deterministic: ``True`` keeps element order under parallel maps
             (needs a training ``seed``); ``None`` leaves tf.data's default.
         prefetch: end with ``prefetch(AUTOTUNE)``.
-        store: an :class:`keras_dhsps.data.store.ImageStore` of ``split``
-            (same images, in order): images are read from it, and larger
-            stored images are centre-cropped to ``image_size``. Random crop
-            and flip then belong to the model.
+        store: an ``ImageStore`` of ``split`` (:mod:`keras_dhsps.data.store`):
+            images are read from it (centre-cropped to ``image_size`` when
+            stored larger); crop and flip are then the model's.
 
     Raises:
         ValueError: an unknown ``resize`` mode, ``random_crop`` with
             ``"direct"``, ``deterministic`` training without a seed, or
             random crop or flip with a ``store``.
     """
+    augment = training and (random_crop or random_flip)
     _check(resize, random_crop, deterministic and training, seed)
-    if store is not None:
-        if training and (random_crop or random_flip):
-            raise ValueError(
-                "random crop and flip of a store-fed pipeline run in the "
-                "model (keras_dhsps.models.build_hasher)"
-            )
-        count, dataset = len(store), _indices(len(store), deterministic)
-    else:
-        count, dataset = len(split), _source(split, deterministic)
-    calls = num_parallel_calls or tf.data.AUTOTUNE
+    _check_store(store, augment)
+    count = len(split) if store is None else len(store)
     shuffle = functools.partial(
         _shuffled, training=training, buffer=shuffle_buffer or count, seed=seed
     )
-    if store is None:
-        load = functools.partial(
-            _load,
-            resize=resize,
-            size=stored_size(image_size, resize=resize, resize_to=resize_to),
-        )
-        if cache is False:  # paths (or pixels) are shuffled, which is free
-            dataset = shuffle(dataset).map(load, num_parallel_calls=calls)
-        else:
-            dataset = dataset.map(load, num_parallel_calls=calls)
-            dataset = shuffle(dataset.cache("" if cache is True else cache))
+    calls = num_parallel_calls or tf.data.AUTOTUNE
+    if store is not None:
+        dataset = shuffle(_indices(count, deterministic))
+    else:
+        size = stored_size(image_size, resize=resize, resize_to=resize_to)
+        dataset = _decoded(
+            _source(split, deterministic), shuffle, size,
+            resize=resize, cache=cache, calls=calls,
+        )  # fmt: skip
         dataset = _augmented(
             dataset, image_size, resize, seed, calls,
             random_crop=training and random_crop,
             random_flip=training and random_flip,
         )  # fmt: skip
-    else:
-        dataset = shuffle(dataset)
-    drop_remainder = training and count >= batch_size
-    dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
+    dataset = dataset.batch(
+        batch_size, drop_remainder=training and count >= batch_size
+    )
     if store is not None:
         dataset = dataset.map(
             functools.partial(_read_batch, store, tuple(image_size))
         )
     return dataset.prefetch(tf.data.AUTOTUNE) if prefetch else dataset
+
+
+def _decoded(dataset, shuffle, size, *, resize, cache, calls):
+    """Decoded, resized (uint8 at the stored ``size``), optionally cached
+    and shuffled elements."""
+    load = functools.partial(_load, resize=resize, size=size)
+    if cache is False:  # paths (or pixels) are shuffled, which is free
+        return shuffle(dataset).map(load, num_parallel_calls=calls)
+    dataset = dataset.map(load, num_parallel_calls=calls)
+    return shuffle(dataset.cache("" if cache is True else cache))
 
 
 def _shuffled(dataset, *, training, buffer, seed):
@@ -182,6 +180,14 @@ def _check(resize, random_crop, deterministic_training, seed):
         )
     if deterministic_training and seed is None:
         raise ValueError("deterministic training pipelines need a `seed`")
+
+
+def _check_store(store, augment):
+    if store is not None and augment:
+        raise ValueError(
+            "random crop and flip of a store-fed pipeline run in the "
+            "model (keras_dhsps.models.build_hasher)"
+        )
 
 
 def _with_options(dataset, deterministic):
