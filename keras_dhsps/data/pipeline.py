@@ -9,10 +9,12 @@ Two sources, one output (``(uint8 images, float32 labels)`` batches):
   here: the store decoded each image once, for every epoch, every fit and
   every encode of a process (:func:`reader_dataset`).
 * on-the-fly decoding (``input.store="none"``, or :func:`make_dataset`
-  without a ``store``): read and decode (:func:`keras_dhsps.data.store.
-  decode_image`), resize (:func:`keras_dhsps.data.store.resize_images`, the
-  one resize rule of training, evaluation and export), an optional tf.data
-  cache, shuffle (training), crop and flip (stateless, seeded), batch.
+  without a ``store``): shuffle the paths (training), read and decode
+  (``keras_dhsps.data.store.decode_image``), resize to uint8
+  (``keras_dhsps.data.store.resize_images``, the one resize rule of the
+  store, training, evaluation and export), crop and flip (stateless,
+  seeded), batch; every epoch decodes again. (There is no tf.data cache:
+  the store is the one place decoded images are kept.)
 
 Both shuffle the same way: a seeded shuffle of the split's elements (one
 per image, in split order) whose order does not depend on what an element
@@ -61,7 +63,6 @@ def make_dataset(
     resize_to: tuple[int, int] = (256, 256),
     random_crop: bool = False,
     random_flip: bool = False,
-    cache: bool | str = False,
     shuffle_buffer: int | None = None,
     num_parallel_calls: int | None = None,
     deterministic: bool | None = None,
@@ -85,8 +86,6 @@ def make_dataset(
             :func:`keras_dhsps.data.store.stored_size`.
         random_crop, random_flip: training crops a random window instead of
             the centre (cropping modes); flips half the images left-right.
-        cache: without a ``store``, cache the decoded images (``True`` in
-            memory, a string is a file prefix).
         shuffle_buffer: shuffle buffer (default: the split).
         num_parallel_calls: parallel map calls (default AUTOTUNE).
         deterministic: ``True`` keeps element order under parallel maps
@@ -113,10 +112,10 @@ def make_dataset(
         dataset = shuffle(_indices(count, deterministic))
     else:
         size = stored_size(image_size, resize=resize, resize_to=resize_to)
-        dataset = _decoded(
-            _source(split, deterministic), shuffle, size,
-            resize=resize, cache=cache, calls=calls,
-        )  # fmt: skip
+        load = functools.partial(_load, resize=resize, size=size)
+        # Paths (or pixels) are shuffled, which is free.
+        dataset = shuffle(_source(split, deterministic))
+        dataset = dataset.map(load, num_parallel_calls=calls)
         dataset = _augmented(
             dataset, image_size, resize, seed, calls,
             random_crop=training and random_crop,
@@ -130,16 +129,6 @@ def make_dataset(
             functools.partial(_read_batch, store, tuple(image_size))
         )
     return dataset.prefetch(tf.data.AUTOTUNE) if prefetch else dataset
-
-
-def _decoded(dataset, shuffle, size, *, resize, cache, calls):
-    """Decoded, resized (uint8 at the stored ``size``), optionally cached
-    and shuffled elements."""
-    load = functools.partial(_load, resize=resize, size=size)
-    if cache is False:  # paths (or pixels) are shuffled, which is free
-        return shuffle(dataset).map(load, num_parallel_calls=calls)
-    dataset = dataset.map(load, num_parallel_calls=calls)
-    return shuffle(dataset.cache("" if cache is True else cache))
 
 
 def _shuffled(dataset, *, training, buffer, seed):
