@@ -11,13 +11,9 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from keras_dhsps.config import InputConfig
 from keras_dhsps.data import fixtures
-from keras_dhsps.data import store as store_module
 from keras_dhsps.data.base import Split
 from keras_dhsps.data.pipeline import make_dataset
-from keras_dhsps.data.pipeline import reader_dataset
-from keras_dhsps.data.store import open_store
 
 
 def _images(count=6, height=12, width=16, seed=0):
@@ -181,6 +177,9 @@ def test_deterministic_mode_repeats_exactly_across_runs():
 
 
 def test_file_store_serves_later_epochs_without_the_images(tmp_path):
+    from keras_dhsps.config import InputConfig
+    from keras_dhsps.data.store import open_store
+
     images = _images(6, height=20, width=24)
     split = _png_split(tmp_path, images)
     options = dict(
@@ -205,6 +204,9 @@ def test_file_store_serves_later_epochs_without_the_images(tmp_path):
 
 
 def test_store_fed_training_reshuffles_every_epoch():
+    from keras_dhsps.config import InputConfig
+    from keras_dhsps.data.store import open_store
+
     images = _images(12)
     split = Split(labels=_labels(12), images=images)
     store = open_store(split, image_size=(12, 16), input_config=InputConfig())
@@ -233,6 +235,9 @@ def test_bad_options_raise():
 
 
 def test_store_fed_training_is_the_in_memory_stream_bit_for_bit():
+    from keras_dhsps.config import InputConfig
+    from keras_dhsps.data.store import open_store
+
     # The store-fed reader shuffles indices, the decoding one (image,
     # label) elements: one seed gives one order (a shuffle's order does not
     # depend on what the elements hold), so digits-mosaic results did not
@@ -255,6 +260,9 @@ def test_store_fed_training_is_the_in_memory_stream_bit_for_bit():
 
 
 def test_store_fed_evaluation_centre_crops_a_larger_store():
+    from keras_dhsps.config import InputConfig
+    from keras_dhsps.data.pipeline import reader_dataset
+
     images = _images(3, height=12, width=16)
     split = Split(labels=_labels(3), images=images)
     config = InputConfig(resize="resize_crop", resize_to=(12, 16))
@@ -271,6 +279,10 @@ def test_store_fed_evaluation_centre_crops_a_larger_store():
 def test_reader_decodes_files_once_with_a_store_every_epoch_without(
     tmp_path, monkeypatch
 ):
+    from keras_dhsps.config import InputConfig
+    from keras_dhsps.data import store as store_module
+    from keras_dhsps.data.pipeline import reader_dataset
+
     images = _images(4, height=20, width=24)
     split = _png_split(tmp_path, images)
     store_module.clear_memory_cache()
