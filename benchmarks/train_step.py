@@ -75,25 +75,11 @@ def random_labels(count, seed=0):
 
 def decode_into_store(paths, labels, size, store_dir):
     """uint8 ``(N, size, size, 3)`` images of ``paths`` from the store."""
+    from keras_dhsps.config import InputConfig
     from keras_dhsps.data.base import Split
+    from keras_dhsps.data.store import open_store
 
     split = Split(labels=labels, paths=tuple(paths))
-    try:
-        from keras_dhsps.config import InputConfig
-        from keras_dhsps.data.store import open_store
-    except ImportError:
-        # FALLBACK until keras_dhsps.data.store lands (branch `store`): the
-        # same decode (Pillow, bilinear direct resize) without the store.
-        from PIL import Image
-
-        images = np.empty((len(paths), size, size, 3), np.uint8)
-        for index, path in enumerate(paths):
-            with Image.open(path) as image:
-                image = image.convert("RGB").resize(
-                    (size, size), Image.BILINEAR
-                )
-                images[index] = np.asarray(image)
-        return images
     store = open_store(
         split,
         image_size=(size, size),
@@ -153,28 +139,7 @@ def build_optimizer():
     """The optimizer ``keras_dhsps.train.fit`` builds for the default
     ``TrainConfig``."""
     from keras_dhsps.config import TrainConfig
-
-    try:
-        from keras_dhsps.train import build_optimizer as build
-    except ImportError:
-        # FALLBACK until keras_dhsps.train imports without TensorFlow
-        # (branch `backend`): the same two-rate Adam, built here.
-        from keras_dhsps.models import HASH_LAYER_NAME
-        from keras_dhsps.optimizers import LayerwiseAdam
-        from keras_dhsps.optimizers import make_schedule
-
-        def build(config):
-            return LayerwiseAdam(
-                make_schedule(
-                    config.schedule,
-                    config.learning_rate,
-                    decay_steps=config.decay_steps,
-                    decay_rate=config.decay_rate,
-                ),
-                multipliers={HASH_LAYER_NAME: 1.0},
-                default_multiplier=config.backbone_lr_multiplier or 1.0,
-                epsilon=config.adam_epsilon,
-            )
+    from keras_dhsps.train import build_optimizer as build
 
     return build(TrainConfig())
 

@@ -11,6 +11,7 @@ from keras_dhsps.data.base import RetrievalDataset
 from keras_dhsps.data.base import Split
 from keras_dhsps.data.feed import check_input_config
 from keras_dhsps.data.feed import default_reader
+from keras_dhsps.data.feed import open_image_store
 from keras_dhsps.data.feed import ordered_batches
 
 
@@ -42,8 +43,10 @@ def encode(
             ``"numpy"`` (:mod:`keras_dhsps.data.feed`, every backend);
             None: ``tf.data`` where TensorFlow is installed.
         input_config: an ``InputConfig``: its ``resize`` mode (the centre
-            crop of the cropping modes) and ``store`` (cache) apply; never
-            augments. None: the defaults (``"direct"``).
+            crop of the cropping modes) and image ``store`` apply (with
+            ``"memory"``, the split is decoded once per process and shared
+            with training and later encodes); never augments. None: the
+            defaults (``"direct"``).
     """
     input_config = input_config or InputConfig()
     reader = reader or default_reader()
@@ -53,28 +56,23 @@ def encode(
     )
     if not len(split):
         return np.zeros((0, int(model.output_shape[-1])), np.float32)
+    image_size = model_image_size(model)
     steps = None
     if reader == "tf.data":
-        from keras_dhsps.data.pipeline import input_options
-        from keras_dhsps.data.pipeline import make_dataset
+        from keras_dhsps.data.pipeline import reader_dataset
 
-        options = input_options(
-            input_config,
-            count=len(split),
-            image_size=model_image_size(model),
-            training=False,
-        )
-        options["cache"] = False  # one pass: a cache would only cost
-        batches = make_dataset(
+        batches = reader_dataset(
             split,
             batch_size=batch_size,
-            image_size=model_image_size(model),
-            training=False,
-            **options,
+            image_size=image_size,
+            input_config=input_config,
         ).map(lambda images, labels: images)
     else:
         batches = ordered_batches(
-            split, batch_size=batch_size, image_size=model_image_size(model)
+            split,
+            batch_size=batch_size,
+            image_size=image_size,
+            store=open_image_store(split, image_size, input_config),
         )
         steps = -(-len(split) // batch_size)
     codes = model.predict(batches, steps=steps, verbose=verbose)

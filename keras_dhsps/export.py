@@ -13,11 +13,14 @@ Keras:
   relaxed codes (the Keras model as is; used for batched encoding);
 * ``metadata``: no input -> a JSON string (below).
 
-Images are cast to ``float32`` and brought to the model's ``(H, W)``
-inside the SavedModel by the resize mode it was exported with (default
-``"direct"``: bilinear, no crop), with the resize of
-``keras_dhsps.data.pipeline.resize_for_mode`` that training and evaluation
-use and the centre crop of the cropping modes; pixel normalization is
+Images are brought to the model's ``(H, W)`` inside the SavedModel as the
+image store brings them for training and evaluation, by the resize mode
+it was exported with (default ``"direct"``): decoded by
+``keras_dhsps.data.store.decode_image``, resized to the stored size and
+rounded to uint8 by ``keras_dhsps.data.store.resize_images`` (the one
+resize rule), centre-cropped when the model is smaller than the stored
+size, then cast to ``float32``; so the codes of an endpoint are those of
+the Keras model on the stored pixels, bit for bit. Pixel normalization is
 inside the model (``backbones.py``).
 Packed codes follow ``keras_dhsps.codes.pack_codes``: bit 1 for ``u >= 0``,
 most significant bit first, zero padded.
@@ -70,9 +73,11 @@ except ImportError:  # a JAX or PyTorch machine: say so in one line
         "and encode without it"
     ) from None
 
-from keras_dhsps.data.pipeline import RESIZE_MODES
+from keras_dhsps.config import RESIZE_MODES
 from keras_dhsps.data.pipeline import center_crop
-from keras_dhsps.data.pipeline import resize_for_mode
+from keras_dhsps.data.store import decode_image
+from keras_dhsps.data.store import resize_images
+from keras_dhsps.data.store import stored_size
 from keras_dhsps.io_utils import read_json
 from keras_dhsps.io_utils import write_json
 from keras_dhsps.models import HASH_LAYER_NAME
@@ -136,13 +141,18 @@ def preprocess_images(
     resize: str = "direct",
     resize_to: tuple[int, int] = (256, 256),
 ) -> tf.Tensor:
-    """uint8 (or float) images of any size -> float32 ``(B, H, W, 3)``.
+    """uint8 images of any size -> float32 ``(B, H, W, 3)``.
 
-    The evaluation-time operations of ``data.pipeline.make_dataset``:
-    ``"direct"`` casts to float32 and resizes bilinearly to ``(H, W)`` when
-    the size differs; ``"resize_crop"`` resizes to ``resize_to`` then takes
-    the centre ``(H, W)``; ``"shorter_side_crop"`` scales the shorter side
-    to ``resize_to[0]`` (aspect kept) then takes the centre.
+    The image store's preprocessing (:mod:`keras_dhsps.data.store`):
+    :func:`~keras_dhsps.data.store.resize_images` to the stored size of
+    ``resize`` (``"direct"``: ``(H, W)``; ``"resize_crop"``:
+    ``resize_to``; ``"shorter_side_crop"``: the shorter side scaled to
+    ``resize_to[0]``, the centre square kept), rounded to uint8, then the
+    centre ``(H, W)`` when the stored size is larger, cast to float32.
+
+    Raises:
+        DHSPSError: an unknown ``resize`` mode, or a stored size smaller
+            than ``image_size``.
     """
     if resize not in RESIZE_MODES:
         raise DHSPSError(
@@ -150,26 +160,19 @@ def preprocess_images(
             f"{', '.join(RESIZE_MODES)}"
         )
     height, width = image_size
-    shape = tf.shape(images)
-    if resize == "direct":
-        images = tf.cast(images, tf.float32)
-        same = tf.logical_and(
-            tf.equal(shape[1], height), tf.equal(shape[2], width)
-        )
-        images = tf.cond(
-            same,
-            lambda: images,
-            lambda: tf.image.resize(images, (height, width)),
-        )
-    else:
-        images = resize_for_mode(images, resize, image_size, resize_to)
-        images = tf.cast(center_crop(images, height, width), tf.float32)
+    size = stored_size(image_size, resize=resize, resize_to=resize_to)
+    images = resize_images(images, resize=resize, size=size)
+    if size != (height, width):
+        images = center_crop(images, height, width)
+    images = tf.cast(images, tf.float32)
     return tf.ensure_shape(images, (None, height, width, 3))
 
 
 def decode_image_bytes(data: tf.Tensor) -> tf.Tensor:
-    """One encoded image (JPEG, PNG, BMP, GIF first frame) -> uint8 HxWx3."""
-    return tf.io.decode_image(data, channels=3, expand_animations=False)
+    """One encoded image (JPEG, PNG, BMP, GIF first frame) -> uint8 HxWx3,
+    decoded as the image store decodes it
+    (:func:`keras_dhsps.data.store.decode_image`)."""
+    return decode_image(data)
 
 
 def pack_bits(codes: tf.Tensor) -> tf.Tensor:

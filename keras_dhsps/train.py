@@ -61,6 +61,7 @@ from keras_dhsps.data import feed
 from keras_dhsps.data import load_configured_dataset
 from keras_dhsps.data.base import RetrievalDataset
 from keras_dhsps.data.base import Split
+from keras_dhsps.data.store import stored_size
 from keras_dhsps.errors import DHSPSError
 from keras_dhsps.evaluation import model_image_size
 from keras_dhsps.losses import get_loss
@@ -306,7 +307,9 @@ class TrainingStream:
 
     def batches(self, start: int = 0):
         """Batches from global step ``start``: a ``tf.data.Dataset`` or a
-        generator of NumPy batches."""
+        generator of NumPy batches, both read from the split's image store
+        (``input.store="memory"``: decoded once per process) or decoded on
+        the fly (``"none"``)."""
         if self.reader == "numpy":
             return feed.training_batches(
                 self.split,
@@ -318,24 +321,19 @@ class TrainingStream:
                     self.split, self.image_size, self.input_config
                 ),
             )
-        from keras_dhsps.data.pipeline import input_options
-        from keras_dhsps.data.pipeline import make_dataset
+        from keras_dhsps.data.pipeline import reader_dataset
 
         # A new dataset object per fit call: a reused one would continue its
         # shuffle seed generator and give a resumed run another order. The
-        # skipped batches are read and decoded.
-        dataset = make_dataset(
+        # skipped batches' indices are drawn; a store-fed reader reads their
+        # images too, from memory.
+        dataset = reader_dataset(
             self.split,
             batch_size=self.batch_size,
             image_size=self.image_size,
+            input_config=self.input_config,
             training=True,
             seed=self.seed,
-            **input_options(
-                self.input_config,
-                count=len(self.split),
-                image_size=self.image_size,
-                training=True,
-            ),
         )
         return dataset.repeat().skip(start)
 
@@ -357,11 +355,14 @@ def stored_image_size(config: ExperimentConfig) -> tuple[int, int]:
     """``(H, W)`` of the images the hasher takes: the backbone's size for
     ``input.resize="direct"``, ``input.resize_to`` for the cropping modes
     (the model crops them on the device: a random window in training with
-    ``input.random_crop``, else the centre)."""
-    if config.input.resize == "direct":
-        spec = get_backbone_spec(config.model.backbone)
-        return tuple(config.model.image_size or spec.image_size)
-    return tuple(int(v) for v in config.input.resize_to)
+    ``input.random_crop``, else the centre): the image store's size,
+    :func:`keras_dhsps.data.store.stored_size`."""
+    spec = get_backbone_spec(config.model.backbone)
+    return stored_size(
+        config.model.image_size or spec.image_size,
+        resize=config.input.resize,
+        resize_to=config.input.resize_to,
+    )
 
 
 def _strategy_scope(strategy):

@@ -310,34 +310,27 @@ def test_crop_and_flip_run_in_the_model_in_training_only(tmp_path):
 def test_the_numpy_reader_reads_batches_from_the_image_store(
     dataset, monkeypatch
 ):
-    # A stand-in for keras_dhsps.data.store with its interface
-    # (open_store -> .labels, .read(indices) uint8), holding the split's
-    # images mirrored left-right: training must read the store, in the
-    # order of the seeded index stream, and skip what a resume skips.
-    import types
+    # Training reads the image store (keras_dhsps.data.store), in the order
+    # of the seeded index stream, and never the batches a resume skips.
+    from keras_dhsps.data import store as store_module
 
     reads = []
+    read = store_module.ImageStore.read
 
-    class MirrorStore:
-        def __init__(self, split):
-            self.labels = split.labels
-            self.images = np.ascontiguousarray(split.images[:, :, ::-1])
+    def recorded(self, indices):
+        reads.append(np.asarray(indices))
+        return read(self, indices)
 
-        def read(self, indices):
-            reads.append(np.asarray(indices))
-            return self.images[indices]
-
-    module = types.ModuleType("keras_dhsps.data.store")
-    module.open_store = lambda split, **_: MirrorStore(split)
-    monkeypatch.setitem(sys.modules, "keras_dhsps.data.store", module)
+    monkeypatch.setattr(store_module.ImageStore, "read", recorded)
     train = dataset.split("train")
     store = feed.open_image_store(train, (32, 32), InputConfig())
     stream = feed.training_batches(
         train, batch_size=32, image_size=(32, 32), seed=5, start=9, store=store
     )
+    assert store.images is train.images  # at the stored size: no copy
     images, labels = next(stream)
     index = feed.batch_indices(len(train), 32, seed=5, step=9)
-    np.testing.assert_array_equal(images, train.images[index][:, :, ::-1])
+    np.testing.assert_array_equal(images, train.images[index])
     np.testing.assert_array_equal(labels, train.labels[index])
     assert len(reads) == 1  # steps 0-8 were never read
     result = fit(
@@ -351,3 +344,24 @@ def test_the_numpy_reader_reads_batches_from_the_image_store(
             indices, feed.batch_indices(len(train), 32, seed=3, step=step)
         )
     assert int(result.model.optimizer.iterations) == 8
+
+
+@pytest.mark.parametrize("resize", ["resize_crop", "shorter_side_crop"])
+def test_the_numpy_reader_serves_the_cropping_modes(dataset, resize):
+    # The store keeps the stored size (40×40 here), the model crops: the
+    # NumPy reader serves every resize mode, as tf.data does.
+    from keras_dhsps.data.store import open_store
+
+    queries = dataset.split("query")
+    config = InputConfig(resize=resize, resize_to=(40, 40))
+    store = open_store(queries, image_size=(32, 32), input_config=config)
+    assert store.image_shape == (40, 40, 3)
+    (first,) = next(
+        feed.ordered_batches(
+            queries, batch_size=4, image_size=(32, 32), store=store
+        )
+    )
+    # The centre 32×32 of the stored 40×40: rows and columns 4 .. 36.
+    np.testing.assert_array_equal(
+        first, store.read(np.arange(4))[:, 4:36, 4:36]
+    )

@@ -73,8 +73,12 @@ def test_tiny_cell_reports_its_time_split_and_extrapolates(tmp_path):
     for key in ("generate_jpegs", "train", "encode", "metrics"):
         assert seconds[key] > 0, key
     assert cell["table_deep_cells"] == 24  # 6 deep methods × 4 code lengths
+    # Decoded once, in the decode step: training and encoding read the
+    # stores it built (same stored size, same input section).
+    assert seconds["decode"] > 0
+    assert cell["images_decoded_after_decode_step"] == 0
     per_cell = seconds["train"] + seconds["encode"] + seconds["metrics"]
-    expected = (seconds["decode"] or 0) + 24 * per_cell
+    expected = seconds["decode"] + 24 * per_cell
     # Each figure is rounded to 0.01 s: 24 × 3 roundings of ≤ 0.005 s.
     assert cell["table_estimate_s"] == pytest.approx(expected, abs=0.4)
     assert 0 <= cell["metrics"]["map@all"] <= 1

@@ -16,6 +16,7 @@ from keras_dhsps.config import ModelConfig
 from keras_dhsps.config import TrainConfig
 from keras_dhsps.data import load_dataset
 from keras_dhsps.data.base import Split
+from keras_dhsps.errors import DataError
 from keras_dhsps.errors import DHSPSError
 from keras_dhsps.train import _segments
 from keras_dhsps.train import carve_validation
@@ -354,20 +355,78 @@ def test_input_config_errors_name_the_key(dataset):
 
     base = make_config(epochs=1)
     # Unknown modes and crop without a cropping mode are refused when the
-    # config is built (tests/test_config_validation.py); what only the
-    # reader knows is refused by fit, before any step.
-    cases = [
-        (
-            InputConfig(resize="shorter_side_crop"),
-            "numpy",
-            "needs the tf.data reader",
-        ),
-    ]
-    for input_config, reader, message in cases:
-        with pytest.raises(DHSPSError, match=message):
+    # config is built (tests/test_config_validation.py); a stored size
+    # smaller than the model's input is refused by fit, before any step,
+    # whatever the reader.
+    small = InputConfig(resize="resize_crop", resize_to=(16, 16))
+    for reader in ("tf.data", "numpy"):
+        with pytest.raises(
+            DHSPSError, match=r"resize_to=\[16, 16\] is smaller"
+        ):
             fit(
-                dataclasses.replace(base, input=input_config),
+                dataclasses.replace(base, input=small),
                 dataset=dataset,
                 verbose=0,
                 reader=reader,
             )
+
+
+def _files_dataset(dataset, directory):
+    """``dataset`` with its train and query images as PNG files (lossless:
+    the decoded pixels are the in-memory ones)."""
+    from PIL import Image
+
+    from keras_dhsps.data.base import RetrievalDataset
+
+    splits = {}
+    for name in ("train", "query"):
+        split = dataset.split(name)
+        paths = []
+        for index, image in enumerate(split.images):
+            paths.append(os.path.join(directory, f"{name}{index}.png"))
+            Image.fromarray(image).save(paths[-1])
+        splits[name] = Split(labels=split.labels, paths=tuple(paths))
+    return RetrievalDataset(
+        name="files", class_names=dataset.class_names, splits=splits
+    )
+
+
+@pytest.mark.parametrize("reader", ["tf.data", "numpy"])
+def test_a_table_decodes_each_image_once(
+    dataset, tmp_path, monkeypatch, reader
+):
+    # Two fits (two cells of a table) and an encode of the same split in
+    # one process: the memory store decodes each training image once.
+    from keras_dhsps.data import store
+    from keras_dhsps.evaluation import encode
+
+    files = _files_dataset(dataset, str(tmp_path))
+    store.clear_memory_cache()
+    decoded = []
+    decode = store._decoded_batches
+
+    def counted(split, **options):
+        decoded.append(len(split))
+        return decode(split, **options)
+
+    monkeypatch.setattr(store, "_decoded_batches", counted)
+    config = make_config(epochs=1)
+    fit(config, dataset=files, verbose=0, reader=reader)
+    second = fit(config, dataset=files, verbose=0, reader=reader)
+    train = files.split("train")
+    codes = encode(
+        second.model, train, reader=reader, input_config=config.input
+    )
+    assert decoded == [len(train)]  # 64 images, decoded once
+    # The stored pixels are the in-memory ones: the same codes.
+    expected = encode(second.model, dataset.split("train"), reader=reader)
+    np.testing.assert_array_equal(codes, expected)
+    # store="none" decodes on each read (numpy) or in the pipeline (tf.data).
+    none = dataclasses.replace(config.input, store="none")
+    store.clear_memory_cache()
+    again = encode(second.model, train, reader=reader, input_config=none)
+    np.testing.assert_array_equal(again, expected)
+    for path in train.paths:
+        os.remove(path)  # the memory store was forgotten: nothing to read
+    with pytest.raises((DataError, tf.errors.NotFoundError)):
+        encode(second.model, train, reader=reader, input_config=none)

@@ -14,15 +14,14 @@ seed see identical batches (whatever the backend). As in ``tf.data``
 training, the last partial batch of an epoch is dropped when the split
 holds at least one full batch.
 
-Images are read from memory (``Split.images``) or decoded with Pillow
-(``Split.paths``) and brought to the model's input size by a bilinear resize
-straight to ``(H, W)`` when their size differs: the authors' ``"direct"``
-mode, or ``"resize_crop"`` when the model's input is ``resize_to`` and the
-model crops (``keras_dhsps.models.build_hasher``). Batches are
-``(images uint8, labels float32)``: images cross to the device as uint8
-(a quarter of float32's bytes) and the hasher's float32 input casts them
-there, inside the compiled step (bit-identical to feeding the same pixels
-as float32, tested on both backends).
+Images come from the split's image store (:mod:`keras_dhsps.data.store`:
+decoded and resized once to the stored size, uint8, shared by every epoch,
+fit and encode of a process with ``input.store="memory"``; decoded on
+each read with ``"none"``). Batches are ``(images uint8, labels
+float32)``: images cross to the device as uint8 (a quarter of float32's
+bytes) and the hasher's float32 input casts them there, inside the
+compiled step (bit-identical to feeding the same pixels as float32,
+tested on both backends).
 """
 
 from __future__ import annotations
@@ -33,29 +32,20 @@ from collections.abc import Iterator
 
 import numpy as np
 
+from keras_dhsps.config import RESIZE_MODES
+from keras_dhsps.config import InputConfig
 from keras_dhsps.data.base import Split
 from keras_dhsps.errors import DHSPSError
-
-#: How images reach ``image_size`` (``InputConfig.resize``):
-#:
-#: * ``"direct"``: bilinear resize straight to ``image_size``, aspect ratio
-#:   not kept (the authors' code: every image resized to 227×227, no crop).
-#: * ``"resize_crop"``: resize to ``resize_to`` (default 256×256, the Caffe
-#:   convention), then crop ``image_size`` (224 or 227): the centre for
-#:   evaluation, a random window for training when ``random_crop``.
-#: * ``"shorter_side_crop"``: resize so the shorter side is
-#:   ``resize_to[0]`` keeping the aspect ratio, then crop as above (the
-#:   torchvision/ImageNet convention).
-RESIZE_MODES = ("direct", "resize_crop", "shorter_side_crop")
 
 
 def check_input_config(input_config, reader: str) -> None:
     """Refuses ``InputConfig`` values a reader cannot serve, in one line.
 
     Raises:
-        DHSPSError: an unknown resize mode, a crop without a cropping mode,
-            or (NumPy reader) ``"shorter_side_crop"``. (Crop and flip are
-            layers of the model, so every reader serves them.)
+        DHSPSError: an unknown resize mode, or a crop without a
+            cropping mode. (Every reader reads the image store, and crop and
+            flip are layers of the model, so every reader serves every
+            mode.)
     """
     resize = input_config.resize
     if resize not in RESIZE_MODES:
@@ -67,11 +57,6 @@ def check_input_config(input_config, reader: str) -> None:
         raise DHSPSError(
             "input.random_crop=true needs a cropping input.resize "
             "(resize_crop or shorter_side_crop), not 'direct'"
-        )
-    if reader == "numpy" and resize == "shorter_side_crop":
-        raise DHSPSError(
-            "input.resize='shorter_side_crop' needs the tf.data reader "
-            "(TensorFlow); without TensorFlow use 'direct' or 'resize_crop'"
         )
 
 
@@ -103,52 +88,26 @@ def batch_indices(count: int, batch_size: int, seed: int, step: int):
     return order[offset * batch_size : (offset + 1) * batch_size]
 
 
-def read_images(split: Split, indices, image_size) -> np.ndarray:
-    """uint8 ``(len(indices), H, W, 3)`` images of ``split``, in order.
+def open_image_store(split: Split, image_size, input_config=None):
+    """The image store of ``split`` for a model taking ``image_size``
+    images (``keras_dhsps.data.store.open_store``; ``input_config`` None:
+    the defaults)."""
+    from keras_dhsps.data.store import open_store
 
-    In-memory images at the model's size are taken as they are; others are
-    resized bilinearly to ``image_size`` (and decoded with Pillow first when
-    ``split`` holds paths).
-    """
-    height, width = (int(v) for v in image_size)
-    indices = np.asarray(indices, dtype=np.int64)
-    if split.images is not None:
-        images = split.images[indices]
-        if images.shape[1:3] == (height, width):
-            return np.asarray(images, dtype=np.uint8)
-        sources = list(images)
-    else:
-        sources = [split.paths[i] for i in indices]
-    batch = np.empty((len(indices), height, width, 3), np.uint8)
-    for row, source in enumerate(sources):
-        batch[row] = _load_resized(source, height, width)
-    return batch
-
-
-def _load_resized(source, height, width) -> np.ndarray:
-    from PIL import Image
-
-    if isinstance(source, np.ndarray):
-        image = Image.fromarray(source)
-    else:
-        with Image.open(source) as opened:
-            image = opened.convert("RGB")
-    if image.size != (width, height):
-        image = image.resize((width, height), Image.Resampling.BILINEAR)
-    return np.asarray(image.convert("RGB"), dtype=np.uint8)
-
-
-def open_image_store(split: Split, image_size, input_config):
-    """The image store of ``split`` (``keras_dhsps.data.store.open_store``:
-    each image decoded and resized once to the stored size, uint8), or
-    None where that module is not installed yet."""
-    try:
-        from keras_dhsps.data.store import open_store
-    except ImportError:
-        return None
     return open_store(
-        split, image_size=tuple(image_size), input_config=input_config
+        split,
+        image_size=tuple(int(v) for v in image_size),
+        input_config=input_config or InputConfig(),
     )
+
+
+def center_crop(images: np.ndarray, image_size) -> np.ndarray:
+    """The centre ``image_size`` window of ``(N, H, W, C)`` images (a view;
+    the images themselves when they are that size)."""
+    height, width = (int(v) for v in image_size)
+    top = (images.shape[1] - height) // 2
+    left = (images.shape[2] - width) // 2
+    return images[:, top : top + height, left : left + width]
 
 
 def training_batches(
@@ -162,20 +121,17 @@ def training_batches(
 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """The endless seeded training stream from global step ``start``.
 
-    With a ``store`` (:func:`open_image_store`), uint8 batches are read
-    from it (``store.read(indices)``, its ``labels``); the batches before
-    ``start`` are never read.
+    uint8 batches are read from ``store`` (:func:`open_image_store`; None:
+    the split's store with the default input config) and its ``labels``;
+    the batches before ``start`` are never read.
     """
-    labels = split.labels if store is None else store.labels
-    labels = np.asarray(labels, dtype=np.float32)
+    if store is None:
+        store = open_image_store(split, image_size)
+    labels = np.asarray(store.labels, dtype=np.float32)
     step = int(start)
     while True:
         index = batch_indices(len(labels), batch_size, seed, step)
-        if store is None:
-            images = read_images(split, index, image_size)
-        else:
-            images = store.read(index)
-        yield images, labels[index]
+        yield center_crop(store.read(index), image_size), labels[index]
         step += 1
 
 
@@ -187,10 +143,14 @@ def training_labels(split: Split, *, batch_size: int, seed: int, step: int):
 
 
 def ordered_batches(
-    split: Split, *, batch_size: int, image_size
+    split: Split, *, batch_size: int, image_size, store=None
 ) -> Iterator[tuple[np.ndarray]]:
     """Every image of ``split`` in order, as ``(uint8 images,)`` batches
-    (evaluation; ``model.predict`` takes one-element tuples)."""
-    for begin in range(0, len(split), batch_size):
-        index = np.arange(begin, min(begin + batch_size, len(split)))
-        yield (read_images(split, index, image_size),)
+    (evaluation; ``model.predict`` takes one-element tuples), read from
+    ``store`` (None: the split's store with the default input config) and
+    centre-cropped to ``image_size`` when stored larger."""
+    if store is None:
+        store = open_image_store(split, image_size)
+    for begin in range(0, len(store), batch_size):
+        index = np.arange(begin, min(begin + batch_size, len(store)))
+        yield (center_crop(store.read(index), image_size),)

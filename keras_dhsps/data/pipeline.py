@@ -1,43 +1,55 @@
-"""tf.data input pipelines: images (in memory or files) -> batches.
+"""tf.data input pipelines: images (in memory or files) -> uint8 batches.
 
-Stages, in order: read and decode (JPEG, PNG, ...), resize (a named
-:data:`RESIZE_MODES` mode), an optional cache of the resized uint8 images
-(so epochs after the first decode no JPEG), shuffle (training), crop and
-flip (training augmentation, stateless and seeded), batch, prefetch; maps
-run in parallel (``num_parallel_calls``, AUTOTUNE by default).
+Two sources, one output (``(uint8 images, float32 labels)`` batches):
 
-Per-backbone normalization is *not* done here: each backbone declares and
-embeds its own (mean subtraction, scaling; ``keras_dhsps.backbones``), so an
-exported hasher takes raw pixels and is self-contained. Batches are
-``(images, labels float32)``: images are uint8 when cached (they cross to
-the device as uint8 and the hasher's float32 input casts them there), else
-float32 in [0, 255] (resized without rounding).
+* the image store (:mod:`keras_dhsps.data.store`, ``input.store="memory"``,
+  the default): a dataset of image *indices* is shuffled (training) and
+  batched, and each batch of indices reads its uint8 images from
+  ``ImageStore.read`` (memory or a memory-mapped file). Nothing is decoded
+  here: the store decoded each image once, for every epoch, every fit and
+  every encode of a process (:func:`reader_dataset`).
+* on-the-fly decoding (``input.store="none"``, or :func:`make_dataset`
+  without a ``store``): shuffle the paths (training), read and decode
+  (``keras_dhsps.data.store.decode_image``), resize to uint8
+  (``keras_dhsps.data.store.resize_images``, the one resize rule of the
+  store, training, evaluation and export), crop and flip (stateless,
+  seeded), batch; every epoch decodes again. (There is no tf.data cache:
+  the store is the one place decoded images are kept.)
 
-This is the only data module that imports TensorFlow.
+Both shuffle the same way: a seeded shuffle of the split's elements (one
+per image, in split order) whose order does not depend on what an element
+holds, so a store-fed and a decoding pipeline with one seed see the same
+images in the same order. Crop and flip of training normally run in the
+model (``keras_dhsps.layers``); this module's own crop and flip serve
+direct callers of :func:`make_dataset`.
+
+Per-backbone normalization is *not* done here: each backbone embeds its
+own (``keras_dhsps.backbones``), so an exported hasher takes raw pixels.
+
+This is the only data module that imports TensorFlow at module level.
 """
 
 from __future__ import annotations
 
 import functools
 
+import numpy as np
 import tensorflow as tf
 
+from keras_dhsps.config import RESIZE_MODES
 from keras_dhsps.data.base import Split
-from keras_dhsps.data.feed import RESIZE_MODES
+from keras_dhsps.data.store import decode_image
+from keras_dhsps.data.store import open_store
+from keras_dhsps.data.store import resize_images
+from keras_dhsps.data.store import stored_size
 
-
-def _decode(path: tf.Tensor) -> tf.Tensor:
-    data = tf.io.read_file(path)
-    return tf.io.decode_image(data, channels=3, expand_animations=False)
-
-
-def resize_shorter_side(images: tf.Tensor, side: int) -> tf.Tensor:
-    """Resizes ``(..., H, W, C)`` images so the shorter side is ``side``,
-    keeping the aspect ratio (one image or a batch)."""
-    shape = tf.cast(tf.shape(images)[-3:-1], tf.float32)
-    scale = side / tf.reduce_min(shape)
-    size = tf.cast(tf.math.ceil(shape * scale - 1e-3), tf.int32)
-    return tf.image.resize(images, tf.maximum(size, side))
+__all__ = [
+    "RESIZE_MODES",
+    "center_crop",
+    "input_options",
+    "make_dataset",
+    "reader_dataset",
+]
 
 
 def make_dataset(
@@ -51,13 +63,14 @@ def make_dataset(
     resize_to: tuple[int, int] = (256, 256),
     random_crop: bool = False,
     random_flip: bool = False,
-    cache: bool | str = False,
     shuffle_buffer: int | None = None,
     num_parallel_calls: int | None = None,
     deterministic: bool | None = None,
     prefetch: bool = True,
+    store=None,
 ) -> tf.data.Dataset:
-    """The ``tf.data.Dataset`` of ``(images, labels)`` batches of a split.
+    """The ``tf.data.Dataset`` of ``(uint8 images, float32 labels)``
+    batches of a split.
 
     Args:
         split, batch_size: the images and labels; images per batch.
@@ -69,77 +82,78 @@ def make_dataset(
         seed: seed of the shuffle and of the augmentation (training).
         resize, resize_to: one of :data:`RESIZE_MODES`; the size before
             cropping (its first entry the shorter side for
-            ``shorter_side_crop``).
+            ``shorter_side_crop``); see
+            :func:`keras_dhsps.data.store.stored_size`.
         random_crop, random_flip: training crops a random window instead of
             the centre (cropping modes); flips half the images left-right.
-        cache: cache the decoded, resized images as uint8 (``True`` in
-            memory, a string is a file prefix): later epochs decode nothing;
-            rounding changes resized pixels by at most 0.5.
-        shuffle_buffer: shuffle buffer when caching (default: the split).
+        shuffle_buffer: shuffle buffer (default: the split).
         num_parallel_calls: parallel map calls (default AUTOTUNE).
         deterministic: ``True`` keeps element order under parallel maps
             (needs a training ``seed``); ``None`` leaves tf.data's default.
         prefetch: end with ``prefetch(AUTOTUNE)``.
+        store: an ``ImageStore`` of ``split`` (:mod:`keras_dhsps.data.store`):
+            images are read from it (centre-cropped to ``image_size`` when
+            stored larger); crop and flip are then the model's.
 
     Raises:
         ValueError: an unknown ``resize`` mode, ``random_crop`` with
-            ``"direct"``, or ``deterministic`` training without a seed.
+            ``"direct"``, ``deterministic`` training without a seed, or
+            random crop or flip with a ``store``.
     """
-    _check(resize, random_crop, deterministic and training, seed)
-    crops = resize != "direct"
     augment = training and (random_crop or random_flip)
+    _check(resize, random_crop, deterministic and training, seed)
+    _check_store(store, augment)
+    count = len(split) if store is None else len(store)
+    shuffle = functools.partial(
+        _shuffled, training=training, buffer=shuffle_buffer or count, seed=seed
+    )
     calls = num_parallel_calls or tf.data.AUTOTUNE
-    dataset = _source(split, deterministic)
-    load = functools.partial(
-        _load,
-        mode=resize,
-        image_size=tuple(image_size),
-        resize_to=tuple(resize_to),
-        as_uint8=cache is not False,
-    )
-    finish = functools.partial(
-        _finish,
-        image_size=tuple(image_size),
-        crops=crops,
-        random_crop=augment and random_crop,
-        random_flip=augment and random_flip,
-    )
-    if cache is not False:
-        dataset = dataset.map(load, num_parallel_calls=calls)
-        dataset = dataset.cache("" if cache is True else str(cache))
-        # Nothing to crop or flip: skip a per-image map stage (about
-        # 0.05 ms of CPU per image on every epoch).
-        stages = [finish] if crops or augment else []
+    if store is not None:
+        dataset = shuffle(_indices(count, deterministic))
     else:
-        stages = [load, finish]
-    if training:
-        # Without a cache the paths are shuffled, which is free.
-        buffer = shuffle_buffer if cache is not False else None
-        dataset = dataset.shuffle(
-            buffer or max(len(split), 1),
-            seed=seed,
-            reshuffle_each_iteration=True,
+        size = stored_size(image_size, resize=resize, resize_to=resize_to)
+        load = functools.partial(_load, resize=resize, size=size)
+        # Paths (or pixels) are shuffled, which is free.
+        dataset = shuffle(_source(split, deterministic))
+        dataset = dataset.map(load, num_parallel_calls=calls)
+        dataset = _augmented(
+            dataset, image_size, resize, seed, calls,
+            random_crop=training and random_crop,
+            random_flip=training and random_flip,
+        )  # fmt: skip
+    dataset = dataset.batch(
+        batch_size, drop_remainder=training and count >= batch_size
+    )
+    if store is not None:
+        dataset = dataset.map(
+            functools.partial(_read_batch, store, tuple(image_size))
         )
-    if augment:
-        dataset = _with_element_seeds(dataset, seed)
-    if stages:
-        dataset = _map_stages(dataset, stages, finish, calls)
-    drop_remainder = training and len(split) >= batch_size
-    dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
     return dataset.prefetch(tf.data.AUTOTUNE) if prefetch else dataset
 
 
-def _map_stages(dataset, stages, finish, calls):
-    """One parallel map running ``stages`` per element (``finish`` also
-    gets the element's seed when there is one)."""
+def _shuffled(dataset, *, training, buffer, seed):
+    """Training: a seeded reshuffle every epoch (the order depends on the
+    seed and the element count, not on what the elements hold)."""
+    if not training:
+        return dataset
+    return dataset.shuffle(
+        max(int(buffer), 1), seed=seed, reshuffle_each_iteration=True
+    )
 
-    def apply(image, label, *element_seed):
-        for stage in stages:
-            extra = element_seed if stage is finish else ()
-            image, label = stage(image, label, *extra)
-        return image, label
 
-    return dataset.map(apply, num_parallel_calls=calls)
+def _augmented(dataset, image_size, resize, seed, calls, **augment):
+    """The centre crop of the cropping modes (a random one in training
+    with ``random_crop``) and the flip, one parallel map (none when there
+    is nothing to do: about 0.05 ms of CPU per image and epoch)."""
+    crops = resize != "direct"
+    finish = functools.partial(
+        _finish, image_size=tuple(image_size), crops=crops, **augment
+    )
+    if any(augment.values()):
+        dataset = _with_element_seeds(dataset, seed)
+    elif not crops:
+        return dataset
+    return dataset.map(finish, num_parallel_calls=calls)
 
 
 def _check(resize, random_crop, deterministic_training, seed):
@@ -157,6 +171,22 @@ def _check(resize, random_crop, deterministic_training, seed):
         raise ValueError("deterministic training pipelines need a `seed`")
 
 
+def _check_store(store, augment):
+    if store is not None and augment:
+        raise ValueError(
+            "random crop and flip of a store-fed pipeline run in the "
+            "model (keras_dhsps.models.build_hasher)"
+        )
+
+
+def _with_options(dataset, deterministic):
+    if deterministic is not None:
+        options = tf.data.Options()
+        options.deterministic = bool(deterministic)
+        dataset = dataset.with_options(options)
+    return dataset
+
+
 def _source(split: Split, deterministic) -> tf.data.Dataset:
     """``(image or path, label)`` elements of ``split``."""
     labels = tf.constant(split.labels, tf.float32)
@@ -165,38 +195,37 @@ def _source(split: Split, deterministic) -> tf.data.Dataset:
     else:
         paths = tf.constant(list(split.paths or ()), tf.string)
         dataset = tf.data.Dataset.from_tensor_slices((paths, labels))
-    if deterministic is not None:
-        options = tf.data.Options()
-        options.deterministic = bool(deterministic)
-        dataset = dataset.with_options(options)
-    return dataset
+    return _with_options(dataset, deterministic)
 
 
-def resize_for_mode(images, mode, image_size, resize_to):
-    """The resize of ``mode`` (one image or a batch), before any crop:
-    ``"direct"`` straight to ``image_size`` (skipped at that size),
-    ``"resize_crop"`` to ``resize_to``, ``"shorter_side_crop"`` the shorter
-    side to ``resize_to[0]``. Returns float32. Training, evaluation and the
-    exported SavedModel (``keras_dhsps.export``) all resize with it."""
-    if mode == "direct":
-        images = tf.cast(images, tf.float32)
-        if tuple(images.shape[-3:-1]) == tuple(image_size):
-            return images
-        return tf.image.resize(images, image_size)
-    if mode == "resize_crop":
-        return tf.image.resize(images, resize_to)
-    return resize_shorter_side(images, resize_to[0])
+def _indices(count: int, deterministic) -> tf.data.Dataset:
+    """``0 .. count - 1``, the elements of a store-fed pipeline."""
+    dataset = tf.data.Dataset.from_tensor_slices(
+        np.arange(count, dtype=np.int64)
+    )
+    return _with_options(dataset, deterministic)
 
 
-def _load(image, label, *, mode, image_size, resize_to, as_uint8):
+def _read_batch(store, image_size, indices):
+    """A batch of indices -> ``(uint8 images, float32 labels)`` read from
+    ``store`` (centre-cropped to ``image_size`` when stored larger)."""
+    labels = tf.constant(np.asarray(store.labels, np.float32))
+    images = tf.numpy_function(store.read, [indices], tf.uint8, stateful=False)
+    # The batch's static size too (drop_remainder): the step traced on
+    # it is the one of an in-memory pipeline, bit for bit.
+    images = tf.ensure_shape(images, (indices.shape[0], *store.image_shape))
+    if tuple(store.image_shape[:2]) != image_size:
+        images = center_crop(images, *image_size)
+    return images, tf.gather(labels, indices)
+
+
+def _load(image, label, *, resize, size):
+    """One image (encoded file path or pixels) -> uint8 at the stored
+    ``size`` (:func:`keras_dhsps.data.store.resize_images`)."""
     if image.dtype == tf.string:
-        image = _decode(image)
-    image = resize_for_mode(image, mode, image_size, resize_to)
-    if as_uint8:  # cached: rounding changes pixels by at most 0.5
-        image = tf.saturate_cast(tf.round(image), tf.uint8)
-        if mode == "direct":
-            image = tf.ensure_shape(image, (*image_size, 3))
-    return image, label
+        image = decode_image(tf.io.read_file(image))
+    image = resize_images(image, resize=resize, size=size)
+    return tf.ensure_shape(image, (*size, 3)), label
 
 
 def _finish(
@@ -209,8 +238,7 @@ def _finish(
     random_crop,
     random_flip,
 ):
-    """Crop (random in training, else the centre) and flip; cached images
-    stay uint8 through both and on to the device."""
+    """Crop (random in training, else the centre) and flip, on uint8."""
     height, width = image_size
     if crops:
         if random_crop:
@@ -237,44 +265,46 @@ def _with_element_seeds(dataset, seed):
     )
 
 
-def input_options(
-    input_config, *, count: int, image_size, training: bool
-) -> dict:
-    """:func:`make_dataset` keyword arguments from an ``InputConfig``.
-
-    ``image_size`` is the model's input size (the stored size:
-    ``resize_to`` for the cropping modes, whose crop and flip happen in the
-    model, see ``keras_dhsps.models.build_hasher``).
-
-    ``store="memory"`` caches the resized uint8 images in memory when they
-    fit in ``memory_budget_mb`` (``count`` images at the stored size:
-    ``image_size`` for ``"direct"``, ``resize_to`` for the cropping modes,
-    the longer side counted as 1.5 × ``resize_to[0]`` for
-    ``shorter_side_crop``), so later epochs decode nothing; over the budget
-    nothing is cached (every epoch decodes). ``deterministic=False`` leaves
-    tf.data's default (which keeps the order).
-    """
-    height, width = (int(v) for v in image_size)
-    resize_to = tuple(int(v) for v in input_config.resize_to)
-    if input_config.resize == "resize_crop":
-        height, width = resize_to
-    elif input_config.resize == "shorter_side_crop":
-        height, width = resize_to[0], int(1.5 * resize_to[0])
-    stored_mb = count * height * width * 3 / 2**20
-    cache = (
-        input_config.store == "memory"
-        and stored_mb <= input_config.memory_budget_mb
-    )
+def input_options(input_config, *, training: bool) -> dict:
+    """:func:`make_dataset` keyword arguments from an ``InputConfig``
+    (crop and flip are layers of the model, so none of them)."""
     options = dict(
         resize=input_config.resize,
-        resize_to=resize_to,
-        cache=cache,
+        resize_to=tuple(int(v) for v in input_config.resize_to),
         deterministic=True if input_config.deterministic else None,
     )
     if training:
-        # Crop and flip are layers of the model (on the device).
         options["shuffle_buffer"] = input_config.shuffle_buffer
     return options
+
+
+def reader_dataset(
+    split: Split,
+    *,
+    batch_size: int,
+    image_size,
+    input_config,
+    training: bool = False,
+    seed: int | None = None,
+) -> tf.data.Dataset:
+    """The tf.data reader of training and evaluation: batches read from
+    the split's image store (``input.store="memory"``: decoded once per
+    process, or once per ``store_dir`` beyond the memory budget), or
+    decoded on the fly (``input.store="none"``)."""
+    store = None
+    if input_config.store != "none":
+        store = open_store(
+            split, image_size=tuple(image_size), input_config=input_config
+        )
+    return make_dataset(
+        split,
+        batch_size=batch_size,
+        image_size=tuple(image_size),
+        training=training,
+        seed=seed,
+        store=store,
+        **input_options(input_config, training=training),
+    )
 
 
 def center_crop(images: tf.Tensor, height: int, width: int) -> tf.Tensor:

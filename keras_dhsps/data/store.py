@@ -18,8 +18,13 @@ Stored size (:func:`stored_size`):
   twice); random training crops are drawn from the centre square, not from
   the whole longer side.
 
-One resize rule, :func:`resize_images` (TensorFlow), serves the store and
-the SavedModel export's raw-image endpoints: bilinear with half-pixel
+Both readers (``keras_dhsps.data.pipeline``'s tf.data and
+``keras_dhsps.data.feed``'s NumPy) read their uint8 batches from here, for
+training and evaluation alike. One resize rule, :func:`resize_images`
+(TensorFlow), serves the store, tf.data's on-the-fly decoding
+(``store="none"``) and the SavedModel export's raw-image endpoints (whose
+codes are therefore the Keras model's on the stored pixels, bit for bit;
+``tests/test_export.py``): bilinear with half-pixel
 centres and no antialiasing (``tf.image.resize``), rounded to the nearest
 uint8. JPEGs are decoded by :func:`decode_image` with libjpeg's accurate
 integer IDCT (TensorFlow's default, the fast IDCT, differs from Pillow's
