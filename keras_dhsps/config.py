@@ -459,7 +459,7 @@ class InputConfig(_Validated):
     """How images reach the model: decoding, the image store, augmentation.
 
     Attributes:
-        resize: one of ``keras_dhsps.data.pipeline.RESIZE_MODES``:
+        resize: one of :data:`RESIZE_MODES`:
             ``"direct"`` (the authors': straight to the model's size),
             ``"resize_crop"`` (to ``resize_to``, then crop) or
             ``"shorter_side_crop"``.

@@ -56,7 +56,6 @@ import json
 import logging
 import os
 import shutil
-import tempfile
 from typing import Any
 
 import keras
@@ -78,6 +77,8 @@ from keras_dhsps.data.pipeline import center_crop
 from keras_dhsps.data.store import decode_image
 from keras_dhsps.data.store import resize_images
 from keras_dhsps.data.store import stored_size
+from keras_dhsps.io_utils import finish_directory
+from keras_dhsps.io_utils import make_temporary_directory
 from keras_dhsps.io_utils import read_json
 from keras_dhsps.io_utils import write_json
 from keras_dhsps.models import HASH_LAYER_NAME
@@ -288,10 +289,11 @@ def _write_atomically(archive, directory, metadata):
     renames it into place (replacing an old one): never half-written."""
     parent = os.path.dirname(directory)
     os.makedirs(parent, exist_ok=True)
-    temporary = tempfile.mkdtemp(dir=parent, prefix=".tmp-export-")
+    temporary = make_temporary_directory(parent, ".tmp-export-")
     try:
         archive.write_out(temporary, verbose=False)
         write_json(os.path.join(temporary, METADATA_PATH), metadata)
+        finish_directory(temporary)
         if os.path.exists(directory):
             shutil.rmtree(directory)
         os.replace(temporary, directory)

@@ -49,11 +49,6 @@ def _export(args) -> None:
         resize=args.resize,
         resize_to=tuple(args.resize_to),
     )
-    from keras_dhsps.io_utils import finish_directory
-
-    # export_saved_model stages in tempfile.mkdtemp (mode 0700): give the
-    # folder the mode mkdir would and flush it (see io_utils).
-    finish_directory(args.output)
     print(
         f"wrote {args.output} ({metadata['bits']} bits, input "
         f"{metadata['image_size'][0]}x{metadata['image_size'][1]}; endpoints "

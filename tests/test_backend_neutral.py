@@ -17,12 +17,9 @@ import numpy as np
 import pytest
 
 from keras_dhsps import losses
-from keras_dhsps.config import DataConfig
 from keras_dhsps.config import EvalConfig
-from keras_dhsps.config import ExperimentConfig
 from keras_dhsps.config import InputConfig
 from keras_dhsps.config import ModelConfig
-from keras_dhsps.config import TrainConfig
 from keras_dhsps.data import feed
 from keras_dhsps.data import load_dataset
 from keras_dhsps.evaluation import encode
@@ -30,6 +27,9 @@ from keras_dhsps.evaluation import evaluate_retrieval
 from keras_dhsps.models import build_hasher
 from keras_dhsps.models import load_hasher
 from keras_dhsps.train import fit
+from tests.training_helpers import InterruptAt
+from tests.training_helpers import small_config
+from tests.training_helpers import weights_of
 
 pytestmark = pytest.mark.backend_neutral
 TESTS = os.path.dirname(os.path.abspath(__file__))
@@ -47,31 +47,7 @@ def dataset():
 
 
 def make_config(**train):
-    base = dict(epochs=2, batch_size=32, seed=3)
-    base.update(train)
-    return ExperimentConfig(
-        data=DataConfig(),
-        model=ModelConfig(bits=16),
-        train=TrainConfig(**base),
-    )
-
-
-def weights_of(model):
-    return [keras.ops.convert_to_numpy(v) for v in model.weights]
-
-
-class InterruptAt(keras.callbacks.Callback):
-    """Simulates a crash after ``step`` training steps."""
-
-    def __init__(self, step):
-        super().__init__()
-        self.step = step
-        self.seen = 0
-
-    def on_train_batch_end(self, batch, logs=None):
-        self.seen += 1
-        if self.seen == self.step:
-            raise KeyboardInterrupt("simulated interruption")
+    return small_config(bits=16, **{**dict(batch_size=32), **train})
 
 
 @pytest.fixture

@@ -10,10 +10,6 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_dhsps.config import DataConfig
-from keras_dhsps.config import ExperimentConfig
-from keras_dhsps.config import ModelConfig
-from keras_dhsps.config import TrainConfig
 from keras_dhsps.data import load_dataset
 from keras_dhsps.data.base import Split
 from keras_dhsps.errors import DataError
@@ -21,6 +17,9 @@ from keras_dhsps.errors import DHSPSError
 from keras_dhsps.train import _segments
 from keras_dhsps.train import carve_validation
 from keras_dhsps.train import fit
+from tests.training_helpers import InterruptAt
+from tests.training_helpers import small_config
+from tests.training_helpers import weights_of
 
 
 @pytest.fixture(scope="module")
@@ -35,31 +34,9 @@ def dataset():
 
 
 def make_config(**train):
-    base = dict(epochs=2, batch_size=16, validation_every=0, seed=3)
-    base.update(train)
-    return ExperimentConfig(
-        data=DataConfig(),
-        model=ModelConfig(bits=8),
-        train=TrainConfig(**base),
+    return small_config(
+        bits=8, **{**dict(batch_size=16, validation_every=0), **train}
     )
-
-
-def weights_of(model):
-    return [keras.ops.convert_to_numpy(v) for v in model.weights]
-
-
-class InterruptAt(keras.callbacks.Callback):
-    """Simulates a crash after ``step`` training steps."""
-
-    def __init__(self, step):
-        super().__init__()
-        self.step = step
-        self.seen = 0
-
-    def on_train_batch_end(self, batch, logs=None):
-        self.seen += 1
-        if self.seen == self.step:
-            raise KeyboardInterrupt("simulated interruption")
 
 
 class EpochLabels(keras.callbacks.Callback):
