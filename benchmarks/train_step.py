@@ -33,7 +33,6 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import platform
@@ -144,28 +143,17 @@ def build_optimizer():
     return build(TrainConfig())
 
 
-@contextlib.contextmanager
-def dtype_policy(precision):
-    import keras
-
-    previous = keras.config.dtype_policy()
-    keras.config.set_dtype_policy(precision)
-    try:
-        yield
-    finally:
-        keras.config.set_dtype_policy(previous)
-
-
 def time_keras(model_name, pool, batch_size, steps, warmup, options):
     """``options``: ``precision`` and ``jit_compile``."""
     import keras
 
     from keras_dhsps.losses import IDHNLoss
     from keras_dhsps.models import build_hasher
+    from keras_dhsps.train import precision_scope
 
     keras.utils.set_random_seed(0)
     size = MODELS[model_name]
-    with dtype_policy(options["precision"]):
+    with precision_scope(options["precision"]):
         model = build_hasher(model_name, BITS, image_size=(size, size))
     model.compile(
         optimizer=build_optimizer(),
