@@ -27,7 +27,11 @@ def main(run_dir: str, epochs: int = 3) -> dict:
     dataset = keras_dhsps.load_dataset("digits-mosaic")
     result = keras_dhsps.fit(config, dataset=dataset, run_dir=run_dir)
     report = keras_dhsps.evaluate_retrieval(
-        result.model, dataset, config.eval, curves=False
+        result.model,
+        dataset,
+        config.eval,
+        curves=False,
+        input_config=config.input,
     )
     print({key: round(value, 4) for key, value in report["metrics"].items()})
 

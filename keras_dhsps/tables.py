@@ -265,7 +265,12 @@ def _run_cell(
         from keras_dhsps.train import fit
 
         result = fit(config, dataset=dataset, data_root=data_root, verbose=0)
-        report = evaluate_retrieval(result.model, result.dataset, config.eval)
+        report = evaluate_retrieval(
+            result.model,
+            result.dataset,
+            config.eval,
+            input_config=config.input,
+        )
         history, seconds = result.history, result.seconds
     return {
         **cell,
