@@ -13,7 +13,7 @@ single-metric functions reduce with `keras_dhsps.metrics._summaries`.
 Adding a ranked metric means adding a function and a spec here (and, for
 the public API, its keyword in `retrieval_report`).
 
-The per-query functions read a chunk (`keras_dhsps.metrics._engine.Chunk`):
+The per-query functions read a chunk (:class:`Chunk`, provided by the engine):
 ``chunk.ranked`` ``(Qc, k_max)`` is the relevance of the items in stable
 ranking order, ``chunk.relevant`` its ``> 0``, and ``chunk.hits`` the
 cumulative count of relevant items. With ``rel_n = [r_n > 0]`` and
@@ -29,14 +29,36 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import Any
+from typing import Protocol
 
 import numpy as np
 
 from keras_dhsps.metrics import tie_aware
 
-if TYPE_CHECKING:
-    from keras_dhsps.metrics._engine import Chunk
+
+class Chunk(Protocol):
+    """What a per-query function reads of one chunk; the engine's
+    ``_engine.Chunk`` provides it (declared here, so the specs do not
+    depend on the engine that runs them)."""
+
+    tables: Any
+    denominator: str
+    workspace: Any
+    ranked: np.ndarray | None
+    total_relevant: np.ndarray | None
+    value_histogram: np.ndarray | None
+    group_sizes: np.ndarray | None
+    group_relevant: np.ndarray | None
+
+    @property
+    def relevant(self) -> np.ndarray: ...
+
+    @property
+    def hits(self) -> np.ndarray: ...
+
+    def ideal_dcg(self, k: int) -> tuple[np.ndarray, np.ndarray]: ...
+
 
 # Per query: values, and which queries are empty (None: none can be).
 PerQuery = tuple[np.ndarray, np.ndarray | None]
