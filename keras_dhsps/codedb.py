@@ -50,7 +50,7 @@ logger = logging.getLogger(__name__)
 FORMAT = "keras_dhsps.codedb"
 VERSION = 1
 #: File extensions listed when encoding a plain image directory (the
-#: formats ``tf.io.decode_image`` reads).
+#: formats ``tf.io.decode_image`` and Pillow read).
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
 _CHUNK_ROWS = 4096
 _STRING = h5py.string_dtype(encoding="utf-8")
@@ -384,53 +384,41 @@ def read_collection(
 # ----------------------------------------------------------------- encoding
 def _decode_error(path: str) -> str:
     """The decoder's message for one file (for an error naming it)."""
-    import tensorflow as tf
+    from keras_dhsps.data.store import _tensorflow
 
-    from keras_dhsps.export import decode_image_bytes
+    tf = _tensorflow()
+    if tf is None:
+        from PIL import Image
+
+        try:
+            with Image.open(path) as image:
+                image.convert("RGB")
+        except Exception as error:  # Pillow raises many types.
+            return str(error).splitlines()[0]
+        return "decode failed"
+    from keras_dhsps.data.store import decode_image
 
     try:
-        decode_image_bytes(tf.io.read_file(path))
+        decode_image(tf.io.read_file(path))
     except tf.errors.OpError as error:
         return error.message.splitlines()[0]
     return "decode failed"
 
 
-def encode_images(
-    hasher,
-    paths: Sequence[str],
-    *,
-    batch_size: int = 64,
-    skip_bad_images: bool = False,
-    skipped: list[int] | None = None,
-) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """Encodes image files in batches, in order (tf.data, parallel decode).
-
-    Decoding and resizing match ``keras_dhsps.data.pipeline.make_dataset``
-    at evaluation time (``hasher.preprocess``, in the hasher's resize
-    mode). A file that cannot be read or decoded
-    raises :class:`DataError` naming it, or with ``skip_bad_images`` is
-    skipped and its position appended to ``skipped``.
-
-    Args:
-        hasher: a ``keras_dhsps.export.LoadedHasher``.
-        paths: image files.
-        batch_size: images per forward pass.
-        skip_bad_images: skip undecodable images instead of failing.
-        skipped: receives the positions (in ``paths``) of skipped images.
-
-    Yields:
-        ``(positions, codes)``: int64 positions in ``paths`` and float32
-        relaxed codes ``(n, K)``.
-    """
+def _tf_decoded(hasher, paths, batch_size) -> Iterator:
+    """``(positions, float32 images)`` batches decoded by tf.data (parallel,
+    in order); unreadable files are left out."""
     import tensorflow as tf
 
-    from keras_dhsps.export import decode_image_bytes
-
-    skipped = skipped if skipped is not None else []
+    from keras_dhsps.data.store import decode_image
+    from keras_dhsps.data.store import resize_images
 
     def load(position, path):
-        image = decode_image_bytes(tf.io.read_file(path))
-        return position, hasher.preprocess(image[None])[0]
+        image = decode_image(tf.io.read_file(path))
+        stored = resize_images(
+            image, resize=hasher.resize, size=hasher.stored_size
+        )
+        return position, tf.cast(hasher.crop_stored(stored), tf.float32)
 
     dataset = tf.data.Dataset.from_tensor_slices(
         (
@@ -446,6 +434,66 @@ def encode_images(
         .batch(batch_size)
         .prefetch(tf.data.AUTOTUNE)
     )
+    for positions, images in dataset:
+        yield positions.numpy(), images.numpy()
+
+
+def _pillow_decoded(hasher, paths, batch_size) -> Iterator:
+    """:func:`_tf_decoded`'s twin without TensorFlow: the image store's
+    Pillow decoder (equal within one grey level), in spawned worker
+    processes for large collections as the store does."""
+    from keras_dhsps.data import store
+
+    starts = range(0, len(paths), batch_size)
+    tasks = [list(paths[start : start + batch_size]) for start in starts]
+    size = (hasher.resize, hasher.stored_size)
+    if len(paths) <= store.IN_PROCESS_MAX:
+        results = (store._pillow_chunk(task, *size) for task in tasks)
+    else:
+        results = store._pool_results(store._pillow_chunk, tasks, *size)
+    for start, task, (images, failures) in zip(
+        starts, tasks, results, strict=True
+    ):
+        failed = {offset for offset, _ in failures}
+        kept = [start + o for o in range(len(task)) if o not in failed]
+        if kept:
+            images = np.asarray(hasher.crop_stored(images), np.float32)
+            yield np.asarray(kept, np.int64), images
+
+
+def encode_images(
+    hasher,
+    paths: Sequence[str],
+    *,
+    batch_size: int = 64,
+    skip_bad_images: bool = False,
+    skipped: list[int] | None = None,
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Encodes image files in batches, in order.
+
+    Decoding and resizing match the image store at evaluation time
+    (:mod:`keras_dhsps.data.store`, in the hasher's resize mode): tf.data
+    with parallel decode where TensorFlow is importable, else Pillow (a
+    ``.keras`` hasher encodes under JAX or PyTorch without TensorFlow). A
+    file that cannot be read or decoded raises :class:`DataError` naming
+    it, or with ``skip_bad_images`` is skipped and its position appended
+    to ``skipped``.
+
+    Args:
+        hasher: a ``keras_dhsps.hasher.LoadedHasher``.
+        paths: image files.
+        batch_size: images per forward pass.
+        skip_bad_images: skip undecodable images instead of failing.
+        skipped: receives the positions (in ``paths``) of skipped images.
+
+    Yields:
+        ``(positions, codes)``: int64 positions in ``paths`` and float32
+        relaxed codes ``(n, K)``.
+    """
+    from keras_dhsps.data.store import _tensorflow
+
+    skipped = skipped if skipped is not None else []
+    decoded = _tf_decoded if _tensorflow() is not None else _pillow_decoded
     expected = 0
 
     def missing(upto: int) -> None:
@@ -460,8 +508,7 @@ def encode_images(
             logger.warning("skipping unreadable image %s", paths[position])
             skipped.append(position)
 
-    for positions, images in dataset:
-        positions = positions.numpy()
+    for positions, images in decoded(hasher, paths, batch_size):
         for position in positions:
             missing(int(position))
             expected = int(position) + 1
@@ -486,7 +533,7 @@ def encode_collection(
     Streams: memory holds one batch of images and codes.
 
     Args:
-        hasher: a ``keras_dhsps.export.LoadedHasher``.
+        hasher: a ``keras_dhsps.hasher.LoadedHasher``.
         paths: image files, in database order.
         output: the ``.h5`` file to write.
         labels: ``(N, C)`` labels aligned with ``paths``, or None.

@@ -30,11 +30,11 @@ experiment ``config``, the Keras version) is returned by the ``metadata``
 endpoint and also written to ``assets.extra/dhsps_metadata.json`` (TF
 Serving's folder for extra files) so it can be read without TensorFlow.
 
-:class:`LoadedHasher` puts a ``.keras`` model and an exported SavedModel
-behind one interface (raw uint8 images in, codes out), used by ``dhsps
-encode`` and ``dhsps search``; :func:`keras_dhsps.rundir.load_hasher` is
-the one loader that opens a run directory, a ``.keras`` file or a
-SavedModel.
+:func:`load_saved_model_hasher` opens a SavedModel as a
+:class:`keras_dhsps.hasher.LoadedHasher` (the backend-neutral interface
+``dhsps encode`` and ``dhsps search`` use; a ``.keras`` hasher needs no
+TensorFlow); :func:`keras_dhsps.rundir.load_hasher` is the one loader
+that opens a run directory, a ``.keras`` file or a SavedModel.
 
 This module is TensorFlow-specific by nature (decode and resize ops inside
 the SavedModel); the model code itself stays in ``keras.ops``.
@@ -56,10 +56,8 @@ import json
 import logging
 import os
 import shutil
-from typing import Any
 
 import keras
-import numpy as np
 
 from keras_dhsps.errors import DHSPSError
 
@@ -77,61 +75,17 @@ from keras_dhsps.data.pipeline import center_crop
 from keras_dhsps.data.store import decode_image
 from keras_dhsps.data.store import resize_images
 from keras_dhsps.data.store import stored_size
+from keras_dhsps.hasher import LoadedHasher
+from keras_dhsps.hasher import hasher_metadata
 from keras_dhsps.io_utils import finish_directory
 from keras_dhsps.io_utils import make_temporary_directory
 from keras_dhsps.io_utils import read_json
 from keras_dhsps.io_utils import write_json
-from keras_dhsps.models import HASH_LAYER_NAME
 
 logger = logging.getLogger(__name__)
 
 METADATA_PATH = os.path.join("assets.extra", "dhsps_metadata.json")
-METADATA_FORMAT = "keras_dhsps.hasher"
 ENDPOINTS = ("serve", "encode", "encode_bytes", "hasher", "metadata")
-
-
-# ------------------------------------------------------------------ metadata
-def hasher_metadata(
-    model: keras.Model,
-    config: dict | None = None,
-    *,
-    resize: str = "direct",
-    resize_to: tuple[int, int] = (256, 256),
-) -> dict:
-    """The metadata stored with an exported hasher or a code database.
-
-    Args:
-        model: a hasher from ``build_hasher``.
-        config: the experiment config as a dict (a run's ``config.json``),
-            or None. ``backbone`` is taken from ``config["model"]``.
-
-    Returns:
-        A JSON-ready dict: ``format``, ``bits``, ``backbone`` (None when
-        unknown), ``activation``, ``image_size`` ``[H, W]``, ``config``,
-        ``keras_version``, ``model_name``.
-    """
-    _, height, width, _ = model.input_shape
-    activation = None
-    try:
-        layer = model.get_layer(HASH_LAYER_NAME)
-        activation = getattr(layer.activation, "__name__", None)
-    except ValueError:
-        pass
-    backbone = None
-    if config is not None:
-        backbone = (config.get("model") or {}).get("backbone")
-    return {
-        "format": METADATA_FORMAT,
-        "bits": int(model.output_shape[-1]),
-        "backbone": backbone,
-        "activation": activation,
-        "image_size": [int(height), int(width)],
-        "resize": resize,
-        "resize_to": [int(v) for v in resize_to],
-        "config": config,
-        "keras_version": keras.__version__,
-        "model_name": model.name,
-    }
 
 
 # ------------------------------------------------------------ TF graph ops
@@ -303,68 +257,6 @@ def _write_atomically(archive, directory, metadata):
 
 
 # ------------------------------------------------------------------- load
-class LoadedHasher:
-    """A hasher from a ``.keras`` file, a run directory or a SavedModel.
-
-    Attributes:
-        bits: code length ``K``.
-        image_size: the model's ``(H, W)``.
-        metadata: :func:`hasher_metadata`'s dict.
-        source: the path it was loaded from.
-        kind: ``"keras"`` or ``"saved_model"``.
-        model: the ``keras.Model`` (``kind == "keras"``) or None.
-    """
-
-    def __init__(
-        self,
-        *,
-        source: str,
-        metadata: dict,
-        model: keras.Model | None = None,
-        saved_model: Any = None,
-    ) -> None:
-        self.source = source
-        self.metadata = metadata
-        self.model = model
-        self._saved_model = saved_model
-        self.kind = "keras" if model is not None else "saved_model"
-        self.bits = int(metadata["bits"])
-        self.image_size = tuple(int(v) for v in metadata["image_size"])
-        self.resize = metadata.get("resize", "direct")
-        self.resize_to = tuple(metadata.get("resize_to", (256, 256)))
-
-    def preprocess(self, images) -> tf.Tensor:
-        """uint8 images ``(B, h, w, 3)`` -> the model's float32 input."""
-        return preprocess_images(
-            images,
-            self.image_size,
-            resize=self.resize,
-            resize_to=self.resize_to,
-        )
-
-    def codes_from_preprocessed(self, images) -> np.ndarray:
-        """Relaxed codes of float32 images already at ``image_size``."""
-        if self.model is not None:
-            codes = self.model(images, training=False)
-        else:
-            codes = self._saved_model.hasher(
-                tf.convert_to_tensor(images, tf.float32)
-            )
-        return np.asarray(codes, dtype=np.float32)
-
-    def codes(self, images) -> np.ndarray:
-        """Relaxed codes ``(B, K)`` of uint8 images ``(B, h, w, 3)``."""
-        return self.codes_from_preprocessed(
-            self.preprocess(tf.convert_to_tensor(images))
-        )
-
-    def __repr__(self) -> str:
-        return (
-            f"LoadedHasher(kind={self.kind!r}, bits={self.bits}, "
-            f"source={self.source!r})"
-        )
-
-
 def load_saved_model_hasher(path: str) -> LoadedHasher:
     """Opens an exported SavedModel (``dhsps export``) as a hasher; use
     :func:`keras_dhsps.rundir.load_hasher`, which also opens run

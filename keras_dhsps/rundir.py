@@ -18,7 +18,7 @@ A run directory is what ``dhsps train --output RUN`` and
 
 :func:`load_hasher` is the one loader of trained hashers: it opens a run
 directory, a ``.keras`` file or an exported SavedModel (the last needs
-TensorFlow) and returns a :class:`keras_dhsps.export.LoadedHasher`.
+TensorFlow) and returns a :class:`keras_dhsps.hasher.LoadedHasher`.
 """
 
 from __future__ import annotations
@@ -194,25 +194,27 @@ def load_hasher(
     exported with.
 
     Returns:
-        A :class:`keras_dhsps.export.LoadedHasher` (raw uint8 images of
+        A :class:`keras_dhsps.hasher.LoadedHasher` (raw uint8 images of
         any size in, codes out).
 
     Raises:
         DHSPSError: nothing loadable at ``path``, or a SavedModel without
             TensorFlow.
     """
-    from keras_dhsps import export
-
     if os.path.isdir(path) and is_saved_model(path):
-        return export.load_saved_model_hasher(path)
+        from keras_dhsps.export import load_saved_model_hasher
+
+        return load_saved_model_hasher(path)
+    from keras_dhsps.hasher import LoadedHasher
+    from keras_dhsps.hasher import hasher_metadata
     from keras_dhsps.models import load_hasher as load_keras_file
 
     model_file, config = resolve_model_file(path)
     model = load_keras_file(model_file)
     inputs = (config or {}).get("input", {})
-    return export.LoadedHasher(
+    return LoadedHasher(
         source=path,
-        metadata=export.hasher_metadata(
+        metadata=hasher_metadata(
             model,
             config,
             resize=resize or inputs.get("resize", "direct"),

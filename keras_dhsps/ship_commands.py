@@ -137,25 +137,52 @@ def _encode(args) -> None:
 
 
 # ------------------------------------------------------------------ search
-def _read_query_images(paths: Sequence[str], hasher):
-    """Decodes query images (naming a file that fails) at the model size."""
-    import tensorflow as tf
-
+def _read_query_images(paths: Sequence[str], hasher) -> np.ndarray:
+    """Decodes query images (naming a file that fails) at the model size,
+    as ``dhsps encode`` decodes (TensorFlow where importable, else
+    Pillow)."""
+    from keras_dhsps.data.store import _tensorflow
     from keras_dhsps.errors import DataError
-    from keras_dhsps.export import decode_image_bytes
 
+    read = _tf_query_image if _tensorflow() is not None else _pillow_query_image
     images = []
     for path in paths:
         if not os.path.isfile(path):
             raise DataError(f"{path}: query image not found")
         try:
-            image = decode_image_bytes(tf.io.read_file(path))
-        except tf.errors.OpError as error:
-            raise DataError(
-                f"{path}: cannot read image ({error.message.splitlines()[0]})"
-            ) from None
-        images.append(hasher.preprocess(image[None])[0])
-    return tf.stack(images)
+            stored = read(path, hasher)
+        except DHSPSError as error:
+            raise DataError(f"{path}: cannot read image ({error})") from None
+        images.append(hasher.crop_stored(stored))
+    return np.stack(images).astype(np.float32)
+
+
+def _tf_query_image(path: str, hasher) -> np.ndarray:
+    """One query at the hasher's stored size, by TensorFlow."""
+    import tensorflow as tf
+
+    from keras_dhsps.data.store import decode_image
+    from keras_dhsps.data.store import resize_images
+
+    try:
+        image = decode_image(tf.io.read_file(path))
+    except tf.errors.OpError as error:
+        raise DHSPSError(error.message.splitlines()[0]) from None
+    resized = resize_images(
+        image, resize=hasher.resize, size=hasher.stored_size
+    )
+    return resized.numpy()
+
+
+def _pillow_query_image(path: str, hasher) -> np.ndarray:
+    """One query at the hasher's stored size, by the store's Pillow
+    decoder (TensorFlow's twin within one grey level)."""
+    from keras_dhsps.data.store import _pillow_decode
+
+    try:
+        return _pillow_decode(path, hasher.resize, hasher.stored_size)
+    except Exception as error:  # Pillow raises many types.
+        raise DHSPSError(str(error).splitlines()[0]) from None
 
 
 def _search(args) -> None:

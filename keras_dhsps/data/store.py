@@ -450,6 +450,25 @@ def _pillow_resized_arrays(images, resize, size) -> Iterator[np.ndarray]:
         )
 
 
+def resize_uint8_images(
+    images: np.ndarray, *, resize: str, size: tuple[int, int]
+) -> np.ndarray:
+    """uint8 ``(B, h, w, 3)`` -> uint8 ``(B, H, W, 3)`` at the stored
+    ``size``, by the store's one resize rule: :func:`resize_images` where
+    TensorFlow is importable, else its Pillow twin (equal within one grey
+    level). For callers that must not depend on TensorFlow (encoding with
+    a ``.keras`` hasher under JAX or PyTorch)."""
+    images = np.asarray(images, np.uint8)
+    if not len(images):
+        return np.zeros((0, *size, 3), np.uint8)
+    tf = _tensorflow()
+    if tf is not None:
+        batches = _tf_resized_arrays(tf, images, resize, size)
+    else:
+        batches = _pillow_resized_arrays(images, resize, size)
+    return np.concatenate(list(batches))
+
+
 def _decoded_batches(
     split: Split, *, resize: str, size: tuple[int, int], failures: list
 ) -> Iterator[np.ndarray]:
