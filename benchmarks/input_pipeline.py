@@ -196,7 +196,7 @@ def main() -> None:
     from keras_dhsps.data import store
     from keras_dhsps.data.base import Split
 
-    tf = store._tensorflow()
+    tf = store.tensorflow_or_none()
     kinds = ["store", "store_file"] + (
         ["store_pillow"] if args.pillow_store else []
     )
@@ -237,12 +237,12 @@ def main() -> None:
 @contextlib.contextmanager
 def _without_tensorflow(store_module):
     """The store's decoder choice as on a machine without TensorFlow."""
-    real = store_module._tensorflow
-    store_module._tensorflow = lambda: None
+    real = store_module.tensorflow_or_none
+    store_module.tensorflow_or_none = lambda: None
     try:
         yield
     finally:
-        store_module._tensorflow = real
+        store_module.tensorflow_or_none = real
 
 
 if __name__ == "__main__":

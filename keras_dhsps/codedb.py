@@ -384,9 +384,9 @@ def read_collection(
 # ----------------------------------------------------------------- encoding
 def _decode_error(path: str) -> str:
     """The decoder's message for one file (for an error naming it)."""
-    from keras_dhsps.data.store import _tensorflow
+    from keras_dhsps.data.store import tensorflow_or_none
 
-    tf = _tensorflow()
+    tf = tensorflow_or_none()
     if tf is None:
         from PIL import Image
 
@@ -448,9 +448,11 @@ def _pillow_decoded(hasher, paths, batch_size) -> Iterator:
     tasks = [list(paths[start : start + batch_size]) for start in starts]
     size = (hasher.resize, hasher.stored_size)
     if len(paths) <= store.IN_PROCESS_MAX:
-        results = (store._pillow_chunk(task, *size) for task in tasks)
+        results = (store.pillow_decode_chunk(task, *size) for task in tasks)
     else:
-        results = store._pool_results(store._pillow_chunk, tasks, *size)
+        results = store.process_pool_results(
+            store.pillow_decode_chunk, tasks, *size
+        )
     for start, task, (images, failures) in zip(
         starts, tasks, results, strict=True
     ):
@@ -490,10 +492,12 @@ def encode_images(
         ``(positions, codes)``: int64 positions in ``paths`` and float32
         relaxed codes ``(n, K)``.
     """
-    from keras_dhsps.data.store import _tensorflow
+    from keras_dhsps.data.store import tensorflow_or_none
 
     skipped = skipped if skipped is not None else []
-    decoded = _tf_decoded if _tensorflow() is not None else _pillow_decoded
+    decoded = (
+        _tf_decoded if tensorflow_or_none() is not None else _pillow_decoded
+    )
     expected = 0
 
     def missing(upto: int) -> None:

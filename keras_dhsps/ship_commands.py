@@ -141,10 +141,14 @@ def _read_query_images(paths: Sequence[str], hasher) -> np.ndarray:
     """Decodes query images (naming a file that fails) at the model size,
     as ``dhsps encode`` decodes (TensorFlow where importable, else
     Pillow)."""
-    from keras_dhsps.data.store import _tensorflow
+    from keras_dhsps.data.store import tensorflow_or_none
     from keras_dhsps.errors import DataError
 
-    read = _tf_query_image if _tensorflow() is not None else _pillow_query_image
+    read = (
+        _tf_query_image
+        if tensorflow_or_none() is not None
+        else _pillow_query_image
+    )
     images = []
     for path in paths:
         if not os.path.isfile(path):
@@ -177,10 +181,10 @@ def _tf_query_image(path: str, hasher) -> np.ndarray:
 def _pillow_query_image(path: str, hasher) -> np.ndarray:
     """One query at the hasher's stored size, by the store's Pillow
     decoder (TensorFlow's twin within one grey level)."""
-    from keras_dhsps.data.store import _pillow_decode
+    from keras_dhsps.data.store import pillow_decode
 
     try:
-        return _pillow_decode(path, hasher.resize, hasher.stored_size)
+        return pillow_decode(path, hasher.resize, hasher.stored_size)
     except Exception as error:  # Pillow raises many types.
         raise DHSPSError(str(error).splitlines()[0]) from None
 

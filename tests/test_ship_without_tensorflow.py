@@ -61,7 +61,7 @@ def random_images(count, size, seed=0):
 def without_tensorflow(monkeypatch):
     """The store's TensorFlow probe answers None: every decode and resize
     takes the Pillow path, as on a machine without TensorFlow."""
-    monkeypatch.setattr(store, "_tensorflow", lambda: None)
+    monkeypatch.setattr(store, "tensorflow_or_none", lambda: None)
 
 
 @pytest.mark.backend_neutral

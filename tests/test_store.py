@@ -710,7 +710,7 @@ NO_TF_SCRIPT = textwrap.dedent(
         )
         results[budget] = np.asarray(store.images)
         skipped = [path for path, _ in store.skipped]
-    assert st._tensorflow() is None
+    assert st.tensorflow_or_none() is None
     assert "keras" not in sys.modules, "the store must not import keras"
     np.save(out, results[0])
     assert np.array_equal(results[0], results[64])

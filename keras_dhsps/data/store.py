@@ -221,7 +221,9 @@ def store_key(
 
 
 # ------------------------------------------------- decoding (TensorFlow)
-def _tensorflow():
+def tensorflow_or_none():
+    """The ``tensorflow`` module, or None where it is not installed (the
+    store, the encode stream and query reading then decode with Pillow)."""
     try:
         import tensorflow as tf
     except ImportError:
@@ -373,7 +375,9 @@ def _pillow_resize(image, *, resize: str, size: tuple[int, int]):
     return np.rint(np.dstack(bands)).astype(np.uint8)
 
 
-def _pillow_decode(path: str, resize: str, size: tuple[int, int]):
+def pillow_decode(path: str, resize: str, size: tuple[int, int]):
+    """Decodes one image file with Pillow and resizes it by the store's
+    rule: uint8 ``(H, W, 3)`` at ``size``."""
     from PIL import Image
 
     with Image.open(path) as image:
@@ -381,13 +385,13 @@ def _pillow_decode(path: str, resize: str, size: tuple[int, int]):
     return _pillow_resize(rgb, resize=resize, size=size)
 
 
-def _pillow_chunk(paths, resize, size):
+def pillow_decode_chunk(paths, resize, size):
     """Decodes ``paths`` (a worker task): ``(uint8 images, [(offset,
     reason)])``; failed images are left out."""
     images, failures = [], []
     for offset, path in enumerate(paths):
         try:
-            images.append(_pillow_decode(path, resize, size))
+            images.append(pillow_decode(path, resize, size))
         except FileNotFoundError:
             failures.append((offset, "image not found"))
         except Exception as error:  # Pillow raises many types.
@@ -403,7 +407,7 @@ def _cpu_count() -> int:
     return os.cpu_count() or 1
 
 
-def _pool_results(function, tasks: list, *args) -> Iterator:
+def process_pool_results(function, tasks: list, *args) -> Iterator:
     """``function(task, *args)`` for each task, in order, on spawned worker
     processes; at most two tasks per worker are in flight (memory stays
     bounded whatever the consumer's speed)."""
@@ -429,9 +433,9 @@ def _pillow_batches(paths, resize, size, failures: list):
     starts = range(0, len(paths), CHUNK_IMAGES)
     tasks = [paths[start : start + CHUNK_IMAGES] for start in starts]
     if len(paths) <= IN_PROCESS_MAX:
-        results = (_pillow_chunk(task, resize, size) for task in tasks)
+        results = (pillow_decode_chunk(task, resize, size) for task in tasks)
     else:
-        results = _pool_results(_pillow_chunk, tasks, resize, size)
+        results = process_pool_results(pillow_decode_chunk, tasks, resize, size)
     for start, (images, chunk_failures) in zip(starts, results, strict=True):
         failures.extend((start + offset, why) for offset, why in chunk_failures)
         if len(images):
@@ -461,7 +465,7 @@ def resize_uint8_images(
     images = np.asarray(images, np.uint8)
     if not len(images):
         return np.zeros((0, *size, 3), np.uint8)
-    tf = _tensorflow()
+    tf = tensorflow_or_none()
     if tf is not None:
         batches = _tf_resized_arrays(tf, images, resize, size)
     else:
@@ -480,7 +484,7 @@ def _decoded_batches(
     """
     if not len(split):
         return iter(())
-    tf = _tensorflow()
+    tf = tensorflow_or_none()
     if split.images is not None:
         if tf is not None:
             return _tf_resized_arrays(tf, split.images, resize, size)
