@@ -9,8 +9,6 @@ TensorFlow gets, and import nothing from TensorFlow themselves.
 import dataclasses
 import json
 import os
-import subprocess
-import sys
 
 import keras
 import numpy as np
@@ -28,11 +26,11 @@ from keras_dhsps.models import build_hasher
 from keras_dhsps.models import load_hasher
 from keras_dhsps.train import fit
 from tests.training_helpers import InterruptAt
+from tests.training_helpers import run_without_tensorflow
 from tests.training_helpers import small_config
 from tests.training_helpers import weights_of
 
 pytestmark = pytest.mark.backend_neutral
-TESTS = os.path.dirname(os.path.abspath(__file__))
 
 
 @pytest.fixture(scope="module")
@@ -212,17 +210,7 @@ def test_train_imports_and_runs_without_tensorflow(tmp_path):
         "print(json.dumps([keras_dhsps.train.keras.backend.backend(), "
         "int(result.model.optimizer.iterations), list(codes.shape)]))\n"
     )
-    env = dict(os.environ, KERAS_BACKEND="jax")
-    env["PYTHONPATH"] = os.pathsep.join(
-        [TESTS, os.path.dirname(TESTS), env.get("PYTHONPATH", "")]
-    )
-    done = subprocess.run(
-        [sys.executable, "-c", script],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    done = run_without_tensorflow(script)
     assert done.returncode == 0, done.stderr[-3000:]
     last = done.stdout.strip().splitlines()[-1]
     assert json.loads(last) == ["jax", 2, [8, 8]]

@@ -59,26 +59,10 @@ def test_resolve_model_file_names_what_is_missing(tmp_path):
 def test_fit_leaves_a_loadable_run_directory(tmp_path):
     import numpy as np
 
-    from keras_dhsps.data import load_dataset
-    from keras_dhsps.train import fit
+    from tests.training_helpers import train_tiny_run
 
-    config = override(
-        ExperimentConfig(),
-        "model.bits=8",
-        "train.epochs=1",
-        "train.batch_size=32",
-        "train.validation_every=0",
-        "train.tensorboard=false",
-    )
-    dataset = load_dataset(
-        "digits-mosaic",
-        num_train=64,
-        num_validation=16,
-        num_query=8,
-        num_database=16,
-    )
     run = str(tmp_path / "run")
-    result = fit(config, dataset=dataset, verbose=0, run_dir=run)
+    result, dataset, config = train_tiny_run(run)
     for name in (rundir.CONFIG_FILE, rundir.MODEL_FILE, rundir.HISTORY_FILE):
         assert os.path.isfile(os.path.join(run, name)), name
     hasher = rundir.load_hasher(run)

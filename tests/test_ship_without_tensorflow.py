@@ -12,8 +12,6 @@ TensorFlow probe answer None.
 """
 
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -26,8 +24,8 @@ from keras_dhsps.data import store
 from keras_dhsps.hasher import LoadedHasher
 from keras_dhsps.hasher import hasher_metadata
 from keras_dhsps.models import build_hasher
-
-TESTS = os.path.dirname(os.path.abspath(__file__))
+from tests.training_helpers import run_without_tensorflow
+from tests.training_helpers import train_tiny_run
 
 
 def write_images(directory, images):
@@ -136,28 +134,8 @@ def test_preprocess_resizes_then_crops_by_the_stores_rule(
 
 
 def tiny_run(root):
-    from keras_dhsps.config import ExperimentConfig
-    from keras_dhsps.config import override
-    from keras_dhsps.data import load_dataset
-    from keras_dhsps.train import fit
-
-    config = override(
-        ExperimentConfig(),
-        "model.bits=8",
-        "train.epochs=1",
-        "train.batch_size=32",
-        "train.validation_every=0",
-        "train.tensorboard=false",
-    )
-    dataset = load_dataset(
-        "digits-mosaic",
-        num_train=64,
-        num_validation=16,
-        num_query=8,
-        num_database=16,
-    )
     run = str(root / "run")
-    fit(config, dataset=dataset, verbose=0, run_dir=run)
+    _, dataset, _ = train_tiny_run(run)
     return run, dataset.split("query").images[:5]
 
 
@@ -187,17 +165,7 @@ def test_encode_and_search_run_without_tensorflow_under_jax(tmp_path):
         "assert 'tensorflow' not in sys.modules\n"
         "print(keras.backend.backend())\n"
     )
-    env = dict(os.environ, KERAS_BACKEND="jax")
-    env["PYTHONPATH"] = os.pathsep.join(
-        [TESTS, os.path.dirname(TESTS), env.get("PYTHONPATH", "")]
-    )
-    done = subprocess.run(
-        [sys.executable, "-c", script],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    done = run_without_tensorflow(script)
     assert done.returncode == 0, done.stderr[-3000:]
     lines = done.stdout.strip().splitlines()
     assert lines[-1] == "jax"

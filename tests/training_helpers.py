@@ -37,3 +37,51 @@ class InterruptAt(keras.callbacks.Callback):
         self.seen += 1
         if self.seen == self.step:
             raise KeyboardInterrupt("simulated interruption")
+
+
+def train_tiny_run(run_dir):
+    """Trains an 8-bit hasher for one epoch on a tiny digits-mosaic into
+    ``run_dir``; returns ``(fit's result, the dataset, the config)``."""
+    from keras_dhsps.config import override
+    from keras_dhsps.data import load_dataset
+    from keras_dhsps.train import fit
+
+    config = override(
+        ExperimentConfig(),
+        "model.bits=8",
+        "train.epochs=1",
+        "train.batch_size=32",
+        "train.validation_every=0",
+        "train.tensorboard=false",
+    )
+    dataset = load_dataset(
+        "digits-mosaic",
+        num_train=64,
+        num_validation=16,
+        num_query=8,
+        num_database=16,
+    )
+    result = fit(config, dataset=dataset, verbose=0, run_dir=str(run_dir))
+    return result, dataset, config
+
+
+def run_without_tensorflow(script, timeout=300):
+    """Runs ``script`` (Python source) in a subprocess under
+    ``KERAS_BACKEND=jax`` with ``tests/`` importable, so it can start with
+    ``import _block_tensorflow`` (TensorFlow made unimportable)."""
+    import os
+    import subprocess
+    import sys
+
+    tests = os.path.dirname(os.path.abspath(__file__))
+    env = dict(os.environ, KERAS_BACKEND="jax")
+    env["PYTHONPATH"] = os.pathsep.join(
+        [tests, os.path.dirname(tests), env.get("PYTHONPATH", "")]
+    )
+    return subprocess.run(
+        [sys.executable, "-c", script],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
