@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 
 from keras_dhsps.config import InputConfig
 from keras_dhsps.data.base import RetrievalDataset
 from keras_dhsps.data.base import Split
-from keras_dhsps.data.feed import check_input_config
 from keras_dhsps.data.feed import default_reader
 from keras_dhsps.data.feed import open_image_store
 from keras_dhsps.data.feed import ordered_batches
@@ -50,10 +47,6 @@ def encode(
     """
     input_config = input_config or InputConfig()
     reader = reader or default_reader()
-    check_input_config(
-        dataclasses.replace(input_config, random_crop=False, random_flip=False),
-        reader,
-    )
     if not len(split):
         return np.zeros((0, int(model.output_shape[-1])), np.float32)
     image_size = model_image_size(model)

@@ -70,7 +70,6 @@ except ImportError:  # a JAX or PyTorch machine: say so in one line
         "and encode without it"
     ) from None
 
-from keras_dhsps.config import RESIZE_MODES
 from keras_dhsps.data.pipeline import center_crop
 from keras_dhsps.data.store import decode_image
 from keras_dhsps.data.store import resize_images
@@ -109,11 +108,6 @@ def preprocess_images(
         DHSPSError: an unknown ``resize`` mode, or a stored size smaller
             than ``image_size``.
     """
-    if resize not in RESIZE_MODES:
-        raise DHSPSError(
-            f"unknown resize mode {resize!r}; choose one of "
-            f"{', '.join(RESIZE_MODES)}"
-        )
     height, width = image_size
     size = stored_size(image_size, resize=resize, resize_to=resize_to)
     images = resize_images(images, resize=resize, size=size)
@@ -163,7 +157,7 @@ def export_saved_model(
         config: the experiment config dict stored in the metadata.
         overwrite: replace an existing directory.
         resize: how endpoints bring images to the model's size, one of
-            :data:`RESIZE_MODES` (use the mode the model was evaluated
+            ``keras_dhsps.config.RESIZE_MODES`` (use the mode the model was evaluated
             with); stored in the metadata.
         resize_to: the intermediate size of the cropping modes.
 

@@ -303,7 +303,6 @@ class TrainingStream:
             raise DHSPSError(
                 f"unknown reader {self.reader!r}; known: {', '.join(READERS)}"
             )
-        feed.check_input_config(self.input_config, self.reader)
 
     def batches(self, start: int = 0):
         """Batches from global step ``start``: a ``tf.data.Dataset`` or a

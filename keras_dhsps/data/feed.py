@@ -32,32 +32,8 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from keras_dhsps.config import RESIZE_MODES
 from keras_dhsps.config import InputConfig
 from keras_dhsps.data.base import Split
-from keras_dhsps.errors import DHSPSError
-
-
-def check_input_config(input_config, reader: str) -> None:
-    """Refuses ``InputConfig`` values a reader cannot serve, in one line.
-
-    Raises:
-        DHSPSError: an unknown resize mode, or a crop without a
-            cropping mode. (Every reader reads the image store, and crop and
-            flip are layers of the model, so every reader serves every
-            mode.)
-    """
-    resize = input_config.resize
-    if resize not in RESIZE_MODES:
-        raise DHSPSError(
-            f"input.resize={resize!r} is not a resize mode; choose one of "
-            f"{', '.join(RESIZE_MODES)}"
-        )
-    if input_config.random_crop and resize == "direct":
-        raise DHSPSError(
-            "input.random_crop=true needs a cropping input.resize "
-            "(resize_crop or shorter_side_crop), not 'direct'"
-        )
 
 
 def tensorflow_available() -> bool:
