@@ -108,14 +108,13 @@ def _train(args):
 
         check_strategy(args.strategy)  # before any data is read
     run = RunDirectory(args.output)
-    existing = run.read_config()
-    if existing is not None and run.claim(config):
+    if run.check(config):
         print(f"{args.output} is complete (config unchanged); nothing to do")
         return
     # Data first: keras_dhsps.data imports no TensorFlow, so a data error is
-    # reported before TensorFlow prints its start-up notices.
+    # reported before TensorFlow prints its start-up notices. fit claims
+    # the run directory (config.json) once the data has loaded.
     dataset = load_configured_dataset(config.data, root=args.data_root)
-    run.claim(config)
     _fit_and_report(args, config, dataset, run)
 
 

@@ -114,25 +114,21 @@ class RunDirectory:
         """Whether the run was trained and evaluated (``report.json``)."""
         return os.path.isfile(self.join(REPORT_FILE))
 
-    def claim(self, config) -> bool:
-        """Makes this directory ``config``'s run; True when that run is
-        already complete (nothing to do).
-
-        Writes ``config.json`` when the directory holds no run yet.
+    def check(self, config) -> bool | None:
+        """What this directory holds for ``config``, writing nothing: None
+        (no run yet), False (``config``'s run, to resume) or True (that
+        run, complete: nothing to do).
 
         Raises:
             DHSPSError: the directory holds a run of another config (the
                 message names every differing key).
         """
         from keras_dhsps.config import to_dict
-        from keras_dhsps.io_utils import write_json
 
-        wanted = to_dict(config)
         existing = self.read_config()
         if existing is None:
-            write_json(self.join(CONFIG_FILE), wanted)
-            return False
-        differences = config_differences(existing, wanted)
+            return None
+        differences = config_differences(existing, to_dict(config))
         if differences:
             raise DHSPSError(
                 f"{self.path} holds a run with another config ("
@@ -140,6 +136,21 @@ class RunDirectory:
                 + "); give another --output, or the same options to resume it"
             )
         return self.is_complete()
+
+    def claim(self, config) -> bool:
+        """Makes this directory ``config``'s run (writes ``config.json``
+        when it holds no run yet); True when that run is already complete.
+
+        Raises:
+            DHSPSError: see :meth:`check`.
+        """
+        from keras_dhsps.config import to_dict
+        from keras_dhsps.io_utils import write_json
+
+        state = self.check(config)
+        if state is None:
+            write_json(self.join(CONFIG_FILE), to_dict(config))
+        return bool(state)
 
     def write_model(self, model) -> None:
         """Saves the final model as ``model.keras`` (atomically)."""

@@ -79,3 +79,13 @@ def keras_codes(model, images):
     return np.asarray(
         keras.ops.convert_to_numpy(model(images.astype("float32")))
     )
+
+
+def test_check_reports_the_run_without_writing(tmp_path):
+    run = rundir.RunDirectory(str(tmp_path / "run"))
+    assert run.check(ExperimentConfig()) is None  # no run yet
+    assert not os.path.exists(run.join(rundir.CONFIG_FILE))
+    run.claim(ExperimentConfig())
+    assert run.check(ExperimentConfig()) is False  # to resume
+    with pytest.raises(DHSPSError, match="model.bits: 48 -> 12"):
+        run.check(override(ExperimentConfig(), "model.bits=12"))
