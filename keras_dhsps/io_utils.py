@@ -50,7 +50,9 @@ def directory_mode() -> int:
     return 0o777 & ~current_umask()
 
 
-def _fsync_path(path: str) -> None:
+def fsync_path(path: str) -> None:
+    """Flushes one file, or a directory's entries (after a rename in it),
+    to disk; a file system that cannot sync a directory is left as it is."""
     flags = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0)
     descriptor = os.open(path, flags if os.path.isdir(path) else os.O_RDONLY)
     try:
@@ -67,10 +69,10 @@ def fsync_tree(path: str) -> None:
     if os.path.isdir(path):
         for directory, _, names in os.walk(path):
             for name in names:
-                _fsync_path(os.path.join(directory, name))
-            _fsync_path(directory)
+                fsync_path(os.path.join(directory, name))
+            fsync_path(directory)
     else:
-        _fsync_path(path)
+        fsync_path(path)
 
 
 #: errno values that say the output cannot be written (not a bug).
@@ -182,7 +184,7 @@ def atomic_write(path: str, write: Callable[[str], None]) -> None:
     except BaseException:
         _remove(temporary)
         raise
-    _fsync_path(directory)
+    fsync_path(directory)
 
 
 def _remove(temporary: str) -> None:

@@ -125,6 +125,7 @@ from keras_dhsps.config import RESIZE_MODES
 from keras_dhsps.data.base import Split
 from keras_dhsps.errors import DataError
 from keras_dhsps.errors import DHSPSError
+from keras_dhsps.io_utils import fsync_path
 
 logger = logging.getLogger(__name__)
 
@@ -901,16 +902,6 @@ def _remove_orphans(path: str) -> None:
                     os.remove(entry.path)
 
 
-def _fsync_directory(directory: str) -> None:
-    if os.name != "posix":
-        return
-    handle = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(handle)
-    finally:
-        os.close(handle)
-
-
 def _write_store(handle, split, resize, size, key, skip_bad_images) -> None:
     """Streams the store of ``split`` into an open, empty file."""
     _write_bytes(handle, bytes(DATA_OFFSET))
@@ -974,7 +965,7 @@ def _build_file(path, key, split, resize, size, skip_bad_images) -> None:
         with os.fdopen(descriptor, "wb") as handle:
             _write_store(handle, split, resize, size, key, skip_bad_images)
         os.replace(temporary, path)
-        _fsync_directory(directory)
+        fsync_path(directory)
     except OSError as error:
         if error.errno in _SPACE_ERRNOS:
             raise _space_error(path, needed, None) from None
