@@ -10,6 +10,34 @@ import textwrap
 
 import pytest
 
+# The problem both TensorFlow scripts solve: 8 rows whose labels give
+# hard-similar, hard-dissimilar and soft pairs, including pairs split across
+# the two replicas or workers (rows 0-3 and 4-7); a two-layer hasher; the
+# loss and gradients of one device on the whole batch. Needs keras, numpy,
+# tensorflow and IDHNLoss imported before it.
+TINY_PROBLEM = textwrap.dedent(
+    """
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(8, 6)).astype("float32")
+    y = np.array([[1, 0, 0], [1, 1, 0], [0, 0, 1], [1, 1, 1],
+                  [1, 0, 0], [0, 1, 1], [0, 0, 1], [1, 1, 0]], "float32")
+
+    def build():
+        keras.utils.set_random_seed(0)
+        inputs = keras.Input((6,))
+        h = keras.layers.Dense(5, activation="tanh", name="fc")(inputs)
+        out = keras.layers.Dense(4, activation="tanh", name="hash_layer")(h)
+        return keras.Model(inputs, out)
+
+    def reference():
+        model = build()
+        with tf.GradientTape() as tape:
+            loss = IDHNLoss()(y, model(x))
+        grads = tape.gradient(loss, model.trainable_variables)
+        return float(loss), [g.numpy() for g in grads]
+    """
+)
+
 # Logical devices must be configured before TensorFlow initializes, so the
 # comparison runs in a fresh interpreter.
 SCRIPT = textwrap.dedent(
@@ -30,26 +58,7 @@ SCRIPT = textwrap.dedent(
     from keras_dhsps.losses import IDHNLoss
     from keras_dhsps.train import fit
 
-    rng = np.random.default_rng(0)
-    x = rng.normal(size=(8, 6)).astype("float32")
-    # Labels with hard-similar, hard-dissimilar and soft pairs, including
-    # pairs split across the two replicas (rows 0-3 and 4-7).
-    y = np.array([[1, 0, 0], [1, 1, 0], [0, 0, 1], [1, 1, 1],
-                  [1, 0, 0], [0, 1, 1], [0, 0, 1], [1, 1, 0]], "float32")
-
-    def build():
-        keras.utils.set_random_seed(0)
-        inputs = keras.Input((6,))
-        h = keras.layers.Dense(5, activation="tanh", name="fc")(inputs)
-        out = keras.layers.Dense(4, activation="tanh", name="hash_layer")(h)
-        return keras.Model(inputs, out)
-
-    def reference():
-        model = build()
-        with tf.GradientTape() as tape:
-            loss = IDHNLoss()(y, model(x))
-        grads = tape.gradient(loss, model.trainable_variables)
-        return float(loss), [g.numpy() for g in grads]
+    #TINY_PROBLEM
 
     def mirrored_step(wrap):
         strategy = make_strategy("mirrored", ["/cpu:0", "/cpu:1"])
@@ -92,7 +101,7 @@ SCRIPT = textwrap.dedent(
     out["fit_iterations"] = int(result.model.optimizer.iterations.numpy())
     print("RESULT " + json.dumps(out))
     """
-)
+).replace("#TINY_PROBLEM\n", TINY_PROBLEM)
 
 
 @pytest.fixture(scope="module")
@@ -328,25 +337,7 @@ MULTI_WORKER = textwrap.dedent(
     from keras_dhsps.losses import IDHNLoss
 
     worker = int(sys.argv[1])
-    rng = np.random.default_rng(0)
-    x = rng.normal(size=(8, 6)).astype("float32")
-    # Pairs of every kind, also across the two workers (rows 0-3, 4-7).
-    y = np.array([[1, 0, 0], [1, 1, 0], [0, 0, 1], [1, 1, 1],
-                  [1, 0, 0], [0, 1, 1], [0, 0, 1], [1, 1, 0]], "float32")
-
-    def build():
-        keras.utils.set_random_seed(0)
-        inputs = keras.Input((6,))
-        h = keras.layers.Dense(5, activation="tanh", name="fc")(inputs)
-        out = keras.layers.Dense(4, activation="tanh", name="hash_layer")(h)
-        return keras.Model(inputs, out)
-
-    def reference():
-        model = build()
-        with tf.GradientTape() as tape:
-            loss = IDHNLoss()(y, model(x))
-        grads = tape.gradient(loss, model.trainable_variables)
-        return float(loss), [g.numpy() for g in grads]
+    #TINY_PROBLEM
 
     def own_half(context):
         # Each worker feeds its own 4 rows: worker 0 rows 0-3, worker 1 4-7.
@@ -401,7 +392,7 @@ MULTI_WORKER = textwrap.dedent(
         "half_loss": float(IDHNLoss()(y[:4], build()(x[:4]))),
     }))
     """
-)
+).replace("#TINY_PROBLEM\n", TINY_PROBLEM)
 
 
 def _free_ports(count):
