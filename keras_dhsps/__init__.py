@@ -19,10 +19,10 @@ yet, the registration runs right after the first ``import keras``.
 """
 
 import importlib
-import importlib.abc
-import importlib.util
 import sys
 import warnings
+
+from keras_dhsps.import_hooks import around_first_import
 
 __version__ = "0.1.0"
 
@@ -76,43 +76,19 @@ def register_custom_objects() -> None:
         importlib.import_module("keras_dhsps.distribute")
 
 
-class _RegisteringLoader(importlib.abc.Loader):
-    """Keras's own loader, then :func:`register_custom_objects`."""
-
-    def __init__(self, loader):
-        self._loader = loader
-
-    def create_module(self, spec):
-        return self._loader.create_module(spec)
-
-    def exec_module(self, module):
-        self._loader.exec_module(module)
-        try:
-            register_custom_objects()
-        except Exception as error:  # never break `import keras` itself
-            warnings.warn(
-                f"keras_dhsps could not register its Keras objects: {error}",
-                stacklevel=2,
-            )
-
-    def __getattr__(self, name):  # resource readers and the like
-        return getattr(self._loader, name)
-
-
-class _AfterKerasImport(importlib.abc.MetaPathFinder):
-    """Wraps the loader of the first ``import keras``; then steps aside."""
-
-    def find_spec(self, fullname, path=None, target=None):
-        if fullname != "keras":
-            return None
-        sys.meta_path.remove(self)
-        spec = importlib.util.find_spec("keras")
-        if spec is not None and spec.loader is not None:
-            spec.loader = _RegisteringLoader(spec.loader)
-        return spec
+def _register_after(execute) -> None:
+    """Runs Keras's own import, then :func:`register_custom_objects`."""
+    execute()
+    try:
+        register_custom_objects()
+    except Exception as error:  # never break `import keras` itself
+        warnings.warn(
+            f"keras_dhsps could not register its Keras objects: {error}",
+            stacklevel=2,
+        )
 
 
 if "keras" in sys.modules:
     register_custom_objects()
-elif not any(isinstance(f, _AfterKerasImport) for f in sys.meta_path):
-    sys.meta_path.insert(0, _AfterKerasImport())
+else:
+    around_first_import("keras", _register_after)

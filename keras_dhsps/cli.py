@@ -17,8 +17,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
-import importlib.abc
-import importlib.util
 import json
 import logging
 import os
@@ -29,6 +27,7 @@ from keras_dhsps.config import STRATEGIES
 from keras_dhsps.data import commands as data_commands
 from keras_dhsps.data import load_configured_dataset
 from keras_dhsps.errors import DHSPSError
+from keras_dhsps.import_hooks import around_first_import
 from keras_dhsps.rundir import CONFIG_FILE
 from keras_dhsps.rundir import RunDirectory
 from keras_dhsps.rundir import read_json_file
@@ -427,34 +426,17 @@ def _stderr_descriptor_silenced():
         os.close(saved)
 
 
-class _QuietTensorFlowImport(importlib.abc.MetaPathFinder):
+def _quiet_tensorflow_import() -> None:
     """Imports TensorFlow, when something first needs it, with its C++
     start-up notices (absl ``I0000 ... oneDNN ...``) silenced: they are
     printed whatever ``TF_CPP_MIN_LOG_LEVEL`` says and would bury the
     one-line errors. Python exceptions from the import still show."""
 
-    def find_spec(self, fullname, path=None, target=None):
-        if fullname != "tensorflow":
-            return None
-        sys.meta_path.remove(self)
-        spec = importlib.util.find_spec(fullname)
-        if spec is not None and spec.loader is not None:
-            loader = spec.loader
-            execute = loader.exec_module
+    def silenced(execute):
+        with _stderr_descriptor_silenced():
+            execute()
 
-            def exec_module(module):
-                with _stderr_descriptor_silenced():
-                    execute(module)
-
-            loader.exec_module = exec_module
-        return spec
-
-
-def _quiet_tensorflow_import() -> None:
-    if "tensorflow" in sys.modules:
-        return
-    if not any(isinstance(f, _QuietTensorFlowImport) for f in sys.meta_path):
-        sys.meta_path.insert(0, _QuietTensorFlowImport())
+    around_first_import("tensorflow", silenced)
 
 
 def _one_line(message) -> str:

@@ -1,0 +1,68 @@
+"""Running code around the first import of another package.
+
+Two places need it: ``import keras_dhsps`` registers the package's Keras
+objects right after the first ``import keras`` (so importing keras_dhsps
+imports neither Keras nor TensorFlow), and the CLI silences TensorFlow's
+C++ start-up notices while TensorFlow is first imported. Written by hand:
+the import system offers the hook (a meta-path finder) but no helper that
+wraps one module's execution.
+"""
+
+from __future__ import annotations
+
+import importlib.abc
+import importlib.util
+import sys
+from collections.abc import Callable
+
+#: ``around(execute)`` runs in place of a module's execution and must call
+#: ``execute()`` exactly once.
+Around = Callable[[Callable[[], None]], None]
+
+
+class _WrappingLoader(importlib.abc.Loader):
+    """The module's own loader, its execution passed through ``around``."""
+
+    def __init__(self, loader, around: Around):
+        self._loader = loader
+        self._around = around
+
+    def create_module(self, spec):
+        return self._loader.create_module(spec)
+
+    def exec_module(self, module):
+        self._around(lambda: self._loader.exec_module(module))
+
+    def __getattr__(self, name):  # resource readers and the like
+        return getattr(self._loader, name)
+
+
+class _FirstImport(importlib.abc.MetaPathFinder):
+    """Wraps the loader of the first import of ``name``; then steps aside."""
+
+    def __init__(self, name: str, around: Around):
+        self.name = name
+        self.around = around
+
+    def find_spec(self, fullname, path=None, target=None):
+        if fullname != self.name:
+            return None
+        sys.meta_path.remove(self)
+        spec = importlib.util.find_spec(fullname)
+        if spec is not None and spec.loader is not None:
+            spec.loader = _WrappingLoader(spec.loader, self.around)
+        return spec
+
+
+def around_first_import(name: str, around: Around) -> None:
+    """Runs ``around(execute)`` in place of executing top-level module
+    ``name`` when it is first imported. Does nothing when ``name`` is
+    already imported or a hook for it is already waiting."""
+    if name in sys.modules:
+        return
+    waiting = (
+        isinstance(finder, _FirstImport) and finder.name == name
+        for finder in sys.meta_path
+    )
+    if not any(waiting):
+        sys.meta_path.insert(0, _FirstImport(name, around))
