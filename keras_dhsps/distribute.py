@@ -58,7 +58,6 @@ from __future__ import annotations
 
 import contextlib
 import importlib
-import importlib.util
 
 import keras
 
@@ -73,6 +72,7 @@ except ImportError:  # pragma: no cover - a Keras that moved it
 from keras_dhsps.config import STRATEGIES
 from keras_dhsps.errors import DHSPSError
 from keras_dhsps.errors import UnknownNameError
+from keras_dhsps.import_hooks import installed
 
 
 def check_strategy(name):
@@ -96,11 +96,7 @@ def check_strategy(name):
         "pip install 'keras_dhsps[gpu]' or 'keras_dhsps[cpu]', "
         "with KERAS_BACKEND=tensorflow"
     )
-    try:
-        spec = importlib.util.find_spec("tensorflow")
-    except ImportError:  # an import hook that refuses it
-        spec = None
-    if spec is None:
+    if not installed("tensorflow"):
         raise DHSPSError(
             f"strategy {name!r} needs TensorFlow (tf.distribute): {install}; "
             "under JAX use keras.distribution.DataParallel"

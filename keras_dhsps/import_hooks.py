@@ -1,11 +1,15 @@
-"""Running code around the first import of another package.
+"""Asking about, and running code around, the imports of other packages.
 
-Two places need it: ``import keras_dhsps`` registers the package's Keras
-objects right after the first ``import keras`` (so importing keras_dhsps
-imports neither Keras nor TensorFlow), and the CLI silences TensorFlow's
-C++ start-up notices while TensorFlow is first imported. Written by hand:
-the import system offers the hook (a meta-path finder) but no helper that
-wraps one module's execution.
+:func:`installed` says whether a package can be imported without importing
+it (the readers, the strategies and TensorBoard logging ask it of
+TensorFlow and TensorBoard). :func:`around_first_import` runs code around
+the first import of a package. Two places need that: ``import
+keras_dhsps`` registers the package's Keras objects right after the first
+``import keras`` (so importing keras_dhsps imports neither Keras nor
+TensorFlow), and the CLI silences TensorFlow's C++ start-up notices while
+TensorFlow is first imported. Written by hand: the import system offers
+the hook (a meta-path finder) but no helper that wraps one module's
+execution.
 """
 
 from __future__ import annotations
@@ -18,6 +22,19 @@ from collections.abc import Callable
 #: ``around(execute)`` runs in place of a module's execution and must call
 #: ``execute()`` exactly once.
 Around = Callable[[Callable[[], None]], None]
+
+
+def installed(name: str) -> bool:
+    """Whether top-level package ``name`` can be imported, without
+    importing it: False where it is not installed, where ``sys.modules``
+    holds None for it, or where an import hook refuses it (as the tests'
+    TensorFlow blocker does)."""
+    if name in sys.modules:
+        return sys.modules[name] is not None
+    try:
+        return importlib.util.find_spec(name) is not None
+    except ImportError:
+        return False
 
 
 class _WrappingLoader(importlib.abc.Loader):

@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import importlib.util
 import logging
 import os
 import time
@@ -64,6 +63,7 @@ from keras_dhsps.data.base import Split
 from keras_dhsps.data.store import stored_size
 from keras_dhsps.errors import DHSPSError
 from keras_dhsps.evaluation import model_image_size
+from keras_dhsps.import_hooks import installed
 from keras_dhsps.losses import get_loss
 from keras_dhsps.models import HASH_LAYER_NAME
 from keras_dhsps.models import build_hasher
@@ -482,7 +482,7 @@ def _callbacks(
 
 
 def _tensorboard(directory):
-    if importlib.util.find_spec("tensorboard") is None:
+    if not installed("tensorboard"):
         logger.warning(
             "tensorboard is not installed: no TensorBoard logs "
             "(pip install tensorboard)"

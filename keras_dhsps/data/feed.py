@@ -26,29 +26,18 @@ tested on both backends).
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from collections.abc import Iterator
 
 import numpy as np
 
 from keras_dhsps.config import InputConfig
 from keras_dhsps.data.base import Split
-
-
-def tensorflow_available() -> bool:
-    """Whether TensorFlow can be imported (without importing it)."""
-    if "tensorflow" in sys.modules:
-        return sys.modules["tensorflow"] is not None
-    try:
-        return importlib.util.find_spec("tensorflow") is not None
-    except ImportError:  # an import hook that refuses it
-        return False
+from keras_dhsps.import_hooks import installed
 
 
 def default_reader() -> str:
     """``"tf.data"`` where TensorFlow is installed, else ``"numpy"``."""
-    return "tf.data" if tensorflow_available() else "numpy"
+    return "tf.data" if installed("tensorflow") else "numpy"
 
 
 def steps_per_epoch(count: int, batch_size: int) -> int:
