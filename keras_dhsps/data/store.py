@@ -321,6 +321,9 @@ def _tf_batches(paths, resize, size, failures: list) -> Iterator[np.ndarray]:
         .batch(BATCH_IMAGES)
         .prefetch(tf.data.AUTOTUNE)
     )
+    options = tf.data.Options()
+    options.threading.max_intra_op_parallelism = 1
+    dataset = dataset.with_options(options)
     expected = 0
     for indices, images in dataset:
         indices = indices.numpy()
