@@ -402,9 +402,11 @@ def fit_and_evaluate(name: str, params: dict, config, dataset) -> dict:
 
     Extracts the backbone's features (``config.model``: backbone, image
     size, weights; seeded by ``config.train.seed``) of the train, query and
-    database splits, fits hasher ``name`` on the training features and
-    labels with ``config.model.bits`` bits, and scores query codes against
-    database codes with ``config.eval``.
+    database splits, read as the deep cells read them (``config.input``:
+    resize mode, centre crop, the image store they share), fits hasher
+    ``name`` on the training features and labels with ``config.model.bits``
+    bits, and scores query codes against database codes with
+    ``config.eval``.
 
     Returns:
         :func:`keras_dhsps.evaluation.report_from_codes`' dict plus
@@ -423,7 +425,9 @@ def fit_and_evaluate(name: str, params: dict, config, dataset) -> dict:
         weights=config.model.backbone_weights,
     )
     features = {
-        split: encode(extractor, dataset.split(split))
+        split: encode(
+            extractor, dataset.split(split), input_config=config.input
+        )
         for split in ("train", "query", "database")
     }
     hasher = make_hasher(name, config.model.bits, params, config.train.seed)

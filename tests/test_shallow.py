@@ -198,11 +198,14 @@ def test_make_hasher_seeds_the_seeded_ones_and_rejects_unknown_names():
 
 def test_fit_and_evaluate_is_features_then_fit_then_report():
     """The one training path, checked against the same steps done by hand
-    and scored with this file's plain mAP."""
+    and scored with this file's plain mAP. The input section is not the
+    default: the features are those of the deep cells' input (stored at
+    40×40, centre crop to the model's 32×32), not of a direct resize."""
     import keras
 
     from keras_dhsps.config import EvalConfig
     from keras_dhsps.config import ExperimentConfig
+    from keras_dhsps.config import InputConfig
     from keras_dhsps.config import ModelConfig
     from keras_dhsps.config import TrainConfig
     from keras_dhsps.data import load_digits_mosaic
@@ -212,18 +215,22 @@ def test_fit_and_evaluate_is_features_then_fit_then_report():
     dataset = load_digits_mosaic(
         num_train=64, num_validation=0, num_query=16, num_database=48
     )
+    crop = InputConfig(resize="resize_crop", resize_to=(40, 40))
     config = ExperimentConfig(
-        model=ModelConfig(backbone="small_cnn", bits=8),
+        model=ModelConfig(backbone="small_cnn", bits=8, image_size=(32, 32)),
         train=TrainConfig(seed=3),
+        input=crop,
         eval=EvalConfig(map_at=("all",), ndcg_at=(), acg_at=(), wap_at=()),
     )
     report = shallow.fit_and_evaluate("itq", {}, config, dataset)
     keras.utils.set_random_seed(3)
-    extractor = build_feature_extractor("small_cnn", image_size=None)
+    extractor = build_feature_extractor("small_cnn", image_size=(32, 32))
     features = {
-        name: encode(extractor, dataset.split(name))
+        name: encode(extractor, dataset.split(name), input_config=crop)
         for name in ("train", "query", "database")
     }
+    direct = encode(extractor, dataset.split("query"))
+    assert np.abs(direct - features["query"]).max() > 1e-3  # it matters
     itq = shallow.ITQ(8, seed=3).fit(features["train"])
     expected = _map(
         itq.encode(features["query"]),
