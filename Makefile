@@ -22,15 +22,20 @@ reproduce: $(STAMP)
 		--output $(RESULTS) $(if $(FULL),--full,)
 
 # The whole suite under TensorFlow, then the backend-neutral subset under
-# JAX (CPU jax from the test extra). pytest exits 5 when no test carries the
-# marker: that is reported, not failed; every other status is passed on.
-JAX_TESTS := -m "backend_neutral and not slow"
+# JAX and under PyTorch (the CPU builds of the test extra). pytest exits 5
+# when no test carries the marker: that is reported, not failed; every
+# other status is passed on.
+NEUTRAL_TESTS := -m "backend_neutral and not slow"
+OTHER_BACKENDS := jax torch
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
-	KERAS_BACKEND=jax $(BIN)/python -m pytest -q $(JAX_TESTS); \
-	status=$$?; \
-	if [ $$status -eq 5 ]; then echo "no backend_neutral tests under jax"; \
-	else exit $$status; fi
+	for backend in $(OTHER_BACKENDS); do \
+		KERAS_BACKEND=$$backend $(BIN)/python -m pytest -q $(NEUTRAL_TESTS); \
+		status=$$?; \
+		if [ $$status -eq 5 ]; then \
+			echo "no backend_neutral tests under $$backend"; \
+		elif [ $$status -ne 0 ]; then exit $$status; fi; \
+	done
 
 # Includes the tests marked slow.
 test-all: $(STAMP)

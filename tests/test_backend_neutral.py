@@ -1,7 +1,8 @@
 """The training and evaluation path on every Keras backend.
 
 Every test here is marked ``backend_neutral``: ``make test`` runs them under
-the default TensorFlow backend and again under ``KERAS_BACKEND=jax``. They
+the default TensorFlow backend and again under ``KERAS_BACKEND=jax`` and
+``KERAS_BACKEND=torch``. They
 use the NumPy reader (``keras_dhsps.data.feed``), the one a machine without
 TensorFlow gets, and import nothing from TensorFlow themselves.
 """
@@ -26,6 +27,7 @@ from keras_dhsps.models import build_hasher
 from keras_dhsps.models import load_hasher
 from keras_dhsps.train import fit
 from tests.training_helpers import InterruptAt
+from tests.training_helpers import backend_without_tensorflow
 from tests.training_helpers import run_without_tensorflow
 from tests.training_helpers import small_config
 from tests.training_helpers import weights_of
@@ -182,7 +184,8 @@ def test_resume_after_interruption_matches_uninterrupted(
 
 
 def test_train_imports_and_runs_without_tensorflow(tmp_path):
-    # A machine with JAX and no TensorFlow: import the training path, fit
+    # A machine with JAX (or PyTorch) and no TensorFlow: import the
+    # training path, fit
     # one epoch of 2 steps with a checkpoint, encode.
     script = (
         "import _block_tensorflow, sys\n"
@@ -213,7 +216,7 @@ def test_train_imports_and_runs_without_tensorflow(tmp_path):
     done = run_without_tensorflow(script)
     assert done.returncode == 0, done.stderr[-3000:]
     last = done.stdout.strip().splitlines()[-1]
-    assert json.loads(last) == ["jax", 2, [8, 8]]
+    assert json.loads(last) == [backend_without_tensorflow(), 2, [8, 8]]
     assert os.path.isfile(tmp_path / "checkpoints" / "checkpoint.json")
 
 

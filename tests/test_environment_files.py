@@ -60,7 +60,7 @@ def test_pyproject_ranges_admit_the_pins():
                     pins[name],
                 )
     named = {r.name.lower() for rs in extras.values() for r in rs}
-    for name in ("tensorflow", "tensorflow-cpu", "keras", "jax"):
+    for name in ("tensorflow", "tensorflow-cpu", "keras", "jax", "torch"):
         assert name in named and name in pins, name
 
 

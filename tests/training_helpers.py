@@ -65,16 +65,27 @@ def train_tiny_run(run_dir):
     return result, dataset, config
 
 
+def backend_without_tensorflow():
+    """The Keras backend a machine without TensorFlow runs here: the
+    active one when it is not TensorFlow (``make test``'s JAX and PyTorch
+    passes), else JAX."""
+    import keras
+
+    backend = keras.backend.backend()
+    return "jax" if backend == "tensorflow" else backend
+
+
 def run_without_tensorflow(script, timeout=300):
     """Runs ``script`` (Python source) in a subprocess under
-    ``KERAS_BACKEND=jax`` with ``tests/`` importable, so it can start with
-    ``import _block_tensorflow`` (TensorFlow made unimportable)."""
+    :func:`backend_without_tensorflow` with ``tests/`` importable, so it
+    can start with ``import _block_tensorflow`` (TensorFlow made
+    unimportable)."""
     import os
     import subprocess
     import sys
 
     tests = os.path.dirname(os.path.abspath(__file__))
-    env = dict(os.environ, KERAS_BACKEND="jax")
+    env = dict(os.environ, KERAS_BACKEND=backend_without_tensorflow())
     env["PYTHONPATH"] = os.pathsep.join(
         [tests, os.path.dirname(tests), env.get("PYTHONPATH", "")]
     )
