@@ -20,7 +20,10 @@ each in its own process with a time limit taken from one overall budget:
   metrics;
 * ``digits_table``: the digits-mosaic table of ``make reproduce``, wall time.
 
-A JSON summary is printed and, after every part, written to
+Before the parts, a preflight of a few seconds checks that Keras imports
+from the wheels and that JAX sees a GPU (``--tiny``: any device), and ends
+the check with one ``error:`` line otherwise. A JSON summary is printed
+and, after every part, written to
 ``$OUT/gpu_check.json`` when ``OUT`` is set (else ``--json``), so a part
 that runs out of time leaves the others' figures. ``--tiny`` runs every
 part at a few images and steps on a CPU (the test does); the PyTorch rows
@@ -91,6 +94,56 @@ def part_environment(site):
     env.setdefault("XLA_PYTHON_CLIENT_MEM_FRACTION", "0.45")
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     return env
+
+
+#: Run in the parts' environment before any part: Keras' own dependencies
+#: first (Keras hides a missing one behind "you need to have optree"), then
+#: Keras and JAX, then what JAX and PyTorch see.
+PREFLIGHT = """
+import importlib.metadata, json
+import namex, optree
+import jax, keras
+device = jax.devices()[0]
+seen = {"keras_backend": keras.backend.backend(),
+        "jax_platform": device.platform, "jax_device": device.device_kind}
+try:
+    import torch
+except ImportError:
+    seen["torch"] = None
+else:
+    seen["torch"] = torch.__version__
+    seen["torch_cuda"] = torch.cuda.is_available()
+print(json.dumps(seen))
+"""
+
+
+def preflight(env, tiny):
+    """Checks in seconds, before the parts spend the budget, that Keras and
+    its dependencies import from the carried wheels, that JAX runs, and, on
+    a full run, that JAX sees a GPU (else the parts would run the GPU sizes
+    on the CPU until their limits). Returns what it saw; exits with one
+    ``error:`` line otherwise."""
+    completed = subprocess.run(
+        [sys.executable, "-c", PREFLIGHT],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    if completed.returncode != 0:
+        lines = completed.stderr.strip().splitlines() or ["no output"]
+        raise SystemExit(
+            "error: the parts' environment cannot import Keras and JAX: "
+            f"{lines[-1]} (is every wheel Keras needs in .whl?)"
+        )
+    seen = json.loads(completed.stdout.strip().splitlines()[-1])
+    if not tiny and seen["jax_platform"] == "cpu":
+        raise SystemExit(
+            "error: JAX sees no GPU (device: cpu), so the GPU sizes would "
+            "run on the CPU; check its CUDA plugin, or run --tiny"
+        )
+    return seen
 
 
 # ------------------------------------------------------------------ parts
@@ -409,6 +462,7 @@ def main(argv=None):
         return result
     start = time.perf_counter()
     env = part_environment(install_wheels(args.wheels))
+    seen = preflight(env, args.tiny)
     json_path = args.json or (
         os.path.join(os.environ["OUT"], "gpu_check.json")
         if os.environ.get("OUT")
@@ -416,7 +470,8 @@ def main(argv=None):
     )
     with tempfile.TemporaryDirectory() as scratch:
         args.workdir = args.workdir or scratch
-        summary = {"tiny": args.tiny, "budget_s": args.budget_s, "parts": {}}
+        summary = {"tiny": args.tiny, "budget_s": args.budget_s}
+        summary.update(preflight=seen, parts={})
         for name in args.parts.split(","):
             left = args.budget_s - (time.perf_counter() - start)
             limit = min(PART_LIMITS[name], left)
@@ -430,5 +485,12 @@ def main(argv=None):
     return summary
 
 
+def exit_status(summary):
+    """1 when a part failed or did not run (its record says why), else 0;
+    a part's own run (``--run-part``) ends with 0."""
+    parts = summary.get("parts", {})
+    return int(any("error" in part for part in parts.values()))
+
+
 if __name__ == "__main__":
-    main()
+    sys.exit(exit_status(main()))

@@ -23,21 +23,24 @@ import gpu_check  # noqa: E402
 pytest.importorskip("jax")
 
 
-def _run(tmp_path, *args, timeout=240):
-    summary = tmp_path / "summary.json"
+def _launch(tmp_path, *args, timeout=240):
     env = dict(os.environ, PYTHONPATH=ROOT, CUDA_VISIBLE_DEVICES="")
     env.pop("OUT", None)
-    completed = subprocess.run(
+    return subprocess.run(
         [sys.executable, os.path.join(ROOT, "benchmarks", "gpu_check.py")]
-        + ["--tiny", "--json", str(summary), *args],
+        + ["--json", str(tmp_path / "summary.json"), *args],
         capture_output=True,
         text=True,
         env=env,
         cwd=ROOT,
         timeout=timeout,
     )
+
+
+def _run(tmp_path, *args, timeout=240):
+    completed = _launch(tmp_path, "--tiny", *args, timeout=timeout)
     assert completed.returncode == 0, completed.stderr[-3000:]
-    return json.loads(summary.read_text())
+    return json.loads((tmp_path / "summary.json").read_text())
 
 
 def test_generated_tree_reads_back_as_the_protocol_splits(tmp_path):
@@ -68,6 +71,8 @@ def test_tiny_cell_reports_its_time_split_and_extrapolates(tmp_path):
     assert cell["device"].startswith("cpu")
     assert cell["versions"]["keras"] and cell["versions"]["jax"]
     assert cell["images"] == gpu_check.TINY_SPLITS
+    assert summary["preflight"]["keras_backend"] == "jax"
+    assert summary["preflight"]["jax_platform"] == "cpu"
     assert cell["cell"] == "paper_mirflickr25k/IDHN/48bits/seed0"
     seconds = cell["seconds"]
     for key in ("generate_jpegs", "train", "encode", "metrics"):
@@ -85,7 +90,9 @@ def test_tiny_cell_reports_its_time_split_and_extrapolates(tmp_path):
 
 
 def test_budget_spent_leaves_parts_unrun_with_a_reason(tmp_path):
-    summary = _run(tmp_path, "--budget-s", "5", timeout=60)
+    completed = _launch(tmp_path, "--tiny", "--budget-s", "5", timeout=60)
+    assert completed.returncode == 1  # a part that did not run fails
+    summary = json.loads((tmp_path / "summary.json").read_text())
     assert set(summary["parts"]) == set(gpu_check.PARTS)
     for part in summary["parts"].values():
         assert part == {"error": "no time left in budget"}
@@ -100,6 +107,32 @@ def test_tiny_runs_every_part(tmp_path):
     assert rows[0]["input"] == "uint8 from the image store"
     assert rows[0]["images_per_second"] > 0
     assert "| IDHN |" in summary["parts"]["digits_table"]["table_markdown"]
+
+
+def test_a_full_run_without_a_gpu_stops_before_the_parts(tmp_path):
+    # The GPU sizes on a CPU would spend the whole budget (and a GPU
+    # session's device time) for nothing: one line, no summary.
+    completed = _launch(tmp_path, timeout=120)
+    assert completed.returncode != 0
+    lines = completed.stderr.strip().splitlines()
+    assert lines[-1].startswith("error: JAX sees no GPU (device: cpu)")
+    assert not (tmp_path / "summary.json").exists()
+
+
+def test_preflight_names_the_missing_dependency_keras_hides(tmp_path):
+    # Keras reports a missing dependency of optree as "you need to have
+    # optree installed"; the preflight imports optree itself first, so the
+    # line names the module that is really missing.
+    (tmp_path / "optree.py").write_text(
+        "raise ModuleNotFoundError(\"No module named 'typing_extensions'\")\n"
+    )
+    env = dict(os.environ, PYTHONPATH=f"{tmp_path}{os.pathsep}{ROOT}")
+    env["KERAS_BACKEND"] = "jax"
+    with pytest.raises(SystemExit) as stopped:
+        gpu_check.preflight(env, tiny=True)
+    message = str(stopped.value)
+    assert message.startswith("error: the parts' environment cannot import")
+    assert "No module named 'typing_extensions'" in message
 
 
 def test_carried_wheels_are_git_ignored():
