@@ -7,30 +7,34 @@
 # and scikit-learn). When constraints.txt pins pydantic, it and its
 # dependencies too (that machine has no pydantic). CPython 3.12, manylinux
 # x86_64, into .whl/ (git-ignored; about 3 MB, 6 MB with pydantic).
+# WHEEL_PYTHON and WHEEL_DIR choose another Python version and folder
+# (benchmarks/rehearse_gpu_check.sh does).
 # Usage: sh benchmarks/fetch_wheels.sh [PYTHON]
 set -eu
 PYTHON=${1:-python3}
 cd "$(dirname "$0")/.."
+WHEEL_PYTHON=${WHEEL_PYTHON:-3.12}
+WHEEL_DIR=${WHEEL_DIR:-.whl}
 KERAS=$(sed -n 's/^keras==//p' constraints.txt)
 PYDANTIC=$(sed -n 's/^pydantic==//p' constraints.txt)
-mkdir -p .whl
-rm -f .whl/*.whl
+mkdir -p "$WHEEL_DIR"
+rm -f "$WHEEL_DIR"/*.whl
 
 download() {
     "$PYTHON" -m pip download --quiet --no-deps --only-binary=:all: \
-        --python-version 3.12 --implementation cp \
+        --python-version "$WHEEL_PYTHON" --implementation cp \
         --platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64 \
         --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
-        --platform manylinux1_x86_64 -d .whl "$@"
+        --platform manylinux1_x86_64 -d "$WHEEL_DIR" "$@"
 }
 
 download "keras==$KERAS" namex optree
 if [ -n "$PYDANTIC" ]; then
     download "pydantic==$PYDANTIC"
     # pydantic pins its compiled core exactly; typing-extensions is there.
-    CORE=$(unzip -p .whl/pydantic-"$PYDANTIC"-*.whl '*/METADATA' |
+    CORE=$(unzip -p "$WHEEL_DIR"/pydantic-"$PYDANTIC"-*.whl '*/METADATA' |
         sed -n 's/^Requires-Dist: pydantic-core==\([^ ;]*\).*/\1/p')
     download "pydantic-core==$CORE" annotated-types typing-inspection
 fi
-ls -l .whl
-du -sh .whl
+ls -l "$WHEEL_DIR"
+du -sh "$WHEEL_DIR"
