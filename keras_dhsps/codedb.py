@@ -440,7 +440,7 @@ def _tf_decoded(hasher, paths, batch_size) -> Iterator:
 
 def _pillow_decoded(hasher, paths, batch_size) -> Iterator:
     """:func:`_tf_decoded`'s twin without TensorFlow: the image store's
-    Pillow decoder (equal within one grey level), in spawned worker
+    Pillow decoder and NumPy resize (the same pixels), in spawned worker
     processes for large collections as the store does."""
     from keras_dhsps.data import store
 

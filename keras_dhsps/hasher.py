@@ -10,7 +10,7 @@ Images are brought to the model's ``(H, W)`` as the image store brings
 them for training and evaluation (:mod:`keras_dhsps.data.store`): resized
 to the stored size of the hasher's resize mode by
 :func:`keras_dhsps.data.store.resize_uint8_images` (TensorFlow's op where
-TensorFlow is importable, its Pillow twin otherwise), centre-cropped when
+TensorFlow is importable, its NumPy twin otherwise), centre-cropped when
 the stored size is larger, cast to float32. A Keras hasher therefore
 encodes under any Keras backend without TensorFlow; a SavedModel needs
 TensorFlow to be loaded at all.

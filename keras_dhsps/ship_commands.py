@@ -180,7 +180,7 @@ def _tf_query_image(path: str, hasher) -> np.ndarray:
 
 def _pillow_query_image(path: str, hasher) -> np.ndarray:
     """One query at the hasher's stored size, by the store's Pillow
-    decoder (TensorFlow's twin within one grey level)."""
+    decoder and NumPy resize (TensorFlow's pixels)."""
     from keras_dhsps.data.store import pillow_decode
 
     try:

@@ -1,6 +1,6 @@
 """``dhsps encode`` and ``dhsps search`` with a ``.keras`` hasher and no
 TensorFlow (issue 12): decoding by Pillow, resizing by the image store's
-Pillow twin, codes by the Keras model under any backend.
+NumPy twin, codes by the Keras model under any backend.
 
 The images are written at the model's size, where both decoders give the
 same pixels (PNG is lossless; TensorFlow decodes JPEGs with the accurate
@@ -123,11 +123,9 @@ def test_preprocess_resizes_then_crops_by_the_stores_rule(
     size = (32, 32) if resize == "direct" else (40, 48)
     assert hasher.stored_size == size
     stored = store.resize_uint8_images(images, resize=resize, size=size)
-    # Pillow path: one PIL transform per image (the store's twin).
+    # Without TensorFlow: the store's NumPy twin, image by image.
     for image, row in zip(images, stored, strict=True):
-        twin = store._pillow_resize(
-            Image.fromarray(image), resize=resize, size=size
-        )
+        twin = store._numpy_resize(image, resize=resize, size=size)
         np.testing.assert_array_equal(row, twin)
     top, left = (size[0] - 32) // 2, (size[1] - 32) // 2  # 4, 8
     expected = stored[:, top : top + 32, left : left + 32].astype("float32")

@@ -34,11 +34,13 @@ Decoding uses ``tf.data`` (parallel map, in order) where TensorFlow is
 importable, otherwise Pillow in worker processes (``spawn``, so a parent
 running JAX is never forked; splits of at most :data:`IN_PROCESS_MAX`
 images decode in-process, where starting workers would cost more). The
-Pillow path decodes identically and samples the same points as the TF
-path (an affine ``transform`` per band in float32, then rounding): the two
-stores agree exactly except for ±1 in about 0.1 % of pixels, values that
-fall on a rounding tie or differ in float32 operation order
-(``tests/test_store.py`` bounds it).
+Pillow path decodes identically (libjpeg's accurate IDCT) and resizes with
+:func:`_numpy_resize`, a NumPy twin of TensorFlow's bilinear kernel in
+float32: the two paths build byte-identical stores
+(``tests/test_store.py`` checks both on JPEG trees and the resize on
+random sizes). Written by hand because no library offers TensorFlow's
+exact resize: Pillow's ``resize`` antialiases and its float ``transform``
+rounds differently (±1 in about 0.1 % of pixels).
 
 Where the store lives:
 
@@ -344,17 +346,33 @@ def _tf_resized_arrays(tf, images, resize, size) -> Iterator[np.ndarray]:
 
 
 # ----------------------------------------------------- decoding (Pillow)
-def _pillow_resize(image, *, resize: str, size: tuple[int, int]):
-    """Pillow twin of :func:`resize_images`: one PIL RGB image -> uint8.
+def _sample_points(out_size: int, in_size: int, first: int, count: int):
+    """Where ``tf.image.resize`` (bilinear, half-pixel centres) samples
+    output positions ``first .. first + count - 1`` of an axis resized from
+    ``in_size`` to ``out_size``: the lower and upper input index and the
+    weight of the upper one (``(count, 1)``), computed in float32 as
+    TensorFlow's CPU kernel computes them."""
+    scale = np.float32(in_size) / np.float32(out_size)
+    positions = np.arange(first, first + count, dtype=np.float32)
+    coords = (positions + np.float32(0.5)) * scale - np.float32(0.5)
+    floor = np.floor(coords)
+    lower = np.maximum(floor, 0).astype(np.intp)
+    upper = np.minimum(np.ceil(coords), in_size - 1).astype(np.intp)
+    return lower, upper, (coords - floor)[:, None]
 
-    An affine ``transform`` samples the points ``tf.image.resize`` samples
-    (half-pixel centres, bilinear, no antialiasing; ``Image.resize`` would
-    antialias); it runs per band in float32 (``"F"``) because on uint8
-    Pillow truncates where TensorFlow rounds.
+
+def _numpy_resize(pixels: np.ndarray, *, resize: str, size: tuple[int, int]):
+    """NumPy twin of :func:`resize_images`: one uint8 ``(h, w, 3)`` image
+    -> uint8 ``(H, W, 3)``, without TensorFlow.
+
+    It repeats TensorFlow's CPU kernel (``resize_bilinear_op.cc``): the
+    same float32 sample points, the four neighbours cast to float32, the
+    top and bottom rows interpolated across, then between them, one
+    float32 operation at a time in the kernel's order, then rounded. So it
+    gives TensorFlow's pixels exactly (``tests/test_store.py``). For the
+    cropping modes only the kept window is computed.
     """
-    from PIL import Image
-
-    in_width, in_height = image.size
+    in_height, in_width = pixels.shape[:2]
     height, width = size
     if resize == "shorter_side_crop":
         shape = np.array([in_height, in_width], np.float32)
@@ -365,20 +383,28 @@ def _pillow_resize(image, *, resize: str, size: tuple[int, int]):
     else:
         scaled, top, left = (height, width), 0, 0
     if (in_height, in_width) == tuple(scaled):
-        array = np.asarray(image)
-        return array[top : top + height, left : left + width].copy()
-    step_y, step_x = in_height / scaled[0], in_width / scaled[1]
-    matrix = (step_x, 0.0, left * step_x, 0.0, step_y, top * step_y)
-    bands = [
-        np.asarray(
-            band.convert("F").transform(
-                (width, height), Image.AFFINE, matrix, Image.BILINEAR
-            )
-        )
-        for band in image.split()
-    ]
+        return pixels[top : top + height, left : left + width].copy()
+    y0, y1, y_weight = _sample_points(scaled[0], in_height, top, height)
+    x0, x1, x_weight = _sample_points(scaled[1], in_width, left, width)
+    upper_rows, lower_rows = pixels.take(y0, axis=0), pixels.take(y1, axis=0)
+    top_left = upper_rows.take(x0, axis=1).astype(np.float32)
+    top_right = upper_rows.take(x1, axis=1).astype(np.float32)
+    bottom_left = lower_rows.take(x0, axis=1).astype(np.float32)
+    bottom_right = lower_rows.take(x1, axis=1).astype(np.float32)
+    # In place: top = tl + (tr - tl) * x; bottom likewise; top + (b - t) * y.
+    upper = top_right
+    upper -= top_left
+    upper *= x_weight
+    upper += top_left
+    result = bottom_right
+    result -= bottom_left
+    result *= x_weight
+    result += bottom_left
+    result -= upper
+    result *= y_weight[:, :, None]
+    result += upper
     # Bilinear weights are convex: values stay in [0, 255], no clip needed.
-    return np.rint(np.dstack(bands)).astype(np.uint8)
+    return np.rint(result, out=result).astype(np.uint8)
 
 
 def pillow_decode(path: str, resize: str, size: tuple[int, int]):
@@ -387,8 +413,8 @@ def pillow_decode(path: str, resize: str, size: tuple[int, int]):
     from PIL import Image
 
     with Image.open(path) as image:
-        rgb = image.convert("RGB")
-    return _pillow_resize(rgb, resize=resize, size=size)
+        pixels = np.asarray(image.convert("RGB"))
+    return _numpy_resize(pixels, resize=resize, size=size)
 
 
 def pillow_decode_chunk(paths, resize, size):
@@ -448,13 +474,11 @@ def _pillow_batches(paths, resize, size, failures: list):
             yield images
 
 
-def _pillow_resized_arrays(images, resize, size) -> Iterator[np.ndarray]:
-    from PIL import Image
-
+def _numpy_resized_arrays(images, resize, size) -> Iterator[np.ndarray]:
     for start in range(0, len(images), BATCH_IMAGES):
         yield np.stack(
             [
-                _pillow_resize(Image.fromarray(image), resize=resize, size=size)
+                _numpy_resize(image, resize=resize, size=size)
                 for image in images[start : start + BATCH_IMAGES]
             ]
         )
@@ -465,9 +489,9 @@ def resize_uint8_images(
 ) -> np.ndarray:
     """uint8 ``(B, h, w, 3)`` -> uint8 ``(B, H, W, 3)`` at the stored
     ``size``, by the store's one resize rule: :func:`resize_images` where
-    TensorFlow is importable, else its Pillow twin (equal within one grey
-    level). For callers that must not depend on TensorFlow (encoding with
-    a ``.keras`` hasher under JAX or PyTorch)."""
+    TensorFlow is importable, else its NumPy twin (the same pixels). For
+    callers that must not depend on TensorFlow (encoding with a ``.keras``
+    hasher under JAX or PyTorch)."""
     images = np.asarray(images, np.uint8)
     if not len(images):
         return np.zeros((0, *size, 3), np.uint8)
@@ -475,7 +499,7 @@ def resize_uint8_images(
     if tf is not None:
         batches = _tf_resized_arrays(tf, images, resize, size)
     else:
-        batches = _pillow_resized_arrays(images, resize, size)
+        batches = _numpy_resized_arrays(images, resize, size)
     return np.concatenate(list(batches))
 
 
@@ -494,7 +518,7 @@ def _decoded_batches(
     if split.images is not None:
         if tf is not None:
             return _tf_resized_arrays(tf, split.images, resize, size)
-        return _pillow_resized_arrays(split.images, resize, size)
+        return _numpy_resized_arrays(split.images, resize, size)
     if tf is not None:
         return _tf_batches(split.paths, resize, size, failures)
     return _pillow_batches(split.paths, resize, size, failures)
