@@ -9,8 +9,8 @@ SavedModel (:func:`keras_dhsps.export.load_saved_model_hasher`).
 Images are brought to the model's ``(H, W)`` as the image store brings
 them for training and evaluation (:mod:`keras_dhsps.data.store`): resized
 to the stored size of the hasher's resize mode by
-:func:`keras_dhsps.data.store.resize_uint8_images` (TensorFlow's op where
-TensorFlow is importable, its NumPy twin otherwise), centre-cropped when
+:func:`keras_dhsps.data.store.resize_uint8_images` (NumPy, giving
+TensorFlow's pixels), centre-cropped when
 the stored size is larger, cast to float32. A Keras hasher therefore
 encodes under any Keras backend without TensorFlow; a SavedModel needs
 TensorFlow to be loaded at all.

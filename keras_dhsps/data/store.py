@@ -339,12 +339,6 @@ def _tf_batches(paths, resize, size, failures: list) -> Iterator[np.ndarray]:
     _note_failures(paths, tail, failures, _tf_failure)
 
 
-def _tf_resized_arrays(tf, images, resize, size) -> Iterator[np.ndarray]:
-    for start in range(0, len(images), BATCH_IMAGES):
-        batch = tf.constant(images[start : start + BATCH_IMAGES])
-        yield resize_images(batch, resize=resize, size=size).numpy()
-
-
 # ----------------------------------------------------- decoding (Pillow)
 def _sample_points(out_size: int, in_size: int, first: int, count: int):
     """Where ``tf.image.resize`` (bilinear, half-pixel centres) samples
@@ -488,19 +482,14 @@ def resize_uint8_images(
     images: np.ndarray, *, resize: str, size: tuple[int, int]
 ) -> np.ndarray:
     """uint8 ``(B, h, w, 3)`` -> uint8 ``(B, H, W, 3)`` at the stored
-    ``size``, by the store's one resize rule: :func:`resize_images` where
-    TensorFlow is importable, else its NumPy twin (the same pixels). For
-    callers that must not depend on TensorFlow (encoding with a ``.keras``
-    hasher under JAX or PyTorch)."""
+    ``size``, by the store's one resize rule, in NumPy
+    (:func:`_numpy_resize`: :func:`resize_images`' pixels without
+    TensorFlow). For callers that must not depend on TensorFlow (encoding
+    with a ``.keras`` hasher under JAX or PyTorch)."""
     images = np.asarray(images, np.uint8)
     if not len(images):
         return np.zeros((0, *size, 3), np.uint8)
-    tf = tensorflow_or_none()
-    if tf is not None:
-        batches = _tf_resized_arrays(tf, images, resize, size)
-    else:
-        batches = _numpy_resized_arrays(images, resize, size)
-    return np.concatenate(list(batches))
+    return np.concatenate(list(_numpy_resized_arrays(images, resize, size)))
 
 
 def _decoded_batches(
@@ -514,12 +503,9 @@ def _decoded_batches(
     """
     if not len(split):
         return iter(())
-    tf = tensorflow_or_none()
-    if split.images is not None:
-        if tf is not None:
-            return _tf_resized_arrays(tf, split.images, resize, size)
+    if split.images is not None:  # in memory already: resize only
         return _numpy_resized_arrays(split.images, resize, size)
-    if tf is not None:
+    if tensorflow_or_none() is not None:
         return _tf_batches(split.paths, resize, size, failures)
     return _pillow_batches(split.paths, resize, size, failures)
 
