@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 
 import keras
 import numpy as np
@@ -50,32 +51,72 @@ class StopOnNaN(keras.callbacks.Callback):
     Replaces ``keras.callbacks.TerminateOnNaN``, which stops quietly: this
     raises :class:`NonFiniteLossError` naming the global step and the
     offending batch's label statistics (recovered through ``labels_at``,
-    as the batch stream is deterministic). It runs before
-    :class:`StepCheckpoint`, so no state with NaN weights is saved.
+    as the batch stream is deterministic).
+
+    It never makes a training step wait. A callback with a per-batch hook
+    that is not ``async_safe`` makes Keras read every step's logs on the
+    main thread, so every step waits for the device and the host cannot
+    prepare the next batch meanwhile. This one is ``async_safe``: under JAX
+    and PyTorch Keras runs the per-batch check on a worker thread, where
+    reading the loss waits for that step alone (under TensorFlow, Keras
+    runs callbacks in line). The check records the first bad step and asks
+    training to stop; the error is raised at the end of that epoch, once
+    every check has run. This callback comes first in the run's list, so
+    the error is raised before that epoch's history and checkpoint are
+    written; mid-epoch checkpoints refuse non-finite weights themselves
+    (:class:`StepCheckpoint`).
 
     Args:
         labels_at: ``labels_at(step)`` returns the labels of the batch of
             global step ``step`` (0-based); None leaves them out.
     """
 
+    async_safe = True
+
     def __init__(self, labels_at=None):
         super().__init__()
         self.labels_at = labels_at
+        self._lock = threading.Lock()
+        self._epoch_start = 0
+        self._first_bad = None  # (0-based global step, loss)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch_start = global_step(self.model)
 
     def on_train_batch_end(self, batch, logs=None):
         loss = (logs or {}).get("loss")
         if loss is None or np.isfinite(float(loss)):
             return
-        step = global_step(self.model) - 1  # the step just taken
+        step = self._epoch_start + int(batch)  # batch: index in this epoch
+        with self._lock:
+            if self._first_bad is None or step < self._first_bad[0]:
+                self._first_bad = (step, float(loss))
         self.model.stop_training = True
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self._first_bad is None:
+            return
+        step, loss = self._first_bad
         detail = ""
         if self.labels_at is not None:
             detail = f"; {label_statistics(self.labels_at(step))}"
         raise NonFiniteLossError(
-            f"loss is {float(loss)} at training step {step + 1} (global "
+            f"loss is {loss} at training step {step + 1} (global "
             f"batch {step} of the seeded stream){detail}; lower the "
             "learning rate or check the labels"
         )
+
+
+class BestModelCheckpoint(keras.callbacks.ModelCheckpoint):
+    """``keras.callbacks.ModelCheckpoint`` saving at epoch ends only
+    (``save_freq="epoch"``), marked ``async_safe``: its per-batch hook then
+    does nothing, and unmarked it would make every training step wait
+    (see :class:`StopOnNaN`)."""
+
+    async_safe = True
+
+    def __init__(self, filepath, **kwargs):
+        super().__init__(filepath, save_freq="epoch", **kwargs)
 
 
 class RetrievalValidation(keras.callbacks.Callback):
@@ -141,6 +182,15 @@ class RetrievalValidation(keras.callbacks.Callback):
 CHECKPOINT_STATE = "checkpoint.json"
 
 
+def _all_finite(variables) -> bool:
+    """Whether every value of ``variables`` is finite (no NaN, no inf)."""
+    return all(
+        np.isfinite(keras.ops.convert_to_numpy(variable)).all()
+        for variable in variables
+        if keras.backend.is_float_dtype(variable.dtype)
+    )
+
+
 def _seed_generators(model):
     """Every ``SeedGenerator`` of ``model`` (dropout and other random
     layers), in a stable order. Their states are not in ``.weights.h5``."""
@@ -164,27 +214,36 @@ class StepCheckpoint(keras.callbacks.Callback):
     all its steps); the JSON is replaced atomically after the weights are
     written, so a crash while saving leaves the previous state valid.
 
+    A state due in the middle of an epoch is saved as the next batch
+    begins (the same state as after the last one): a per-batch end hook
+    would make every step wait for the device (see :class:`StopOnNaN`).
+    There the NaN guard's check of the last step may still be running, so
+    a mid-epoch state with non-finite weights is not written.
+
     Args:
         directory: where states are written (created if missing).
         every: save every this many steps; 0 saves at the end of each epoch.
-        steps_per_epoch: a save due on an epoch's last step waits for the
-            epoch's end, after :class:`RunHistory` has written that epoch.
+            A state due on an epoch's last step is saved at the epoch's end,
+            after :class:`RunHistory` has written that epoch.
     """
 
-    def __init__(self, directory, every=0, steps_per_epoch=None):
+    def __init__(self, directory, every=0):
         super().__init__()
         self.directory = os.fspath(directory)
         self.every = max(int(every), 0)
-        self.steps_per_epoch = steps_per_epoch
+        self._epoch_start = 0
 
     def _due(self, step):
         return not self.every or step % self.every == 0
 
-    def on_train_batch_end(self, batch, logs=None):
-        step = global_step(self.model)
-        ends_epoch = self.steps_per_epoch and step % self.steps_per_epoch == 0
-        if self.every and self._due(step) and not ends_epoch:
-            self.save()
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch_start = global_step(self.model)
+
+    def on_train_batch_begin(self, batch, logs=None):
+        done = self._epoch_start + int(batch)  # steps done, this one next
+        if self.every and batch and done % self.every == 0:
+            if _all_finite(self.model.weights):
+                self.save()
 
     def on_epoch_end(self, epoch, logs=None):
         if self._due(global_step(self.model)):

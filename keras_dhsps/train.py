@@ -44,6 +44,7 @@ import keras
 import numpy as np
 
 from keras_dhsps.backbones import get_backbone_spec
+from keras_dhsps.callbacks import BestModelCheckpoint
 from keras_dhsps.callbacks import RetrievalValidation
 from keras_dhsps.callbacks import RunHistory
 from keras_dhsps.callbacks import StepCheckpoint
@@ -437,9 +438,7 @@ def _resume(run_dir, model, steps_per_epoch) -> RunHistory:
     )
 
 
-def _callbacks(
-    config, run_dir, stream, history, validation, steps_per_epoch, extra
-):
+def _callbacks(config, run_dir, stream, history, validation, extra):
     """The callbacks of a run, in order: the NaN guard, validation (so the
     best model, the history and the user's callbacks see ``val_map``),
     the history, then the checkpoint (after the history it covers)."""
@@ -459,7 +458,7 @@ def _callbacks(
         if run_dir is not None:
             best = max(history.history.get("val_map", ()), default=None)
             result.append(
-                keras.callbacks.ModelCheckpoint(
+                BestModelCheckpoint(
                     os.path.join(run_dir, BEST_MODEL_FILE),
                     monitor="val_map",
                     mode="max",
@@ -473,7 +472,6 @@ def _callbacks(
             StepCheckpoint(
                 os.path.join(run_dir, CHECKPOINTS_DIR),
                 train_config.checkpoint_every,
-                steps_per_epoch=steps_per_epoch,
             )
         )
         if train_config.tensorboard:
@@ -602,7 +600,7 @@ def fit(
     )
     validation = None if validation_split is None else (validation_split, every)
     all_callbacks = _callbacks(
-        config, run_dir, stream, history, validation, steps_per_epoch, callbacks
+        config, run_dir, stream, history, validation, callbacks
     )
     start = time.perf_counter()
     _train(model, compile_model, stream, all_callbacks, train_config, verbose)

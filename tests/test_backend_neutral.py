@@ -10,14 +10,17 @@ TensorFlow gets, and import nothing from TensorFlow themselves.
 import dataclasses
 import json
 import os
+import shutil
 
 import keras
 import numpy as np
 import pytest
 
 from keras_dhsps import losses
+from keras_dhsps.callbacks import NonFiniteLossError
 from keras_dhsps.config import EvalConfig
 from keras_dhsps.config import InputConfig
+from keras_dhsps.config import LossConfig
 from keras_dhsps.config import ModelConfig
 from keras_dhsps.data import feed
 from keras_dhsps.data import load_dataset
@@ -332,3 +335,84 @@ def test_the_numpy_reader_serves_the_cropping_modes(dataset, resize):
     np.testing.assert_array_equal(
         first, store.read(np.arange(4))[:, 4:36, 4:36]
     )
+
+
+def test_no_callback_of_a_run_makes_a_training_step_wait(dataset, tmp_path):
+    # Keras reads every step's logs on the main thread, making every step
+    # wait for the device, as soon as one callback has a per-batch end
+    # hook that is not marked async_safe. The run's own callbacks (NaN
+    # guard, validation, best model, history, mid-epoch checkpoints) must
+    # not; TensorBoard and progress bars are Keras' and do (README).
+    from keras_dhsps.callbacks import RunHistory
+    from keras_dhsps.train import TrainingStream
+    from keras_dhsps.train import _callbacks
+
+    config = make_config(epochs=1, checkpoint_every=2, tensorboard=False)
+    stream = TrainingStream(
+        split=dataset.split("train"),
+        reader="numpy",
+        batch_size=32,
+        image_size=(32, 32),
+        seed=0,
+    )
+    validation = (dataset.split("validation"), 1)
+    run = _callbacks(
+        config, str(tmp_path), stream, RunHistory(), validation, ()
+    )
+    assert len(run) == 5  # guard, validation, best model, history, state
+    base = keras.callbacks.Callback
+    for callback in run:
+        kind = type(callback)
+        waits = (
+            kind.on_train_batch_end is not base.on_train_batch_end
+            or kind.on_batch_end is not base.on_batch_end
+        )
+        assert not waits or callback.async_safe, kind.__name__
+
+
+class _NaNLoss(keras.losses.Loss):
+    """A test-only loss that is NaN on every batch."""
+
+    def call(self, y_true, y_pred):
+        return keras.ops.mean(y_pred, axis=-1) * float("nan")
+
+
+def test_a_nan_loss_stops_at_its_step_and_no_state_keeps_it(
+    dataset, tmp_path, monkeypatch
+):
+    # Under JAX and PyTorch the NaN guard checks on Keras' worker threads
+    # and mid-epoch states are saved as the next batch begins: the error
+    # still names the first bad step, and no checkpoint holds NaN weights.
+    # 256 images / 32 = 8 steps per epoch; one clean epoch -> state 8.
+    clean = make_config(epochs=1, checkpoint_every=1)
+    fit(
+        clean,
+        dataset=dataset,
+        verbose=0,
+        run_dir=str(tmp_path / "a"),
+        reader="numpy",
+    )
+    monkeypatch.setitem(losses.LOSSES, "nan_for_test", _NaNLoss)
+    run_dir = tmp_path / "b"
+    run_dir.mkdir()
+    shutil.copytree(tmp_path / "a" / "checkpoints", run_dir / "checkpoints")
+    config = dataclasses.replace(
+        make_config(epochs=2, checkpoint_every=1),
+        loss=LossConfig(name="nan_for_test"),
+    )
+    with pytest.raises(NonFiniteLossError, match=r"at training step 9 \("):
+        fit(
+            config,
+            dataset=dataset,
+            verbose=0,
+            run_dir=str(run_dir),
+            reader="numpy",
+        )
+    state = json.loads(
+        (run_dir / "checkpoints" / "checkpoint.json").read_text()
+    )
+    assert state["step"] == 8  # the clean epoch's state, nothing after it
+    assert sorted(os.listdir(run_dir / "checkpoints")) == [
+        "checkpoint.json",
+        "step-8.weights.h5",
+    ]
