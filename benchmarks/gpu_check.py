@@ -251,20 +251,20 @@ def decode_into_stores(dataset, config):
 def counting_decodes():
     """Counts the images the image store decodes inside the block (the
     decode step must leave none to training and encoding)."""
-    from keras_dhsps.data import store
+    from keras_dhsps.data import decoding
 
-    decode = store._decoded_batches
+    decode = decoding.decoded_batches
     counter = {"images": 0}
 
     def counted(split, **options):
         counter["images"] += len(split)
         return decode(split, **options)
 
-    store._decoded_batches = counted
+    decoding.decoded_batches = counted
     try:
         yield counter
     finally:
-        store._decoded_batches = decode
+        decoding.decoded_batches = decode
 
 
 def run_mirflickr_cell(tiny, workdir):

@@ -193,10 +193,11 @@ def main() -> None:
     parser.add_argument("--json", help="also write the results here")
     args = parser.parse_args()
 
+    from keras_dhsps.data import decoding
     from keras_dhsps.data import store
     from keras_dhsps.data.base import Split
 
-    tf = store.tensorflow_or_none()
+    tf = decoding.tensorflow_or_none()
     kinds = ["store", "store_file"] + (
         ["store_pillow"] if args.pillow_store else []
     )

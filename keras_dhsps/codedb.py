@@ -384,7 +384,7 @@ def read_collection(
 # ----------------------------------------------------------------- encoding
 def _decode_error(path: str) -> str:
     """The decoder's message for one file (for an error naming it)."""
-    from keras_dhsps.data.store import tensorflow_or_none
+    from keras_dhsps.data.decoding import tensorflow_or_none
 
     tf = tensorflow_or_none()
     if tf is None:
@@ -396,7 +396,7 @@ def _decode_error(path: str) -> str:
         except Exception as error:  # Pillow raises many types.
             return str(error).splitlines()[0]
         return "decode failed"
-    from keras_dhsps.data.store import decode_image
+    from keras_dhsps.data.decoding import decode_image
 
     try:
         decode_image(tf.io.read_file(path))
@@ -410,8 +410,8 @@ def _tf_decoded(hasher, paths, batch_size) -> Iterator:
     in order); unreadable files are left out."""
     import tensorflow as tf
 
-    from keras_dhsps.data.store import decode_image
-    from keras_dhsps.data.store import resize_images
+    from keras_dhsps.data.decoding import decode_image
+    from keras_dhsps.data.decoding import resize_images
 
     def load(position, path):
         image = decode_image(tf.io.read_file(path))
@@ -442,16 +442,16 @@ def _pillow_decoded(hasher, paths, batch_size) -> Iterator:
     """:func:`_tf_decoded`'s twin without TensorFlow: the image store's
     Pillow decoder and NumPy resize (the same pixels), in spawned worker
     processes for large collections as the store does."""
-    from keras_dhsps.data import store
+    from keras_dhsps.data import decoding
 
     starts = range(0, len(paths), batch_size)
     tasks = [list(paths[start : start + batch_size]) for start in starts]
     size = (hasher.resize, hasher.stored_size)
-    if len(paths) <= store.IN_PROCESS_MAX:
-        results = (store.pillow_decode_chunk(task, *size) for task in tasks)
+    if len(paths) <= decoding.IN_PROCESS_MAX:
+        results = (decoding.pillow_decode_chunk(task, *size) for task in tasks)
     else:
-        results = store.process_pool_results(
-            store.pillow_decode_chunk, tasks, *size
+        results = decoding.process_pool_results(
+            decoding.pillow_decode_chunk, tasks, *size
         )
     for start, task, (images, failures) in zip(
         starts, tasks, results, strict=True
@@ -492,7 +492,7 @@ def encode_images(
         ``(positions, codes)``: int64 positions in ``paths`` and float32
         relaxed codes ``(n, K)``.
     """
-    from keras_dhsps.data.store import tensorflow_or_none
+    from keras_dhsps.data.decoding import tensorflow_or_none
 
     skipped = skipped if skipped is not None else []
     decoded = (

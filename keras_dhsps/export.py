@@ -16,8 +16,8 @@ Keras:
 Images are brought to the model's ``(H, W)`` inside the SavedModel as the
 image store brings them for training and evaluation, by the resize mode
 it was exported with (default ``"direct"``): decoded by
-``keras_dhsps.data.store.decode_image``, resized to the stored size and
-rounded to uint8 by ``keras_dhsps.data.store.resize_images`` (the one
+``keras_dhsps.data.decoding.decode_image``, resized to the stored size and
+rounded to uint8 by ``keras_dhsps.data.decoding.resize_images`` (the one
 resize rule), centre-cropped when the model is smaller than the stored
 size, then cast to ``float32``; so the codes of an endpoint are those of
 the Keras model on the stored pixels, bit for bit. Pixel normalization is
@@ -70,9 +70,9 @@ except ImportError:  # a JAX or PyTorch machine: say so in one line
         "and encode without it"
     ) from None
 
+from keras_dhsps.data.decoding import decode_image
+from keras_dhsps.data.decoding import resize_images
 from keras_dhsps.data.pipeline import center_crop
-from keras_dhsps.data.store import decode_image
-from keras_dhsps.data.store import resize_images
 from keras_dhsps.data.store import stored_size
 from keras_dhsps.hasher import LoadedHasher
 from keras_dhsps.hasher import hasher_metadata
@@ -98,7 +98,7 @@ def preprocess_images(
     """uint8 images of any size -> float32 ``(B, H, W, 3)``.
 
     The image store's preprocessing (:mod:`keras_dhsps.data.store`):
-    :func:`~keras_dhsps.data.store.resize_images` to the stored size of
+    :func:`~keras_dhsps.data.decoding.resize_images` to the stored size of
     ``resize`` (``"direct"``: ``(H, W)``; ``"resize_crop"``:
     ``resize_to``; ``"shorter_side_crop"``: the shorter side scaled to
     ``resize_to[0]``, the centre square kept), rounded to uint8, then the
@@ -120,7 +120,7 @@ def preprocess_images(
 def decode_image_bytes(data: tf.Tensor) -> tf.Tensor:
     """One encoded image (JPEG, PNG, BMP, GIF first frame) -> uint8 HxWx3,
     decoded as the image store decodes it
-    (:func:`keras_dhsps.data.store.decode_image`)."""
+    (:func:`keras_dhsps.data.decoding.decode_image`)."""
     return decode_image(data)
 
 

@@ -9,7 +9,7 @@ SavedModel (:func:`keras_dhsps.export.load_saved_model_hasher`).
 Images are brought to the model's ``(H, W)`` as the image store brings
 them for training and evaluation (:mod:`keras_dhsps.data.store`): resized
 to the stored size of the hasher's resize mode by
-:func:`keras_dhsps.data.store.resize_uint8_images` (NumPy, giving
+:func:`keras_dhsps.data.decoding.resize_uint8_images` (NumPy, giving
 TensorFlow's pixels), centre-cropped when
 the stored size is larger, cast to float32. A Keras hasher therefore
 encodes under any Keras backend without TensorFlow; a SavedModel needs
@@ -23,7 +23,7 @@ from typing import Any
 import keras
 import numpy as np
 
-from keras_dhsps.data.store import resize_uint8_images
+from keras_dhsps.data.decoding import resize_uint8_images
 from keras_dhsps.data.store import stored_size
 from keras_dhsps.models import HASH_LAYER_NAME
 

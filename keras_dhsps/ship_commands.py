@@ -141,7 +141,7 @@ def _read_query_images(paths: Sequence[str], hasher) -> np.ndarray:
     """Decodes query images (naming a file that fails) at the model size,
     as ``dhsps encode`` decodes (TensorFlow where importable, else
     Pillow)."""
-    from keras_dhsps.data.store import tensorflow_or_none
+    from keras_dhsps.data.decoding import tensorflow_or_none
     from keras_dhsps.errors import DataError
 
     read = (
@@ -165,8 +165,8 @@ def _tf_query_image(path: str, hasher) -> np.ndarray:
     """One query at the hasher's stored size, by TensorFlow."""
     import tensorflow as tf
 
-    from keras_dhsps.data.store import decode_image
-    from keras_dhsps.data.store import resize_images
+    from keras_dhsps.data.decoding import decode_image
+    from keras_dhsps.data.decoding import resize_images
 
     try:
         image = decode_image(tf.io.read_file(path))
@@ -181,7 +181,7 @@ def _tf_query_image(path: str, hasher) -> np.ndarray:
 def _pillow_query_image(path: str, hasher) -> np.ndarray:
     """One query at the hasher's stored size, by the store's Pillow
     decoder and NumPy resize (TensorFlow's pixels)."""
-    from keras_dhsps.data.store import pillow_decode
+    from keras_dhsps.data.decoding import pillow_decode
 
     try:
         return pillow_decode(path, hasher.resize, hasher.stored_size)

@@ -280,6 +280,7 @@ def test_reader_decodes_files_once_with_a_store_every_epoch_without(
     tmp_path, monkeypatch
 ):
     from keras_dhsps.config import InputConfig
+    from keras_dhsps.data import decoding
     from keras_dhsps.data import store as store_module
     from keras_dhsps.data.pipeline import reader_dataset
 
@@ -287,13 +288,13 @@ def test_reader_decodes_files_once_with_a_store_every_epoch_without(
     split = _png_split(tmp_path, images)
     store_module.clear_memory_cache()
     decoded = []
-    decode = store_module._decoded_batches
+    decode = decoding.decoded_batches
 
     def counted(split, **options):
         decoded.append(len(split))
         return decode(split, **options)
 
-    monkeypatch.setattr(store_module, "_decoded_batches", counted)
+    monkeypatch.setattr(decoding, "decoded_batches", counted)
     options = dict(batch_size=2, image_size=(10, 12), training=True, seed=1)
     config = InputConfig(store_dir=str(tmp_path / "stores"))
     first = reader_dataset(split, input_config=config, **options)
@@ -304,7 +305,7 @@ def test_reader_decodes_files_once_with_a_store_every_epoch_without(
     # The stored pixels: the store's own resize of the same images.
     _, y = epochs[0]
     order = np.argmax(y, 1)
-    reference = store_module.resize_images(
+    reference = decoding.resize_images(
         images[order], resize="direct", size=(10, 12)
     ).numpy()
     np.testing.assert_array_equal(epochs[0][0], reference)

@@ -21,7 +21,7 @@ from PIL import Image
 from keras_dhsps.cli import main
 from keras_dhsps.codedb import encode_images
 from keras_dhsps.codedb import read_code_database
-from keras_dhsps.data import store
+from keras_dhsps.data import decoding
 from keras_dhsps.hasher import LoadedHasher
 from keras_dhsps.hasher import hasher_metadata
 from keras_dhsps.models import build_hasher
@@ -61,7 +61,7 @@ def random_images(count, size, seed=0):
 def without_tensorflow(monkeypatch):
     """The store's TensorFlow probe answers None: every decode and resize
     takes the Pillow path, as on a machine without TensorFlow."""
-    monkeypatch.setattr(store, "tensorflow_or_none", lambda: None)
+    monkeypatch.setattr(decoding, "tensorflow_or_none", lambda: None)
 
 
 @pytest.mark.backend_neutral
@@ -122,15 +122,15 @@ def test_preprocess_resizes_then_crops_by_the_stores_rule(
     images = random_images(3, (50, 70), seed=1)
     size = (32, 32) if resize == "direct" else (40, 48)
     assert hasher.stored_size == size
-    stored = store.resize_uint8_images(images, resize=resize, size=size)
+    stored = decoding.resize_uint8_images(images, resize=resize, size=size)
     # Without TensorFlow: the store's NumPy twin, image by image.
     for image, row in zip(images, stored, strict=True):
-        twin = store._numpy_resize(image, resize=resize, size=size)
+        twin = decoding._numpy_resize(image, resize=resize, size=size)
         np.testing.assert_array_equal(row, twin)
     top, left = (size[0] - 32) // 2, (size[1] - 32) // 2  # 4, 8
     expected = stored[:, top : top + 32, left : left + 32].astype("float32")
     np.testing.assert_array_equal(hasher.preprocess(images), expected)
-    assert store.resize_uint8_images(
+    assert decoding.resize_uint8_images(
         images[:0], resize=resize, size=size
     ).shape == (0, *size, 3)
 

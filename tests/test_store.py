@@ -25,6 +25,7 @@ from hypothesis import strategies as hs
 from PIL import Image
 
 from keras_dhsps.config import InputConfig
+from keras_dhsps.data import decoding as dec
 from keras_dhsps.data import store as st
 from keras_dhsps.data.base import Split
 from keras_dhsps.errors import DataError
@@ -80,13 +81,13 @@ def _file_config(tmp_path, **values) -> InputConfig:
 def decodes(monkeypatch) -> list:
     """Records the number of images of every decoding pass."""
     calls = []
-    real = st._decoded_batches
+    real = dec.decoded_batches
 
     def counting(split, **kwargs):
         calls.append(len(split))
         return real(split, **kwargs)
 
-    monkeypatch.setattr(st, "_decoded_batches", counting)
+    monkeypatch.setattr(dec, "decoded_batches", counting)
     return calls
 
 
@@ -464,13 +465,13 @@ def test_load_manifest_gives_splits_their_manifest_checksum(tmp_path):
 
 @pytest.mark.backend_neutral
 def test_an_interrupted_build_leaves_no_store(tree, tmp_path, monkeypatch):
-    real = st._decoded_batches
+    real = dec.decoded_batches
 
     def interrupted(split, **kwargs):
         yield next(iter(real(split, **kwargs)))
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(st, "_decoded_batches", interrupted)
+    monkeypatch.setattr(dec, "decoded_batches", interrupted)
     with pytest.raises(KeyboardInterrupt):
         st.open_store(tree, image_size=32, input_config=_file_config(tmp_path))
     assert os.listdir(tmp_path / "stores") == []
@@ -664,10 +665,10 @@ def test_tensorflow_and_pillow_paths_build_identical_stores(
     size = st.stored_size(model_size, resize=resize, resize_to=(236, 236))
     tf_failures, pil_failures = [], []
     from_tf = np.concatenate(
-        list(st._tf_batches(tree.paths, resize, size, tf_failures))
+        list(dec._tf_batches(tree.paths, resize, size, tf_failures))
     )
     from_pillow = np.concatenate(
-        list(st._pillow_batches(tree.paths, resize, size, pil_failures))
+        list(dec._pillow_batches(tree.paths, resize, size, pil_failures))
     )
     assert tf_failures == pil_failures == []
     np.testing.assert_array_equal(from_pillow, from_tf)
@@ -690,10 +691,10 @@ def test_the_numpy_resize_is_tensorflows_bit_for_bit(
         out_shape = (out_shape[0], out_shape[0])
     rng = np.random.default_rng(seed)
     pixels = rng.integers(0, 256, (*in_shape, 3), dtype=np.uint8)
-    expected = st.resize_images(
+    expected = dec.resize_images(
         tf.constant(pixels), resize=resize, size=out_shape
     ).numpy()
-    twin = st._numpy_resize(pixels, resize=resize, size=out_shape)
+    twin = dec._numpy_resize(pixels, resize=resize, size=out_shape)
     assert twin.dtype == np.uint8 and twin.shape == (*out_shape, 3)
     np.testing.assert_array_equal(twin, expected)
 
@@ -701,7 +702,7 @@ def test_the_numpy_resize_is_tensorflows_bit_for_bit(
 def test_tensorflow_decodes_jpegs_as_pillow_does(tree):
     tf = pytest.importorskip("tensorflow")
     for path in tree.paths:
-        decoded = st.decode_image(tf.io.read_file(path)).numpy()
+        decoded = dec.decode_image(tf.io.read_file(path)).numpy()
         with Image.open(path) as image:
             np.testing.assert_array_equal(
                 decoded, np.asarray(image.convert("RGB"))
@@ -714,9 +715,9 @@ def test_resize_images_takes_a_batch_like_the_export_endpoint(tree):
         pixels = np.asarray(image.convert("RGB"))
     batch = tf.constant(np.stack([pixels, pixels[::-1]]))
     for resize in MODES:
-        out = st.resize_images(batch, resize=resize, size=(36, 36))
+        out = dec.resize_images(batch, resize=resize, size=(36, 36))
         assert out.dtype == tf.uint8 and out.shape == (2, 36, 36, 3)
-        one = st.resize_images(batch[0], resize=resize, size=(36, 36))
+        one = dec.resize_images(batch[0], resize=resize, size=(36, 36))
         np.testing.assert_array_equal(out[0].numpy(), one.numpy())
 
 
@@ -726,11 +727,12 @@ NO_TF_SCRIPT = textwrap.dedent(
     sys.modules["tensorflow"] = None
     import numpy as np
     from keras_dhsps.config import InputConfig
+    from keras_dhsps.data import decoding as dec
     from keras_dhsps.data import store as st
     from keras_dhsps.data.base import Split
 
-    st.IN_PROCESS_MAX = 0  # use the worker pool even for a few images
-    st.CHUNK_IMAGES = 2
+    dec.IN_PROCESS_MAX = 0  # use the worker pool even for a few images
+    dec.CHUNK_IMAGES = 2
     paths, out, store_dir = json.loads(sys.argv[1])
     split = Split(labels=np.ones((len(paths), 1), np.uint8), paths=paths)
     results = {}
@@ -741,7 +743,7 @@ NO_TF_SCRIPT = textwrap.dedent(
         )
         results[budget] = np.asarray(store.images)
         skipped = [path for path, _ in store.skipped]
-    assert st.tensorflow_or_none() is None
+    assert dec.tensorflow_or_none() is None
     assert "keras" not in sys.modules, "the store must not import keras"
     np.save(out, results[0])
     assert np.array_equal(results[0], results[64])

@@ -374,19 +374,20 @@ def test_a_table_decodes_each_image_once(
 ):
     # Two fits (two cells of a table) and an encode of the same split in
     # one process: the memory store decodes each training image once.
+    from keras_dhsps.data import decoding
     from keras_dhsps.data import store
     from keras_dhsps.evaluation import encode
 
     files = _files_dataset(dataset, str(tmp_path))
     store.clear_memory_cache()
     decoded = []
-    decode = store._decoded_batches
+    decode = decoding.decoded_batches
 
     def counted(split, **options):
         decoded.append(len(split))
         return decode(split, **options)
 
-    monkeypatch.setattr(store, "_decoded_batches", counted)
+    monkeypatch.setattr(decoding, "decoded_batches", counted)
     config = make_config(epochs=1)
     fit(config, dataset=files, verbose=0, reader=reader)
     second = fit(config, dataset=files, verbose=0, reader=reader)

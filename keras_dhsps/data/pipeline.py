@@ -10,8 +10,8 @@ Two sources, one output (``(uint8 images, float32 labels)`` batches):
   every encode of a process (:func:`reader_dataset`).
 * on-the-fly decoding (``input.store="none"``, or :func:`make_dataset`
   without a ``store``): shuffle the paths (training), read and decode
-  (``keras_dhsps.data.store.decode_image``), resize to uint8
-  (``keras_dhsps.data.store.resize_images``, the one resize rule of the
+  (``keras_dhsps.data.decoding.decode_image``), resize to uint8
+  (``keras_dhsps.data.decoding.resize_images``, the one resize rule of the
   store, training, evaluation and export), crop and flip (stateless,
   seeded), batch; every epoch decodes again. (There is no tf.data cache:
   the store is the one place decoded images are kept.)
@@ -38,9 +38,9 @@ import tensorflow as tf
 
 from keras_dhsps.config import RESIZE_MODES
 from keras_dhsps.data.base import Split
-from keras_dhsps.data.store import decode_image
+from keras_dhsps.data.decoding import decode_image
+from keras_dhsps.data.decoding import resize_images
 from keras_dhsps.data.store import open_store
-from keras_dhsps.data.store import resize_images
 from keras_dhsps.data.store import stored_size
 
 __all__ = [
@@ -221,7 +221,7 @@ def _read_batch(store, image_size, indices):
 
 def _load(image, label, *, resize, size):
     """One image (encoded file path or pixels) -> uint8 at the stored
-    ``size`` (:func:`keras_dhsps.data.store.resize_images`)."""
+    ``size`` (:func:`keras_dhsps.data.decoding.resize_images`)."""
     if image.dtype == tf.string:
         image = decode_image(tf.io.read_file(image))
     image = resize_images(image, resize=resize, size=size)
