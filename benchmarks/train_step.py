@@ -4,7 +4,9 @@ For each backbone (AlexNet at 227×227, ResNet50 at 224×224) it times the
 training step of our hasher (``build_hasher`` + ``IDHNLoss`` + the two-rate
 ``LayerwiseAdam`` with the authors' step decay, run by ``model.fit`` as
 ``keras_dhsps.train.fit`` runs it), in float32 and under the
-``mixed_bfloat16`` policy, and of an equivalent plain PyTorch loop (the
+``mixed_bfloat16`` policy (each also with the run's NaN guard and with a
+callback that makes every step wait for the device: see
+:func:`time_keras`), and of an equivalent plain PyTorch loop (the
 stack of the popular PyTorch port: ``nn.Module`` backbone + hash ``Linear``
 + the same loss in torch ops + ``torch.optim.Adam`` with two parameter
 groups and a per-step LR scheduler): eager float32, eager with bf16
@@ -144,9 +146,14 @@ def build_optimizer():
 
 
 def time_keras(model_name, pool, batch_size, steps, warmup, options):
-    """``options``: ``precision`` and ``jit_compile``."""
+    """``options``: ``precision`` and ``jit_compile``. Times ``fit`` with no
+    callback, then, with the same compiled step, with the run's NaN guard
+    (``keras_dhsps.callbacks.StopOnNaN``, ``async_safe``) and with Keras'
+    ``TerminateOnNaN`` (a per-batch hook that is not: Keras then reads
+    every step's loss on the main thread, as the guard did before)."""
     import keras
 
+    from keras_dhsps.callbacks import StopOnNaN
     from keras_dhsps.losses import IDHNLoss
     from keras_dhsps.models import build_hasher
     from keras_dhsps.train import precision_scope
@@ -165,13 +172,25 @@ def time_keras(model_name, pool, batch_size, steps, warmup, options):
     model.fit(
         batches, steps_per_epoch=warmup, epochs=1, verbose=0, shuffle=False
     )
-    start = time.perf_counter()
-    history = model.fit(
-        batches, steps_per_epoch=steps, epochs=1, verbose=0, shuffle=False
-    )
-    elapsed = time.perf_counter() - start  # fit returns synchronized logs
-    loss = history.history["loss"][-1]
-    return batch_size * steps / elapsed, float(loss)
+    rates = {}
+    for name, callbacks in (
+        ("images_per_second", []),
+        ("images_per_second_nan_guard", [StopOnNaN()]),
+        ("images_per_second_per_step_sync", [keras.callbacks.TerminateOnNaN()]),
+    ):
+        start = time.perf_counter()
+        history = model.fit(
+            batches,
+            steps_per_epoch=steps,
+            epochs=1,
+            verbose=0,
+            shuffle=False,
+            callbacks=callbacks,
+        )
+        elapsed = time.perf_counter() - start  # fit returns synced logs
+        rates[name] = round(batch_size * steps / elapsed, 2)
+    rate = rates.pop("images_per_second")
+    return rate, float(history.history["loss"][-1]), rates
 
 
 # -------------------------------------------------------------- PyTorch side
@@ -377,7 +396,7 @@ def time_torch(model_name, pool, batch_size, steps, warmup, variant):
         loss = step()
     sync()
     elapsed = time.perf_counter() - start
-    return batch_size * steps / elapsed, float(loss.item())
+    return batch_size * steps / elapsed, float(loss.item()), {}
 
 
 # -------------------------------------------------------------------- main
@@ -503,7 +522,7 @@ def main(argv=None):
                 "input": "uint8 from the image store",
             }
             try:
-                rate, loss = timer(
+                rate, loss, extra = timer(
                     model_name, pool, batch_size, steps, warmup, option
                 )
             except Exception as error:  # --keep-going: record, go on
@@ -514,6 +533,7 @@ def main(argv=None):
             else:
                 row["images_per_second"] = round(rate, 2)
                 row["last_loss"] = round(loss, 4)
+                row.update(extra)
             results.append(row)
             if args.output:  # after every row: a run cut short keeps them
                 write_results(results, args.output)

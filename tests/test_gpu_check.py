@@ -180,4 +180,8 @@ def test_train_step_feeds_uint8_from_the_store(tmp_path):
     (row,) = train_step.main(argv)
     assert row["input"] == "uint8 from the image store"
     assert row["images_per_second"] > 0 and np.isfinite(row["last_loss"])
+    # The same compiled step with the run's NaN guard and with a per-step
+    # sync (what the GPU check compares).
+    assert row["images_per_second_nan_guard"] > 0
+    assert row["images_per_second_per_step_sync"] > 0
     assert json.loads(output.read_text()) == [row]
