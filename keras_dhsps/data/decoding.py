@@ -6,9 +6,10 @@ store (:mod:`keras_dhsps.data.store`), tf.data's on-the-fly decoding
 (``store="none"``) and the SavedModel export's raw-image endpoints (whose
 codes are therefore the Keras model's on the stored pixels, bit for bit;
 ``tests/test_export.py``): bilinear with half-pixel centres and no
-antialiasing (``tf.image.resize``), rounded to the nearest uint8. JPEGs are decoded by :func:`decode_image` with libjpeg's accurate
-integer IDCT (TensorFlow's default, the fast IDCT, differs from Pillow's
-decode by up to 4 levels; the accurate one costs no measurable time).
+antialiasing (``tf.image.resize``), rounded to the nearest uint8. JPEGs
+are decoded by :func:`decode_image` with libjpeg's accurate integer IDCT
+(TensorFlow's default, the fast IDCT, differs from Pillow's decode by up
+to 4 levels; the accurate one costs no measurable time).
 
 Decoding uses ``tf.data`` (parallel map, in order) where TensorFlow is
 importable, otherwise Pillow in worker processes (``spawn``, so a parent
@@ -235,8 +236,8 @@ def _numpy_resize(pixels: np.ndarray, *, resize: str, size: tuple[int, int]):
 
 
 def pillow_decode(path: str, resize: str, size: tuple[int, int]):
-    """Decodes one image file with Pillow and resizes it by the store's
-    rule: uint8 ``(H, W, 3)`` at ``size``."""
+    """Decodes one image file with Pillow and resizes it by the one resize
+    rule (:func:`_numpy_resize`): uint8 ``(H, W, 3)`` at ``size``."""
     from PIL import Image
 
     with Image.open(path) as image:
@@ -315,7 +316,7 @@ def resize_uint8_images(
     images: np.ndarray, *, resize: str, size: tuple[int, int]
 ) -> np.ndarray:
     """uint8 ``(B, h, w, 3)`` -> uint8 ``(B, H, W, 3)`` at the stored
-    ``size``, by the store's one resize rule, in NumPy
+    ``size``, by the one resize rule, in NumPy
     (:func:`_numpy_resize`: :func:`resize_images`' pixels without
     TensorFlow). For callers that must not depend on TensorFlow (encoding
     with a ``.keras`` hasher under JAX or PyTorch)."""
