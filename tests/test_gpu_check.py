@@ -185,3 +185,31 @@ def test_train_step_feeds_uint8_from_the_store(tmp_path):
     assert row["images_per_second_nan_guard"] > 0
     assert row["images_per_second_per_step_sync"] > 0
     assert json.loads(output.read_text()) == [row]
+
+
+def test_train_step_runs_torch_compile_rows_last():
+    # The GPU part may hit its time limit: every model's Keras and eager
+    # rows (what the targets compare) come before any torch.compile row.
+    pytest.importorskip("torch")
+    import train_step
+
+    args = train_step.parse_args(["--models", "alexnet,resnet50"])
+    devices = {"keras": "CPU", "torch": "CPU"}
+    order = [
+        (model, option if framework == "torch" else option["precision"])
+        for model, framework, _, option in train_step.scheduled_runs(
+            args, devices
+        )
+    ]
+    assert order == [
+        ("alexnet", "float32"),
+        ("alexnet", "mixed_bfloat16"),
+        ("alexnet", "eager"),
+        ("alexnet", "eager_bf16"),
+        ("resnet50", "float32"),
+        ("resnet50", "mixed_bfloat16"),
+        ("resnet50", "eager"),
+        ("resnet50", "eager_bf16"),
+        ("alexnet", "compile_bf16"),
+        ("resnet50", "compile_bf16"),
+    ]
