@@ -18,3 +18,39 @@ import pytest  # noqa: E402
 def rng():
     """A fresh seeded NumPy generator per test."""
     return np.random.default_rng(1234)
+
+
+@pytest.fixture
+def deterministic_ops():
+    """Under TensorFlow, op determinism for the test only (process-wide);
+    JAX on the CPU is deterministic already."""
+    import keras
+
+    if keras.backend.backend() != "tensorflow":
+        yield
+        return
+    import tensorflow as tf
+    from tensorflow.python.framework import config as tf_config
+
+    was_enabled = tf_config.is_op_determinism_enabled()
+    tf.config.experimental.enable_op_determinism()
+    yield
+    if not was_enabled:
+        tf_config.disable_op_determinism()
+
+
+@pytest.fixture
+def decodes(monkeypatch) -> list:
+    """Records the number of images of every decoding pass of the image
+    store (``keras_dhsps.data.decoding.decoded_batches``)."""
+    from keras_dhsps.data import decoding
+
+    calls = []
+    real = decoding.decoded_batches
+
+    def counting(split, **kwargs):
+        calls.append(len(split))
+        return real(split, **kwargs)
+
+    monkeypatch.setattr(decoding, "decoded_batches", counting)
+    return calls

@@ -30,6 +30,7 @@ from keras_dhsps.models import build_hasher
 from keras_dhsps.models import load_hasher
 from keras_dhsps.train import fit
 from tests.training_helpers import InterruptAt
+from tests.training_helpers import NaNLoss
 from tests.training_helpers import backend_without_tensorflow
 from tests.training_helpers import run_without_tensorflow
 from tests.training_helpers import small_config
@@ -51,23 +52,6 @@ def dataset():
 
 def make_config(**train):
     return small_config(bits=16, **{**dict(batch_size=32), **train})
-
-
-@pytest.fixture
-def deterministic_ops():
-    """Under TensorFlow, op determinism for the test only (process-wide);
-    JAX on the CPU is deterministic already."""
-    if keras.backend.backend() != "tensorflow":
-        yield
-        return
-    import tensorflow as tf
-    from tensorflow.python.framework import config as tf_config
-
-    was_enabled = tf_config.is_op_determinism_enabled()
-    tf.config.experimental.enable_op_determinism()
-    yield
-    if not was_enabled:
-        tf_config.disable_op_determinism()
 
 
 def test_hasher_builds_and_reloads_in_safe_mode(tmp_path):
@@ -370,13 +354,6 @@ def test_no_callback_of_a_run_makes_a_training_step_wait(dataset, tmp_path):
         assert not waits or callback.async_safe, kind.__name__
 
 
-class _NaNLoss(keras.losses.Loss):
-    """A test-only loss that is NaN on every batch."""
-
-    def call(self, y_true, y_pred):
-        return keras.ops.mean(y_pred, axis=-1) * float("nan")
-
-
 def test_a_nan_loss_stops_at_its_step_and_no_state_keeps_it(
     dataset, tmp_path, monkeypatch
 ):
@@ -392,7 +369,7 @@ def test_a_nan_loss_stops_at_its_step_and_no_state_keeps_it(
         run_dir=str(tmp_path / "a"),
         reader="numpy",
     )
-    monkeypatch.setitem(losses.LOSSES, "nan_for_test", _NaNLoss)
+    monkeypatch.setitem(losses.LOSSES, "nan_for_test", NaNLoss)
     run_dir = tmp_path / "b"
     run_dir.mkdir()
     shutil.copytree(tmp_path / "a" / "checkpoints", run_dir / "checkpoints")

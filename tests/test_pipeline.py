@@ -277,7 +277,7 @@ def test_store_fed_evaluation_centre_crops_a_larger_store():
 
 
 def test_reader_decodes_files_once_with_a_store_every_epoch_without(
-    tmp_path, monkeypatch
+    tmp_path, decodes
 ):
     from keras_dhsps.config import InputConfig
     from keras_dhsps.data import decoding
@@ -287,20 +287,12 @@ def test_reader_decodes_files_once_with_a_store_every_epoch_without(
     images = _images(4, height=20, width=24)
     split = _png_split(tmp_path, images)
     store_module.clear_memory_cache()
-    decoded = []
-    decode = decoding.decoded_batches
-
-    def counted(split, **options):
-        decoded.append(len(split))
-        return decode(split, **options)
-
-    monkeypatch.setattr(decoding, "decoded_batches", counted)
     options = dict(batch_size=2, image_size=(10, 12), training=True, seed=1)
     config = InputConfig(store_dir=str(tmp_path / "stores"))
     first = reader_dataset(split, input_config=config, **options)
     epochs = [_collect(first) for _ in range(2)]
     again = _collect(reader_dataset(split, input_config=config, **options))
-    assert decoded == [4]  # two epochs, two datasets: one decode
+    assert decodes == [4]  # two epochs, two datasets: one decode
     np.testing.assert_array_equal(epochs[0][0], again[0])
     # The stored pixels: the store's own resize of the same images.
     _, y = epochs[0]
@@ -313,7 +305,7 @@ def test_reader_decodes_files_once_with_a_store_every_epoch_without(
     none = dataclasses.replace(config, store="none")
     plain = reader_dataset(split, input_config=none, **options)
     x, _ = _collect(plain)
-    assert decoded == [4]
+    assert decodes == [4]
     for path in split.paths:
         os.remove(path)
     with pytest.raises(tf.errors.NotFoundError):

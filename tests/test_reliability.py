@@ -26,6 +26,8 @@ import keras
 import numpy as np
 import pytest
 
+from tests.training_helpers import NaNLoss
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = (
     'data.options={"num_train": 64, "num_validation": 16, '
@@ -205,13 +207,6 @@ def test_reproduce_killed_midway_keeps_finished_cells(tmp_path):
 # --- Numerical guards ------------------------------------------------------
 
 
-class _NaNLoss(keras.losses.Loss):
-    """A test-only loss that is NaN on every batch."""
-
-    def call(self, y_true, y_pred):
-        return keras.ops.mean(y_pred, axis=-1) * float("nan")
-
-
 @pytest.fixture(scope="module")
 def mosaic():
     from keras_dhsps.data import load_dataset
@@ -263,7 +258,7 @@ def test_nan_loss_stops_with_the_step_and_the_batch_labels(
         run_dir=run_dir,
     )
     assert _checkpoint_step(run_dir) == 4
-    monkeypatch.setitem(losses.LOSSES, "nan_for_test", _NaNLoss)
+    monkeypatch.setitem(losses.LOSSES, "nan_for_test", NaNLoss)
     # A run directory belongs to one config, so the NaN run continues from
     # a copy of the clean run's checkpoint in a directory of its own.
     nan_dir = tmp_path / "nan_run"

@@ -77,20 +77,6 @@ def _file_config(tmp_path, **values) -> InputConfig:
     return _config(tmp_path, memory_budget_mb=0, **values)
 
 
-@pytest.fixture
-def decodes(monkeypatch) -> list:
-    """Records the number of images of every decoding pass."""
-    calls = []
-    real = dec.decoded_batches
-
-    def counting(split, **kwargs):
-        calls.append(len(split))
-        return real(split, **kwargs)
-
-    monkeypatch.setattr(dec, "decoded_batches", counting)
-    return calls
-
-
 # ---------------------------------------------------------------- oracle
 def _reference_resize(image: np.ndarray, height: int, width: int):
     """Bilinear resize from the definition, float64: output pixel i

@@ -50,17 +50,6 @@ class EpochLabels(keras.callbacks.Callback):
         self.seen.append((epoch, self.params["epochs"]))
 
 
-@pytest.fixture
-def deterministic():
-    from tensorflow.python.framework import config as tf_config
-
-    was_enabled = tf_config.is_op_determinism_enabled()
-    tf.config.experimental.enable_op_determinism()
-    yield
-    if not was_enabled:
-        tf_config.disable_op_determinism()
-
-
 def test_segments_cover_every_step_once():
     # 3 epochs of 4 steps, resumed at step 5 (epoch 1, batch 1).
     assert _segments(5, 3, 4, 0) == [(1, 2, 3, False), (2, 3, 4, False)]
@@ -74,7 +63,7 @@ def test_segments_cover_every_step_once():
 
 
 def test_resume_after_interruption_matches_uninterrupted(
-    dataset, tmp_path, deterministic
+    dataset, tmp_path, deterministic_ops
 ):
     # 64 images / 16 = 4 steps per epoch, 3 epochs = 12 steps; checkpoint
     # every 2 steps; crash after step 7 -> resume from step 6, mid-epoch.
@@ -246,7 +235,7 @@ def test_backbone_weights_from_config(dataset, tmp_path):
 
 
 def test_a_run_directory_validates_by_default_without_changing_training(
-    dataset, tmp_path, deterministic
+    dataset, tmp_path, deterministic_ops
 ):
     # validation_every=None (the default) with a run directory and a
     # dataset that has its own validation split (16 images): val_map after
@@ -369,25 +358,14 @@ def _files_dataset(dataset, directory):
 
 
 @pytest.mark.parametrize("reader", ["tf.data", "numpy"])
-def test_a_table_decodes_each_image_once(
-    dataset, tmp_path, monkeypatch, reader
-):
+def test_a_table_decodes_each_image_once(dataset, tmp_path, decodes, reader):
     # Two fits (two cells of a table) and an encode of the same split in
     # one process: the memory store decodes each training image once.
-    from keras_dhsps.data import decoding
     from keras_dhsps.data import store
     from keras_dhsps.evaluation import encode
 
     files = _files_dataset(dataset, str(tmp_path))
     store.clear_memory_cache()
-    decoded = []
-    decode = decoding.decoded_batches
-
-    def counted(split, **options):
-        decoded.append(len(split))
-        return decode(split, **options)
-
-    monkeypatch.setattr(decoding, "decoded_batches", counted)
     config = make_config(epochs=1)
     fit(config, dataset=files, verbose=0, reader=reader)
     second = fit(config, dataset=files, verbose=0, reader=reader)
@@ -395,7 +373,7 @@ def test_a_table_decodes_each_image_once(
     codes = encode(
         second.model, train, reader=reader, input_config=config.input
     )
-    assert decoded == [len(train)]  # 64 images, decoded once
+    assert decodes == [len(train)]  # 64 images, decoded once
     # The stored pixels are the in-memory ones: the same codes.
     expected = encode(second.model, dataset.split("train"), reader=reader)
     np.testing.assert_array_equal(codes, expected)

@@ -25,6 +25,13 @@ def weights_of(model):
     return [keras.ops.convert_to_numpy(v) for v in model.weights]
 
 
+class NaNLoss(keras.losses.Loss):
+    """A test-only loss that is NaN on every batch."""
+
+    def call(self, y_true, y_pred):
+        return keras.ops.mean(y_pred, axis=-1) * float("nan")
+
+
 class InterruptAt(keras.callbacks.Callback):
     """Simulates a crash after ``step`` training steps."""
 
