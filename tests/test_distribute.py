@@ -10,12 +10,13 @@ import textwrap
 
 import pytest
 
-# The problem both TensorFlow scripts solve: 8 rows whose labels give
-# hard-similar, hard-dissimilar and soft pairs, including pairs split across
-# the two replicas or workers (rows 0-3 and 4-7); a two-layer hasher; the
-# loss and gradients of one device on the whole batch. Needs keras, numpy,
-# tensorflow and IDHNLoss imported before it.
-TINY_PROBLEM = textwrap.dedent(
+# The problem every script solves: 8 rows whose labels give hard-similar,
+# hard-dissimilar and soft pairs, including pairs split across the two
+# replicas, workers or devices (rows 0-3 and 4-7), and a two-layer hasher
+# (TINY_DATA: needs keras and numpy imported before it). TINY_PROBLEM adds
+# the TensorFlow scripts' reference, the loss and gradients of one device
+# on the whole batch (needs tensorflow and IDHNLoss too).
+TINY_DATA = textwrap.dedent(
     """
     rng = np.random.default_rng(0)
     x = rng.normal(size=(8, 6)).astype("float32")
@@ -28,7 +29,11 @@ TINY_PROBLEM = textwrap.dedent(
         h = keras.layers.Dense(5, activation="tanh", name="fc")(inputs)
         out = keras.layers.Dense(4, activation="tanh", name="hash_layer")(h)
         return keras.Model(inputs, out)
+    """
+)
 
+TINY_PROBLEM = TINY_DATA + textwrap.dedent(
+    """
     def reference():
         model = build()
         with tf.GradientTape() as tape:
@@ -254,18 +259,7 @@ JAX_DATA_PARALLEL = textwrap.dedent(
     import keras
     import numpy as np
     from keras_dhsps.losses import IDHNLoss
-
-    rng = np.random.default_rng(0)
-    x = rng.normal(size=(8, 6)).astype("float32")
-    y = np.array([[1, 0, 0], [1, 1, 0], [0, 0, 1], [1, 1, 1],
-                  [1, 0, 0], [0, 1, 1], [0, 0, 1], [1, 1, 0]], "float32")
-
-    def build():
-        keras.utils.set_random_seed(0)
-        inputs = keras.Input((6,))
-        h = keras.layers.Dense(5, activation="tanh", name="fc")(inputs)
-        out = keras.layers.Dense(4, activation="tanh", name="hash_layer")(h)
-        return keras.Model(inputs, out)
+    #TINY_DATA
 
     def step():
         # SGD with rate 1: w' = w - g, so the update is the gradient.
@@ -300,7 +294,7 @@ JAX_DATA_PARALLEL = textwrap.dedent(
     }
     print("RESULT " + json.dumps(out))
     """
-)
+).replace("#TINY_DATA\n", TINY_DATA)
 
 
 def test_jax_data_parallel_step_equals_one_device():
