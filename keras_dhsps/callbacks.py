@@ -85,12 +85,15 @@ class StopOnNaN(keras.callbacks.Callback):
 
     def on_train_batch_end(self, batch, logs=None):
         loss = (logs or {}).get("loss")
-        if loss is None or np.isfinite(float(loss)):
+        if loss is None:
+            return
+        loss = float(loss)  # waits for this step alone (a worker thread)
+        if np.isfinite(loss):
             return
         step = self._epoch_start + int(batch)  # batch: index in this epoch
         with self._lock:
             if self._first_bad is None or step < self._first_bad[0]:
-                self._first_bad = (step, float(loss))
+                self._first_bad = (step, loss)
         self.model.stop_training = True
 
     def on_epoch_end(self, epoch, logs=None):
