@@ -203,8 +203,8 @@ def mirflickr_cell_config(tiny, lists_dir, root):
     """The IDHN 48-bit cell of ``paper_mirflickr25k`` on the generated tree
     (random weights); tiny: the small CNN, one epoch at batch 4."""
     from keras_dhsps.config import DataConfig
-    from keras_dhsps.tables import cell_config
-    from keras_dhsps.tables import load_table_config
+    from keras_dhsps.experiments.tables import cell_config
+    from keras_dhsps.experiments.tables import load_table_config
 
     table = load_table_config(
         os.path.join(ROOT, "reproduce", "configs", "paper_mirflickr25k.py")
@@ -236,7 +236,7 @@ def decode_into_stores(dataset, config):
     """Decodes every split into the image store ``fit`` and ``encode`` read
     (the same stored size and ``input`` section, so the same keys)."""
     from keras_dhsps.data.store import open_store
-    from keras_dhsps.train import stored_image_size
+    from keras_dhsps.training.fit import stored_image_size
 
     for name in ("train", "query", "database"):
         store = open_store(
@@ -269,9 +269,9 @@ def counting_decodes():
 
 def run_mirflickr_cell(tiny, workdir):
     from keras_dhsps.data import load_configured_dataset
-    from keras_dhsps.evaluation import encode
-    from keras_dhsps.evaluation import report_from_codes
-    from keras_dhsps.train import fit
+    from keras_dhsps.retrieval.evaluation import encode
+    from keras_dhsps.retrieval.evaluation import report_from_codes
+    from keras_dhsps.training.fit import fit
 
     sizes = TINY_SPLITS if tiny else MIRFLICKR_SPLITS
     seconds = {}

@@ -31,9 +31,9 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from keras_dhsps.index import HammingIndex  # noqa: E402
-from keras_dhsps.index import faiss_available  # noqa: E402
-from keras_dhsps.io_utils import write_json  # noqa: E402
+from keras_dhsps.retrieval.index import HammingIndex  # noqa: E402
+from keras_dhsps.retrieval.index import faiss_available  # noqa: E402
+from keras_dhsps.utils.files import write_json  # noqa: E402
 
 
 def naive_search(queries: np.ndarray, database: np.ndarray, k: int):

@@ -6,7 +6,7 @@ has a per-batch end hook that is not ``async_safe``; each step then waits
 for the device, and the host prepares the next batch only afterwards (host
 time + device time per step). Otherwise the host prepares batch n + 1
 while the device computes batch n (the larger of the two).
-``keras_dhsps.callbacks.StopOnNaN`` is ``async_safe`` for this reason.
+``keras_dhsps.training.callbacks.StopOnNaN`` is ``async_safe`` for this reason.
 
 This script times ``model.fit`` of a small hasher on the active backend
 (JAX or PyTorch: Keras runs TensorFlow's callbacks in line whatever they
@@ -40,9 +40,9 @@ os.environ.setdefault("KERAS_BACKEND", "jax")
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
-from keras_dhsps.callbacks import StopOnNaN  # noqa: E402
 from keras_dhsps.losses import IDHNLoss  # noqa: E402
-from keras_dhsps.models import build_hasher  # noqa: E402
+from keras_dhsps.models.hasher import build_hasher  # noqa: E402
+from keras_dhsps.training.callbacks import StopOnNaN  # noqa: E402
 
 WAYS = {
     "no callback": list,

@@ -3,7 +3,7 @@
 For each backbone (AlexNet at 227×227, ResNet50 at 224×224) it times the
 training step of our hasher (``build_hasher`` + ``IDHNLoss`` + the two-rate
 ``LayerwiseAdam`` with the authors' step decay, run by ``model.fit`` as
-``keras_dhsps.train.fit`` runs it), in float32 and under the
+``keras_dhsps.training.fit.fit`` runs it), in float32 and under the
 ``mixed_bfloat16`` policy (each also with the run's NaN guard and with a
 callback that makes every step wait for the device: see
 :func:`time_keras`), and of an equivalent plain PyTorch loop (the
@@ -137,10 +137,10 @@ def keras_device():
 
 
 def build_optimizer():
-    """The optimizer ``keras_dhsps.train.fit`` builds for the default
+    """The optimizer ``keras_dhsps.training.fit.fit`` builds for the default
     ``TrainConfig``."""
     from keras_dhsps.config import TrainConfig
-    from keras_dhsps.train import build_optimizer as build
+    from keras_dhsps.training.fit import build_optimizer as build
 
     return build(TrainConfig())
 
@@ -148,15 +148,15 @@ def build_optimizer():
 def time_keras(model_name, pool, batch_size, steps, warmup, options):
     """``options``: ``precision`` and ``jit_compile``. Times ``fit`` with no
     callback, then, with the same compiled step, with the run's NaN guard
-    (``keras_dhsps.callbacks.StopOnNaN``, ``async_safe``) and with Keras'
+    (``keras_dhsps.training.callbacks.StopOnNaN``, ``async_safe``) and with Keras'
     ``TerminateOnNaN`` (a per-batch hook that is not: Keras then reads
     every step's loss on the main thread, as the guard did before)."""
     import keras
 
-    from keras_dhsps.callbacks import StopOnNaN
     from keras_dhsps.losses import IDHNLoss
-    from keras_dhsps.models import build_hasher
-    from keras_dhsps.train import precision_scope
+    from keras_dhsps.models.hasher import build_hasher
+    from keras_dhsps.training.callbacks import StopOnNaN
+    from keras_dhsps.training.fit import precision_scope
 
     keras.utils.set_random_seed(0)
     size = MODELS[model_name]
@@ -219,7 +219,7 @@ def torch_models():
             return x.permute(0, 3, 1, 2).flip(1) - self.mean
 
     class AlexNet(nn.Module):
-        """Caffe AlexNet to fc7, as keras_dhsps.alexnet builds it."""
+        """Caffe AlexNet to fc7, as keras_dhsps.models.alexnet builds it."""
 
         def __init__(self):
             super().__init__()

@@ -13,7 +13,7 @@ train (:func:`build_hasher`, :class:`IDHNLoss`, :func:`get_loss`,
 ``import keras_dhsps`` registers every custom Keras object of the package
 (its layers, losses and the ``LayerwiseAdam`` optimizer), so
 ``keras.saving.load_model("model.keras")`` works on a trained model
-(``keras_dhsps.models.load_hasher`` does the same and also refuses unsafe
+(``keras_dhsps.models.hasher.load_hasher`` does the same and also refuses unsafe
 files). It does so without importing TensorFlow: when Keras is not loaded
 yet, the registration runs right after the first ``import keras``.
 """
@@ -22,7 +22,7 @@ import importlib
 import sys
 import warnings
 
-from keras_dhsps.import_hooks import around_first_import
+from keras_dhsps.utils.import_hooks import around_first_import
 
 __version__ = "0.1.0"
 
@@ -32,15 +32,15 @@ PUBLIC_API = {
     "override": "keras_dhsps.config",
     "load_config_file": "keras_dhsps.config",
     "load_dataset": "keras_dhsps.data",
-    "build_hasher": "keras_dhsps.models",
+    "build_hasher": "keras_dhsps.models.hasher",
     "IDHNLoss": "keras_dhsps.losses",
     "get_loss": "keras_dhsps.losses",
-    "fit": "keras_dhsps.train",
-    "evaluate_retrieval": "keras_dhsps.evaluation",
+    "fit": "keras_dhsps.training.fit",
+    "evaluate_retrieval": "keras_dhsps.retrieval.evaluation",
     "retrieval_report": "keras_dhsps.metrics",
-    "load_hasher": "keras_dhsps.rundir",
-    "export_saved_model": "keras_dhsps.export",
-    "HammingIndex": "keras_dhsps.index",
+    "load_hasher": "keras_dhsps.training.rundir",
+    "export_saved_model": "keras_dhsps.serving.export",
+    "HammingIndex": "keras_dhsps.retrieval.index",
 }
 __all__ = ["__version__", *PUBLIC_API]
 
@@ -61,19 +61,20 @@ def __dir__():
 
 #: Modules whose import registers the package's Keras objects.
 CUSTOM_OBJECT_MODULES = (
-    "keras_dhsps.layers",
+    "keras_dhsps.models.layers",
     "keras_dhsps.losses",
-    "keras_dhsps.optimizers",
+    "keras_dhsps.training.optimizers",
 )
 
 
 def register_custom_objects() -> None:
     """Imports every module that registers a custom Keras object (with
-    ``keras_dhsps.distribute`` too when TensorFlow is loaded: it needs it)."""
+    ``keras_dhsps.training.distribution`` too when TensorFlow is loaded: it
+    needs it)."""
     for name in CUSTOM_OBJECT_MODULES:
         importlib.import_module(name)
     if "tensorflow" in sys.modules:
-        importlib.import_module("keras_dhsps.distribute")
+        importlib.import_module("keras_dhsps.training.distribution")
 
 
 def _register_after(execute) -> None:

@@ -2,6 +2,6 @@
 
 import sys
 
-from keras_dhsps.cli import main
+from keras_dhsps.cli.main import main
 
 sys.exit(main())

@@ -13,7 +13,7 @@ Results go to ``results/<table>/`` (``results.json``, ``results.md``,
 
 import sys
 
-from keras_dhsps.cli import main
+from keras_dhsps.cli.main import main
 
 if __name__ == "__main__":
     sys.exit(main(["reproduce", *sys.argv[1:]]))

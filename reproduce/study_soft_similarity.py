@@ -50,8 +50,8 @@ def label_statistics(output: str) -> dict:
     from keras_dhsps.data import load_dataset
     from keras_dhsps.data.label_mosaic import similarity_statistics
     from keras_dhsps.data.peers import peer_labels
-    from keras_dhsps.io_utils import write_json
-    from keras_dhsps.io_utils import write_text
+    from keras_dhsps.utils.files import write_json
+    from keras_dhsps.utils.files import write_text
 
     study = _config_module()
     rows = {}
@@ -122,8 +122,8 @@ def choose_budget(val_maps: dict[int, float]) -> int:
 def select_budgets(output: str, *, smoke: bool = False) -> dict:
     """Trains IDHN (48 bits, seed 0) on each dataset with validation mAP
     every 10 epochs up to 30; writes ``budgets.json``."""
-    from keras_dhsps.io_utils import write_json
-    from keras_dhsps.train import fit
+    from keras_dhsps.training.fit import fit
+    from keras_dhsps.utils.files import write_json
 
     study = _config_module()
     epochs_grid = (1, 2) if smoke else BUDGET_EPOCHS
@@ -264,7 +264,7 @@ def _part_tables(output: str, parts) -> str:
 def plot_soft_vs_gain(summary: dict, path: str) -> None:
     """IDHN − hard-only (pooled sd) against the fraction of soft pairs,
     one marker per dataset, code length and metric."""
-    from keras_dhsps.plots import plt
+    from keras_dhsps.experiments.plots import plt
 
     figure, axis = plt.subplots(figsize=(6.5, 4.5))
     for key, marker in (("map@all", "o"), ("ndcg@100", "s")):
@@ -307,10 +307,10 @@ def plot_soft_vs_gain(summary: dict, path: str) -> None:
 def run_study(output: str, *, smoke: bool = False) -> dict:
     """Runs every part (cached cells are reused) and writes study.json,
     study.md and soft_vs_gain.png."""
-    from keras_dhsps.io_utils import write_json
-    from keras_dhsps.io_utils import write_text
-    from keras_dhsps.tables import load_table_config
-    from keras_dhsps.tables import run_table
+    from keras_dhsps.experiments.tables import load_table_config
+    from keras_dhsps.experiments.tables import run_table
+    from keras_dhsps.utils.files import write_json
+    from keras_dhsps.utils.files import write_text
 
     study = _config_module()
     results = {}

@@ -62,7 +62,7 @@ def make_voc2012(
     image also gets one ``difficult`` object of class ``person`` unless it
     already shows a person, which a reader must count as negative.
     """
-    from keras_dhsps.data.voc2012 import CLASS_NAMES
+    from keras_dhsps.data.native.voc2012 import CLASS_NAMES
 
     rng = np.random.default_rng(seed)
     base = os.path.join(root, "VOCdevkit", "VOC2012")
@@ -142,7 +142,7 @@ def make_mirflickr(
     Returns per-image sorted label names among the 38; the first
     ``unlabelled`` images have none.
     """
-    from keras_dhsps.data.mirflickr import class_names
+    from keras_dhsps.data.native.mirflickr import class_names
 
     rng = np.random.default_rng(seed)
     names = list(class_names(38))

@@ -17,18 +17,18 @@ import numpy as np
 import pytest
 
 from keras_dhsps import losses
-from keras_dhsps.callbacks import NonFiniteLossError
 from keras_dhsps.config import EvalConfig
 from keras_dhsps.config import InputConfig
 from keras_dhsps.config import LossConfig
 from keras_dhsps.config import ModelConfig
 from keras_dhsps.data import feed
 from keras_dhsps.data import load_dataset
-from keras_dhsps.evaluation import encode
-from keras_dhsps.evaluation import evaluate_retrieval
-from keras_dhsps.models import build_hasher
-from keras_dhsps.models import load_hasher
-from keras_dhsps.train import fit
+from keras_dhsps.models.hasher import build_hasher
+from keras_dhsps.models.hasher import load_hasher
+from keras_dhsps.retrieval.evaluation import encode
+from keras_dhsps.retrieval.evaluation import evaluate_retrieval
+from keras_dhsps.training.callbacks import NonFiniteLossError
+from keras_dhsps.training.fit import fit
 from tests.training_helpers import InterruptAt
 from tests.training_helpers import NaNLoss
 from tests.training_helpers import backend_without_tensorflow
@@ -70,10 +70,10 @@ def test_hasher_builds_and_reloads_in_safe_mode(tmp_path):
 
 
 def test_idhn_loss_matches_the_pairwise_oracle():
-    # The float64 pair-by-pair oracle of tests/test_losses.py; the same
+    # The float64 pair-by-pair oracle of tests/losses/test_losses.py; the same
     # value (to 1e-5) on every backend.
-    from test_losses import oracle_idhn
-    from test_losses import random_batch
+    from tests.losses.test_losses import oracle_idhn
+    from tests.losses.test_losses import random_batch
 
     labels, codes = random_batch(np.random.default_rng(7), bits=24)
     value = float(keras.ops.convert_to_numpy(losses.IDHNLoss()(labels, codes)))
@@ -176,28 +176,28 @@ def test_train_imports_and_runs_without_tensorflow(tmp_path):
     # one epoch of 2 steps with a checkpoint, encode.
     script = (
         "import _block_tensorflow, sys\n"
-        "import keras_dhsps.train, keras_dhsps.callbacks\n"
-        "import keras_dhsps.evaluation, keras_dhsps.models\n"
+        "import keras_dhsps.training.fit, keras_dhsps.training.callbacks\n"
+        "import keras_dhsps.retrieval.evaluation, keras_dhsps.models.hasher\n"
         "from keras_dhsps.config import *\n"
         "from keras_dhsps.data import load_dataset\n"
-        "from keras_dhsps.evaluation import encode\n"
+        "from keras_dhsps.retrieval.evaluation import encode\n"
         "data = load_dataset('digits-mosaic', num_train=32, "
         "num_validation=8, num_query=8, num_database=16)\n"
         "config = ExperimentConfig(model=ModelConfig(bits=8), "
         "train=TrainConfig(epochs=1, batch_size=16, deterministic=True))\n"
-        f"result = keras_dhsps.train.fit(config, dataset=data, verbose=0, "
+        f"result = keras_dhsps.training.fit.fit(config, dataset=data, verbose=0, "
         f"run_dir={str(tmp_path)!r})\n"
         "codes = encode(result.model, data.split('query'))\n"
         "assert 'tensorflow' not in sys.modules\n"
-        "from keras_dhsps.errors import DHSPSError\n"
+        "from keras_dhsps.utils.errors import DHSPSError\n"
         "try:\n"
-        "    import keras_dhsps.export\n"
+        "    import keras_dhsps.serving.export\n"
         "except DHSPSError as error:\n"
         "    assert 'need TensorFlow' in str(error), error\n"
         "else:\n"
         "    raise AssertionError('export imported without TensorFlow')\n"
         "import json\n"
-        "print(json.dumps([keras_dhsps.train.keras.backend.backend(), "
+        "print(json.dumps([keras_dhsps.training.fit.keras.backend.backend(), "
         "int(result.model.optimizer.iterations), list(codes.shape)]))\n"
     )
     done = run_without_tensorflow(script)
@@ -208,7 +208,7 @@ def test_train_imports_and_runs_without_tensorflow(tmp_path):
 
 
 def test_the_numpy_reader_refuses_an_unknown_name(dataset):
-    from keras_dhsps.errors import DHSPSError
+    from keras_dhsps.utils.errors import DHSPSError
 
     with pytest.raises(DHSPSError, match="unknown reader 'arrow'"):
         fit(
@@ -327,9 +327,9 @@ def test_no_callback_of_a_run_makes_a_training_step_wait(dataset, tmp_path):
     # hook that is not marked async_safe. The run's own callbacks (NaN
     # guard, validation, best model, history, mid-epoch checkpoints) must
     # not; TensorBoard and progress bars are Keras' and do (README).
-    from keras_dhsps.callbacks import RunHistory
-    from keras_dhsps.train import TrainingStream
-    from keras_dhsps.train import _callbacks
+    from keras_dhsps.training.callbacks import RunHistory
+    from keras_dhsps.training.fit import TrainingStream
+    from keras_dhsps.training.fit import _callbacks
 
     config = make_config(epochs=1, checkpoint_every=2, tensorboard=False)
     stream = TrainingStream(

@@ -10,7 +10,7 @@ import keras
 import numpy as np
 import pytest
 
-from keras_dhsps.layers import SubtractMean
+from keras_dhsps.models.layers import SubtractMean
 from tests.keras_harness import assert_config_round_trip
 from tests.keras_harness import assert_keras_file_round_trip
 from tests.keras_harness import assert_serialization_round_trip

@@ -243,11 +243,11 @@ def test_nan_loss_stops_with_the_step_and_the_batch_labels(
     mosaic, tmp_path, monkeypatch
 ):
     from keras_dhsps import losses
-    from keras_dhsps.callbacks import NonFiniteLossError
-    from keras_dhsps.callbacks import label_statistics
     from keras_dhsps.data.pipeline import make_dataset
-    from keras_dhsps.errors import DHSPSError
-    from keras_dhsps.train import fit
+    from keras_dhsps.training.callbacks import NonFiniteLossError
+    from keras_dhsps.training.callbacks import label_statistics
+    from keras_dhsps.training.fit import fit
+    from keras_dhsps.utils.errors import DHSPSError
 
     run_dir = str(tmp_path / "run")
     # 64 images / 16 = 4 steps per epoch; one clean epoch -> checkpoint 4.
@@ -294,7 +294,7 @@ def test_nan_loss_stops_with_the_step_and_the_batch_labels(
 
 
 def test_label_statistics_counts_images_without_labels():
-    from keras_dhsps.callbacks import label_statistics
+    from keras_dhsps.training.callbacks import label_statistics
 
     labels = np.array([[0, 0, 0], [1, 1, 0], [1, 1, 1], [0, 0, 0]])
     assert label_statistics(labels) == (
@@ -357,7 +357,7 @@ def test_fuzzed_list_files_fail_with_one_line_naming_file_and_line(
     import tempfile
 
     from keras_dhsps.data.listfile import read_list_file
-    from keras_dhsps.errors import DataError
+    from keras_dhsps.utils.errors import DataError
 
     kind = data.draw(st.sampled_from(CORRUPTIONS), label="kind")
     if kind == "too_few_fields" and num_classes == 1:
@@ -398,7 +398,7 @@ def test_fuzzed_list_files_fail_with_one_line_naming_file_and_line(
 @pytest.mark.parametrize("text", ["", "\n\n", "   \n\t\n"])
 def test_empty_list_file_names_the_file(tmp_path, text):
     from keras_dhsps.data.listfile import read_list_file
-    from keras_dhsps.errors import DataError
+    from keras_dhsps.utils.errors import DataError
 
     path = tmp_path / "train.txt"
     path.write_text(text)
@@ -434,7 +434,7 @@ def test_a_manifest_never_holds_an_unlabelled_image(tmp_path):
     from keras_dhsps.data.collection import Collection
     from keras_dhsps.data.manifest import write_manifest
     from keras_dhsps.data.splits import Protocol
-    from keras_dhsps.errors import DataError
+    from keras_dhsps.utils.errors import DataError
 
     labels = np.array([[1, 0], [0, 0], [0, 1], [1, 1]], np.uint8)
     collection = Collection(
@@ -495,8 +495,8 @@ class _Evil:
 
 
 def test_bvlc_npy_with_code_is_refused_not_run(tmp_path):
-    from keras_dhsps.alexnet import read_bvlc_alexnet
-    from keras_dhsps.errors import DHSPSError
+    from keras_dhsps.models.alexnet import read_bvlc_alexnet
+    from keras_dhsps.utils.errors import DHSPSError
 
     marker = tmp_path / "pwned"
     path = str(tmp_path / "bvlc_alexnet.npy")
@@ -526,9 +526,9 @@ class _Unregistered(keras.layers.Layer):
 
 
 def test_keras_file_with_lambda_or_unknown_object_is_refused(tmp_path):
-    from keras_dhsps import rundir
-    from keras_dhsps.errors import DHSPSError
-    from keras_dhsps.models import load_hasher
+    from keras_dhsps.models.hasher import load_hasher
+    from keras_dhsps.training import rundir
+    from keras_dhsps.utils.errors import DHSPSError
 
     lambda_path = str(tmp_path / "lambda.keras")
     _tiny_model(keras.layers.Lambda(lambda x: x * 2.0)).save(lambda_path)
@@ -547,9 +547,9 @@ def test_keras_file_with_lambda_or_unknown_object_is_refused(tmp_path):
 
 
 def test_a_crash_mid_write_leaves_the_old_file_and_no_temporary(tmp_path):
-    from keras_dhsps.io_utils import atomic_write
-    from keras_dhsps.io_utils import read_json
-    from keras_dhsps.io_utils import write_json
+    from keras_dhsps.utils.files import atomic_write
+    from keras_dhsps.utils.files import read_json
+    from keras_dhsps.utils.files import write_json
 
     path = str(tmp_path / "results.json")
     write_json(path, {"old": 1})

@@ -51,7 +51,7 @@ def train_tiny_run(run_dir):
     ``run_dir``; returns ``(fit's result, the dataset, the config)``."""
     from keras_dhsps.config import override
     from keras_dhsps.data import load_dataset
-    from keras_dhsps.train import fit
+    from keras_dhsps.training.fit import fit
 
     config = override(
         ExperimentConfig(),

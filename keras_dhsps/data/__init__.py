@@ -32,8 +32,8 @@ from keras_dhsps.data.listfile import load_list_files
 from keras_dhsps.data.native import NATIVE
 from keras_dhsps.data.native import load_native
 from keras_dhsps.data.native import prepare
-from keras_dhsps.errors import DataError
-from keras_dhsps.errors import UnknownNameError
+from keras_dhsps.utils.errors import DataError
+from keras_dhsps.utils.errors import UnknownNameError
 
 
 def _generated(label, load, *args):

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 import numpy as np
 from numpy.typing import NDArray
 
-from keras_dhsps.errors import DataError
+from keras_dhsps.utils.errors import DataError
 
 #: Split names, in the order they are reported. ``validation`` is carved
 #: from training data and is the only split used for model selection.

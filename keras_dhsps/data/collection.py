@@ -18,7 +18,7 @@ import os
 import numpy as np
 from numpy.typing import NDArray
 
-from keras_dhsps.errors import DataError
+from keras_dhsps.utils.errors import DataError
 
 logger = logging.getLogger(__name__)
 

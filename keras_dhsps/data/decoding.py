@@ -5,7 +5,7 @@ One resize rule, :func:`resize_images` (TensorFlow), serves the image
 store (:mod:`keras_dhsps.data.store`), tf.data's on-the-fly decoding
 (``store="none"``) and the SavedModel export's raw-image endpoints (whose
 codes are therefore the Keras model's on the stored pixels, bit for bit;
-``tests/test_export.py``): bilinear with half-pixel centres and no
+``tests/serving/test_export.py``): bilinear with half-pixel centres and no
 antialiasing (``tf.image.resize``), rounded to the nearest uint8. JPEGs
 are decoded by :func:`decode_image` with libjpeg's accurate integer IDCT
 (TensorFlow's default, the fast IDCT, differs from Pillow's decode by up
@@ -18,7 +18,7 @@ images decode in-process, where starting workers would cost more). The
 Pillow path decodes identically (libjpeg's accurate IDCT) and resizes with
 :func:`_numpy_resize`, a NumPy twin of TensorFlow's bilinear kernel in
 float32: the two paths build byte-identical stores
-(``tests/test_store.py`` checks both on JPEG trees and the resize on
+(``tests/data/test_store.py`` checks both on JPEG trees and the resize on
 random sizes). Written by hand because no library offers TensorFlow's
 exact resize: Pillow's ``resize`` antialiases and its float ``transform``
 rounds differently (±1 in about 0.1 % of pixels).
@@ -26,7 +26,7 @@ rounds differently (±1 in about 0.1 % of pixels).
 Bad images: :func:`decoded_batches` leaves them out and reports
 ``(index, reason)``; :func:`decode_split`, the entry the store uses,
 raises the first as one ``FILE: reason``
-:class:`~keras_dhsps.errors.DataError`, or logs and returns them when told
+:class:`~keras_dhsps.utils.errors.DataError`, or logs and returns them when told
 to skip them.
 """
 
@@ -44,7 +44,7 @@ from collections.abc import Iterator
 import numpy as np
 
 from keras_dhsps.data.base import Split
-from keras_dhsps.errors import DataError
+from keras_dhsps.utils.errors import DataError
 
 logger = logging.getLogger(__name__)
 
@@ -197,7 +197,7 @@ def _numpy_resize(pixels: np.ndarray, *, resize: str, size: tuple[int, int]):
     same float32 sample points, the four neighbours cast to float32, the
     top and bottom rows interpolated across, then between them, one
     float32 operation at a time in the kernel's order, then rounded. So it
-    gives TensorFlow's pixels exactly (``tests/test_store.py``). For the
+    gives TensorFlow's pixels exactly (``tests/data/test_store.py``). For the
     cropping modes only the kept window is computed.
     """
     in_height, in_width = pixels.shape[:2]

@@ -32,7 +32,7 @@ import numpy as np
 
 from keras_dhsps.config import InputConfig
 from keras_dhsps.data.base import Split
-from keras_dhsps.import_hooks import installed
+from keras_dhsps.utils.import_hooks import installed
 
 
 def default_reader() -> str:

@@ -15,7 +15,7 @@ import numpy as np
 from keras_dhsps.data.base import RetrievalDataset
 from keras_dhsps.data.base import Split
 from keras_dhsps.data.splits import overlaps
-from keras_dhsps.errors import DataError
+from keras_dhsps.utils.errors import DataError
 
 logger = logging.getLogger(__name__)
 

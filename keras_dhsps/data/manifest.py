@@ -37,12 +37,12 @@ from keras_dhsps.data.listfile import read_list_file
 from keras_dhsps.data.splits import LEAKS
 from keras_dhsps.data.splits import Protocol
 from keras_dhsps.data.splits import overlaps
-from keras_dhsps.errors import DataError
-from keras_dhsps.io_utils import finish_directory
-from keras_dhsps.io_utils import make_temporary_directory
-from keras_dhsps.io_utils import read_json
-from keras_dhsps.io_utils import write_json
-from keras_dhsps.io_utils import write_text
+from keras_dhsps.utils.errors import DataError
+from keras_dhsps.utils.files import finish_directory
+from keras_dhsps.utils.files import make_temporary_directory
+from keras_dhsps.utils.files import read_json
+from keras_dhsps.utils.files import write_json
+from keras_dhsps.utils.files import write_text
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"

@@ -18,7 +18,7 @@ import pathlib
 
 import numpy as np
 
-from keras_dhsps.errors import UnknownNameError
+from keras_dhsps.utils.errors import UnknownNameError
 
 PEER_FILES_DIR = pathlib.Path(__file__).parent / "peer_files"
 

@@ -20,11 +20,11 @@ Both shuffle the same way: a seeded shuffle of the split's elements (one
 per image, in split order) whose order does not depend on what an element
 holds, so a store-fed and a decoding pipeline with one seed see the same
 images in the same order. Crop and flip of training normally run in the
-model (``keras_dhsps.layers``); this module's own crop and flip serve
+model (``keras_dhsps.models.layers``); this module's own crop and flip serve
 direct callers of :func:`make_dataset`.
 
 Per-backbone normalization is *not* done here: each backbone embeds its
-own (``keras_dhsps.backbones``), so an exported hasher takes raw pixels.
+own (``keras_dhsps.models.backbones``), so an exported hasher takes raw pixels.
 
 This is the only data module that imports TensorFlow at module level.
 """
@@ -175,7 +175,7 @@ def _check_store(store, augment):
     if store is not None and augment:
         raise ValueError(
             "random crop and flip of a store-fed pipeline run in the "
-            "model (keras_dhsps.models.build_hasher)"
+            "model (keras_dhsps.models.hasher.build_hasher)"
         )
 
 

@@ -65,12 +65,12 @@ Writing: to ``.SLOT.store.tmp-HOST-PID-*`` in the same directory, then
 ``fsync`` and ``os.replace``: an interrupted build leaves no store (and
 the next build removes temporary files of dead processes on this host).
 Free space is checked before decoding; a full disk while writing (or a
-failed check) raises one :class:`~keras_dhsps.errors.DHSPSError` naming
+failed check) raises one :class:`~keras_dhsps.utils.errors.DHSPSError` naming
 the store and the space needed, and removes the temporary file. Files are
 created with mode 0666 less the umask, like any file the user writes.
 
 Bad images: a file that is missing or fails to decode stops the build
-with one ``FILE: reason`` :class:`~keras_dhsps.errors.DataError`; with
+with one ``FILE: reason`` :class:`~keras_dhsps.utils.errors.DataError`; with
 ``skip_bad_images=True`` it is left out, logged and listed in
 :attr:`ImageStore.skipped` (the store and its ``labels`` hold the kept
 images, in split order; labels always come from the split given, so one
@@ -103,9 +103,9 @@ import numpy as np
 from keras_dhsps.config import RESIZE_MODES
 from keras_dhsps.data import decoding
 from keras_dhsps.data.base import Split
-from keras_dhsps.errors import DataError
-from keras_dhsps.errors import DHSPSError
-from keras_dhsps.io_utils import fsync_path
+from keras_dhsps.utils.errors import DataError
+from keras_dhsps.utils.errors import DHSPSError
+from keras_dhsps.utils.files import fsync_path
 
 logger = logging.getLogger(__name__)
 

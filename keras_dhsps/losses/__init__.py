@@ -5,7 +5,6 @@ Each loss is a pure ``keras.ops`` function plus a thin registered
 returns one value per image. :func:`get_loss` builds one by name.
 """
 
-from keras_dhsps.errors import UnknownNameError
 from keras_dhsps.losses.ablations import IDHNDHPLoss
 from keras_dhsps.losses.ablations import IDHNNoQuantizationLoss
 from keras_dhsps.losses.ablations import IDHNSoftOnlyLoss
@@ -29,6 +28,7 @@ from keras_dhsps.losses.idhn import idhn_loss
 from keras_dhsps.losses.similarity import hard_pair_mask
 from keras_dhsps.losses.similarity import hard_similarity
 from keras_dhsps.losses.similarity import soft_similarity
+from keras_dhsps.utils.errors import UnknownNameError
 
 LOSSES = {
     "idhn": IDHNLoss,

@@ -16,7 +16,7 @@ With ``s_ij = 1`` iff two images share at least one label and
   activation ``h = tanh(βz)`` with β raised stage-wise during training
   (eq. 7–8).
 
-Continuation here: the hash head is a plain ``tanh`` (``keras_dhsps.models``)
+Continuation here: the hash head is a plain ``tanh`` (``keras_dhsps.models.hasher``)
 and the loss re-scales its output, ``h = tanh(β·atanh(u))``, which equals
 ``tanh(βz)`` exactly for a tanh head (for a softsign head it is a monotone
 sharpening, not HashNet's). β is the ``continuation`` argument (default 1:

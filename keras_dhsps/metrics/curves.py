@@ -34,7 +34,6 @@ from collections.abc import Sequence
 
 import numpy.typing as npt
 
-from keras_dhsps.codes import InvalidInputError
 from keras_dhsps.metrics import _engine
 from keras_dhsps.metrics._inputs import check_choice
 from keras_dhsps.metrics._inputs import prepare
@@ -47,6 +46,7 @@ from keras_dhsps.metrics._summaries import pr_curve_by_rank as _pr_by_rank
 from keras_dhsps.metrics._summaries import (
     precision_at_n_curve as _precision_at_n,
 )
+from keras_dhsps.retrieval.codes import InvalidInputError
 
 __all__ = [
     "DEFAULT_PRECISION_AT_N",

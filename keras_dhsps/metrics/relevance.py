@@ -27,10 +27,10 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
-from keras_dhsps.codes import InvalidInputError
-from keras_dhsps.codes import describe
 from keras_dhsps.metrics._inputs import check_labels
 from keras_dhsps.metrics._inputs import pack_labels
+from keras_dhsps.retrieval.codes import InvalidInputError
+from keras_dhsps.retrieval.codes import describe
 
 __all__ = ["label_relevance", "shared_label_counts"]
 

@@ -34,7 +34,6 @@ from collections.abc import Sequence
 import numpy as np
 import numpy.typing as npt
 
-from keras_dhsps.codes import InvalidInputError
 from keras_dhsps.metrics import _engine
 from keras_dhsps.metrics._inputs import RetrievalInputs
 from keras_dhsps.metrics._inputs import as_cutoffs
@@ -55,6 +54,7 @@ from keras_dhsps.metrics._summaries import precision_at_n_curve
 from keras_dhsps.metrics._summaries import radius_precision_recall
 from keras_dhsps.metrics._summaries import reduce_metric
 from keras_dhsps.metrics.curves import DEFAULT_PRECISION_AT_N
+from keras_dhsps.retrieval.codes import InvalidInputError
 
 __all__ = ["retrieval_report"]
 

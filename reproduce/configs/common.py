@@ -42,10 +42,10 @@ from keras_dhsps.config import InputConfig
 from keras_dhsps.config import LossConfig
 from keras_dhsps.config import ModelConfig
 from keras_dhsps.config import TrainConfig
-from keras_dhsps.errors import ConfigError
-from keras_dhsps.tables import Method
-from keras_dhsps.tables import TableConfig
-from keras_dhsps.tables import load_reference
+from keras_dhsps.experiments.tables import Method
+from keras_dhsps.experiments.tables import TableConfig
+from keras_dhsps.experiments.tables import load_reference
+from keras_dhsps.utils.errors import ConfigError
 
 REFERENCE_DIR = os.path.join(os.path.dirname(__file__), "..", "reference")
 

@@ -35,9 +35,9 @@ from keras_dhsps.config import ExperimentConfig
 from keras_dhsps.config import LossConfig
 from keras_dhsps.config import ModelConfig
 from keras_dhsps.config import TrainConfig
-from keras_dhsps.errors import ConfigError
-from keras_dhsps.tables import Method
-from keras_dhsps.tables import TableConfig
+from keras_dhsps.experiments.tables import Method
+from keras_dhsps.experiments.tables import TableConfig
+from keras_dhsps.utils.errors import ConfigError
 
 
 def get_config(arg=None):

@@ -45,8 +45,8 @@ from keras_dhsps.config import ExperimentConfig
 from keras_dhsps.config import LossConfig
 from keras_dhsps.config import ModelConfig
 from keras_dhsps.config import TrainConfig
-from keras_dhsps.tables import Method
-from keras_dhsps.tables import TableConfig
+from keras_dhsps.experiments.tables import Method
+from keras_dhsps.experiments.tables import TableConfig
 
 DATASET_PARTS = (
     "digits-mosaic",

@@ -1,0 +1,1 @@
+"""The ``dhsps`` command line: argument parsing and dispatch."""

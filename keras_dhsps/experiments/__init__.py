@@ -1,0 +1,1 @@
+"""The paper's tables: the table runner, the shallow baselines, plots."""

@@ -1,0 +1,1 @@
+"""Building the hasher: backbones, AlexNet, the custom layers."""

@@ -1,0 +1,1 @@
+"""A trained hasher in use: loading it, exporting it, encoding a collection."""

@@ -1,0 +1,277 @@
+"""Shipping a hasher: a self-contained SavedModel, and loading any hasher.
+
+:func:`export_saved_model` writes a SavedModel (``keras.export.ExportArchive``)
+whose endpoints take raw images, so a server needs neither this package nor
+Keras:
+
+* ``serve``: ``uint8 (B, h, w, 3)`` images of any ``h, w`` -> relaxed
+  codes ``float32 (B, K)``;
+* ``encode``: the same images -> packed codes ``uint8 (B, ceil(K/8))``;
+* ``encode_bytes``: ``string (B,)`` encoded JPEG/PNG/BMP/GIF files, each of
+  its own size -> ``{"codes": float32 (B, K), "packed": uint8}``;
+* ``hasher``: ``float32 (B, H, W, 3)`` in [0, 255] at the model's size ->
+  relaxed codes (the Keras model as is; used for batched encoding);
+* ``metadata``: no input -> a JSON string (below).
+
+Images are brought to the model's ``(H, W)`` inside the SavedModel as the
+image store brings them for training and evaluation, by the resize mode
+it was exported with (default ``"direct"``): decoded by
+``keras_dhsps.data.decoding.decode_image``, resized to the stored size and
+rounded to uint8 by ``keras_dhsps.data.decoding.resize_images`` (the one
+resize rule), centre-cropped when the model is smaller than the stored
+size, then cast to ``float32``; so the codes of an endpoint are those of
+the Keras model on the stored pixels, bit for bit. Pixel normalization is
+inside the model (``backbones.py``).
+Packed codes follow ``keras_dhsps.retrieval.codes.pack_codes``: bit 1 for ``u >= 0``,
+most significant bit first, zero padded.
+
+The metadata (``bits``, ``backbone``, ``activation``, ``image_size``, the
+experiment ``config``, the Keras version) is returned by the ``metadata``
+endpoint and also written to ``assets.extra/dhsps_metadata.json`` (TF
+Serving's folder for extra files) so it can be read without TensorFlow.
+
+:func:`load_saved_model_hasher` opens a SavedModel as a
+:class:`keras_dhsps.serving.hasher.LoadedHasher` (the backend-neutral interface
+``dhsps encode`` and ``dhsps search`` use; a ``.keras`` hasher needs no
+TensorFlow); :func:`keras_dhsps.training.rundir.load_hasher` is the one loader
+that opens a run directory, a ``.keras`` file or a SavedModel.
+
+This module is TensorFlow-specific by nature (decode and resize ops inside
+the SavedModel); the model code itself stays in ``keras.ops``.
+
+Example:
+
+```python
+model = build_hasher("small_cnn", 32)
+export_saved_model(model, "hasher_savedmodel")
+served = tf.saved_model.load("hasher_savedmodel")
+packed = served.encode(tf.zeros((2, 480, 640, 3), tf.uint8))   # (2, 4)
+layer = keras.layers.TFSMLayer("hasher_savedmodel", call_endpoint="serve")
+```
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+
+import keras
+
+from keras_dhsps.utils.errors import DHSPSError
+
+try:
+    import tensorflow as tf
+except ImportError:  # a JAX or PyTorch machine: say so in one line
+    raise DHSPSError(
+        "SavedModel export and loading need TensorFlow, which is not "
+        "installed (pip install tensorflow); .keras hashers train, evaluate "
+        "and encode without it"
+    ) from None
+
+from keras_dhsps.data.decoding import decode_image
+from keras_dhsps.data.decoding import resize_images
+from keras_dhsps.data.pipeline import center_crop
+from keras_dhsps.data.store import stored_size
+from keras_dhsps.serving.hasher import LoadedHasher
+from keras_dhsps.serving.hasher import hasher_metadata
+from keras_dhsps.utils.files import finish_directory
+from keras_dhsps.utils.files import make_temporary_directory
+from keras_dhsps.utils.files import read_json
+from keras_dhsps.utils.files import write_json
+
+logger = logging.getLogger(__name__)
+
+METADATA_PATH = os.path.join("assets.extra", "dhsps_metadata.json")
+ENDPOINTS = ("serve", "encode", "encode_bytes", "hasher", "metadata")
+
+
+# ------------------------------------------------------------ TF graph ops
+def preprocess_images(
+    images: tf.Tensor,
+    image_size: tuple[int, int],
+    *,
+    resize: str = "direct",
+    resize_to: tuple[int, int] = (256, 256),
+) -> tf.Tensor:
+    """uint8 images of any size -> float32 ``(B, H, W, 3)``.
+
+    The image store's preprocessing (:mod:`keras_dhsps.data.store`):
+    :func:`~keras_dhsps.data.decoding.resize_images` to the stored size of
+    ``resize`` (``"direct"``: ``(H, W)``; ``"resize_crop"``:
+    ``resize_to``; ``"shorter_side_crop"``: the shorter side scaled to
+    ``resize_to[0]``, the centre square kept), rounded to uint8, then the
+    centre ``(H, W)`` when the stored size is larger, cast to float32.
+
+    Raises:
+        DHSPSError: an unknown ``resize`` mode, or a stored size smaller
+            than ``image_size``.
+    """
+    height, width = image_size
+    size = stored_size(image_size, resize=resize, resize_to=resize_to)
+    images = resize_images(images, resize=resize, size=size)
+    if size != (height, width):
+        images = center_crop(images, height, width)
+    images = tf.cast(images, tf.float32)
+    return tf.ensure_shape(images, (None, height, width, 3))
+
+
+def decode_image_bytes(data: tf.Tensor) -> tf.Tensor:
+    """One encoded image (JPEG, PNG, BMP, GIF first frame) -> uint8 HxWx3,
+    decoded as the image store decodes it
+    (:func:`keras_dhsps.data.decoding.decode_image`)."""
+    return decode_image(data)
+
+
+def pack_bits(codes: tf.Tensor) -> tf.Tensor:
+    """TF twin of ``keras_dhsps.retrieval.codes.pack_codes``: ``u >= 0`` -> bit 1,
+    MSB first, last byte zero padded; returns ``uint8 (B, ceil(K/8))``."""
+    bits = int(codes.shape[-1])
+    num_bytes = -(-bits // 8)
+    on = tf.cast(codes >= 0, tf.int32)
+    on = tf.pad(on, [[0, 0], [0, 8 * num_bytes - bits]])
+    on = tf.reshape(on, (-1, num_bytes, 8))
+    weights = tf.constant([128, 64, 32, 16, 8, 4, 2, 1], tf.int32)
+    return tf.cast(tf.reduce_sum(on * weights, axis=-1), tf.uint8)
+
+
+# ------------------------------------------------------------------ export
+def export_saved_model(
+    model: keras.Model,
+    directory: str,
+    *,
+    config: dict | None = None,
+    overwrite: bool = False,
+    resize: str = "direct",
+    resize_to: tuple[int, int] = (256, 256),
+) -> dict:
+    """Exports ``model`` as a SavedModel with raw-image endpoints.
+
+    The directory is written next to its destination and renamed into
+    place, so a failed export leaves no half-written model.
+
+    Args:
+        model: a hasher (float images in [0, 255] of a fixed size -> codes).
+        directory: the SavedModel directory to create.
+        config: the experiment config dict stored in the metadata.
+        overwrite: replace an existing directory.
+        resize: how endpoints bring images to the model's size, one of
+            ``keras_dhsps.config.RESIZE_MODES`` (use the mode the model was evaluated
+            with); stored in the metadata.
+        resize_to: the intermediate size of the cropping modes.
+
+    Returns:
+        The metadata dict (see :func:`hasher_metadata`).
+
+    Raises:
+        DHSPSError: ``directory`` exists and ``overwrite`` is False.
+    """
+    directory = os.path.abspath(directory)
+    if os.path.exists(directory) and not overwrite:
+        raise DHSPSError(
+            f"{directory} already exists (use --overwrite to replace it)"
+        )
+    metadata = hasher_metadata(
+        model, config, resize=resize, resize_to=resize_to
+    )
+    archive = _archive(model, metadata, resize=resize, resize_to=resize_to)
+    _write_atomically(archive, directory, metadata)
+    logger.info("exported %s", directory)
+    return metadata
+
+
+def _archive(model, metadata, *, resize, resize_to):
+    """The ``ExportArchive`` of :data:`ENDPOINTS` (see the module doc)."""
+    image_size = tuple(metadata["image_size"])
+    metadata_json = json.dumps(metadata, sort_keys=True)
+
+    def prepare(images):
+        return preprocess_images(
+            images, image_size, resize=resize, resize_to=tuple(resize_to)
+        )
+
+    def relaxed(images):
+        return model(prepare(images), training=False)
+
+    def encode_bytes(data):
+        images = tf.map_fn(
+            lambda item: prepare(decode_image_bytes(item)[None])[0],
+            data,
+            fn_output_signature=tf.TensorSpec((*image_size, 3), tf.float32),
+        )
+        codes = model(images, training=False)
+        return {"codes": codes, "packed": pack_bits(codes)}
+
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    uint8_spec = [tf.TensorSpec((None, None, None, 3), tf.uint8, name="images")]
+    archive.add_endpoint(name="serve", fn=relaxed, input_signature=uint8_spec)
+    archive.add_endpoint(
+        name="encode",
+        fn=lambda images: pack_bits(relaxed(images)),
+        input_signature=uint8_spec,
+    )
+    archive.add_endpoint(
+        name="encode_bytes",
+        fn=encode_bytes,
+        input_signature=[tf.TensorSpec((None,), tf.string, name="image_bytes")],
+    )
+    archive.add_endpoint(
+        name="hasher",
+        fn=lambda images: model(images, training=False),
+        input_signature=[
+            tf.TensorSpec((None, *image_size, 3), tf.float32, name="images")
+        ],
+    )
+    archive.add_endpoint(
+        name="metadata",
+        fn=lambda: tf.constant(metadata_json),
+        input_signature=[],
+    )
+    return archive
+
+
+def _write_atomically(archive, directory, metadata):
+    """Writes ``archive`` and its metadata file next to ``directory`` and
+    renames it into place (replacing an old one): never half-written."""
+    parent = os.path.dirname(directory)
+    os.makedirs(parent, exist_ok=True)
+    temporary = make_temporary_directory(parent, ".tmp-export-")
+    try:
+        archive.write_out(temporary, verbose=False)
+        write_json(os.path.join(temporary, METADATA_PATH), metadata)
+        finish_directory(temporary)
+        if os.path.exists(directory):
+            shutil.rmtree(directory)
+        os.replace(temporary, directory)
+    except BaseException:
+        shutil.rmtree(temporary, ignore_errors=True)
+        raise
+
+
+# ------------------------------------------------------------------- load
+def load_saved_model_hasher(path: str) -> LoadedHasher:
+    """Opens an exported SavedModel (``dhsps export``) as a hasher; use
+    :func:`keras_dhsps.training.rundir.load_hasher`, which also opens run
+    directories and ``.keras`` files.
+
+    Raises:
+        DHSPSError: not loadable, or exported without the ``hasher``
+            endpoint.
+    """
+    try:
+        loaded = tf.saved_model.load(path)
+    except (OSError, ValueError, tf.errors.OpError) as error:
+        raise DHSPSError(f"cannot load SavedModel {path}: {error}") from None
+    if not hasattr(loaded, "hasher"):
+        raise DHSPSError(
+            f"{path} is a SavedModel without the 'hasher' endpoint; "
+            "export it with `dhsps export`"
+        )
+    metadata_file = os.path.join(path, METADATA_PATH)
+    if os.path.isfile(metadata_file):
+        metadata = read_json(metadata_file)
+    else:
+        metadata = json.loads(loaded.metadata().numpy().decode("utf-8"))
+    return LoadedHasher(source=path, metadata=metadata, saved_model=loaded)

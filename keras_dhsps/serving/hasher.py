@@ -1,0 +1,153 @@
+"""A loaded hasher behind one interface, with or without TensorFlow.
+
+:class:`LoadedHasher` puts a ``.keras`` model and an exported SavedModel
+behind one interface (raw uint8 images in, codes out), used by ``dhsps
+encode`` and ``dhsps search``; :func:`keras_dhsps.training.rundir.load_hasher` is
+the one loader that opens a run directory, a ``.keras`` file or a
+SavedModel (:func:`keras_dhsps.serving.export.load_saved_model_hasher`).
+
+Images are brought to the model's ``(H, W)`` as the image store brings
+them for training and evaluation (:mod:`keras_dhsps.data.store`): resized
+to the stored size of the hasher's resize mode by
+:func:`keras_dhsps.data.decoding.resize_uint8_images` (NumPy, giving
+TensorFlow's pixels), centre-cropped when
+the stored size is larger, cast to float32. A Keras hasher therefore
+encodes under any Keras backend without TensorFlow; a SavedModel needs
+TensorFlow to be loaded at all.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import keras
+import numpy as np
+
+from keras_dhsps.data.decoding import resize_uint8_images
+from keras_dhsps.data.store import stored_size
+from keras_dhsps.models.hasher import HASH_LAYER_NAME
+
+METADATA_FORMAT = "keras_dhsps.serving.hasher"
+
+
+def hasher_metadata(
+    model: keras.Model,
+    config: dict | None = None,
+    *,
+    resize: str = "direct",
+    resize_to: tuple[int, int] = (256, 256),
+) -> dict:
+    """The metadata stored with an exported hasher or a code database.
+
+    Args:
+        model: a hasher from ``build_hasher``.
+        config: the experiment config as a dict (a run's ``config.json``),
+            or None. ``backbone`` is taken from ``config["model"]``.
+
+    Returns:
+        A JSON-ready dict: ``format``, ``bits``, ``backbone`` (None when
+        unknown), ``activation``, ``image_size`` ``[H, W]``, ``config``,
+        ``keras_version``, ``model_name``.
+    """
+    _, height, width, _ = model.input_shape
+    activation = None
+    try:
+        layer = model.get_layer(HASH_LAYER_NAME)
+        activation = getattr(layer.activation, "__name__", None)
+    except ValueError:
+        pass
+    backbone = None
+    if config is not None:
+        backbone = (config.get("model") or {}).get("backbone")
+    return {
+        "format": METADATA_FORMAT,
+        "bits": int(model.output_shape[-1]),
+        "backbone": backbone,
+        "activation": activation,
+        "image_size": [int(height), int(width)],
+        "resize": resize,
+        "resize_to": [int(v) for v in resize_to],
+        "config": config,
+        "keras_version": keras.__version__,
+        "model_name": model.name,
+    }
+
+
+class LoadedHasher:
+    """A hasher from a ``.keras`` file, a run directory or a SavedModel.
+
+    Attributes:
+        bits: code length ``K``.
+        image_size: the model's ``(H, W)``.
+        stored_size: the size images are resized to before the centre
+            crop to ``image_size`` (:func:`~keras_dhsps.data.store.
+            stored_size` of the resize mode).
+        metadata: :func:`hasher_metadata`'s dict.
+        source: the path it was loaded from.
+        kind: ``"keras"`` or ``"saved_model"``.
+        model: the ``keras.Model`` (``kind == "keras"``) or None.
+
+    Raises:
+        DHSPSError: an unknown resize mode in ``metadata``, or a stored
+            size smaller than ``image_size``.
+    """
+
+    def __init__(
+        self,
+        *,
+        source: str,
+        metadata: dict,
+        model: keras.Model | None = None,
+        saved_model: Any = None,
+    ) -> None:
+        self.source = source
+        self.metadata = metadata
+        self.model = model
+        self._saved_model = saved_model
+        self.kind = "keras" if model is not None else "saved_model"
+        self.bits = int(metadata["bits"])
+        self.image_size = tuple(int(v) for v in metadata["image_size"])
+        self.resize = metadata.get("resize", "direct")
+        self.resize_to = tuple(metadata.get("resize_to", (256, 256)))
+        self.stored_size = stored_size(
+            self.image_size, resize=self.resize, resize_to=self.resize_to
+        )
+
+    def crop_stored(self, images):
+        """The centre ``image_size`` window of images at ``stored_size``
+        (NumPy arrays or tensors; the offsets are static)."""
+        height, width = self.image_size
+        top = (self.stored_size[0] - height) // 2
+        left = (self.stored_size[1] - width) // 2
+        return images[..., top : top + height, left : left + width, :]
+
+    def preprocess(self, images) -> np.ndarray:
+        """uint8 images ``(B, h, w, 3)`` -> the model's float32 input."""
+        stored = resize_uint8_images(
+            np.asarray(images, np.uint8),
+            resize=self.resize,
+            size=self.stored_size,
+        )
+        return np.asarray(self.crop_stored(stored), np.float32)
+
+    def codes_from_preprocessed(self, images) -> np.ndarray:
+        """Relaxed codes of float32 images already at ``image_size``."""
+        if self.model is not None:
+            codes = self.model(np.asarray(images, np.float32), training=False)
+            return np.asarray(keras.ops.convert_to_numpy(codes), np.float32)
+        import tensorflow as tf
+
+        codes = self._saved_model.hasher(
+            tf.convert_to_tensor(images, tf.float32)
+        )
+        return np.asarray(codes, dtype=np.float32)
+
+    def codes(self, images) -> np.ndarray:
+        """Relaxed codes ``(B, K)`` of uint8 images ``(B, h, w, 3)``."""
+        return self.codes_from_preprocessed(self.preprocess(images))
+
+    def __repr__(self) -> str:
+        return (
+            f"LoadedHasher(kind={self.kind!r}, bits={self.bits}, "
+            f"source={self.source!r})"
+        )

@@ -1,0 +1,4 @@
+"""Training a hasher.
+
+`fit`, its callbacks, optimizers, distribution and the run directory.
+"""

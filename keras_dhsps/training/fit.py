@@ -1,0 +1,615 @@
+"""The one training entry point: ``fit(config) -> TrainResult``.
+
+Used by the CLI, by the reproduce runner and by the tests. It builds the
+dataset, the hasher, the loss and the two-rate Adam of the authors' protocol
+(docs/method.md §3) from an :class:`~keras_dhsps.config.ExperimentConfig` and
+runs ``model.fit``; the same call covers paper-scale training:
+
+* backbones from ``keras_dhsps.models.backbones`` with local or ImageNet weights
+  (``ModelConfig.backbone_weights``);
+* the backbone at ``backbone_lr_multiplier`` × the hash layer's rate, with
+  the authors' step decay, cosine or constant schedules, and an optional
+  warm-up with the backbone frozen (``freeze_backbone_epochs``);
+* resumable checkpoints every N steps in ``run_dir`` (a rerun with the same
+  ``run_dir`` continues at the saved step and, for a fixed seed with
+  deterministic ops, ends with the weights of an uninterrupted run),
+  a NaN guard (:class:`~keras_dhsps.training.callbacks.StopOnNaN`: a NaN or
+  infinite loss raises an error naming the step and the batch's labels),
+  TensorBoard logs and the best-``val_map`` model on a
+  validation split carved from training data (never the query set);
+* mixed precision and XLA as config switches;
+* ``tf.distribute`` strategies, with the pairwise loss over the global batch
+  (:mod:`keras_dhsps.training.distribution`).
+
+Training reads an endless, seeded stream of shuffled batches (one pass per
+epoch, last partial batch dropped), so a resumed run skips exactly the
+batches already used. The reader is ``tf.data``
+(:mod:`keras_dhsps.data.pipeline`, the default where TensorFlow is
+installed; skipped batches are still read) or NumPy
+(:mod:`keras_dhsps.data.feed`, every Keras backend, the default without
+TensorFlow; batch ``s`` is a pure function of the seed and ``s``, so
+skipped batches are never read). Nothing here imports TensorFlow unless
+it is the backend, the reader or a strategy is given.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import logging
+import os
+import time
+
+import keras
+import numpy as np
+
+from keras_dhsps.config import PRECISIONS
+from keras_dhsps.config import ExperimentConfig
+from keras_dhsps.config import InputConfig
+from keras_dhsps.config import TrainConfig
+from keras_dhsps.config import backbone_lr_multiplier
+from keras_dhsps.data import feed
+from keras_dhsps.data import load_configured_dataset
+from keras_dhsps.data.base import RetrievalDataset
+from keras_dhsps.data.base import Split
+from keras_dhsps.data.store import stored_size
+from keras_dhsps.losses import get_loss
+from keras_dhsps.models.backbones import get_backbone_spec
+from keras_dhsps.models.hasher import HASH_LAYER_NAME
+from keras_dhsps.models.hasher import build_hasher
+from keras_dhsps.retrieval.evaluation import model_image_size
+from keras_dhsps.training.callbacks import BestModelCheckpoint
+from keras_dhsps.training.callbacks import RetrievalValidation
+from keras_dhsps.training.callbacks import RunHistory
+from keras_dhsps.training.callbacks import StepCheckpoint
+from keras_dhsps.training.callbacks import StopOnNaN
+from keras_dhsps.training.callbacks import global_step
+from keras_dhsps.training.callbacks import read_history
+from keras_dhsps.training.callbacks import restore_checkpoint
+from keras_dhsps.training.optimizers import LayerwiseAdam
+from keras_dhsps.training.optimizers import make_schedule
+from keras_dhsps.training.rundir import BEST_MODEL_FILE
+from keras_dhsps.training.rundir import CHECKPOINTS_DIR
+from keras_dhsps.training.rundir import HISTORY_FILE
+from keras_dhsps.training.rundir import LOGS_DIR
+from keras_dhsps.training.rundir import RunDirectory
+from keras_dhsps.utils.errors import DHSPSError
+from keras_dhsps.utils.import_hooks import installed
+
+logger = logging.getLogger(__name__)
+
+BACKBONE_NAME = "backbone"
+#: The readers of :class:`TrainingStream`.
+READERS = ("tf.data", "numpy")
+
+
+@dataclasses.dataclass
+class TrainResult:
+    """What :func:`fit` returns.
+
+    Attributes:
+        model: the trained hasher (final step: the authors' protocol; the
+            best-``val_map`` model is in ``run_dir/best.keras``).
+        history: per-epoch logs (``loss``, and ``val_map`` when validation
+            is on) of the whole run, each epoch averaged over its own steps,
+            also for epochs run before an interruption (kept in
+            ``run_dir/history.json``).
+        dataset: the dataset it was trained on (for evaluation).
+        seconds: wall-clock training time of this call.
+        initial_step: the step it resumed from (0 for a fresh run).
+    """
+
+    model: keras.Model
+    history: dict
+    dataset: RetrievalDataset
+    seconds: float
+    initial_step: int = 0
+
+
+def build_optimizer(
+    train_config: TrainConfig,
+    total_steps: int | None = None,
+    *,
+    backbone_multiplier: float | None = None,
+) -> LayerwiseAdam:
+    """Adam at ``learning_rate`` on the hash layer and
+    ``learning_rate × backbone_lr_multiplier`` elsewhere, both following
+    ``train_config.schedule`` (authors: ×``decay_rate`` every
+    ``decay_steps`` steps). ``backbone_multiplier`` overrides
+    ``train_config.backbone_lr_multiplier`` (see
+    :func:`keras_dhsps.config.backbone_lr_multiplier`)."""
+    if backbone_multiplier is None:
+        backbone_multiplier = train_config.backbone_lr_multiplier
+    if backbone_multiplier is None:
+        backbone_multiplier = 1.0
+    learning_rate = make_schedule(
+        train_config.schedule,
+        train_config.learning_rate,
+        decay_steps=train_config.decay_steps,
+        decay_rate=train_config.decay_rate,
+        total_steps=total_steps,
+    )
+    return LayerwiseAdam(
+        learning_rate,
+        multipliers={HASH_LAYER_NAME: 1.0},
+        default_multiplier=backbone_multiplier,
+        epsilon=train_config.adam_epsilon,
+    )
+
+
+@contextlib.contextmanager
+def precision_scope(precision):
+    """Builds layers under ``precision``'s dtype policy, then restores the
+    previous global policy (the policy stays on the layers built inside).
+
+    Raises:
+        DHSPSError: unknown precision.
+    """
+    if precision not in PRECISIONS:
+        raise DHSPSError(
+            f"unknown precision {precision!r}; known: {', '.join(PRECISIONS)}"
+        )
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(precision)
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(previous)
+
+
+def carve_validation(split: Split, fraction: float, seed: int):
+    """Splits ``split`` into (train, validation) by a seeded permutation.
+
+    The validation images are removed from training, so model selection
+    uses images the model was not trained on and never the query set.
+
+    Raises:
+        DHSPSError: the fraction leaves no image on one side.
+    """
+    count = len(split)
+    size = int(round(count * fraction))
+    if not 0 < size < count:
+        raise DHSPSError(
+            f"validation_fraction={fraction} of {count} training images "
+            "leaves an empty split"
+        )
+    order = np.random.default_rng(seed).permutation(count)
+
+    def subset(index):
+        index = np.sort(index)
+        if split.images is not None:
+            return Split(labels=split.labels[index], images=split.images[index])
+        return Split(
+            labels=split.labels[index],
+            paths=tuple(split.paths[i] for i in index),
+        )
+
+    return subset(order[size:]), subset(order[:size])
+
+
+#: With ``train.validation_every = None`` and a run directory, validation runs
+#: about this many times per run (and after the last epoch).
+AUTO_VALIDATIONS = 10
+
+
+def validation_every(train_config: TrainConfig, dataset, run_dir) -> int:
+    """Epochs between validation-mAP evaluations (0: none).
+
+    ``train.validation_every`` when set (0: off). When it is None, a run that keeps
+    a run directory (so ``best.keras`` has a place) on a dataset with a
+    ``validation`` split of its own validates about
+    :data:`AUTO_VALIDATIONS` times (every ``ceil(epochs / 10)`` epochs and
+    after the last). Validation is never carved out of the training images
+    unless ``validation_every`` asks for it, so turning it on by default
+    changes no trained weights.
+    """
+    if train_config.validation_every is not None:
+        return int(train_config.validation_every)
+    validation = dataset.splits.get("validation")
+    if run_dir is None or validation is None or not len(validation):
+        return 0
+    return max(1, -(-int(train_config.epochs) // AUTO_VALIDATIONS))
+
+
+def _train_and_validation(dataset, train_config, every):
+    train_split = dataset.split("train")
+    if not every:
+        return train_split, None
+    validation = dataset.splits.get("validation")
+    if validation is not None and len(validation):
+        return train_split, validation
+    return carve_validation(
+        train_split, train_config.validation_fraction, train_config.seed
+    )
+
+
+def _segments(start, epochs, steps_per_epoch, freeze_epochs):
+    """``(initial_epoch, epochs, steps_per_epoch, frozen)`` for each
+    ``model.fit`` call from global step ``start``: the rest of a partly
+    done epoch, then whole epochs up to the end of the frozen warm-up and
+    up to the end of the run."""
+    segments = []
+    step = start
+    total = epochs * steps_per_epoch
+    while step < total:
+        epoch, offset = divmod(step, steps_per_epoch)
+        frozen = epoch < freeze_epochs
+        if offset:
+            remaining = steps_per_epoch - offset
+            segments.append((epoch, epoch + 1, remaining, frozen))
+            step += steps_per_epoch - offset
+            continue
+        end = min(freeze_epochs, epochs) if frozen else epochs
+        segments.append((epoch, end, steps_per_epoch, frozen))
+        step = end * steps_per_epoch
+    return segments
+
+
+def enable_determinism() -> None:
+    """Makes training bit-reproducible for a fixed seed, per backend.
+
+    * TensorFlow backend: ``tf.config.experimental.enable_op_determinism()``
+      (process-wide; there is no per-call switch; slower on GPUs).
+    * JAX: deterministic on CPU already; on a GPU, XLA's deterministic
+      kernels must be chosen before JAX starts
+      (``XLA_FLAGS=--xla_gpu_deterministic_ops=true``): a warning says so
+      when the flag is missing.
+    * PyTorch: ``torch.use_deterministic_algorithms(True)``.
+
+    The batch stream itself is deterministic for a fixed seed with every
+    reader.
+    """
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        tf.config.experimental.enable_op_determinism()
+    elif backend == "torch":
+        import torch
+
+        torch.use_deterministic_algorithms(True)
+    elif backend == "jax":
+        import jax
+
+        flags = os.environ.get("XLA_FLAGS", "")
+        on_gpu = any(d.platform != "cpu" for d in jax.devices())
+        if on_gpu and "xla_gpu_deterministic_ops=true" not in flags:
+            logger.warning(
+                "train.deterministic under JAX on a GPU needs "
+                "XLA_FLAGS=--xla_gpu_deterministic_ops=true set before "
+                "JAX starts"
+            )
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainingStream:
+    """The endless seeded stream of training batches of one split.
+
+    Attributes:
+        split: the training images.
+        reader: ``"tf.data"`` (:mod:`keras_dhsps.data.pipeline`) or
+            ``"numpy"`` (:mod:`keras_dhsps.data.feed`, every backend).
+        batch_size, image_size, seed: as in the config.
+    """
+
+    split: Split
+    reader: str
+    batch_size: int
+    image_size: tuple
+    seed: int
+    input_config: InputConfig = InputConfig()
+
+    def __post_init__(self):
+        if self.reader not in READERS:
+            raise DHSPSError(
+                f"unknown reader {self.reader!r}; known: {', '.join(READERS)}"
+            )
+
+    def batches(self, start: int = 0):
+        """Batches from global step ``start``: a ``tf.data.Dataset`` or a
+        generator of NumPy batches, both read from the split's image store
+        (``input.store="memory"``: decoded once per process) or decoded on
+        the fly (``"none"``)."""
+        if self.reader == "numpy":
+            return feed.training_batches(
+                self.split,
+                batch_size=self.batch_size,
+                image_size=self.image_size,
+                seed=self.seed,
+                start=start,
+                store=feed.open_image_store(
+                    self.split, self.image_size, self.input_config
+                ),
+            )
+        from keras_dhsps.data.pipeline import reader_dataset
+
+        # A new dataset object per fit call: a reused one would continue its
+        # shuffle seed generator and give a resumed run another order. The
+        # skipped batches' indices are drawn; a store-fed reader reads their
+        # images too, from memory.
+        dataset = reader_dataset(
+            self.split,
+            batch_size=self.batch_size,
+            image_size=self.image_size,
+            input_config=self.input_config,
+            training=True,
+            seed=self.seed,
+        )
+        return dataset.repeat().skip(start)
+
+    def labels(self, step: int):
+        """The labels of the batch of global step ``step``."""
+        if self.reader == "numpy":
+            return feed.training_labels(
+                self.split,
+                batch_size=self.batch_size,
+                seed=self.seed,
+                step=step,
+            )
+        for _, labels in self.batches(step).take(1):
+            return keras.ops.convert_to_numpy(labels)
+        return np.zeros((0, 0))
+
+
+def stored_image_size(config: ExperimentConfig) -> tuple[int, int]:
+    """``(H, W)`` of the images the hasher takes: the backbone's size for
+    ``input.resize="direct"``, ``input.resize_to`` for the cropping modes
+    (the model crops them on the device: a random window in training with
+    ``input.random_crop``, else the centre): the image store's size,
+    :func:`keras_dhsps.data.store.stored_size`."""
+    spec = get_backbone_spec(config.model.backbone)
+    return stored_size(
+        config.model.image_size or spec.image_size,
+        resize=config.input.resize,
+        resize_to=config.input.resize_to,
+    )
+
+
+def _strategy_scope(strategy):
+    if strategy is None:
+        return contextlib.nullcontext()
+    from keras_dhsps.training.distribution import strategy_scope
+
+    return strategy_scope(strategy)
+
+
+def _build_model(config: ExperimentConfig, total_steps: int, strategy):
+    """The compiled hasher, its optimizer built on every variable (so a
+    frozen warm-up and the later full training share one optimizer
+    state), and ``compile_model(frozen)`` for each training segment."""
+    train_config = config.train
+    loss = get_loss(config.loss.name, **config.loss.params)
+    if strategy is not None:
+        from keras_dhsps.training.distribution import GlobalBatchLoss
+
+        loss = GlobalBatchLoss(loss)
+    with _strategy_scope(strategy):
+        try:
+            optimizer = build_optimizer(
+                train_config,
+                total_steps,
+                backbone_multiplier=backbone_lr_multiplier(config),
+            )
+        except (KeyError, ValueError) as error:
+            raise DHSPSError(str(error)) from None
+        with precision_scope(train_config.precision):
+            model = build_hasher(
+                config.model.backbone,
+                config.model.bits,
+                activation=config.model.activation,
+                image_size=config.model.image_size,
+                weights=config.model.backbone_weights,
+                input_size=stored_image_size(config),
+                random_crop=config.input.random_crop,
+                random_flip=config.input.random_flip,
+                seed=train_config.seed,
+            )
+
+    def compile_model(frozen):
+        with _strategy_scope(strategy):
+            model.get_layer(BACKBONE_NAME).trainable = not frozen
+            model.compile(
+                optimizer=getattr(model, "optimizer", None) or optimizer,
+                loss=loss,
+                jit_compile=train_config.jit_compile,
+            )
+
+    compile_model(frozen=False)
+    with _strategy_scope(strategy):
+        model.optimizer.build(model.trainable_variables)
+    return model, compile_model
+
+
+def _resume(run_dir, model, steps_per_epoch) -> RunHistory:
+    """Restores ``run_dir``'s checkpoint into ``model`` and returns the
+    run's history callback holding the epochs already done."""
+    if run_dir is None:
+        return RunHistory()
+    metric_states = restore_checkpoint(
+        os.path.join(run_dir, CHECKPOINTS_DIR), model
+    )
+    epochs_done, offset = divmod(global_step(model), steps_per_epoch)
+    path = os.path.join(run_dir, HISTORY_FILE)
+    return RunHistory(
+        path,
+        read_history(path, epochs_done),
+        # Only a run resumed within an epoch continues its running means.
+        metric_states if offset else None,
+    )
+
+
+def _callbacks(config, run_dir, stream, history, validation, extra):
+    """The callbacks of a run, in order: the NaN guard, validation (so the
+    best model, the history and the user's callbacks see ``val_map``),
+    the history, then the checkpoint (after the history it covers)."""
+    train_config = config.train
+    result = [StopOnNaN(stream.labels)]
+    if validation is not None:
+        split, every = validation
+        result.append(
+            RetrievalValidation(
+                split,
+                stream.split,
+                every=every,
+                reader=stream.reader,
+                input_config=stream.input_config,
+            )
+        )
+        if run_dir is not None:
+            best = max(history.history.get("val_map", ()), default=None)
+            result.append(
+                BestModelCheckpoint(
+                    os.path.join(run_dir, BEST_MODEL_FILE),
+                    monitor="val_map",
+                    mode="max",
+                    save_best_only=True,
+                    initial_value_threshold=best,
+                )
+            )
+    result.append(history)
+    if run_dir is not None:
+        result.append(
+            StepCheckpoint(
+                os.path.join(run_dir, CHECKPOINTS_DIR),
+                train_config.checkpoint_every,
+            )
+        )
+        if train_config.tensorboard:
+            result.extend(_tensorboard(os.path.join(run_dir, LOGS_DIR)))
+    return result + list(extra)
+
+
+def _tensorboard(directory):
+    if not installed("tensorboard"):
+        logger.warning(
+            "tensorboard is not installed: no TensorBoard logs "
+            "(pip install tensorboard)"
+        )
+        return []
+    return [keras.callbacks.TensorBoard(directory)]
+
+
+class _StopAfterFirstEpoch(keras.callbacks.Callback):
+    """Ends a ``model.fit`` call after its first epoch: the rest of an
+    interrupted epoch runs as a fit up to the run's last epoch, so the
+    progress bar says "Epoch 7/20", not "Epoch 7/7"."""
+
+    stopped = False
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.model.stop_training = self.stopped = True
+
+
+def _train(model, compile_model, stream, callbacks, train_config, verbose):
+    """Runs ``model.fit`` for each segment from the model's global step to
+    the end of the run (see :func:`_segments`)."""
+    steps_per_epoch = feed.steps_per_epoch(len(stream.split), stream.batch_size)
+    for initial_epoch, epochs, steps, frozen in _segments(
+        global_step(model),
+        train_config.epochs,
+        steps_per_epoch,
+        train_config.freeze_backbone_epochs,
+    ):
+        compile_model(frozen)
+        stopper = _StopAfterFirstEpoch()
+        partial = steps != steps_per_epoch
+        model.fit(
+            stream.batches(global_step(model)),
+            initial_epoch=initial_epoch,
+            epochs=max(train_config.epochs, epochs) if partial else epochs,
+            steps_per_epoch=steps,
+            callbacks=callbacks + ([stopper] if partial else []),
+            verbose=verbose,
+            shuffle=False,  # the stream is shuffled by the reader
+        )
+        if model.stop_training and not stopper.stopped:  # a user's stop
+            break
+    model.get_layer(BACKBONE_NAME).trainable = True
+
+
+def fit(
+    config: ExperimentConfig,
+    *,
+    dataset: RetrievalDataset | None = None,
+    data_root: str | None = None,
+    callbacks=(),
+    verbose="auto",
+    run_dir: str | None = None,
+    strategy=None,
+    reader: str | None = None,
+) -> TrainResult:
+    """Trains a hasher as ``config`` says; returns a :class:`TrainResult`.
+
+    Args:
+        config: the experiment.
+        dataset, data_root: an already loaded dataset, else the one of
+            ``config.data`` (under ``data_root`` when read from disk).
+        callbacks, verbose: extra Keras callbacks; ``model.fit``'s verbose.
+        run_dir: the run directory (:mod:`keras_dhsps.training.rundir`): the config
+            (``config.json``, written first; a directory holding another
+            config's run is refused), the final ``model.keras``,
+            checkpoints (``checkpoints/``), the per-epoch
+            history (``history.json``, written at each epoch's end),
+            TensorBoard logs (``logs/``, when the ``tensorboard`` package is
+            installed) and the best-``val_map`` model (``best.keras``; with
+            validation on, see :func:`validation_every`) go. If it holds a
+            checkpoint, training resumes from it. None keeps nothing on
+            disk.
+        strategy: a ``tf.distribute.Strategy`` (see
+            :func:`keras_dhsps.training.distribution.make_strategy`); its replicas split
+            each batch of ``config.train.batch_size`` images and the loss
+            sees the whole batch. None trains on the default device.
+        reader: ``"tf.data"`` or ``"numpy"`` (:mod:`keras_dhsps.data.feed`,
+            for every backend); None: ``tf.data`` where TensorFlow is
+            installed, else ``numpy``.
+
+    Raises:
+        DHSPSError: bad precision, schedule or validation fraction, or an
+            unreadable checkpoint in ``run_dir``.
+        NonFiniteLossError: the loss became NaN or infinite (a
+            ``DHSPSError`` naming the step and the batch's label
+            statistics); the last checkpoint before it is kept.
+    """
+    train_config = config.train
+    if train_config.deterministic:
+        enable_determinism()
+    keras.utils.set_random_seed(train_config.seed)
+    if dataset is None:
+        dataset = load_configured_dataset(config.data, root=data_root)
+    if run_dir is not None:
+        RunDirectory(run_dir).claim(config)
+    every = validation_every(train_config, dataset, run_dir)
+    train_split, validation_split = _train_and_validation(
+        dataset, train_config, every
+    )
+    steps_per_epoch = feed.steps_per_epoch(
+        len(train_split), train_config.batch_size
+    )
+    model, compile_model = _build_model(
+        config, train_config.epochs * steps_per_epoch, strategy
+    )
+    history = _resume(run_dir, model, steps_per_epoch)
+    initial_step = global_step(model)
+    stream = TrainingStream(
+        train_split,
+        reader or feed.default_reader(),
+        train_config.batch_size,
+        model_image_size(model),
+        train_config.seed,
+        config.input,
+    )
+    validation = None if validation_split is None else (validation_split, every)
+    all_callbacks = _callbacks(
+        config, run_dir, stream, history, validation, callbacks
+    )
+    start = time.perf_counter()
+    _train(model, compile_model, stream, all_callbacks, train_config, verbose)
+    if run_dir is not None:
+        RunDirectory(run_dir).write_model(model)
+    return TrainResult(
+        model=model,
+        history=history.history,
+        dataset=dataset,
+        seconds=time.perf_counter() - start,
+        initial_step=initial_step,
+    )

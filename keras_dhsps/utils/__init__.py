@@ -1,0 +1,1 @@
+"""Helpers every part uses: the package's errors, safe file writes, import hooks."""

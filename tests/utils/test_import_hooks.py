@@ -1,0 +1,64 @@
+"""keras_dhsps.utils.import_hooks: asking whether a package is installed without
+importing it, and running code around a package's first import.
+
+The probes use small standard-library modules that nothing in the test
+process imports (``tabnanny``, ``pyclbr``), so "not imported before" and
+"imported after" are observable in ``sys.modules``.
+"""
+
+import importlib.abc
+import sys
+
+import pytest
+
+from keras_dhsps.utils.import_hooks import around_first_import
+from keras_dhsps.utils.import_hooks import installed
+
+
+@pytest.fixture
+def fresh(monkeypatch):
+    """Forgets ``tabnanny`` and ``pyclbr`` for the test (restored after)."""
+    for name in ("tabnanny", "pyclbr"):
+        monkeypatch.delitem(sys.modules, name, raising=False)
+    monkeypatch.setattr(sys, "meta_path", list(sys.meta_path))
+
+
+class _Refuse(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name == "tabnanny":
+            raise ModuleNotFoundError("blocked", name=name)
+        return None
+
+
+def test_installed_answers_without_importing(fresh):
+    assert installed("tabnanny")
+    assert "tabnanny" not in sys.modules
+    assert not installed("keras_dhsps_no_such_package")
+
+
+def test_installed_is_false_for_a_refused_or_removed_package(
+    fresh, monkeypatch
+):
+    sys.meta_path.insert(0, _Refuse())  # the tests' TensorFlow blocker
+    assert not installed("tabnanny")
+    monkeypatch.setitem(sys.modules, "pyclbr", None)  # `import` would fail
+    assert not installed("pyclbr")
+
+
+def test_code_runs_around_the_first_import_only(fresh):
+    calls = []
+
+    def around(execute):
+        calls.append("before")
+        execute()
+        calls.append("module" if "tabnanny" in sys.modules else "missing")
+
+    around_first_import("tabnanny", around)
+    around_first_import("tabnanny", around)  # one hook waits, not two
+    import tabnanny  # noqa: F401
+
+    assert calls == ["before", "module"]
+    # The hook stepped aside after the import it wrapped.
+    assert not [f for f in sys.meta_path if getattr(f, "name", 0) == "tabnanny"]
+    around_first_import("tabnanny", around)  # imported already: nothing
+    assert calls == ["before", "module"]
