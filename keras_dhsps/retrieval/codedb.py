@@ -10,7 +10,7 @@ name                 type                             content
 ``labels``           ``uint8 (N, C)``, optional       multi-hot labels when known
 ``relaxed``          ``float32 (N, K)``, optional     relaxed codes ``u``
 ``skipped_paths``    UTF-8 strings                    images that failed to decode
-attrs ``format``     ``"keras_dhsps.retrieval.codedb"``
+attrs ``format``     ``"keras_dhsps.codedb"``
 attrs ``version``    ``1``
 attrs ``bits``       ``K``
 attrs ``metadata``   JSON string                      the hasher's metadata (bits,
@@ -47,7 +47,7 @@ from keras_dhsps.utils.files import atomic_write
 
 logger = logging.getLogger(__name__)
 
-FORMAT = "keras_dhsps.retrieval.codedb"
+FORMAT = "keras_dhsps.codedb"
 VERSION = 1
 #: File extensions listed when encoding a plain image directory (the
 #: formats ``tf.io.decode_image`` and Pillow read).

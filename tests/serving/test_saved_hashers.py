@@ -28,3 +28,11 @@ def test_an_older_hasher_gives_the_same_codes(name):
     expected = np.asarray(EXPECTED[name], np.float32)
     np.testing.assert_allclose(codes, expected, atol=2e-6)
     np.testing.assert_array_equal(codes >= 0, expected >= 0)
+
+
+def test_new_metadata_carries_the_format_older_files_carry():
+    from keras_dhsps.serving.hasher import METADATA_FORMAT
+
+    path = os.path.join(FIXTURES, "hasher_c7958a9_savedmodel", "assets.extra")
+    with open(os.path.join(path, "dhsps_metadata.json")) as file:
+        assert json.load(file)["format"] == METADATA_FORMAT
