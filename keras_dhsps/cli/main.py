@@ -187,9 +187,9 @@ def _evaluate(args):
 
 def _table_specs(args):
     """``(name, FILE[:ARG])`` of each table the reproduce command names."""
-    from keras_dhsps.experiments.tables import config_name
-    from keras_dhsps.experiments.tables import list_tables
-    from keras_dhsps.experiments.tables import table_config_path
+    from keras_dhsps.experiments.table_config import config_name
+    from keras_dhsps.experiments.table_config import list_tables
+    from keras_dhsps.experiments.table_config import table_config_path
 
     if sum(bool(x) for x in (args.config, args.table, args.all)) != 1:
         raise DHSPSError("give one of CONFIG, --table NAME or --all")
@@ -217,8 +217,8 @@ def _table_specs(args):
 
 
 def _reproduce(args):
-    from keras_dhsps.experiments.tables import load_table_config
-    from keras_dhsps.experiments.tables import with_overrides
+    from keras_dhsps.experiments.table_config import load_table_config
+    from keras_dhsps.experiments.table_config import with_overrides
     from keras_dhsps.utils.files import check_writable_output
 
     specs = _table_specs(args)
@@ -232,7 +232,7 @@ def _reproduce(args):
 
     import keras
 
-    from keras_dhsps.experiments.tables import run_table
+    from keras_dhsps.experiments.runner import run_table
 
     single = len(tables) == 1
     output_root = args.output or "results"

@@ -194,8 +194,8 @@ def test_hashes_of_existing_configs_are_unchanged():
 
 
 def test_every_table_config_validates(tmp_path):
-    from keras_dhsps.experiments.tables import TableConfig
-    from keras_dhsps.experiments.tables import cell_config
+    from keras_dhsps.experiments import TableConfig
+    from keras_dhsps.experiments.table_config import cell_config
 
     for file in sorted(os.listdir(CONFIGS)):
         if file == "common.py" or not file.endswith(".py"):
@@ -214,7 +214,7 @@ def test_every_table_config_validates(tmp_path):
 
 
 def test_config_files_import_siblings_without_sys_path(tmp_path):
-    from keras_dhsps.experiments.tables import TableConfig
+    from keras_dhsps.experiments import TableConfig
 
     path_before = list(sys.path)
     modules_before = set(sys.modules)
