@@ -1,7 +1,7 @@
 """Reliability: interruption, partial outputs, bad data, untrusted files and
 numerical guards never lose work or fail obscurely (issue 8).
 
-Cases (README "Reliability: what is guaranteed"):
+Cases (docs/reliability.md):
 
 * Interruption: ``dhsps train`` killed with SIGKILL and rerun resumes from
   its last checkpoint and ends with the uninterrupted run's weights;

@@ -1,22 +1,12 @@
 """Feature extractors that the hash layer sits on.
 
 Each entry of :data:`BACKBONES` builds a ``keras.Model`` named ``backbone``
-that takes float RGB images in ``[0, 255]`` (``(H, W, 3)``) and returns a
-feature vector; input normalization lives inside it (registered layers, no
-``Lambda``), so an exported hasher is self-contained. Each spec declares its
-input size and its preprocessing. Pretrained weights come from a local path
-or, on a user's machine, ``weights="imagenet"`` (keras.applications
-backbones only); tests never download.
-
-| name | input | features | preprocessing inside the model |
-|---|---|---|---|
-| ``small_cnn`` | 32 | 256 | ÷255 |
-| ``alexnet`` | 227 | 4096 (fc7) | RGB→BGR, − [104, 117, 123] (Caffe) |
-| ``alexnet_authors_rgb`` | 227 | 4096 (fc7) | − [123, 117, 104], RGB kept (authors) |
-| ``vgg16``, ``vgg19`` | 224 | 512 (avg-pooled conv5) | RGB→BGR, − ImageNet mean |
-| ``resnet50`` | 224 | 2048 (avg pool) | RGB→BGR, − ImageNet mean |
-| ``efficientnet_b0`` | 224 | 1280 (avg pool) | built into the application |
-| ``efficientnet_b3`` | 300 | 1536 (avg pool) | built into the application |
+that takes float RGB images in ``[0, 255]`` and returns a feature vector;
+its input normalization is inside it (registered layers, no ``Lambda``), so
+an exported hasher is self-contained. Each spec declares its input size and
+its preprocessing; pretrained weights come from a local path or
+``"imagenet"`` (keras.applications only). The table of backbones:
+docs/training.md §2.
 """
 
 import dataclasses
@@ -42,7 +32,7 @@ class BackboneSpec:
     Attributes:
         build: ``build(input_shape, weights) -> keras.Model``.
         image_size: the ``(height, width)`` it was designed for.
-        description: one line for ``--help`` and the README.
+        description: one line for ``--help`` and the docs.
         preprocessing: what the model does to its ``[0, 255]`` RGB input.
     """
 

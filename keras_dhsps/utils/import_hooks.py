@@ -1,15 +1,11 @@
 """Asking about, and running code around, the imports of other packages.
 
 :func:`installed` says whether a package can be imported without importing
-it (the readers, the strategies and TensorBoard logging ask it of
-TensorFlow and TensorBoard). :func:`around_first_import` runs code around
-the first import of a package. Two places need that: ``import
-keras_dhsps`` registers the package's Keras objects right after the first
-``import keras`` (so importing keras_dhsps imports neither Keras nor
-TensorFlow), and the CLI silences TensorFlow's C++ start-up notices while
-TensorFlow is first imported. Written by hand: the import system offers
-the hook (a meta-path finder) but no helper that wraps one module's
-execution.
+it. :func:`around_first_import` runs code around the first import of a
+package: ``import keras_dhsps`` registers its Keras objects right after the
+first ``import keras`` (so it imports neither Keras nor TensorFlow), and the
+CLI silences TensorFlow's start-up notices. Why written by hand:
+docs/design.md §1.4.
 """
 
 from __future__ import annotations
