@@ -24,8 +24,8 @@ import sys
 
 from keras_dhsps.cli import data as data_commands
 from keras_dhsps.cli import ship as ship_commands
-from keras_dhsps.config import STRATEGIES
 from keras_dhsps.data import load_configured_dataset
+from keras_dhsps.training import STRATEGIES
 from keras_dhsps.training.rundir import CONFIG_FILE
 from keras_dhsps.training.rundir import RunDirectory
 from keras_dhsps.training.rundir import read_json_file

@@ -69,8 +69,6 @@ SCHEDULES = ("step", "cosine", "constant")
 #: How images reach the stored size (``InputConfig.resize``; the one
 #: definition, used by the image store, the pipeline and the export).
 RESIZE_MODES = ("direct", "resize_crop", "shorter_side_crop")
-#: ``dhsps train --strategy`` (``keras_dhsps.training.distribution.make_strategy``).
-STRATEGIES = ("default", "mirrored", "multi_worker_mirrored")
 #: ``InputConfig.store``: ``"memory"`` keeps a decoded store (in RAM or
 #: memory-mapped), ``"none"`` decodes on every read.
 STORES = ("memory", "none")
