@@ -24,8 +24,9 @@ import sys
 
 from keras_dhsps.cli import data as data_commands
 from keras_dhsps.cli import ship as ship_commands
-from keras_dhsps.config import STRATEGIES
 from keras_dhsps.data import load_configured_dataset
+from keras_dhsps.data.options import check_options
+from keras_dhsps.training import STRATEGIES
 from keras_dhsps.training.rundir import CONFIG_FILE
 from keras_dhsps.training.rundir import RunDirectory
 from keras_dhsps.training.rundir import read_json_file
@@ -60,7 +61,9 @@ def _experiment_config(args):
         value = getattr(args, flag, None)
         if value is not None:
             assignments.append(f"{key}={json.dumps(value)}")
-    return override(config, *assignments)
+    config = override(config, *assignments)
+    check_options(config.data)
+    return config
 
 
 def _add_config_flags(parser):

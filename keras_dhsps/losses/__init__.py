@@ -28,20 +28,12 @@ from keras_dhsps.losses.idhn import idhn_loss
 from keras_dhsps.losses.similarity import hard_pair_mask
 from keras_dhsps.losses.similarity import hard_similarity
 from keras_dhsps.losses.similarity import soft_similarity
+from keras_dhsps.registry import LOSS_CLASSES
+from keras_dhsps.registry import resolve
 from keras_dhsps.utils.errors import UnknownNameError
 
-LOSSES = {
-    "idhn": IDHNLoss,
-    "idhn_hard_only": HardOnlyLoss,
-    "idhn_soft_only": IDHNSoftOnlyLoss,
-    "idhn_no_quantization": IDHNNoQuantizationLoss,
-    "idhn_dhp": IDHNDHPLoss,
-    "dhn": DHNLoss,
-    "dpsh": DPSHLoss,
-    "hashnet": HashNetLoss,
-    "dsh": DSHLoss,
-    "csq": CSQLoss,
-}
+#: name -> loss class, from :data:`keras_dhsps.registry.LOSS_CLASSES`.
+LOSSES = {name: resolve(ref) for name, ref in LOSS_CLASSES.items()}
 
 
 def get_loss(name, **params):

@@ -24,7 +24,7 @@ except ImportError:  # pragma: no cover - a Keras that moved it
         return False
 
 
-from keras_dhsps.config import STRATEGIES
+from keras_dhsps.training import STRATEGIES
 from keras_dhsps.utils.errors import DHSPSError
 from keras_dhsps.utils.errors import UnknownNameError
 from keras_dhsps.utils.import_hooks import installed
