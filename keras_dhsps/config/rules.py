@@ -3,7 +3,7 @@
 A :class:`Rule` is a test and the words that describe what it allows; a
 bad value raises :class:`ConfigError` naming the key, the value and those
 words, on one line. Loss parameters are checked against the loss's
-constructor (:func:`keras_dhsps.registry.loss_parameters`) and, by name,
+constructor (:func:`keras_dhsps.config.registry.loss_parameters`) and, by name,
 :data:`LOSS_PARAMETERS`.
 """
 
@@ -18,7 +18,7 @@ from collections.abc import Callable
 from collections.abc import Mapping
 from typing import Any
 
-from keras_dhsps import registry
+from keras_dhsps.config import registry
 from keras_dhsps.utils.errors import ConfigError
 
 # The values of config fields whose code lives above config (the hasher,
@@ -162,7 +162,7 @@ RULES: dict[str, Rule] = {
     "model.activation": one_of(*ACTIVATIONS),
     "model.image_size": optional(tuple_of(integer(1), "integers >= 1", 2)),
     "model.backbone_weights": optional(TEXT),
-    "loss.name": TEXT,  # and a loss of keras_dhsps.registry.LOSS_CLASSES
+    "loss.name": TEXT,  # and a loss of keras_dhsps.config.registry.LOSS_CLASSES
     "loss.params": MAPPING,  # checked by check_loss_params
     # 0 builds the initial model without training (library use); the
     # CLI's train and reproduce ask for at least 1.

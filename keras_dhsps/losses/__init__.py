@@ -5,6 +5,8 @@ Each loss is a pure ``keras.ops`` function plus a thin registered
 returns one value per image. :func:`get_loss` builds one by name.
 """
 
+from keras_dhsps.config.registry import LOSS_CLASSES
+from keras_dhsps.config.registry import resolve
 from keras_dhsps.losses.ablations import IDHNDHPLoss
 from keras_dhsps.losses.ablations import IDHNNoQuantizationLoss
 from keras_dhsps.losses.ablations import IDHNSoftOnlyLoss
@@ -28,11 +30,9 @@ from keras_dhsps.losses.idhn import idhn_loss
 from keras_dhsps.losses.similarity import hard_pair_mask
 from keras_dhsps.losses.similarity import hard_similarity
 from keras_dhsps.losses.similarity import soft_similarity
-from keras_dhsps.registry import LOSS_CLASSES
-from keras_dhsps.registry import resolve
 from keras_dhsps.utils.errors import UnknownNameError
 
-#: name -> loss class, from :data:`keras_dhsps.registry.LOSS_CLASSES`.
+#: name -> loss class, from :data:`keras_dhsps.config.registry.LOSS_CLASSES`.
 LOSSES = {name: resolve(ref) for name, ref in LOSS_CLASSES.items()}
 
 

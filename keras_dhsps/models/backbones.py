@@ -13,9 +13,9 @@ import os
 
 import keras
 
+from keras_dhsps.config.registry import BACKBONES
 from keras_dhsps.models.layers import ReverseChannels
 from keras_dhsps.models.layers import SubtractMean
-from keras_dhsps.registry import BACKBONES
 from keras_dhsps.utils.errors import DHSPSError
 from keras_dhsps.utils.errors import UnknownNameError
 
@@ -106,7 +106,7 @@ def build_application(
 
 
 def get_backbone_spec(name):
-    """The :class:`keras_dhsps.registry.BackboneSpec` registered under
+    """The :class:`keras_dhsps.config.registry.BackboneSpec` registered under
     ``name``.
 
     Raises:

@@ -21,10 +21,10 @@ from keras_dhsps.config import from_dict
 from keras_dhsps.config import load_config_file
 from keras_dhsps.config import override
 from keras_dhsps.config import to_dict
+from keras_dhsps.config.registry import LOSS_CLASSES
+from keras_dhsps.config.registry import loss_parameters
 from keras_dhsps.config.rules import LOSS_PARAMETERS
 from keras_dhsps.data.options import check_options
-from keras_dhsps.registry import LOSS_CLASSES
-from keras_dhsps.registry import loss_parameters
 from keras_dhsps.utils.errors import ConfigError
 from keras_dhsps.utils.errors import DHSPSError
 from tests.paths import REPO

@@ -1,4 +1,4 @@
-"""keras_dhsps.registry: the backbones and losses a config can name, read
+"""keras_dhsps.config.registry: the backbones and losses a config can name, read
 without importing Keras, and resolved by the packages that build them."""
 
 import inspect
@@ -6,7 +6,7 @@ import os
 import subprocess
 import sys
 
-from keras_dhsps import registry
+from keras_dhsps.config import registry
 from tests.paths import REPO
 
 
@@ -41,7 +41,7 @@ def test_every_backbone_builder_takes_its_options():
 def test_reading_the_registry_imports_no_keras():
     code = (
         "import sys\n"
-        "from keras_dhsps import registry\n"
+        "from keras_dhsps.config import registry\n"
         "for name in registry.LOSS_CLASSES:\n"
         "    assert registry.loss_parameters(name)\n"
         "assert registry.BACKBONES['alexnet'].image_size == (227, 227)\n"

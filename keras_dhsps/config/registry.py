@@ -139,8 +139,8 @@ def _source_file(module: str) -> str:
     """The file of a module of this package, found without importing it
     (``importlib.util.find_spec`` would import its parent package)."""
     _, *parts = module.split(".")
-    here = os.path.dirname(os.path.abspath(__file__))
-    return os.path.join(here, *parts) + ".py"
+    package = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    return os.path.join(package, *parts) + ".py"
 
 
 def _init(tree: ast.Module, class_name: str) -> ast.FunctionDef:
