@@ -26,11 +26,11 @@ from keras_dhsps.cli import data as data_commands
 from keras_dhsps.cli import ship as ship_commands
 from keras_dhsps.data import load_configured_dataset
 from keras_dhsps.data.options import check_options
+from keras_dhsps.serving.load import resolve_model_file
 from keras_dhsps.training import STRATEGIES
 from keras_dhsps.training.rundir import CONFIG_FILE
 from keras_dhsps.training.rundir import RunDirectory
 from keras_dhsps.training.rundir import read_json_file
-from keras_dhsps.training.rundir import resolve_model_file
 from keras_dhsps.utils.errors import DHSPSError
 from keras_dhsps.utils.import_hooks import around_first_import
 
@@ -169,11 +169,11 @@ def _evaluate(args):
         check_writable_output(args.output)
     dataset = load_configured_dataset(config.data, root=args.data_root)
 
-    from keras_dhsps.models.hasher import load_hasher
     from keras_dhsps.retrieval.evaluation import evaluate_retrieval
+    from keras_dhsps.serving.load import load_hasher
     from keras_dhsps.utils.files import write_json
 
-    model = load_hasher(model_path)
+    model = load_hasher(model_path).model
     _say(args, "evaluating: encoding the query and database splits")
     report = evaluate_retrieval(
         model,

@@ -31,7 +31,7 @@ _DEFAULT_K = 20
 # ------------------------------------------------------------------ export
 def _export(args) -> None:
     from keras_dhsps.serving.export import export_saved_model
-    from keras_dhsps.training.rundir import load_hasher
+    from keras_dhsps.serving.load import load_hasher
     from keras_dhsps.utils.files import check_writable_output
 
     check_writable_output(args.output, directory=True)
@@ -109,7 +109,7 @@ def _encode(args) -> None:
     import keras
 
     from keras_dhsps.retrieval.codedb import encode_collection
-    from keras_dhsps.training.rundir import load_hasher
+    from keras_dhsps.serving.load import load_hasher
 
     hasher = load_hasher(args.model)
     bar = keras.utils.Progbar(
@@ -195,7 +195,7 @@ def _search(args) -> None:
     from keras_dhsps.retrieval.index import HammingIndex
 
     database = read_code_database(args.codes)
-    from keras_dhsps.training.rundir import load_hasher
+    from keras_dhsps.serving.load import load_hasher
 
     hasher = load_hasher(args.model)
     if hasher.bits != database.bits:
