@@ -203,8 +203,8 @@ def mirflickr_cell_config(tiny, lists_dir, root):
     """The IDHN 48-bit cell of ``paper_mirflickr25k`` on the generated tree
     (random weights); tiny: the small CNN, one epoch at batch 4."""
     from keras_dhsps.config import DataConfig
-    from keras_dhsps.experiments.tables import cell_config
-    from keras_dhsps.experiments.tables import load_table_config
+    from keras_dhsps.experiments.table_config import cell_config
+    from keras_dhsps.experiments.table_config import load_table_config
 
     table = load_table_config(
         os.path.join(ROOT, "reproduce", "configs", "paper_mirflickr25k.py")

@@ -13,9 +13,9 @@ train (:func:`build_hasher`, :class:`IDHNLoss`, :func:`get_loss`,
 ``import keras_dhsps`` registers every custom Keras object of the package
 (its layers, losses and the ``LayerwiseAdam`` optimizer), so
 ``keras.saving.load_model("model.keras")`` works on a trained model
-(``keras_dhsps.models.hasher.load_hasher`` does the same and also refuses unsafe
-files). It does so without importing TensorFlow: when Keras is not loaded
-yet, the registration runs right after the first ``import keras``.
+(:func:`load_hasher` does the same and also refuses unsafe files). It does
+so without importing TensorFlow: when Keras is not loaded yet, the
+registration runs right after the first ``import keras``.
 """
 
 import importlib
@@ -38,7 +38,7 @@ PUBLIC_API = {
     "fit": "keras_dhsps.training.fit",
     "evaluate_retrieval": "keras_dhsps.retrieval.evaluation",
     "retrieval_report": "keras_dhsps.metrics",
-    "load_hasher": "keras_dhsps.training.rundir",
+    "load_hasher": "keras_dhsps.serving.load",
     "export_saved_model": "keras_dhsps.serving.export",
     "HammingIndex": "keras_dhsps.retrieval.index",
 }

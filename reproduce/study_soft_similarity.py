@@ -307,8 +307,8 @@ def plot_soft_vs_gain(summary: dict, path: str) -> None:
 def run_study(output: str, *, smoke: bool = False) -> dict:
     """Runs every part (cached cells are reused) and writes study.json,
     study.md and soft_vs_gain.png."""
-    from keras_dhsps.experiments.tables import load_table_config
-    from keras_dhsps.experiments.tables import run_table
+    from keras_dhsps.experiments.runner import run_table
+    from keras_dhsps.experiments.table_config import load_table_config
     from keras_dhsps.utils.files import write_json
     from keras_dhsps.utils.files import write_text
 

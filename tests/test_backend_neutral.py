@@ -24,9 +24,9 @@ from keras_dhsps.config import ModelConfig
 from keras_dhsps.data import feed
 from keras_dhsps.data import load_dataset
 from keras_dhsps.models.hasher import build_hasher
-from keras_dhsps.models.hasher import load_hasher
 from keras_dhsps.retrieval.evaluation import encode
 from keras_dhsps.retrieval.evaluation import evaluate_retrieval
+from keras_dhsps.serving.load import load_hasher
 from keras_dhsps.training.callbacks import NonFiniteLossError
 from keras_dhsps.training.fit import fit
 from tests.training_helpers import InterruptAt
@@ -64,7 +64,7 @@ def test_hasher_builds_and_reloads_in_safe_mode(tmp_path):
     path = str(tmp_path / "hasher.keras")
     model.save(path)
     again = keras.ops.convert_to_numpy(
-        load_hasher(path)(images.astype("float32"))
+        load_hasher(path).model(images.astype("float32"))
     )
     np.testing.assert_array_equal(codes, again)
 
@@ -256,7 +256,7 @@ def test_crop_and_flip_run_in_the_model_in_training_only(tmp_path):
     path = str(tmp_path / "augmented.keras")
     model.save(path)
     np.testing.assert_array_equal(
-        keras.ops.convert_to_numpy(load_hasher(path)(images)),
+        keras.ops.convert_to_numpy(load_hasher(path).model(images)),
         keras.ops.convert_to_numpy(model(images)),
     )
 

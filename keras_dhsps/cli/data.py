@@ -11,19 +11,28 @@
   archives with checksums (``keras_dhsps.data.native.download``).
 
 ``--data-root`` is the dataset directory everywhere (``--root`` and, for
-``download``, ``--dir`` are aliases).
-
-No TensorFlow is imported, so data errors come before its start-up notices.
+``download``, ``--dir`` are aliases). No TensorFlow is imported.
 """
 
 from __future__ import annotations
 
 import argparse
+import glob
 import json
 import os
 
+from keras_dhsps.data import load_dataset
 from keras_dhsps.data.base import SPLIT_NAMES
+from keras_dhsps.data.native import NATIVE
+from keras_dhsps.data.native import manifest_directory
+from keras_dhsps.data.native import prepare
+from keras_dhsps.data.native import verify
+from keras_dhsps.data.native.download import ARCHIVES
+from keras_dhsps.data.native.download import download
+from keras_dhsps.data.sources import is_manifest_directory
+from keras_dhsps.utils.errors import DataError
 from keras_dhsps.utils.errors import DHSPSError
+from keras_dhsps.utils.files import check_writable_output
 
 
 def _parse_options(pairs: list[str] | None) -> dict:
@@ -68,8 +77,6 @@ def format_summary(directory: str, record: dict) -> str:
 def _prepare_lists(args) -> None:
     """``lists`` are split already (the list files are the split): check
     every line and image and print the split sizes; no manifest."""
-    from keras_dhsps.data import load_dataset
-
     dataset = load_dataset(
         "lists", root=args.root, seed=args.seed, **_parse_options(args.option)
     )
@@ -82,16 +89,10 @@ def _prepare_lists(args) -> None:
     )
 
 
-def _prepare(args) -> None:
-    from keras_dhsps.data.native import manifest_directory
-    from keras_dhsps.data.native import prepare
-    from keras_dhsps.utils.files import check_writable_output
-
+def run_prepare(args) -> None:
     if args.dataset == "lists":
         _prepare_lists(args)
         return
-    from keras_dhsps.utils.errors import DataError
-
     if not os.path.isdir(args.root):
         raise DataError(f"data root not found: {args.root}")
     options = _parse_options(args.option)
@@ -113,10 +114,7 @@ def _prepare(args) -> None:
     print(format_summary(directory, record))
 
 
-def _verify(args) -> None:
-    from keras_dhsps.data.native import manifest_directory
-    from keras_dhsps.data.native import verify
-
+def run_verify(args) -> None:
     if args.manifest is None and args.dataset is None:
         raise DHSPSError("data verify needs --manifest or --dataset")
     if args.root is None:
@@ -137,15 +135,13 @@ def _verify(args) -> None:
 def _find_manifest(default: str, name: str, seed: int) -> str:
     """The manifest of ``name`` and ``seed``: the default-options one, or
     the only one prepared with other ``--option`` values."""
-    import glob
-
-    if os.path.isfile(os.path.join(default, "manifest.json")):
+    if is_manifest_directory(default):
         return default
     parent = os.path.dirname(default)
     found = sorted(
         path
         for path in glob.glob(os.path.join(parent, f"{name}-*-s{seed}"))
-        if os.path.isfile(os.path.join(path, "manifest.json"))
+        if is_manifest_directory(path)
     )
     if len(found) == 1:
         return found[0]
@@ -161,10 +157,7 @@ def _find_manifest(default: str, name: str, seed: int) -> str:
     )
 
 
-def _download(args) -> None:
-    from keras_dhsps.data.native.download import download
-    from keras_dhsps.utils.files import check_writable_output
-
+def run_download(args) -> None:
     check_writable_output(args.dir, directory=True)
     for path in download(
         args.dataset,
@@ -176,8 +169,6 @@ def _download(args) -> None:
 
 
 def _add_selection(parser, *, required: bool, lists: bool = False) -> None:
-    from keras_dhsps.data.native import NATIVE
-
     parser.add_argument(
         "--dataset",
         required=required,
@@ -216,46 +207,52 @@ def _hash_pair(text: str) -> tuple[str, str]:
     return name, digest
 
 
-def register(subparsers) -> None:
-    """Adds ``data prepare``, ``data verify`` and ``data download``."""
-    data = subparsers.add_parser("data", help="prepare and verify datasets")
-    commands = data.add_subparsers(dest="data_command", required=True)
+def add_arguments(parser) -> None:
+    """``data prepare``, ``data verify`` and ``data download``."""
+    commands = parser.add_subparsers(dest="data_command", required=True)
+    _add_prepare(commands)
+    _add_verify(commands)
+    _add_download(commands)
 
-    prepare = commands.add_parser(
+
+def _add_prepare(commands) -> None:
+    parser = commands.add_parser(
         "prepare", help="validate a dataset directory and write its manifest"
     )
-    _add_selection(prepare, required=True, lists=True)
-    prepare.add_argument(
+    _add_selection(parser, required=True, lists=True)
+    parser.add_argument(
         "--output",
         help="manifest directory (default ROOT/dhsps_manifests/NAME-sSEED)",
     )
-    prepare.add_argument(
+    parser.add_argument(
         "--skip-bad-images",
         action="store_true",
         help="skip and count missing or undecodable images instead of "
         "stopping at the first",
     )
-    prepare.set_defaults(handler=_prepare)
+    parser.set_defaults(handler=run_prepare)
 
-    verify = commands.add_parser("verify", help="re-check a manifest")
-    _add_selection(verify, required=False)
-    verify.add_argument("--manifest", help="manifest directory to check")
-    verify.set_defaults(handler=_verify)
 
-    download = commands.add_parser(
+def _add_verify(commands) -> None:
+    parser = commands.add_parser("verify", help="re-check a manifest")
+    _add_selection(parser, required=False)
+    parser.add_argument("--manifest", help="manifest directory to check")
+    parser.set_defaults(handler=run_verify)
+
+
+def _add_download(commands) -> None:
+    parser = commands.add_parser(
         "download", help="download official archives (with checksums)"
     )
-    from keras_dhsps.data.native.download import ARCHIVES
-
-    download.add_argument("--dataset", required=True, choices=sorted(ARCHIVES))
-    download.add_argument(
+    parser.add_argument("--dataset", required=True, choices=sorted(ARCHIVES))
+    parser.add_argument(
         "--data-root",
         "--dir",
         dest="dir",
         required=True,
         help="where to extract (--dir is an alias)",
     )
-    download.add_argument(
+    parser.add_argument(
         "--hash",
         action="append",
         type=_hash_pair,
@@ -263,7 +260,7 @@ def register(subparsers) -> None:
         help="expected SHA-256 of an archive without a published checksum "
         "(required for those)",
     )
-    download.add_argument(
+    parser.add_argument(
         "--base-url", help="mirror to use instead of the official host"
     )
-    download.set_defaults(handler=_download)
+    parser.set_defaults(handler=run_download)

@@ -32,6 +32,7 @@ from keras_dhsps.data.listfile import load_list_files
 from keras_dhsps.data.native import NATIVE
 from keras_dhsps.data.native import load_native
 from keras_dhsps.data.native import prepare
+from keras_dhsps.data.options import check_options
 from keras_dhsps.utils.errors import DataError
 from keras_dhsps.utils.errors import UnknownNameError
 
@@ -133,6 +134,7 @@ def load_dataset(name, *, root=None, seed=0, **options) -> RetrievalDataset:
 def load_configured_dataset(data_config, *, root=None) -> RetrievalDataset:
     """:func:`load_dataset` for a ``keras_dhsps.config.DataConfig`` (its
     name, seed and options) and a data root from the command line."""
+    check_options(data_config)
     return load_dataset(
         data_config.name,
         root=root,

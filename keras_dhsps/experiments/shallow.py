@@ -1,22 +1,10 @@
 """Shallow hashing baselines on fixed (backbone) features, in NumPy/SciPy.
 
-Each hasher has ``fit(features[, labels]) -> self`` and
-``encode(features) -> (N, bits) int8`` codes in ``{−1, +1}`` (``+1`` where
-the projection is ``≥ 0``, the project's binarisation, so codes feed
-``keras_dhsps.retrieval.codes`` and the metrics like a deep hasher's). All are seeded
-and deterministic:
-
-* :class:`LSH`: sign random projections (Charikar, STOC 2002), the
-  locality-sensitive family for angular distance;
-* :class:`ITQ`: PCA + iterative quantization (Gong & Lazebnik, CVPR 2011);
-* :class:`SpectralHashing`: PCA-aligned eigenfunctions of a uniform box
-  (Weiss, Torralba & Fergus, NIPS 2008);
-* :class:`SDH`: supervised discrete hashing (Shen, Shen, Liu & Shen,
-  CVPR 2015), multi-label through its label matrix.
-
-Hashers take features as arrays; :func:`fit_and_evaluate` is the one
-training path of a baseline in a table (backbone features of the training
-split, fit, codes of query and database, the retrieval report).
+:class:`LSH`, :class:`ITQ`, :class:`SpectralHashing` and :class:`SDH` each
+have ``fit(features[, labels]) -> self`` and ``encode(features) -> (N,
+bits) int8`` codes in ``{−1, +1}`` (``+1`` where the projection is
+``≥ 0``); all are seeded and deterministic. :func:`fit_and_evaluate` is
+the one training path of a baseline in a table.
 """
 
 from __future__ import annotations

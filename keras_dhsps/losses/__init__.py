@@ -5,6 +5,8 @@ Each loss is a pure ``keras.ops`` function plus a thin registered
 returns one value per image. :func:`get_loss` builds one by name.
 """
 
+from keras_dhsps.config.registry import LOSS_CLASSES
+from keras_dhsps.config.registry import resolve
 from keras_dhsps.losses.ablations import IDHNDHPLoss
 from keras_dhsps.losses.ablations import IDHNNoQuantizationLoss
 from keras_dhsps.losses.ablations import IDHNSoftOnlyLoss
@@ -30,18 +32,8 @@ from keras_dhsps.losses.similarity import hard_similarity
 from keras_dhsps.losses.similarity import soft_similarity
 from keras_dhsps.utils.errors import UnknownNameError
 
-LOSSES = {
-    "idhn": IDHNLoss,
-    "idhn_hard_only": HardOnlyLoss,
-    "idhn_soft_only": IDHNSoftOnlyLoss,
-    "idhn_no_quantization": IDHNNoQuantizationLoss,
-    "idhn_dhp": IDHNDHPLoss,
-    "dhn": DHNLoss,
-    "dpsh": DPSHLoss,
-    "hashnet": HashNetLoss,
-    "dsh": DSHLoss,
-    "csq": CSQLoss,
-}
+#: name -> loss class, from :data:`keras_dhsps.config.registry.LOSS_CLASSES`.
+LOSSES = {name: resolve(ref) for name, ref in LOSS_CLASSES.items()}
 
 
 def get_loss(name, **params):

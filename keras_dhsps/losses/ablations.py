@@ -1,19 +1,12 @@
 """IDHN ablations: soft-only, no quantization, and DeepHash-pytorch's variant.
 
 The hard-only ablation lives with the IDHN loss (:func:`hard_only_loss` in
-``keras_dhsps.losses.idhn``). This module adds:
-
-* :func:`soft_only_loss` / :class:`IDHNSoftOnlyLoss`: IDHN's MSE term on
-  *every* pair, with the cosine target, and no cross-entropy;
-* :class:`IDHNNoQuantizationLoss`: IDHN with α = 0;
-* :func:`idhn_dhp_loss` / :class:`IDHNDHPLoss`: the loss of DeepHash-pytorch's
-  ``IDHN.py`` (docs/method.md §2.9, docs/peers.md §5 item 15), with an optional
-  FIFO memory bank standing in for its index-addressed bank of all training
-  codes.
-
-Symbols follow docs/method.md §2 (the paper's equation numbers could not be
-checked, §8): ``s_ij`` the label cosine, ``K`` the code length, γ the soft
-weight, α the quantization weight.
+``keras_dhsps.losses.idhn``). Here: :func:`soft_only_loss` /
+:class:`IDHNSoftOnlyLoss` (IDHN's MSE term on every pair, no cross-entropy),
+:class:`IDHNNoQuantizationLoss` (α = 0), and :func:`idhn_dhp_loss` /
+:class:`IDHNDHPLoss`, the loss of DeepHash-pytorch's ``IDHN.py``
+(docs/method.md §2.9) with an optional FIFO memory bank. Symbols follow
+docs/method.md §2; docs/baselines.md §2.
 """
 
 import keras

@@ -1,27 +1,11 @@
 """CSQ: Central Similarity Quantization (Yuan et al., CVPR 2020).
 
-Every class gets a *hash centre*, a ±1 vector of length K, and each image is
-pulled towards the centre of its labels:
-
-* centres (paper §3.2, Definition 2 and Algorithm 1): the rows of
-  ``[H_K; −H_K]`` for a ``K×K`` Hadamard matrix ``H_K`` when K is a power of
-  two and ``2K ≥ C``; otherwise ``C`` random Bernoulli(½) vectors. Both are
-  deterministic here: the Hadamard rows are fixed, the Bernoulli draw comes
-  from a NumPy generator seeded with ``seed``;
-* multi-label centre (§3.2, "centroid of the centres"): the sign of the sum
-  (equivalently the mean) of the centres of the image's labels; bits where
-  the sum is 0 take the value of one fixed random ±1 vector (the authors'
-  code draws a fresh random centre there; here it is seeded, so the target
-  of an image is a function of its labels);
-* central similarity loss (eq. 5–6): binary cross-entropy between
-  ``(u + 1)/2`` and ``(c + 1)/2``, averaged over bits;
-* quantization loss (eq. 7): ``mean_k (|u_k| − 1)²``; the objective is
-  ``L_C + λ·L_Q`` (eq. 8) with the authors' ``λ = 1e-4``.
-
-Equation and section numbers as read in the CVPR version, not re-checked
-against the PDF. CSQ needs no pairs, so each anchor's loss is its own.
-The authors (and DeepHash-pytorch) apply ``tanh`` to a linear output inside
-the loss; here ``u`` is already the tanh head's output.
+Each class gets a ±1 hash centre (Hadamard rows when K is a power of two
+and ``2K >= C``, else seeded Bernoulli vectors); an image's centre is the
+sign of the sum of its labels' centres (ties from a fixed random vector).
+The loss is the bitwise cross-entropy between ``(u + 1)/2`` and
+``(c + 1)/2`` plus ``λ·mean_k (|u_k| − 1)²`` (λ = 1e-4). Equations and
+deviations from the authors' code: docs/baselines.md §7.
 """
 
 from __future__ import annotations

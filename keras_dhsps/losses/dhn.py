@@ -1,25 +1,9 @@
 """DHN: Deep Hashing Network (Zhu, Long, Wang, Cao; AAAI 2016).
 
-For relaxed codes ``u`` (B×K) and multi-hot labels ``y`` (B×C), with the
-hard similarity ``s_ij = 1`` iff the two images share at least one label:
-
-* pairwise likelihood ``p(s_ij | u_i, u_j) = σ(θ_ij)^s (1 − σ(θ_ij))^(1−s)``
-  with ``θ_ij = ½⟨u_i, u_j⟩`` (paper eq. 1);
-* its negative log, the pairwise cross-entropy
-  ``log(1 + e^θ) − s·θ`` (eq. 3), written as a stable softplus;
-* the pairwise quantization loss ``Σ_k log cosh(|u_ik| − 1)``, the smooth
-  surrogate of ``‖ |u| − 1 ‖₁`` (eq. 5 and 6); the objective is
-  ``L + λ·Q`` (eq. 7).
-
-Equation numbers are as we read them in the proceedings version and have not
-been re-checked against the typeset PDF (as for IDHN, docs/method.md §8).
-
-Reduction, as for the IDHN loss in this package: the pair term is averaged
-over the ``B²`` in-batch pairs (the paper sums over all training pairs) and
-the quantization term over the ``K`` bits (the paper sums), so the paper's
-``λ`` corresponds to ``λ_here = λ_paper·K·B`` up to the pair count. The
-DeepHash-pytorch port (``DHN.py``) uses an L1 quantization term instead of
-log cosh and pairs each batch with a memory bank of all training codes.
+With ``s_ij = 1`` iff two images share a label and ``θ_ij = ½⟨u_i, u_j⟩``:
+the pairwise cross-entropy ``log(1 + e^θ) − s·θ`` (a stable softplus),
+averaged over the ``B²`` in-batch pairs, plus ``λ·Σ_k log cosh(|u_ik| − 1)``
+averaged over bits. Equations and the scaling of λ: docs/baselines.md §3.
 """
 
 import keras

@@ -1,21 +1,9 @@
 """DPSH: Deep Pairwise-Supervised Hashing (Li, Wang, Kang; IJCAI 2016).
 
-With ``s_ij = 1`` iff two images share at least one label,
-``Θ_ij = ½⟨u_i, u_j⟩`` and ``b_i = sgn(u_i)``:
-
-* likelihood ``p(s_ij | B) = σ(Θ_ij)^s (1 − σ(Θ_ij))^(1−s)`` (paper eq. 1);
-* negative log-likelihood ``Σ (log(1 + e^Θ_ij) − s_ij Θ_ij)`` (eq. 2),
-  relaxed from ``b`` to ``u`` with the regulariser
-  ``η Σ_i ‖b_i − u_i‖²`` (eq. 3–4), ``b_i`` held fixed (no gradient through
-  the sign) as in the paper's alternating scheme where B is the sign of U.
-
-Equation numbers as read in the proceedings version, not re-checked against
-the PDF. Reduction: pair term averaged over the ``B²`` in-batch pairs (the
-paper and the DeepHash-pytorch port pair each batch with a memory bank of all
-training codes), regulariser averaged over bits (DeepHash-pytorch's
-``config["alpha"] * (u - u.sign()).pow(2).mean()`` with 0.1).
-The paper's network outputs a linear ``u``; here ``u`` is the hash head's
-tanh/softsign output, in ``(−1, 1)``.
+With ``s_ij = 1`` iff two images share a label, ``Θ_ij = ½⟨u_i, u_j⟩`` and
+``b_i = sgn(u_i)`` (no gradient): the negative log-likelihood
+``log(1 + e^Θ) − s·Θ`` averaged over the ``B²`` in-batch pairs, plus
+``η·‖b_i − u_i‖²`` averaged over bits. docs/baselines.md §4.
 """
 
 import keras

@@ -1,20 +1,10 @@
 """DSH: Deep Supervised Hashing (Liu, Wang, Shan, Chen; CVPR 2016).
 
-For a pair of relaxed codes with ``y_ij = 0`` if the images are similar
-(share at least one label) and ``1`` otherwise, and
-``D_ij = ‖u_i − u_j‖₂²`` the squared Euclidean distance:
-
-* contrastive loss (paper eq. 3, relaxed in eq. 4):
-  ``½(1 − y)·D + ½·y·max(m − D, 0)`` with margin ``m = 2K``
-  (the paper's choice, half the largest squared distance ``4K`` between
-  ``±1`` codes);
-* regulariser ``α·‖ |u_i| − 1 ‖₁`` pulling each bit to ±1 (eq. 4),
-  paper α = 0.01.
-
-Equation numbers as read in the CVPR version, not re-checked against the
-PDF. Reduction: pair term averaged over the ``B²`` in-batch pairs (the paper
-generates pairs online inside each mini-batch, too), regulariser per anchor
-summed over bits as in the paper's L1 norm.
+With ``y_ij = 0`` for similar pairs (a shared label), 1 otherwise, and
+``D_ij = ‖u_i − u_j‖²``: the contrastive loss
+``½(1 − y)·D + ½·y·max(m − D, 0)`` with margin ``m = 2K``, averaged over
+the ``B²`` in-batch pairs, plus ``α·‖ |u_i| − 1 ‖₁`` per anchor (α = 0.01).
+docs/baselines.md §6.
 """
 
 import keras

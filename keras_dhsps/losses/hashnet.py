@@ -1,34 +1,11 @@
 """HashNet (Cao, Long, Wang, Yu; ICCV 2017): weighted pairwise likelihood.
 
-With ``s_ij = 1`` iff two images share at least one label and
-``θ_ij = α⟨h_i, h_j⟩``:
-
-* weighted maximum likelihood (paper eq. 5–6):
-  ``Σ_ij w_ij (log(1 + e^θ_ij) − s_ij θ_ij)``;
-* balance weights (eq. 4): ``w_ij = |S|/|S_1|`` for similar pairs and
-  ``|S|/|S_0|`` for dissimilar ones, where ``S`` is the set of pairs used
-  (here the in-batch pairs), ``S_1`` its similar and ``S_0`` its dissimilar
-  pairs, so each group carries half the weight whatever the imbalance. The
-  paper's optional per-pair confidence ``c_ij`` is taken as 1, as in the
-  authors' and DeepHash-pytorch's code;
-* ``α`` defaults to ``10/K``, the authors' ``sigmoid_param = 10 / bit``;
-* no quantization term: HashNet reaches binary codes by continuation, the
-  activation ``h = tanh(βz)`` with β raised stage-wise during training
-  (eq. 7–8).
-
-Continuation here: the hash head is a plain ``tanh`` (``keras_dhsps.models.hasher``)
-and the loss re-scales its output, ``h = tanh(β·atanh(u))``, which equals
-``tanh(βz)`` exactly for a tanh head (for a softsign head it is a monotone
-sharpening, not HashNet's). β is the ``continuation`` argument (default 1:
-the head's output unchanged). To follow HashNet's schedule (DeepHash-pytorch:
-``β = (1 + epoch // step)^0.5``), a callback sets ``model.loss.continuation``
-and calls ``model.make_train_function(force=True)`` so the new constant is
-retraced, or training runs in stages, recompiling with
-``HashNetLoss(continuation=β_t)`` and the same optimizer.
-
-Equation numbers as read in the ICCV version, not re-checked against the PDF.
-Reduction: ``Σ_ij w_ij ℓ_ij / |S|`` (the DeepHash-pytorch port's
-``pairwise_loss``); per anchor, ``(1/B) Σ_j w_ij ℓ_ij``.
+With ``s_ij = 1`` iff two images share a label and ``θ_ij = α⟨h_i, h_j⟩``
+(α = 10/K): ``Σ_ij w_ij (log(1 + e^θ) − s·θ) / |S|`` with balance weights
+``w_ij = |S|/|S_1|`` (similar) or ``|S|/|S_0|`` (dissimilar) over the
+in-batch pairs. No quantization term: continuation ``h = tanh(β·atanh(u))``
+with β the ``continuation`` argument (``tanh(βz)`` for a tanh head). How to
+raise β during training: docs/baselines.md §5.
 """
 
 import keras
@@ -103,7 +80,7 @@ class HashNetLoss(HashingLoss):
 
     ``continuation`` is a plain attribute read when the train function is
     traced: after changing it, call ``model.make_train_function(force=True)``
-    (see the module docstring).
+    (docs/baselines.md §5).
 
     Reference:
         Cao, Long, Wang, Yu. "HashNet: Deep Learning to Hash by

@@ -1,20 +1,12 @@
 """The IDHN loss (Zhang et al., IEEE TMM 2019; arXiv 1803.02987).
 
 Matches ``hashing_loss`` of the authors' code (pectinid16/IDHN ``train.py``,
-lines 37-48). The paper's equation numbers could not be checked against the
-typeset PDF (docs/method.md §8); the symbols below follow docs/method.md §2.
-For relaxed codes ``u`` (B×K) and labels ``y`` (B×C):
-
-* ``s_ij = cos(y_i, y_j)`` (soft similarity, §2.2);
-* hard pairs (``s < 0.01`` or ``s > 0.99``): cross-entropy
-  ``log(1 + e^θ) − s·θ`` with ``θ = β⟨u_i,u_j⟩/K`` (§2.5);
-* soft pairs: mean-square error ``γ·K·((⟨u_i,u_j⟩ + K)/(2K) − s)²`` (§2.6);
-* quantization: ``α·mean(| |u| − 1 |)`` (§2.7);
-* reduction: mean over all ``B²`` in-batch pairs, diagonal included (§2.8).
-
-Hyperparameter names map to the authors' code as: ``beta`` = ``belta`` (5),
-``soft_weight`` (γ) = ``gama`` (0.1), ``quantization_weight`` (α) =
-``alpha`` (0.1).
+lines 37-48), term by term in docs/method.md §2: ``s_ij = cos(y_i, y_j)``;
+hard pairs (``s < 0.01`` or ``s > 0.99``) ``log(1 + e^θ) − s·θ`` with
+``θ = β⟨u_i,u_j⟩/K``; soft pairs ``γ·K·((⟨u_i,u_j⟩ + K)/(2K) − s)²``; plus
+``α·mean(| |u| − 1 |)``; the mean over all ``B²`` in-batch pairs. The
+authors' ``belta``, ``gama``, ``alpha`` are ``beta`` (5), ``soft_weight``
+(γ, 0.1) and ``quantization_weight`` (α, 0.1) here.
 """
 
 import keras

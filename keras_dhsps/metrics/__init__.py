@@ -1,14 +1,11 @@
 """Retrieval metrics for Hamming ranking: pure NumPy, chunked, tie-aware.
 
-Every convention that the field's reference scripts disagree on is a named,
-keyword-only option with a documented default (docs/peers.md §5): binarization
-(``u >= 0`` -> +1), ties (database index; or tie-aware expectation and
-bounds), the AP denominator, queries with no relevant item, empty Hamming
-balls, binary vs graded relevance. Inputs are never modified.
-
-Start with `retrieval_report`, which computes everything in one pass and
-returns a JSON-serializable dict; the single-metric functions share its
-definitions.
+Every convention the field's scripts disagree on (binarization, ties, the
+AP denominator, queries with no relevant item, empty Hamming balls, binary
+vs graded relevance) is a named keyword-only option with a documented
+default; inputs are never modified. Start with `retrieval_report`, which
+computes everything in one pass; the single-metric functions share its
+definitions. Definitions and conventions: docs/metrics.md.
 """
 
 from __future__ import annotations

@@ -1,29 +1,12 @@
 """The one chunked pass behind every metric: per-query statistics.
 
-For each chunk of queries the engine runs these stages, each once:
-
-1. `distances`: Hamming distances to the whole database by popcount
-   (``uint8``);
-2. `relevance`: where needed, graded relevance ``r = popcount(labels_q &
-   labels_n)`` (the number of shared labels) for the whole database, or
-   bool "shares >= 1 label" when no statistic needs the count;
-3. `ranking`: where needed, the stable ranking, ties in database-index
-   order: a full ``np.argsort(kind="stable")`` (a radix sort on ``uint8``
-   distances) when ``k_max`` exceeds a quarter of the database, else
-   `stable_top_k`, which sorts only the items within the k-th distance; then
-   the relevance of the top ``k_max`` items in that order;
-4. `histograms`: where needed, per-distance counts of (relevant, all) items
-   or of relevance values, for Hamming-ball and tie-aware metrics;
-5. per-query statistics: every requested metric of `_specs.METRICS` reads
-   what it needs from the `Chunk` (cumulative hits, totals, ideal DCG are
-   computed on first use);
-
-and the callers reduce the per-query statistics to numbers
-(`keras_dhsps.metrics._summaries`). What runs is derived once per call, in
-`Needs.of`, from the metrics' declarations. Chunks run on a thread pool, by
-default one thread per CPU (see `compute`). Memory is bounded by the chunk
-size (about 45 bytes per query-item pair, per thread); the per-query
-outputs are ``O(Q)`` or ``O(Q K)``.
+For each chunk of queries the stages run once each, where a requested
+metric needs them: `distances` (popcount), `relevance` (graded or binary),
+`ranking` (stable; full sort or `stable_top_k`), `histograms` (per
+distance), then the per-query statistics of `_specs.METRICS`; the callers
+reduce them with `keras_dhsps.metrics._summaries`. `Needs.of` derives what
+runs from the metrics' declarations; chunks run on a thread pool
+(`compute`). Stages, memory and threads: docs/metrics.md §9.
 """
 
 from __future__ import annotations

@@ -1,28 +1,12 @@
 r"""The ranked metrics, each declared once: what it needs, how it is computed
 per query, how it reduces to one number.
 
-A `MetricSpec` names its report key (``"map"`` -> ``"map@all"``), the
-relevance it reads (binary: shares >= 1 label; graded: the number of shared
-labels), whether it needs the relevant items of the whole database or the
-counts of each relevance value (the ideal order), what its tie-aware
-variant reads (per-distance groups of relevant items, or a histogram of
-(distance, relevance value)), and which ``empty_queries`` modes its
-reduction accepts. The engine (`keras_dhsps.metrics._engine`) derives from
-these declarations which stages to run; `retrieval_report` and the
-single-metric functions reduce with `keras_dhsps.metrics._summaries`.
-Adding a ranked metric means adding a function and a spec here (and, for
-the public API, its keyword in `retrieval_report`).
-
-The per-query functions read a chunk (:class:`Chunk`, provided by the engine):
-``chunk.ranked`` ``(Qc, k_max)`` is the relevance of the items in stable
-ranking order, ``chunk.relevant`` its ``> 0``, and ``chunk.hits`` the
-cumulative count of relevant items. With ``rel_n = [r_n > 0]`` and
-``hits_n = sum_{i<=n} rel_i``: AP@k numerator ``sum_{n<=k} rel_n hits_n /
-n``; ACG@k ``= sum_{n<=k} r_n / k``; WAP@k numerator ``sum_{n<=k} rel_n
-ACG@n`` with ``ACG@n = G_n / n``, ``G_n = sum_{i<=n} r_i``; DCG@k ``=
-sum_{n<=k} (2^{r_n} - 1) / log2(n + 1)``. Sums up to several k are
-matrix-vector products on column slices (`row_dot`), over integer
-cumulative sums (float cumulative sums are several times slower).
+A `MetricSpec` names its report key, the relevance it reads, what of the
+whole database it needs, what its tie-aware variant reads and which
+``empty_queries`` modes its reduction accepts; the engine derives its stages
+from these declarations. The per-query functions read a :class:`Chunk`
+(``ranked``, ``relevant``, ``hits``). Adding a ranked metric means adding a
+function and a spec here (docs/metrics.md §9 has the sums).
 """
 
 from __future__ import annotations

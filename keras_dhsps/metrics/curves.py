@@ -1,31 +1,10 @@
 """Precision-recall and precision@N curves, JSON-serializable.
 
-Three incompatible PR recipes coexist in the field (docs/peers.md §5, pitfall
-10), so every curve dict carries a ``"recipe"`` string that names its
-convention, for the plot legend:
-
-* `pr_curve_by_radius`: precision and recall of the Hamming ball
-  ``{d <= r}`` for every radius ``r = 0..K`` (the Hamming-lookup curve of
-  THU DeepHash's ``..._Hamming_Radius_All``, computed exactly).
-* `pr_curve_by_rank`: precision and recall at rank positions of the Hamming
-  ranking, ties broken by database index (DeepHash-pytorch
-  ``CalcTopMapWithPR`` style, without dropping queries).
-* `precision_at_n_curve`: precision of the top N for N on a grid.
-
-Relevance is binary: an item is relevant when it shares >= 1 label.
-
-Example (the worked example of `keras_dhsps.metrics.retrieval`): the ball of
-radius 0 holds item 0 (relevant), radius 1 adds items 1 and 2 (one relevant),
-radius 2 adds item 3 (relevant); 3 relevant items in all.
-
->>> args = ([[1.0, 1.0]], [[1, 1, 0]],
-...         [[1.0, 1.0], [-1.0, 1.0], [1.0, -1.0], [-1.0, -1.0]],
-...         [[1, 0, 0], [0, 0, 1], [1, 1, 0], [0, 1, 1]])
->>> curve = pr_curve_by_radius(*args)
->>> curve["radius"], [round(p, 4) for p in curve["precision"]]
-([0, 1, 2], [1.0, 0.6667, 0.75])
->>> [round(r, 4) for r in curve["recall"]]
-[0.3333, 0.6667, 1.0]
+Three PR recipes coexist in the field, so every curve dict carries a
+``"recipe"`` string naming its convention: `pr_curve_by_radius` (Hamming
+ball ``d <= r`` for every ``r``), `pr_curve_by_rank` (rank positions, ties
+by database index) and `precision_at_n_curve` (top N on a grid). Relevance
+is binary (shares >= 1 label). docs/metrics.md §7.
 """
 
 from __future__ import annotations
@@ -104,6 +83,19 @@ def pr_curve_by_radius(
     Returns:
         ``{"radius": [0..K], "precision": [...], "recall": [...],
         "recipe": str}`` of plain Python numbers.
+
+    Example (docs/metrics.md §5.1): the ball of radius 0 holds item 0
+    (relevant), radius 1 adds items 1 and 2 (one relevant), radius 2 adds
+    item 3 (relevant); 3 relevant items in all.
+
+    >>> args = ([[1.0, 1.0]], [[1, 1, 0]],
+    ...         [[1.0, 1.0], [-1.0, 1.0], [1.0, -1.0], [-1.0, -1.0]],
+    ...         [[1, 0, 0], [0, 0, 1], [1, 1, 0], [0, 1, 1]])
+    >>> curve = pr_curve_by_radius(*args)
+    >>> curve["radius"], [round(p, 4) for p in curve["precision"]]
+    ([0, 1, 2], [1.0, 0.6667, 0.75])
+    >>> [round(r, 4) for r in curve["recall"]]
+    [0.3333, 0.6667, 1.0]
     """
     check_choice(empty_ball, "empty_ball", EMPTY_BALL)
     check_choice(empty_queries, "empty_queries", EMPTY_QUERIES)

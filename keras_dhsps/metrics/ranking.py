@@ -1,19 +1,8 @@
 """Hamming ranking with a deterministic tie-break: the database index.
 
-With K bits there are only K + 1 distances, so ties are the rule. NumPy's
-default ``argsort`` (introsort), ``argpartition``, ``torch.topk`` and faiss
-order tied items arbitrarily, which makes AP and NDCG depend on the database
-order (docs/peers.md §5, pitfall 4). Here items are ranked by
-``(distance, database index)``: ``np.argsort(kind="stable")`` on ``uint8``
-distances, which NumPy runs as a radix sort.
-
-Example:
-
->>> q = [[1, 1, 1, 1]]
->>> db = [[-1, 1, 1, 1], [1, 1, 1, 1], [1, 1, -1, 1], [1, 1, 1, 1]]
->>> distances, indices = hamming_ranking(q, db)
->>> distances, indices   # items 1 and 3 tie at 0, items 0 and 2 at 1
-(array([[0, 0, 1, 1]], dtype=int32), array([[1, 3, 0, 2]]))
+Items are ranked by ``(distance, database index)`` with
+``np.argsort(kind="stable")`` on ``uint8`` distances, so AP and NDCG never
+depend on an arbitrary tie order (docs/metrics.md §4).
 """
 
 from __future__ import annotations
@@ -55,6 +44,14 @@ def hamming_ranking(
 
     Raises:
         InvalidInputError: malformed codes, mismatched code lengths, bad k.
+
+    Example:
+
+    >>> q = [[1, 1, 1, 1]]
+    >>> db = [[-1, 1, 1, 1], [1, 1, 1, 1], [1, 1, -1, 1], [1, 1, 1, 1]]
+    >>> distances, indices = hamming_ranking(q, db)
+    >>> distances, indices   # items 1 and 3 tie at 0, items 0 and 2 at 1
+    (array([[0, 0, 1, 1]], dtype=int32), array([[1, 3, 0, 2]]))
     """
     query = prepare_codes(query_codes, "query_codes")
     database = prepare_codes(database_codes, "database_codes")

@@ -1,25 +1,8 @@
 """Relevance between queries and database items from multi-hot labels.
 
-Two notions, as DSRH (Zhao et al., CVPR 2015) and IDHN use them:
-
-* **binary** relevance, for mAP, precision and recall: an item is relevant
-  to a query when they share at least one label, ``<y_q, y_n> > 0``;
-* **graded** relevance, for NDCG, ACG and WAP: ``r = <y_q, y_n>``, the
-  number of shared labels (not the cosine the IDHN loss uses).
-
-Labels are never modified: peers that set a query's zeros to -1 in place on a
-view of the caller's matrix corrupt any later use of those labels (docs/peers.md
-§5, pitfall 6). Here labels are packed into words and ``r`` is the popcount
-of the AND of the two label words.
-
-Example:
-
->>> q = [[1, 0, 1, 0]]
->>> db = [[1, 0, 1, 1], [0, 1, 0, 0], [0, 0, 1, 0]]
->>> shared_label_counts(q, db)
-array([[2, 0, 1]], dtype=int32)
->>> label_relevance(q, db)
-array([[ True, False,  True]])
+Binary relevance (shares >= 1 label) for mAP, precision and recall; graded
+relevance ``r = <y_q, y_n>`` (the number of shared labels) for NDCG, ACG and
+WAP. Labels are packed into words and never modified (docs/metrics.md §3).
 """
 
 from __future__ import annotations
@@ -49,6 +32,15 @@ def shared_label_counts(
 
     Raises:
         InvalidInputError: non-2-D, non-0/1 or mismatched class counts.
+
+    Example:
+
+    >>> q = [[1, 0, 1, 0]]
+    >>> db = [[1, 0, 1, 1], [0, 1, 0, 0], [0, 0, 1, 0]]
+    >>> shared_label_counts(q, db)
+    array([[2, 0, 1]], dtype=int32)
+    >>> label_relevance(q, db)
+    array([[ True, False,  True]])
     """
     query = check_labels(query_labels, "query_labels")
     database = check_labels(database_labels, "database_labels")

@@ -1,31 +1,5 @@
-"""`retrieval_report`: every retrieval metric in one chunked pass.
-
-Example (the worked example of `keras_dhsps.metrics.retrieval`: ranking
-0, 1, 2, 3 with items 1 and 2 tied; r = 1, 0, 2, 1). The tie moves mAP@all
-between 29/36 (stable order) and 33/36 (item 2 first), mean 31/36; mAP@2
-is 1 in both orders (one hit at rank 1, or two hits at ranks 1 and 2).
-NDCG@3 is 2.5 / 4.13093 in the stable order and (1 + 3 / log2(3)) /
-4.13093 with item 2 first.
-
->>> import json
->>> args = ([[1.0, 1.0]], [[1, 1, 0]],
-...         [[1.0, 1.0], [-1.0, 1.0], [1.0, -1.0], [-1.0, -1.0]],
-...         [[1, 0, 0], [0, 0, 1], [1, 1, 0], [0, 1, 1]])
->>> report = retrieval_report(*args, map_at=("all", 2), ndcg_at=(3,),
-...                          acg_at=(3,), wap_at=(4,), radius=1,
-...                          tie_aware=True)
->>> {key: round(value, 5) for key, value in report["metrics"].items()}
-... # doctest: +NORMALIZE_WHITESPACE
-{'map@all': 0.80556, 'map@2': 1.0, 'ndcg@3': 0.60519, 'acg@3': 1.0,
- 'wap@4': 1.0, 'precision@r1': 0.66667, 'recall@r1': 0.66667,
- 'map@all/tie_mean': 0.86111, 'map@all/tie_min': 0.80556,
- 'map@all/tie_max': 0.91667, 'map@2/tie_mean': 1.0, 'map@2/tie_min': 1.0,
- 'map@2/tie_max': 1.0, 'ndcg@3/tie_mean': 0.65273,
- 'ndcg@3/tie_min': 0.60519, 'ndcg@3/tie_max': 0.70028}
->>> sorted(report["curves"])
-['pr_by_radius', 'pr_by_rank', 'precision_at_n']
->>> _ = json.dumps(report)  # plain Python numbers, lists and strings only
-"""
+"""`retrieval_report`: every retrieval metric in one chunked pass
+(docs/metrics.md §8)."""
 
 from __future__ import annotations
 
@@ -132,6 +106,32 @@ def retrieval_report(
 
     Raises:
         InvalidInputError: (a ``ValueError``) for malformed arrays or options.
+
+    Example (docs/metrics.md §5.1: ranking 0, 1, 2, 3 with items 1 and 2
+    tied; r = 1, 0, 2, 1). The tie moves mAP@all between 29/36 (stable
+    order) and 33/36 (item 2 first), mean 31/36; mAP@2 is 1 in both orders
+    (one hit at rank 1, or two hits at ranks 1 and 2). NDCG@3 is 2.5 /
+    4.13093 in the stable order and (1 + 3 / log2(3)) / 4.13093 with item 2
+    first.
+
+    >>> import json
+    >>> args = ([[1.0, 1.0]], [[1, 1, 0]],
+    ...         [[1.0, 1.0], [-1.0, 1.0], [1.0, -1.0], [-1.0, -1.0]],
+    ...         [[1, 0, 0], [0, 0, 1], [1, 1, 0], [0, 1, 1]])
+    >>> report = retrieval_report(*args, map_at=("all", 2), ndcg_at=(3,),
+    ...                          acg_at=(3,), wap_at=(4,), radius=1,
+    ...                          tie_aware=True)
+    >>> {key: round(value, 5) for key, value in report["metrics"].items()}
+    ... # doctest: +NORMALIZE_WHITESPACE
+    {'map@all': 0.80556, 'map@2': 1.0, 'ndcg@3': 0.60519, 'acg@3': 1.0,
+     'wap@4': 1.0, 'precision@r1': 0.66667, 'recall@r1': 0.66667,
+     'map@all/tie_mean': 0.86111, 'map@all/tie_min': 0.80556,
+     'map@all/tie_max': 0.91667, 'map@2/tie_mean': 1.0, 'map@2/tie_min': 1.0,
+     'map@2/tie_max': 1.0, 'ndcg@3/tie_mean': 0.65273,
+     'ndcg@3/tie_min': 0.60519, 'ndcg@3/tie_max': 0.70028}
+    >>> sorted(report["curves"])
+    ['pr_by_radius', 'pr_by_rank', 'precision_at_n']
+    >>> _ = json.dumps(report)  # plain Python numbers, lists and strings only
     """
     _check_options(
         map_denominator, empty_queries, empty_ball, tie_aware, curves

@@ -1,46 +1,10 @@
 r"""Retrieval metrics for Hamming ranking, as the field defines them.
 
-Definitions follow DSRH (Zhao et al., "Deep Semantic Ranking Based Hashing
-for Multi-Label Image Retrieval", CVPR 2015), the lineage IDHN reports. For
-a query q, the database is ranked by Hamming distance with ties broken by
-database index (`hamming_ranking`); :math:`r(n)` is the number of labels
-the n-th item shares with q and :math:`\mathrm{rel}(n) = [r(n) > 0]`.
-
-* :math:`P@n = \frac1n \sum_{i \le n} \mathrm{rel}(i)`
-* :math:`AP@k = \frac{1}{D} \sum_{n \le k} \mathrm{rel}(n)\,P@n`, with the
-  denominator D a named option (`mean_average_precision`).
-* :math:`ACG@k = \frac1k \sum_{n \le k} r(n)`
-* :math:`NDCG@k = DCG@k / IDCG@k`, :math:`DCG@k = \sum_{n \le k}
-  \frac{2^{r(n)} - 1}{\log_2(n + 1)}`, IDCG from the ideal order of the
-  whole database; the mean is over per-query ratios.
-* :math:`WAP@k = \frac{1}{N_{rel}(k)} \sum_{n \le k} \mathrm{rel}(n)\,ACG@n`,
-  not bounded by 1.
-
-All functions share one worked example. Codes are 2-bit, labels 3-class;
-query ``b = (+1, +1)``, ``y = (1, 1, 0)``:
-
-====  ========  =========  ===  =========
-item  code      labels     d    r (rel)
-====  ========  =========  ===  =========
-0     (+1, +1)  (1, 0, 0)  0    1 (1)
-1     (-1, +1)  (0, 0, 1)  1    0 (0)
-2     (+1, -1)  (1, 1, 0)  1    2 (1)
-3     (-1, -1)  (0, 1, 1)  2    1 (1)
-====  ========  =========  ===  =========
-
-Items 1 and 2 tie at distance 1, and the index breaks the tie: the ranking
-is 0, 1, 2, 3 with rel = 1, 0, 1, 1. Then AP@all = (1/1 + 2/3 + 3/4) / 3 =
-0.80556; the other order of the tie (0, 2, 1, 3) would give (1 + 1 + 3/4) /
-3 = 0.91667, so the tie-aware expectation is 0.86111.
-
->>> q_codes, q_labels = [[1.0, 1.0]], [[1, 1, 0]]
->>> db_codes = [[1.0, 1.0], [-1.0, 1.0], [1.0, -1.0], [-1.0, -1.0]]
->>> db_labels = [[1, 0, 0], [0, 0, 1], [1, 1, 0], [0, 1, 1]]
->>> args = (q_codes, q_labels, db_codes, db_labels)
->>> round(mean_average_precision(*args), 5)
-0.80556
->>> round(mean_average_precision(*args, ties="expected"), 5)
-0.86111
+mAP@k, NDCG@k, ACG@k, WAP@k, precision@k and precision/recall within a
+Hamming radius, with DSRH's definitions (Zhao et al., CVPR 2015): ties broken
+by database index, binary relevance for mAP and precision, graded relevance
+for NDCG, ACG and WAP. The formulas and the worked example the docstrings
+share are in docs/metrics.md §5.
 """
 
 from __future__ import annotations
@@ -153,13 +117,19 @@ def mean_average_precision(
     Raises:
         InvalidInputError: (a ``ValueError``) for malformed arrays or options.
 
-    Example (the module's worked example): the ranking is 0, 1, 2, 3 with
-    rel = 1, 0, 1, 1 and 3 relevant items. AP@2 with "retrieved" has one hit
-    (P@1 = 1), so 1/1 = 1.0; with "all_relevant" it is 1/3.
+    Example (docs/metrics.md §5.1): the ranking is 0, 1, 2, 3 with
+    rel = 1, 0, 1, 1 and 3 relevant items. AP@all = (1/1 + 2/3 + 3/4) / 3;
+    the other order of the tie gives (1 + 1 + 3/4) / 3, so the tie-aware
+    expectation is their mean. AP@2 with "retrieved" has one hit (P@1 = 1),
+    so 1/1 = 1.0; with "all_relevant" it is 1/3.
 
     >>> args = ([[1.0, 1.0]], [[1, 1, 0]],
     ...         [[1.0, 1.0], [-1.0, 1.0], [1.0, -1.0], [-1.0, -1.0]],
     ...         [[1, 0, 0], [0, 0, 1], [1, 1, 0], [0, 1, 1]])
+    >>> round(mean_average_precision(*args), 5)
+    0.80556
+    >>> round(mean_average_precision(*args, ties="expected"), 5)
+    0.86111
     >>> mean_average_precision(*args, k=2)
     1.0
     >>> round(mean_average_precision(*args, k=2, denominator="all_relevant"), 4)
@@ -217,7 +187,7 @@ def ndcg_at_k(
     Returns:
         NDCG as a Python float.
 
-    Example (the module's worked example): r = 1, 0, 2, 1 in rank order, so
+    Example (docs/metrics.md §5.1): r = 1, 0, 2, 1 in rank order, so
     DCG@3 = 1/log2(2) + 0 + 3/log2(4) = 2.5; the ideal order r = 2, 1, 1, 0
     gives IDCG@3 = 3 + 1/log2(3) + 1/2 = 4.13093; NDCG@3 = 0.60519.
 
@@ -268,7 +238,7 @@ def acg_at_k(
     Returns:
         ACG as a Python float.
 
-    Example (the module's worked example): r = 1, 0, 2, 1, so
+    Example (docs/metrics.md §5.1): r = 1, 0, 2, 1, so
     ACG@3 = (1 + 0 + 2) / 3 = 1.0 and ACG@2 = 0.5.
 
     >>> args = ([[1.0, 1.0]], [[1, 1, 0]],
@@ -315,7 +285,7 @@ def wap_at_k(
     Returns:
         WAP as a Python float.
 
-    Example (the module's worked example): r = 1, 0, 2, 1 and ACG@1..4 =
+    Example (docs/metrics.md §5.1): r = 1, 0, 2, 1 and ACG@1..4 =
     1, 1/2, 1, 1; the relevant ranks are 1, 3, 4, so WAP@4 = (1 + 1 + 1) / 3
     = 1.0 and WAP@2 = 1 / 1 = 1.0.
 
@@ -353,7 +323,7 @@ def precision_at_k(
 
     A k larger than N means N (the precision of the whole database).
 
-    Example (the module's worked example): rel = 1, 0, 1, 1, so P@2 = 0.5.
+    Example (docs/metrics.md §5.1): rel = 1, 0, 1, 1, so P@2 = 0.5.
 
     >>> args = ([[1.0, 1.0]], [[1, 1, 0]],
     ...         [[1.0, 1.0], [-1.0, 1.0], [1.0, -1.0], [-1.0, -1.0]],
@@ -408,7 +378,7 @@ def precision_recall_at_radius(
     Returns:
         ``(precision, recall)`` as Python floats.
 
-    Example (the module's worked example): within radius 1 lie items 0, 1,
+    Example (docs/metrics.md §5.1): within radius 1 lie items 0, 1,
     2, of which 0 and 2 are relevant: precision 2/3; the database holds 3
     relevant items: recall 2/3.
 

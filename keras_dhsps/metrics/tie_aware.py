@@ -1,58 +1,11 @@
 r"""Tie-aware AP and NDCG: expectation and bounds over orders within ties.
 
-A K-bit Hamming ranking has only K + 1 distinct distances, so thousands of
-database items share a rank. Any fixed tie-break (ours: database index)
-yields one of many equally valid orders. Following He et al., "Hashing as
-Tie-Aware Learning to Rank" (CVPR 2018, ``kunhe/TALR`` ``tieAP.m``,
-``tieNDCG.m``), each tie group is assumed to be ordered uniformly at random,
-independently across groups, and this module computes, per query,
-
-* the **expected** AP / NDCG over those orders (exact, closed form),
-* the **best case** (max over orders) and **worst case** (min over orders),
-
-so a user sees how far a number can move with the tie-break alone.
-
-Notation for one query. Group :math:`g` holds the :math:`n_g` items at
-distance :math:`g`, :math:`r_g` of them relevant (shares >= 1 label);
-:math:`N_g = \sum_{g'<g} n_{g'}` items and :math:`R_g = \sum_{g'<g} r_{g'}`
-relevant items rank before it. :math:`H(n) = \sum_{i \le n} 1/i`.
-
-**AP, full groups.** A relevant item of group :math:`g` sits at position
-:math:`i` of the group with probability :math:`1/n_g`; given that, the other
-:math:`r_g - 1` relevant items of the group fall before it
-:math:`(i-1)(r_g-1)/(n_g-1)` times on average, and precision at that rank is
-linear in that count. Hence the expected sum of precisions is
-
-.. math:: E_g = \frac{r_g}{n_g} \sum_{i=1}^{n_g}
-    \frac{R_g + 1 + (i-1)\frac{r_g-1}{n_g-1}}{N_g + i}
-    = \frac{r_g}{n_g}\Big[(R_g+1)A + \tfrac{r_g-1}{n_g-1}B\Big],
-
-with :math:`A = H(N_g+n_g) - H(N_g)` and :math:`B = n_g - (N_g+1)A` (this is
-TALR's ``tieAP`` sum, in closed form). Relevant items first (best) and last
-(worst) give
-
-.. math:: S^+_g = r_g - (N_g - R_g)\,[H(N_g + r_g) - H(N_g)], \quad
-          S^-_g = r_g - (N_g + n_g - r_g - R_g)\,[H(N_g+n_g) - H(N_g+n_g-r_g)].
-
-**AP, the group cut by k.** If the cut-off k falls inside group
-:math:`g^*`, only its first :math:`m = k - N_{g^*}` positions count, and the
-number :math:`x` of relevant items among them is hypergeometric. Given
-:math:`x` the group behaves like a full group of :math:`m` items with
-:math:`x` relevant, so
-
-.. math:: E[\mathrm{AP}@k] = \sum_x P(x)\,\frac{\sum_{g<g^*} E_g +
-          E_{m,x}}{D(x)}, \qquad
-          \max\mathrm{AP}@k = \max_x \frac{\sum_{g<g^*} S^+_g + S^+_{m,x}}{D(x)}
-
-(min likewise), where :math:`D(x)` is the AP denominator: :math:`R_{g^*} +
-x` ("retrieved"), the number of relevant items in the database
-("all_relevant") or its minimum with k ("min_k_relevant"). A query whose
-denominator is 0 scores 0 in that order. Enumerating :math:`x` keeps the
-"retrieved" case exact although its denominator is random.
-
-**NDCG.** DCG is linear in the gains, so in expectation every position of a
-group carries the group's mean gain; the best (worst) order sorts each group
-by gain descending (ascending). The ideal DCG does not depend on ties.
+Following He et al., "Hashing as Tie-Aware Learning to Rank" (CVPR 2018,
+``kunhe/TALR``), each group of items at one Hamming distance is taken as
+ordered uniformly at random; per query this computes the expected AP / NDCG
+over those orders in closed form, and the best and worst case. The
+derivation (notation ``n_g``, ``r_g``, ``N_g``, ``R_g``, ``H``) is in
+docs/metrics.md §6.
 """
 
 from __future__ import annotations

@@ -1,20 +1,12 @@
 """Caffe's AlexNet (``bvlc_alexnet``) as a Keras functional model.
 
-The architecture is the one the IDHN authors fine-tune (docs/method.md §3):
-Kratzert's TensorFlow port of ``bvlc_alexnet``, whose weights are the widely
-shared ``bvlc_alexnet.npy`` (guerzhoy's conversion): a pickled dict of layer
-name → ``[W, b]`` with TensorFlow layouts (conv ``(kh, kw, in/groups, out)``,
-fc ``(in, out)``, fc6's input flattened in ``(H, W, C)`` order).
-
-Input: float RGB images in ``[0, 255]``, 227×227. Preprocessing is inside the
-model: ``channel_order="bgr"`` reverses the channels and subtracts the
-ImageNet mean ``[104, 117, 123]`` (B, G, R), which is what the Caffe weights
-expect; ``channel_order="authors_rgb"`` keeps RGB order and subtracts
-``[123, 117, 104]`` (R, G, B), replicating the authors' pipeline, which feeds
-RGB to BGR weights (docs/method.md §3, "normalisation").
-
-Layer order follows Kratzert (and hence the authors): conv → ReLU → max-pool
-→ LRN for conv1 and conv2, where Caffe's prototxt normalizes before pooling.
+The network the IDHN authors fine-tune (docs/method.md §3), as Kratzert's
+TensorFlow port builds it, with the weights of ``bvlc_alexnet.npy`` (a
+pickled dict of layer name -> ``[W, b]`` in TensorFlow layouts, read by a
+restricted unpickler). Input: float RGB in ``[0, 255]``, 227×227; the channel
+order and mean subtraction are inside the model (``channel_order="bgr"`` as
+the Caffe weights expect, ``"authors_rgb"`` as the authors fed them).
+Details: docs/training.md §2.
 """
 
 import os

@@ -1,31 +1,19 @@
 """Feature extractors that the hash layer sits on.
 
 Each entry of :data:`BACKBONES` builds a ``keras.Model`` named ``backbone``
-that takes float RGB images in ``[0, 255]`` (``(H, W, 3)``) and returns a
-feature vector; input normalization lives inside it (registered layers, no
-``Lambda``), so an exported hasher is self-contained. Each spec declares its
-input size and its preprocessing. Pretrained weights come from a local path
-or, on a user's machine, ``weights="imagenet"`` (keras.applications
-backbones only); tests never download.
-
-| name | input | features | preprocessing inside the model |
-|---|---|---|---|
-| ``small_cnn`` | 32 | 256 | ÷255 |
-| ``alexnet`` | 227 | 4096 (fc7) | RGB→BGR, − [104, 117, 123] (Caffe) |
-| ``alexnet_authors_rgb`` | 227 | 4096 (fc7) | − [123, 117, 104], RGB kept (authors) |
-| ``vgg16``, ``vgg19`` | 224 | 512 (avg-pooled conv5) | RGB→BGR, − ImageNet mean |
-| ``resnet50`` | 224 | 2048 (avg pool) | RGB→BGR, − ImageNet mean |
-| ``efficientnet_b0`` | 224 | 1280 (avg pool) | built into the application |
-| ``efficientnet_b3`` | 300 | 1536 (avg pool) | built into the application |
+that takes float RGB images in ``[0, 255]`` and returns a feature vector;
+its input normalization is inside it (registered layers, no ``Lambda``), so
+an exported hasher is self-contained. Each spec declares its input size and
+its preprocessing; pretrained weights come from a local path or
+``"imagenet"`` (keras.applications only). The table of backbones:
+docs/training.md §2.
 """
 
-import dataclasses
-import functools
 import os
 
 import keras
 
-from keras_dhsps.models.alexnet import build_alexnet
+from keras_dhsps.config.registry import BACKBONES
 from keras_dhsps.models.layers import ReverseChannels
 from keras_dhsps.models.layers import SubtractMean
 from keras_dhsps.utils.errors import DHSPSError
@@ -33,23 +21,6 @@ from keras_dhsps.utils.errors import UnknownNameError
 
 #: keras.applications' "caffe" preprocessing mean, in BGR order.
 CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
-
-
-@dataclasses.dataclass(frozen=True)
-class BackboneSpec:
-    """How to build a backbone and what it expects.
-
-    Attributes:
-        build: ``build(input_shape, weights) -> keras.Model``.
-        image_size: the ``(height, width)`` it was designed for.
-        description: one line for ``--help`` and the README.
-        preprocessing: what the model does to its ``[0, 255]`` RGB input.
-    """
-
-    build: object
-    image_size: tuple
-    description: str
-    preprocessing: str = ""
 
 
 def build_small_cnn(input_shape=(32, 32, 3), weights=None):
@@ -134,70 +105,9 @@ def build_application(
     return keras.Model(inputs, network(x), name="backbone")
 
 
-def _application(name, caffe_preprocessing):
-    return functools.partial(
-        build_application,
-        application=name,
-        caffe_preprocessing=caffe_preprocessing,
-    )
-
-
-_CAFFE = "RGB->BGR, minus ImageNet mean [103.939, 116.779, 123.68] (BGR)"
-
-BACKBONES = {
-    "small_cnn": BackboneSpec(
-        build=build_small_cnn,
-        image_size=(32, 32),
-        description="3-conv CNN for digits-mosaic (no pretrained weights)",
-        preprocessing="x / 255",
-    ),
-    "alexnet": BackboneSpec(
-        build=functools.partial(build_alexnet, channel_order="bgr"),
-        image_size=(227, 227),
-        description="Caffe AlexNet to fc7; weights: bvlc_alexnet.npy path",
-        preprocessing="RGB->BGR, minus [104, 117, 123] (BGR; Caffe weights)",
-    ),
-    "alexnet_authors_rgb": BackboneSpec(
-        build=functools.partial(build_alexnet, channel_order="authors_rgb"),
-        image_size=(227, 227),
-        description="AlexNet fed RGB as in the IDHN authors' code",
-        preprocessing="RGB kept, minus [123, 117, 104] (authors' bug)",
-    ),
-    "vgg16": BackboneSpec(
-        build=_application("VGG16", True),
-        image_size=(224, 224),
-        description="keras.applications VGG16, avg-pooled conv5 (512)",
-        preprocessing=_CAFFE,
-    ),
-    "vgg19": BackboneSpec(
-        build=_application("VGG19", True),
-        image_size=(224, 224),
-        description="keras.applications VGG19, avg-pooled conv5 (512)",
-        preprocessing=_CAFFE,
-    ),
-    "resnet50": BackboneSpec(
-        build=_application("ResNet50", True),
-        image_size=(224, 224),
-        description="keras.applications ResNet50, avg pool (2048)",
-        preprocessing=_CAFFE,
-    ),
-    "efficientnet_b0": BackboneSpec(
-        build=_application("EfficientNetB0", False),
-        image_size=(224, 224),
-        description="keras.applications EfficientNetB0, avg pool (1280)",
-        preprocessing="inside the application (rescale + normalize)",
-    ),
-    "efficientnet_b3": BackboneSpec(
-        build=_application("EfficientNetB3", False),
-        image_size=(300, 300),
-        description="keras.applications EfficientNetB3, avg pool (1536)",
-        preprocessing="inside the application (rescale + normalize)",
-    ),
-}
-
-
 def get_backbone_spec(name):
-    """The :class:`BackboneSpec` registered under ``name``.
+    """The :class:`keras_dhsps.config.registry.BackboneSpec` registered under
+    ``name``.
 
     Raises:
         UnknownNameError: no such backbone.

@@ -100,31 +100,3 @@ def build_feature_extractor(backbone, *, image_size=None, weights=None):
     spec = get_backbone_spec(backbone)
     height, width = image_size or spec.image_size
     return spec.build(input_shape=(height, width, 3), weights=weights)
-
-
-def load_hasher(path):
-    """Loads a hasher saved with ``model.save("....keras")``.
-
-    Loads with ``safe_mode=True`` (a file with a ``Lambda`` layer or other
-    arbitrary code is refused) and without the training configuration.
-
-    Raises:
-        DHSPSError: the file does not exist, is not a Keras archive, holds a
-            ``Lambda`` layer (refused by safe mode) or names a class that is
-            not registered (an unknown object).
-    """
-    import os
-
-    from keras_dhsps.utils.errors import DHSPSError
-
-    if not os.path.isfile(path):
-        raise DHSPSError(f"model file not found: {path}")
-    if not path.endswith(".keras"):
-        raise DHSPSError(f"expected a .keras file, got: {path}")
-    try:
-        return keras.saving.load_model(path, compile=False, safe_mode=True)
-    except (ValueError, OSError, TypeError) as error:
-        # Keras nests the cause and appends whole configs: keep the cause.
-        reason = str(error).split("Exception encountered: ")[-1]
-        reason = reason.split(" Full object config")[0].split(". Make sure")[0]
-        raise DHSPSError(f"cannot load {path}: {reason.strip()}") from None

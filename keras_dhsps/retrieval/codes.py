@@ -1,31 +1,10 @@
 """Binary hash codes: binarization, bit packing and Hamming distances.
 
-One fixed convention runs through the whole package (docs/peers.md §5, pitfalls
-5 and 16):
-
-* **Binarization**: ``b = +1 if u >= 0 else -1``. ``np.sign`` and
-  ``torch.sign`` send an exact 0 to 0, which makes ``(K - <b_q, b_d>) / 2``
-  non-integral; here 0 goes to +1, always.
-* **Packing**: bit 1 means +1, bits are written most significant first (the
-  layout of ``np.packbits``), and the last byte of a code whose length ``K``
-  is not a multiple of 8 is zero padded. Queries and database use the same
-  padding, so padded bits never differ and never count in a distance.
-* **Hamming distance**: ``d(b_q, b_d) = popcount(bits_q XOR bits_d)``, computed
-  on machine words (``uint8`` ... ``uint64``) with ``np.bitwise_count``. It
-  equals ``(K - <b_q, b_d>) / 2`` for ±1 codes.
-
-Example:
-
->>> u = np.array([[0.3, -0.2, 0.0], [-1.0, 0.5, -0.1]])
->>> binarize(u)
-array([[ 1, -1,  1],
-       [-1,  1, -1]], dtype=int8)
->>> pack_codes(u)            # 101 -> 0b10100000, 010 -> 0b01000000
-array([[160],
-       [ 64]], dtype=uint8)
->>> hamming_distances(pack_codes(u), pack_codes(u))
-array([[0, 3],
-       [3, 0]], dtype=int32)
+One convention for the whole package (docs/metrics.md §2): ``b = +1 if
+u >= 0 else -1`` (an exact 0 goes to +1, never 0); bit 1 means +1, packed
+most significant bit first (``np.packbits``' layout) with the last byte of a
+code zero padded; ``d = popcount(bits_q XOR bits_d)`` on machine words with
+``np.bitwise_count``, which equals ``(K - <b_q, b_d>) / 2`` for ±1 codes.
 """
 
 from __future__ import annotations

@@ -1,39 +1,13 @@
 """Exhaustive Hamming search over packed binary codes.
 
-:class:`HammingIndex` has the faiss binary-index boundary
-(docs/contributing.md §1, anchor D): codes go in as packed ``uint8`` rows
-(``keras_dhsps.retrieval.codes.pack_codes``), ``search`` returns ``(distances int32,
-indices int64)``. Two backends give *identical* results, tie order
-included:
-
-* ``"faiss"``: ``faiss.IndexBinaryFlat`` (the optional ``faiss`` extra,
-  ``pip install faiss-cpu``);
-* ``"numpy"``: popcount on machine words (``np.bitwise_count``), one query
-  at a time into reused buffers, so memory is ``O(N)``.
-
-Conventions (docs/design.md §4):
-
-* **Tie order**: results are sorted by Hamming distance, then by database
-  index (the order of ``add``), lowest first. faiss returns equal distances
-  in an unspecified order and may cut a tie at the k-th distance anywhere;
-  its candidates are re-sorted, and a query whose k-th distance may have
-  more ties than faiss returned is re-queried with a range search, so the
-  k results are always the lowest-index ones.
-* **Radius**: ``range_search(queries, radius)`` returns every item with
-  ``d <= radius`` (inclusive, as "precision within Hamming radius 2" means
-  ``d <= 2``). faiss's own ``range_search`` is strict (``d < radius``); the
-  faiss backend passes ``radius + 1``.
-* **Missing results**: when ``k`` exceeds the number of indexed codes, rows
-  are padded with index ``-1`` and distance ``2**31 - 1`` (faiss's
-  convention).
-
-Example:
-
->>> from keras_dhsps.retrieval.codes import pack_codes
->>> index = HammingIndex(4, backend="numpy")
->>> index.add(pack_codes([[1, 1, 1, 1], [1, 1, 1, -1], [-1, 1, 1, 1]]))
->>> index.search(pack_codes([[1, 1, 1, 1]]), 3)   # items 1 and 2 tie at 1
-(array([[0, 1, 1]], dtype=int32), array([[0, 1, 2]]))
+:class:`HammingIndex` has faiss' binary-index boundary: packed ``uint8`` rows
+in (``keras_dhsps.retrieval.codes.pack_codes``), ``search`` returns
+``(distances int32, indices int64)``. Its two backends, ``"faiss"``
+(``faiss.IndexBinaryFlat``, the optional ``faiss`` extra) and ``"numpy"``
+(popcount, ``O(N)`` memory), give identical results, tie order included
+(distance, then database index). ``range_search`` is inclusive
+(``d <= radius``); missing results are padded with ``-1``. docs/shipping.md
+§4 has the conventions.
 """
 
 from __future__ import annotations
@@ -126,7 +100,7 @@ class HammingIndex:
     Args:
         num_bits: the code length ``K``; codes are ``ceil(K / 8)`` bytes.
         backend: ``"faiss"``, ``"numpy"`` or ``"auto"`` (faiss when
-            installed). Both give identical results (module docstring).
+            installed). Both give identical results (docs/shipping.md §4).
 
     Raises:
         DHSPSError: unknown backend, or ``"faiss"`` without faiss installed.
@@ -139,6 +113,12 @@ class HammingIndex:
     distances, indices = index.search(query_packed, k=100)
     lims, d, i = index.range_search(query_packed, radius=2)   # d <= 2
     ```
+
+    >>> from keras_dhsps.retrieval.codes import pack_codes
+    >>> index = HammingIndex(4, backend="numpy")
+    >>> index.add(pack_codes([[1, 1, 1, 1], [1, 1, 1, -1], [-1, 1, 1, 1]]))
+    >>> index.search(pack_codes([[1, 1, 1, 1]]), 3)   # items 1 and 2 tie at 1
+    (array([[0, 1, 1]], dtype=int32), array([[0, 1, 2]]))
     """
 
     def __init__(self, num_bits: int, *, backend: str = "auto") -> None:

@@ -1,53 +1,10 @@
-"""Shipping a hasher: a self-contained SavedModel, and loading any hasher.
+"""Shipping a hasher: a self-contained SavedModel with raw-image endpoints.
 
-:func:`export_saved_model` writes a SavedModel (``keras.export.ExportArchive``)
-whose endpoints take raw images, so a server needs neither this package nor
-Keras:
-
-* ``serve``: ``uint8 (B, h, w, 3)`` images of any ``h, w`` -> relaxed
-  codes ``float32 (B, K)``;
-* ``encode``: the same images -> packed codes ``uint8 (B, ceil(K/8))``;
-* ``encode_bytes``: ``string (B,)`` encoded JPEG/PNG/BMP/GIF files, each of
-  its own size -> ``{"codes": float32 (B, K), "packed": uint8}``;
-* ``hasher``: ``float32 (B, H, W, 3)`` in [0, 255] at the model's size ->
-  relaxed codes (the Keras model as is; used for batched encoding);
-* ``metadata``: no input -> a JSON string (below).
-
-Images are brought to the model's ``(H, W)`` inside the SavedModel as the
-image store brings them for training and evaluation, by the resize mode
-it was exported with (default ``"direct"``): decoded by
-``keras_dhsps.data.decoding.decode_image``, resized to the stored size and
-rounded to uint8 by ``keras_dhsps.data.decoding.resize_images`` (the one
-resize rule), centre-cropped when the model is smaller than the stored
-size, then cast to ``float32``; so the codes of an endpoint are those of
-the Keras model on the stored pixels, bit for bit. Pixel normalization is
-inside the model (``backbones.py``).
-Packed codes follow ``keras_dhsps.retrieval.codes.pack_codes``: bit 1 for ``u >= 0``,
-most significant bit first, zero padded.
-
-The metadata (``bits``, ``backbone``, ``activation``, ``image_size``, the
-experiment ``config``, the Keras version) is returned by the ``metadata``
-endpoint and also written to ``assets.extra/dhsps_metadata.json`` (TF
-Serving's folder for extra files) so it can be read without TensorFlow.
-
-:func:`load_saved_model_hasher` opens a SavedModel as a
-:class:`keras_dhsps.serving.hasher.LoadedHasher` (the backend-neutral interface
-``dhsps encode`` and ``dhsps search`` use; a ``.keras`` hasher needs no
-TensorFlow); :func:`keras_dhsps.training.rundir.load_hasher` is the one loader
-that opens a run directory, a ``.keras`` file or a SavedModel.
-
-This module is TensorFlow-specific by nature (decode and resize ops inside
-the SavedModel); the model code itself stays in ``keras.ops``.
-
-Example:
-
-```python
-model = build_hasher("small_cnn", 32)
-export_saved_model(model, "hasher_savedmodel")
-served = tf.saved_model.load("hasher_savedmodel")
-packed = served.encode(tf.zeros((2, 480, 640, 3), tf.uint8))   # (2, 4)
-layer = keras.layers.TFSMLayer("hasher_savedmodel", call_endpoint="serve")
-```
+:func:`export_saved_model` writes a SavedModel whose endpoints take raw
+images and bring them to the model's size as the image store does, so a
+server needs neither this package nor Keras and gets the Keras model's
+codes bit for bit. TensorFlow by nature (decode and resize ops inside the
+SavedModel); :func:`keras_dhsps.serving.load.load_hasher` opens it again.
 """
 
 from __future__ import annotations
@@ -59,31 +16,26 @@ import shutil
 
 import keras
 
+from keras_dhsps.serving.hasher import METADATA_PATH
+from keras_dhsps.serving.hasher import TENSORFLOW_MISSING
+from keras_dhsps.serving.hasher import hasher_metadata
 from keras_dhsps.utils.errors import DHSPSError
 
 try:
     import tensorflow as tf
 except ImportError:  # a JAX or PyTorch machine: say so in one line
-    raise DHSPSError(
-        "SavedModel export and loading need TensorFlow, which is not "
-        "installed (pip install tensorflow); .keras hashers train, evaluate "
-        "and encode without it"
-    ) from None
+    raise DHSPSError(TENSORFLOW_MISSING) from None
 
 from keras_dhsps.data.decoding import decode_image
 from keras_dhsps.data.decoding import resize_images
 from keras_dhsps.data.pipeline import center_crop
 from keras_dhsps.data.store import stored_size
-from keras_dhsps.serving.hasher import LoadedHasher
-from keras_dhsps.serving.hasher import hasher_metadata
 from keras_dhsps.utils.files import finish_directory
 from keras_dhsps.utils.files import make_temporary_directory
-from keras_dhsps.utils.files import read_json
 from keras_dhsps.utils.files import write_json
 
 logger = logging.getLogger(__name__)
 
-METADATA_PATH = os.path.join("assets.extra", "dhsps_metadata.json")
 ENDPOINTS = ("serve", "encode", "encode_bytes", "hasher", "metadata")
 
 
@@ -148,8 +100,28 @@ def export_saved_model(
 ) -> dict:
     """Exports ``model`` as a SavedModel with raw-image endpoints.
 
-    The directory is written next to its destination and renamed into
-    place, so a failed export leaves no half-written model.
+    Endpoints (:data:`ENDPOINTS`):
+
+    * ``serve``: ``uint8 (B, h, w, 3)`` images of any ``h, w`` -> relaxed
+      codes ``float32 (B, K)``;
+    * ``encode``: the same images -> packed codes ``uint8 (B, ceil(K/8))``
+      (``keras_dhsps.retrieval.codes.pack_codes``'s packing);
+    * ``encode_bytes``: ``string (B,)`` encoded JPEG/PNG/BMP/GIF files, each
+      of its own size -> ``{"codes": float32 (B, K), "packed": uint8}``;
+    * ``hasher``: ``float32 (B, H, W, 3)`` in [0, 255] at the model's size
+      -> relaxed codes (the Keras model as is; batched encoding);
+    * ``metadata``: no input -> :func:`hasher_metadata` as a JSON string,
+      also written to ``METADATA_PATH`` (readable without TensorFlow).
+
+    Raw images go through :func:`preprocess_images` (the store's resize
+    mode ``resize``). The directory is written next to its destination and
+    renamed into place, so a failed export leaves no half-written model.
+
+    Example::
+
+        export_saved_model(build_hasher("small_cnn", 32), "hasher_sm")
+        served = tf.saved_model.load("hasher_sm")
+        packed = served.encode(tf.zeros((2, 480, 640, 3), tf.uint8))  # (2, 4)
 
     Args:
         model: a hasher (float images in [0, 255] of a fixed size -> codes).
@@ -248,30 +220,3 @@ def _write_atomically(archive, directory, metadata):
     except BaseException:
         shutil.rmtree(temporary, ignore_errors=True)
         raise
-
-
-# ------------------------------------------------------------------- load
-def load_saved_model_hasher(path: str) -> LoadedHasher:
-    """Opens an exported SavedModel (``dhsps export``) as a hasher; use
-    :func:`keras_dhsps.training.rundir.load_hasher`, which also opens run
-    directories and ``.keras`` files.
-
-    Raises:
-        DHSPSError: not loadable, or exported without the ``hasher``
-            endpoint.
-    """
-    try:
-        loaded = tf.saved_model.load(path)
-    except (OSError, ValueError, tf.errors.OpError) as error:
-        raise DHSPSError(f"cannot load SavedModel {path}: {error}") from None
-    if not hasattr(loaded, "hasher"):
-        raise DHSPSError(
-            f"{path} is a SavedModel without the 'hasher' endpoint; "
-            "export it with `dhsps export`"
-        )
-    metadata_file = os.path.join(path, METADATA_PATH)
-    if os.path.isfile(metadata_file):
-        metadata = read_json(metadata_file)
-    else:
-        metadata = json.loads(loaded.metadata().numpy().decode("utf-8"))
-    return LoadedHasher(source=path, metadata=metadata, saved_model=loaded)

@@ -1,23 +1,17 @@
-"""A loaded hasher behind one interface, with or without TensorFlow.
+"""What a shipped hasher is: its metadata, and one interface to it.
 
 :class:`LoadedHasher` puts a ``.keras`` model and an exported SavedModel
 behind one interface (raw uint8 images in, codes out), used by ``dhsps
-encode`` and ``dhsps search``; :func:`keras_dhsps.training.rundir.load_hasher` is
-the one loader that opens a run directory, a ``.keras`` file or a
-SavedModel (:func:`keras_dhsps.serving.export.load_saved_model_hasher`).
-
-Images are brought to the model's ``(H, W)`` as the image store brings
-them for training and evaluation (:mod:`keras_dhsps.data.store`): resized
-to the stored size of the hasher's resize mode by
-:func:`keras_dhsps.data.decoding.resize_uint8_images` (NumPy, giving
-TensorFlow's pixels), centre-cropped when
-the stored size is larger, cast to float32. A Keras hasher therefore
-encodes under any Keras backend without TensorFlow; a SavedModel needs
-TensorFlow to be loaded at all.
+encode`` and ``dhsps search``; :func:`keras_dhsps.serving.load.load_hasher`
+opens one. Images reach the model as the image store brings them
+(:mod:`keras_dhsps.data.store`): resized to the stored size of the resize
+mode by NumPy (TensorFlow's pixels), centre-cropped, cast to float32, so a
+Keras hasher encodes under any backend without TensorFlow.
 """
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import keras
@@ -26,8 +20,31 @@ import numpy as np
 from keras_dhsps.data.decoding import resize_uint8_images
 from keras_dhsps.data.store import stored_size
 from keras_dhsps.models.hasher import HASH_LAYER_NAME
+from keras_dhsps.utils.errors import DHSPSError
 
 METADATA_FORMAT = "keras_dhsps.hasher"
+#: Where an exported SavedModel holds its metadata (TF Serving's folder
+#: for extra files), readable without TensorFlow.
+METADATA_PATH = os.path.join("assets.extra", "dhsps_metadata.json")
+#: The error of a SavedModel export or load on a machine without TensorFlow.
+TENSORFLOW_MISSING = (
+    "SavedModel export and loading need TensorFlow, which is not installed "
+    "(pip install tensorflow); .keras hashers train, evaluate and encode "
+    "without it"
+)
+
+
+def import_tensorflow():
+    """TensorFlow, which SavedModels need to be written or read.
+
+    Raises:
+        DHSPSError: :data:`TENSORFLOW_MISSING` (a JAX or PyTorch machine).
+    """
+    try:
+        import tensorflow as tf
+    except ImportError:
+        raise DHSPSError(TENSORFLOW_MISSING) from None
+    return tf
 
 
 def hasher_metadata(
@@ -135,8 +152,7 @@ class LoadedHasher:
         if self.model is not None:
             codes = self.model(np.asarray(images, np.float32), training=False)
             return np.asarray(keras.ops.convert_to_numpy(codes), np.float32)
-        import tensorflow as tf
-
+        tf = import_tensorflow()
         codes = self._saved_model.hasher(
             tf.convert_to_tensor(images, tf.float32)
         )

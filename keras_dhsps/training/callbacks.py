@@ -2,11 +2,8 @@
 history.
 
 The global step is the optimizer's count of updates
-(``model.optimizer.iterations``, :func:`global_step`): it is saved with the
-optimizer's state, so it needs no counter of its own. (Under
-``mixed_float16`` Keras's loss-scale optimizer does not count the steps it
-skips on an overflow; a resumed run then continues the stream that many
-batches earlier than an uninterrupted one would.)
+(``model.optimizer.iterations``, :func:`global_step`), saved with the
+optimizer's state (docs/training.md §5).
 """
 
 from __future__ import annotations

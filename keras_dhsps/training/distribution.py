@@ -1,57 +1,12 @@
 """Data-parallel training with ``tf.distribute`` over the global batch.
 
-IDHN's loss is pairwise: every image is compared with every other image of
-the batch. Under ``MirroredStrategy`` each replica sees only its slice of
-the global batch, so a per-replica loss would compare ``B/R`` images with
-each other instead of ``B`` and train a different objective.
-:class:`GlobalBatchLoss` all-gathers the codes and labels of every replica,
-evaluates the wrapped loss on the global batch and keeps the per-anchor
-values of the replica's own rows. With Keras' scaling of each replica's
-loss by ``1/R`` and the summing all-reduce of gradients, the step equals a
-one-device step on the same global batch: ``all_gather``'s gradient
-all-reduces the upstream gradients and slices each replica's part, so the
-pairs that mix two replicas contribute to both.
-
-What ``tests/training/test_distribute.py`` checks, on CPU only:
-
-* ``MirroredStrategy`` over two logical CPUs: loss and gradients of one
-  ``fit`` step equal one device on the same global batch (and differ
-  without :class:`GlobalBatchLoss`). :func:`make_strategy` gives CPU-only
-  mirrored strategies ``ReductionToOneDevice``: with the default collective
-  all-reduce, Keras' ``fit`` aborted with mismatched collective instances
-  between the loss's replica-context all-reduce and the gradient
-  all-reduce.
-* ``MultiWorkerMirroredStrategy``: two worker processes on localhost
-  (``TF_CONFIG``, free ports, gRPC collectives, one CPU replica each), each
-  fed its half of a global batch of 8: one step with
-  :class:`GlobalBatchLoss`, written as Keras' ``train_step`` computes it,
-  gives the loss and gradients of one process on the concatenated batch.
-  Keras 3.15.1's ``fit`` itself fails under this strategy before the first
-  step (its symbolic build reduces the first distributed batch eagerly,
-  which the strategy refuses), so ``train --strategy
-  multi_worker_mirrored`` does not run with that Keras.
-* Under JAX, ``keras.distribution.DataParallel`` plays this role, and needs
-  no wrapper: the jitted step sees the global batch as one sharded array,
-  so the pairwise loss compares every pair. Tested with two host devices
-  (``XLA_FLAGS=--xla_force_host_platform_device_count=2``): one ``fit`` step
-  equals one device on the same global batch, with the batch split over
-  both devices.
-
-Not tested here: GPUs (NCCL), several hosts over a real network, and
-DataParallel across processes (``keras.distribution.initialize``).
-
-Use under JAX::
-
-    import keras
-    keras.distribution.set_distribution(keras.distribution.DataParallel())
-    keras_dhsps.training.fit.fit(config)  # no ``strategy``: the batch is sharded
-
-This is the one TensorFlow-specific module of the model/loss side
-(``tf.distribute`` exists only there); the losses themselves stay pure
-``keras.ops``. TensorFlow is imported only when a strategy is made or the
-loss runs under one; without it (or under another Keras backend) a
-strategy other than ``"default"`` is refused with one line naming the
-install. Under JAX or PyTorch the wrapper is the wrapped loss.
+IDHN's loss is pairwise, so a per-replica loss would compare only ``B/R``
+images. :class:`GlobalBatchLoss` all-gathers every replica's codes and
+labels, evaluates the wrapped loss on the global batch and keeps the
+replica's own rows, so a step equals a one-device step on the same global
+batch. TensorFlow is imported only when a strategy is made or the loss runs
+under one; under JAX (``keras.distribution.DataParallel``) or PyTorch the
+wrapper is the wrapped loss. Why, what is tested: docs/training.md §8.
 """
 
 from __future__ import annotations
@@ -69,7 +24,7 @@ except ImportError:  # pragma: no cover - a Keras that moved it
         return False
 
 
-from keras_dhsps.config import STRATEGIES
+from keras_dhsps.training import STRATEGIES
 from keras_dhsps.utils.errors import DHSPSError
 from keras_dhsps.utils.errors import UnknownNameError
 from keras_dhsps.utils.import_hooks import installed

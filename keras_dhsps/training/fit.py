@@ -52,6 +52,7 @@ from keras_dhsps.data import feed
 from keras_dhsps.data import load_configured_dataset
 from keras_dhsps.data.base import RetrievalDataset
 from keras_dhsps.data.base import Split
+from keras_dhsps.data.options import check_options
 from keras_dhsps.data.store import stored_size
 from keras_dhsps.losses import get_loss
 from keras_dhsps.models.backbones import get_backbone_spec
@@ -570,6 +571,7 @@ def fit(
             ``DHSPSError`` naming the step and the batch's label
             statistics); the last checkpoint before it is kept.
     """
+    check_options(config.data)
     train_config = config.train
     if train_config.deterministic:
         enable_determinism()

@@ -1,18 +1,10 @@
 """Adam with one learning rate per group of layers (no tensorflow-addons).
 
-The authors train the pretrained layers at 1/100 of the hash layer's rate with
-two Adam optimizers (docs/method.md §3). Adam keeps its moments per variable,
-so one Adam whose step size is multiplied per variable is the same algorithm
-as two Adams over disjoint variable sets that step together; it needs no
-custom ``train_step``, works with ``model.fit`` and under every backend, and
-serializes with the model.
-
-"Each with its own optimizer state": Adam's first and second moments are
-slots of each variable, so the backbone's and the hash layer's states are
-disjoint exactly as with two optimizers; they share only the step counter,
-which the authors' two optimizers also advance together (one
-``global_step``). Freezing the backbone (``TrainConfig.
-freeze_backbone_epochs``) leaves its moments at zero until it is unfrozen.
+:class:`LayerwiseAdam` multiplies the learning rate of every variable
+outside ``hash_layer`` by ``backbone_lr_multiplier``: the authors' two
+Adams (docs/method.md §3) as one optimizer that works with ``model.fit``
+under every backend and serializes with the model. Why this is the same
+algorithm: docs/design.md §1.2.
 """
 
 import keras

@@ -1,24 +1,9 @@
-"""The run directory: one owner for its layout and for loading hashers.
+"""The run directory: its layout, its claim by one config, and its writing.
 
 A run directory is what ``dhsps train --output RUN`` and
-``keras_dhsps.training.fit.fit(config, run_dir=RUN)`` write:
-
-==================  ====================================================
-``config.json``     the experiment config, written when the run starts;
-                    it claims the directory, so a rerun with another
-                    config is refused before it mixes two runs
-``checkpoints/``    step-exact resumable checkpoints (rerun = resume)
-``history.json``    per-epoch logs, written at the end of every epoch
-``logs/``           TensorBoard logs (when ``tensorboard`` is installed)
-``best.keras``      the best validation-mAP model (validation on)
-``model.keras``     the final model, written when training ends
-``report.json``     the retrieval report (``dhsps train``/``evaluate``);
-                    a run with a report is complete
-==================  ====================================================
-
-:func:`load_hasher` is the one loader of trained hashers: it opens a run
-directory, a ``.keras`` file or an exported SavedModel (the last needs
-TensorFlow) and returns a :class:`keras_dhsps.serving.hasher.LoadedHasher`.
+``keras_dhsps.training.fit.fit(config, run_dir=RUN)`` write; the files are
+the constants below (:class:`RunDirectory` tells what each holds).
+:func:`keras_dhsps.serving.load.load_hasher` opens the trained model.
 """
 
 from __future__ import annotations
@@ -27,7 +12,11 @@ import dataclasses
 import json
 import os
 
+from keras_dhsps.config import to_dict
 from keras_dhsps.utils.errors import DHSPSError
+from keras_dhsps.utils.files import atomic_write
+from keras_dhsps.utils.files import read_json
+from keras_dhsps.utils.files import write_json
 
 CONFIG_FILE = "config.json"
 CHECKPOINTS_DIR = "checkpoints"
@@ -36,8 +25,6 @@ LOGS_DIR = "logs"
 BEST_MODEL_FILE = "best.keras"
 MODEL_FILE = "model.keras"
 REPORT_FILE = "report.json"
-#: The file that marks an exported SavedModel directory.
-SAVED_MODEL_FILE = "saved_model.pb"
 
 
 def read_json_file(path: str, what: str):
@@ -46,8 +33,6 @@ def read_json_file(path: str, what: str):
     Raises:
         DHSPSError: missing, unreadable or not JSON.
     """
-    from keras_dhsps.utils.files import read_json
-
     if not os.path.isfile(path):
         raise DHSPSError(f"{what} not found: {path}")
     try:
@@ -83,7 +68,21 @@ def config_differences(old: dict, new: dict) -> list[str]:
 
 @dataclasses.dataclass(frozen=True)
 class RunDirectory:
-    """The files of one run directory (see the module docstring)."""
+    """The files of one run directory:
+
+    ==================  ================================================
+    ``config.json``     the experiment config, written when the run
+                        starts; it claims the directory, so a rerun with
+                        another config is refused before it mixes runs
+    ``checkpoints/``    step-exact resumable checkpoints (rerun = resume)
+    ``history.json``    per-epoch logs, written at the end of every epoch
+    ``logs/``           TensorBoard logs (when ``tensorboard`` is installed)
+    ``best.keras``      the best validation-mAP model (validation on)
+    ``model.keras``     the final model, written when training ends
+    ``report.json``     the retrieval report (``dhsps train``/``evaluate``);
+                        a run with a report is complete
+    ==================  ================================================
+    """
 
     path: str
 
@@ -123,8 +122,6 @@ class RunDirectory:
             DHSPSError: the directory holds a run of another config (the
                 message names every differing key).
         """
-        from keras_dhsps.config import to_dict
-
         existing = self.read_config()
         if existing is None:
             return None
@@ -144,9 +141,6 @@ class RunDirectory:
         Raises:
             DHSPSError: see :meth:`check`.
         """
-        from keras_dhsps.config import to_dict
-        from keras_dhsps.utils.files import write_json
-
         state = self.check(config)
         if state is None:
             write_json(self.join(CONFIG_FILE), to_dict(config))
@@ -154,82 +148,8 @@ class RunDirectory:
 
     def write_model(self, model) -> None:
         """Saves the final model as ``model.keras`` (atomically)."""
-        from keras_dhsps.utils.files import atomic_write
-
         atomic_write(self.model_file, model.save)
 
     def write_report(self, report: dict) -> None:
         """Writes ``report.json``, which marks the run complete."""
-        from keras_dhsps.utils.files import write_json
-
         write_json(self.join(REPORT_FILE), report)
-
-
-def is_saved_model(path: str) -> bool:
-    """Whether ``path`` is an exported SavedModel directory."""
-    return os.path.isfile(os.path.join(path, SAVED_MODEL_FILE))
-
-
-def resolve_model_file(path: str) -> tuple[str, dict | None]:
-    """``(the .keras file, the run's config dict or None)`` of a run
-    directory or a ``.keras`` file.
-
-    Raises:
-        DHSPSError: a directory without ``model.keras``, or a missing file.
-    """
-    if os.path.isdir(path):
-        run = RunDirectory(path)
-        if not os.path.isfile(run.model_file):
-            raise DHSPSError(
-                f"{path} is neither a run directory (no {MODEL_FILE}) "
-                f"nor a SavedModel (no {SAVED_MODEL_FILE})"
-            )
-        return run.model_file, run.read_config()
-    if not os.path.isfile(path):
-        raise DHSPSError(f"model file not found: {path}")
-    return path, None
-
-
-def load_hasher(
-    path: str,
-    *,
-    resize: str | None = None,
-    resize_to: tuple[int, int] | None = None,
-):
-    """Opens a run directory, a ``.keras`` file or an exported SavedModel.
-
-    ``.keras`` files load in Keras safe mode
-    (:func:`keras_dhsps.models.hasher.load_hasher`). The resize mode of a Keras
-    model is ``resize``/``resize_to`` when given, else the run config's
-    ``input`` section, else ``"direct"``; a SavedModel uses the mode it was
-    exported with.
-
-    Returns:
-        A :class:`keras_dhsps.serving.hasher.LoadedHasher` (raw uint8 images of
-        any size in, codes out).
-
-    Raises:
-        DHSPSError: nothing loadable at ``path``, or a SavedModel without
-            TensorFlow.
-    """
-    if os.path.isdir(path) and is_saved_model(path):
-        from keras_dhsps.serving.export import load_saved_model_hasher
-
-        return load_saved_model_hasher(path)
-    from keras_dhsps.models.hasher import load_hasher as load_keras_file
-    from keras_dhsps.serving.hasher import LoadedHasher
-    from keras_dhsps.serving.hasher import hasher_metadata
-
-    model_file, config = resolve_model_file(path)
-    model = load_keras_file(model_file)
-    inputs = (config or {}).get("input", {})
-    return LoadedHasher(
-        source=path,
-        metadata=hasher_metadata(
-            model,
-            config,
-            resize=resize or inputs.get("resize", "direct"),
-            resize_to=tuple(resize_to or inputs.get("resize_to", (256, 256))),
-        ),
-        model=model,
-    )

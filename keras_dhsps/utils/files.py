@@ -1,17 +1,12 @@
 """Durable, shareable, atomic outputs: a crash leaves the old file or the
 new one, never a partial one, and every file gets the permissions ``open``
-would give it (the user's umask), so other users can read what we write.
+would give it under the user's umask.
 
-* :func:`atomic_write` writes a temporary sibling, flushes it to disk,
-  sets its mode from the umask, renames it onto the final path and flushes
-  the directory entry;
-* :func:`check_writable_output` refuses an output location before any
-  work starts (its parent is a file, or a directory that cannot be
-  written);
-* :func:`make_temporary_directory` and :func:`finish_directory` do the
-  same for outputs that are directories (a SavedModel, a manifest).
-
-Errors from writing name the final path, never the temporary one.
+:func:`atomic_write` writes a temporary sibling, flushes it, sets its mode,
+renames it into place and flushes the directory entry;
+:func:`check_writable_output` refuses an output location before any work;
+:func:`make_temporary_directory` and :func:`finish_directory` do the same
+for directories. Errors name the final path (docs/design.md §7.2).
 """
 
 from __future__ import annotations

@@ -1,23 +1,23 @@
-"""Asking about, and running code around, the imports of other packages.
+"""Asking about, and running code around, imports.
 
 :func:`installed` says whether a package can be imported without importing
-it (the readers, the strategies and TensorBoard logging ask it of
-TensorFlow and TensorBoard). :func:`around_first_import` runs code around
-the first import of a package. Two places need that: ``import
-keras_dhsps`` registers the package's Keras objects right after the first
-``import keras`` (so importing keras_dhsps imports neither Keras nor
-TensorFlow), and the CLI silences TensorFlow's C++ start-up notices while
-TensorFlow is first imported. Written by hand: the import system offers
-the hook (a meta-path finder) but no helper that wraps one module's
-execution.
+it. :func:`around_first_import` runs code around a package's first import:
+``import keras_dhsps`` registers its Keras objects right after the first
+``import keras``, and the CLI silences TensorFlow's start-up notices.
+:func:`sibling_imports` lets a file imported by path (a config file)
+import the modules beside it, and forgets them afterwards. Every import
+hook of the package is here.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib.abc
 import importlib.util
+import os
 import sys
 from collections.abc import Callable
+from collections.abc import Iterator
 
 #: ``around(execute)`` runs in place of a module's execution and must call
 #: ``execute()`` exactly once.
@@ -83,3 +83,49 @@ def around_first_import(name: str, around: Around) -> None:
     )
     if not any(waiting):
         sys.meta_path.insert(0, _FirstImport(name, around))
+
+
+class _SiblingFinder(importlib.abc.MetaPathFinder):
+    """Finds top-level modules that are files in one directory (a config
+    file's ``from common import ...``) without touching ``sys.path``."""
+
+    def __init__(self, directory: str) -> None:
+        self.directory = directory
+        self.loaded: list[str] = []
+
+    def find_spec(self, fullname, path=None, target=None):
+        candidate = os.path.join(self.directory, f"{fullname}.py")
+        if path is not None or "." in fullname:
+            return None
+        if not os.path.isfile(candidate):
+            return None
+        self.loaded.append(fullname)
+        return importlib.util.spec_from_file_location(fullname, candidate)
+
+
+@contextlib.contextmanager
+def sibling_imports(directory: str, *names: str) -> Iterator[None]:
+    """While the block runs, ``import X`` finds ``X.py`` in ``directory``
+    before anything else (``sys.path`` is not touched). Afterwards
+    ``sys.modules`` is as it was for those modules and for ``names`` (the
+    module the block imports by path): the ones loaded are dropped and
+    the ones they shadowed come back."""
+    siblings = {
+        name[:-3]
+        for name in os.listdir(directory)
+        if name.endswith(".py") and name[:-3].isidentifier()
+    }
+    saved = {
+        name: sys.modules.pop(name)
+        for name in siblings | set(names)
+        if name in sys.modules
+    }
+    finder = _SiblingFinder(directory)
+    sys.meta_path.insert(0, finder)
+    try:
+        yield
+    finally:
+        sys.meta_path.remove(finder)
+        for name in [*finder.loaded, *names]:
+            sys.modules.pop(name, None)
+        sys.modules.update(saved)

@@ -28,8 +28,8 @@ from common import parse_arg
 from common import smoke
 
 from keras_dhsps.config import LossConfig
-from keras_dhsps.experiments.tables import Method
-from keras_dhsps.experiments.tables import TableConfig
+from keras_dhsps.experiments import Method
+from keras_dhsps.experiments import TableConfig
 
 
 def get_config(arg=None):

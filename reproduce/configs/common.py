@@ -42,9 +42,9 @@ from keras_dhsps.config import InputConfig
 from keras_dhsps.config import LossConfig
 from keras_dhsps.config import ModelConfig
 from keras_dhsps.config import TrainConfig
-from keras_dhsps.experiments.tables import Method
-from keras_dhsps.experiments.tables import TableConfig
-from keras_dhsps.experiments.tables import load_reference
+from keras_dhsps.experiments import Method
+from keras_dhsps.experiments import TableConfig
+from keras_dhsps.experiments.references import load_reference
 from keras_dhsps.utils.errors import ConfigError
 
 REFERENCE_DIR = os.path.join(os.path.dirname(__file__), "..", "reference")

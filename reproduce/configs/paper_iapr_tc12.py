@@ -1,7 +1,7 @@
 """IAPR TC-12: IDHN and its competitors at 12, 24, 32 and 48 bits.
 
-IAPR TC-12 with our label set (no peer list exists; see README,
-"Datasets"), 2,000 query / 10,000 train drawn from the database.
+IAPR TC-12 with our label set (no peer list exists; see
+docs/datasets.md §1), 2,000 query / 10,000 train drawn from the database.
 Protocol, metrics and baselines: common.py.
 
 Command (datasets under /data, weights under /weights):

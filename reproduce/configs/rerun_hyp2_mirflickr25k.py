@@ -22,7 +22,7 @@ estimate per run; not measured here, no GPU was available).
 from common import paper_table
 
 from keras_dhsps.config import LossConfig
-from keras_dhsps.experiments.tables import Method
+from keras_dhsps.experiments import Method
 
 
 def get_config(arg=None):

@@ -45,8 +45,8 @@ from keras_dhsps.config import ExperimentConfig
 from keras_dhsps.config import LossConfig
 from keras_dhsps.config import ModelConfig
 from keras_dhsps.config import TrainConfig
-from keras_dhsps.experiments.tables import Method
-from keras_dhsps.experiments.tables import TableConfig
+from keras_dhsps.experiments import Method
+from keras_dhsps.experiments import TableConfig
 
 DATASET_PARTS = (
     "digits-mosaic",

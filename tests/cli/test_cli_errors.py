@@ -220,9 +220,9 @@ def test_verbose_before_or_after_and_default_by_terminal(monkeypatch):
     )
     assert nested.verbose == 2
     seen = []
-    # build_parser() looks the handler up when main() calls it.
+    # The train module gives each new parser its handler when it is named.
     monkeypatch.setattr(
-        "keras_dhsps.cli.main._train", lambda args: seen.append(args.verbose)
+        "keras_dhsps.cli.train.run", lambda args: seen.append(args.verbose)
     )
     assert main(["train", "--output", "r"]) == 0
     # pytest's captured stdout is not a terminal: one line per epoch, no \r.

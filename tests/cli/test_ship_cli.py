@@ -16,7 +16,6 @@ from keras_dhsps.metrics import retrieval_report
 from keras_dhsps.models.hasher import build_hasher
 from keras_dhsps.retrieval.codedb import read_code_database
 from keras_dhsps.retrieval.codes import hamming_distances
-from keras_dhsps.retrieval.codes import pack_codes
 from keras_dhsps.utils.files import write_json
 
 BITS = 16
@@ -319,33 +318,3 @@ def test_plot_curves_and_examples(workspace, capsys, tmp_path):
     image = Image.open(tmp_path / "examples.png")
     # 4 columns of 1.6 in, 2 rows of 2.0 in (room for the names), 120 dpi.
     assert image.size == (int(4 * 1.6 * 120), int(2 * 2.0 * 120))
-
-
-def test_retrieval_examples_relevance(workspace):
-    from keras_dhsps.cli.ship import retrieval_examples
-    from keras_dhsps.retrieval.codedb import CodeDatabase
-
-    def database(codes, labels, prefix):
-        return CodeDatabase(
-            packed=pack_codes(codes),
-            bits=4,
-            paths=tuple(f"{prefix}{i}" for i in range(len(codes))),
-            labels=np.asarray(labels, np.uint8),
-            relaxed=None,
-            metadata={},
-        )
-
-    queries = database([[1, 1, 1, 1]], [[1, 0]], "q")
-    # d = 0, 1, 1 (tie: index order), 4; labels share, not, share, share.
-    items = database(
-        [[1, 1, 1, 1], [-1, 1, 1, 1], [1, -1, 1, 1], [-1, -1, -1, -1]],
-        [[1, 1], [0, 1], [1, 0], [1, 0]],
-        "d",
-    )
-    (example,) = retrieval_examples(
-        queries, items, num_queries=3, k=3, backend="numpy"
-    )
-    assert example["query"] == "q0"
-    assert [
-        (r["path"], r["distance"], r["relevant"]) for r in example["results"]
-    ] == [("d0", 0, True), ("d1", 1, False), ("d2", 1, True)]

@@ -2,7 +2,6 @@
 type, range, known names, and the loss's params against its signature."""
 
 import dataclasses
-import inspect
 import json
 import os
 import subprocess
@@ -13,7 +12,6 @@ from hypothesis import given
 from hypothesis import settings
 from hypothesis import strategies as st
 
-from keras_dhsps import config as config_module
 from keras_dhsps.config import RULES
 from keras_dhsps.config import ExperimentConfig
 from keras_dhsps.config import LossConfig
@@ -23,6 +21,10 @@ from keras_dhsps.config import from_dict
 from keras_dhsps.config import load_config_file
 from keras_dhsps.config import override
 from keras_dhsps.config import to_dict
+from keras_dhsps.config.registry import LOSS_CLASSES
+from keras_dhsps.config.registry import loss_parameters
+from keras_dhsps.config.rules import LOSS_PARAMETERS
+from keras_dhsps.data.options import check_options
 from keras_dhsps.utils.errors import ConfigError
 from keras_dhsps.utils.errors import DHSPSError
 from tests.paths import REPO
@@ -81,12 +83,6 @@ def test_every_field_has_a_rule_and_the_defaults_pass():
         ),
         ("loss.params.hard_high=1.5", "loss.params.hard_high=1.5 is not"),
         ("loss.name=idhm", 'loss.name="idhm" is not a known loss; known:'),
-        ("data.name=mnist", 'data.name="mnist" is not a known dataset'),
-        (
-            "data.options.num_trian=5",
-            "data.options: digits-mosaic takes no option 'num_trian'; "
-            "allowed: num_train,",
-        ),
         ("model.backbone=resnet", 'model.backbone="resnet" is not allowed'),
         ("train.precision=fp16", 'train.precision="fp16" is not allowed'),
         ("train.schedule=linear", 'train.schedule="linear" is not allowed'),
@@ -157,32 +153,45 @@ def test_good_values_are_accepted_and_kept_as_given():
     assert config.eval.map_at == ("all", 5000)
 
 
-def test_loss_params_table_matches_every_loss_signature():
-    from keras_dhsps.losses import LOSSES
-
-    assert sorted(config_module.LOSS_PARAMS) == sorted(LOSSES)
-    for name, cls in LOSSES.items():
-        parameters = inspect.signature(cls.__init__).parameters.values()
-        expected = {
-            p.name: p.default
-            for p in parameters
-            if p.name not in ("self", "name")
-            and p.kind is not inspect.Parameter.VAR_KEYWORD
-        }
-        rules = config_module.LOSS_PARAMS[name]
-        assert sorted(rules) == sorted(expected), name
-        for param, default in expected.items():  # defaults are allowed
-            assert rules[param].test(default), (name, param, default)
+def test_every_loss_takes_its_defaults_and_refuses_bad_values():
+    # A loss's parameters come from its constructor; what each may hold,
+    # from rules.LOSS_PARAMETERS by name (a name missing there would take
+    # any value, so every parameter of the package's losses must be in it).
+    for name in LOSS_CLASSES:
+        defaults = dict(loss_parameters(name))
+        assert set(defaults) <= set(LOSS_PARAMETERS), name
+        assert LossConfig(name=name, params=defaults).params == defaults
+        for param in defaults:
+            with pytest.raises(ConfigError, match=f"loss.params.{param}="):
+                LossConfig(name=name, params={param: "x"})
 
 
-def test_name_constants_match_their_registries():
-    # Activations, precisions, schedules, resize modes and strategies are
-    # defined once, here in config, and imported by the modules that use
-    # them; backbones are a registry of builders (importing it imports
-    # Keras), so its names are kept here too and checked against it.
-    from keras_dhsps.models.backbones import BACKBONES
+@pytest.mark.parametrize(
+    "name, params",
+    [
+        ("idhn", {"quantization_weight": -0.1}),  # weights are >= 0
+        ("idhn_soft_only", {"soft_weight": -1}),
+        ("idhn", {"beta": 0}),  # beta > 0
+        ("idhn_dhp", {"hard_low": -0.5}),  # a probability
+        ("idhn_dhp", {"memory_size": 1.5}),  # an integer >= 0
+        ("idhn_dhp", {"bits": 0}),  # null or an integer >= 1
+        ("dsh", {"margin": -1}),  # null or >= 0
+        ("hashnet", {"scale": 0}),  # null or > 0
+        ("dhn", {"scale": None}),  # its default is 0.5: not nullable
+        ("csq", {"seed": -1}),
+        ("dpsh", {"include_diagonal": 1}),  # a boolean
+    ],
+)
+def test_loss_params_keep_their_types_and_ranges(name, params):
+    with pytest.raises(ConfigError, match="is not allowed; expected"):
+        LossConfig(name=name, params=params)
 
-    assert config_module.BACKBONE_NAMES == tuple(sorted(BACKBONES))
+
+def test_a_config_takes_any_dataset_name_the_data_package_judges_it():
+    # Datasets are data's: their names and options are checked by
+    # keras_dhsps.data.options.check_options where the config is used.
+    config = override(ExperimentConfig(), "data.name=mnist")
+    assert config.data.name == "mnist"
 
 
 def test_hashes_of_existing_configs_are_unchanged():
@@ -194,8 +203,8 @@ def test_hashes_of_existing_configs_are_unchanged():
 
 
 def test_every_table_config_validates(tmp_path):
-    from keras_dhsps.experiments.tables import TableConfig
-    from keras_dhsps.experiments.tables import cell_config
+    from keras_dhsps.experiments import TableConfig
+    from keras_dhsps.experiments.table_config import cell_config
 
     for file in sorted(os.listdir(CONFIGS)):
         if file == "common.py" or not file.endswith(".py"):
@@ -206,7 +215,8 @@ def test_every_table_config_validates(tmp_path):
             )
             for method in table.methods:
                 for bits in table.bits:
-                    cell_config(table, method, bits, table.seeds[0])
+                    cell = cell_config(table, method, bits, table.seeds[0])
+                    check_options(cell.data)
     with pytest.raises(ConfigError, match="unknown arg 'full'; this table"):
         load_config_file(
             os.path.join(CONFIGS, "paper_voc2012.py:full"), TableConfig
@@ -214,7 +224,7 @@ def test_every_table_config_validates(tmp_path):
 
 
 def test_config_files_import_siblings_without_sys_path(tmp_path):
-    from keras_dhsps.experiments.tables import TableConfig
+    from keras_dhsps.experiments import TableConfig
 
     path_before = list(sys.path)
     modules_before = set(sys.modules)
@@ -241,7 +251,7 @@ def test_config_files_import_siblings_without_sys_path(tmp_path):
     assert sys.modules.get("common") is cached_common
 
 
-def test_config_module_imports_no_tensorflow(tmp_path):
+def test_config_imports_no_tensorflow_and_nothing_above_it(tmp_path):
     code = (
         "import sys\n"
         "from keras_dhsps.config import ExperimentConfig, override\n"
@@ -253,6 +263,11 @@ def test_config_module_imports_no_tensorflow(tmp_path):
         "bad = [m for m in sys.modules if m.split('.')[0] in "
         "('tensorflow', 'keras')]\n"
         "assert not bad, bad\n"
+        "# nor the layers it checks against: it reads their registries\n"
+        "above = [m for m in sys.modules if m.startswith(("
+        "'keras_dhsps.data', 'keras_dhsps.losses', 'keras_dhsps.models', "
+        "'keras_dhsps.training'))]\n"
+        "assert not above, above\n"
     )
     result = subprocess.run(
         [sys.executable, "-c", code],

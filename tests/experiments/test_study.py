@@ -6,7 +6,9 @@ import os
 
 import pytest
 
-from keras_dhsps.experiments import tables
+from keras_dhsps.experiments.table_config import cell_config
+from keras_dhsps.experiments.table_config import cell_key
+from keras_dhsps.experiments.table_config import load_table_config
 from tests.paths import REPO
 
 ROOT = REPO
@@ -35,7 +37,7 @@ study = _script()
     ],
 )
 def test_dataset_parts_compare_four_losses_at_12_and_48_bits(part, dataset):
-    table = tables.load_table_config(f"{CONFIG}:{part}")
+    table = load_table_config(f"{CONFIG}:{part}")
     assert table.base.data.name == dataset
     assert [method.loss.name for method in table.methods] == [
         "idhn",
@@ -46,31 +48,29 @@ def test_dataset_parts_compare_four_losses_at_12_and_48_bits(part, dataset):
     assert table.bits == (12, 48) and table.seeds == (0, 1, 2)
     assert table.metrics == ("map@all", "ndcg@100", "acg@100", "wap@100")
     # Every method of a dataset gets the same budget.
-    configs = [
-        tables.cell_config(table, method, 12, 0) for method in table.methods
-    ]
+    configs = [cell_config(table, method, 12, 0) for method in table.methods]
     assert len({config.train.epochs for config in configs}) == 1
     assert all(config.eval.tie_aware for config in configs)
 
 
 def test_gamma_part_shares_the_default_cell_with_the_dataset_part():
-    gamma = tables.load_table_config(f"{CONFIG}:gamma")
-    mirflickr = tables.load_table_config(f"{CONFIG}:mirflickr25k")
+    gamma = load_table_config(f"{CONFIG}:gamma")
+    mirflickr = load_table_config(f"{CONFIG}:mirflickr25k")
     weights = [
         method.loss.params.get("soft_weight") for method in gamma.methods
     ]
     assert weights == [0.01, None, 1.0]  # None: the default γ = 0.1
-    assert tables.cell_key(gamma, gamma.methods[1], 48, 2) == tables.cell_key(
+    assert cell_key(gamma, gamma.methods[1], 48, 2) == cell_key(
         mirflickr, mirflickr.methods[0], 48, 2
     )
-    assert tables.cell_key(gamma, gamma.methods[0], 48, 2) != tables.cell_key(
+    assert cell_key(gamma, gamma.methods[0], 48, 2) != cell_key(
         mirflickr, mirflickr.methods[0], 48, 2
     )
 
 
 def test_unknown_part_is_refused():
     with pytest.raises(ValueError, match="unknown arg 'imagenet'"):
-        tables.load_table_config(f"{CONFIG}:imagenet")
+        load_table_config(f"{CONFIG}:imagenet")
 
 
 def test_budget_is_read_from_the_budgets_file(tmp_path):

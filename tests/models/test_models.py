@@ -7,8 +7,6 @@ import pytest
 from keras_dhsps import losses
 from keras_dhsps.models.hasher import HASH_LAYER_NAME
 from keras_dhsps.models.hasher import build_hasher
-from keras_dhsps.models.hasher import load_hasher
-from keras_dhsps.utils.errors import DHSPSError
 from keras_dhsps.utils.errors import UnknownNameError
 
 
@@ -56,16 +54,3 @@ def test_keras_round_trip_with_safe_mode(tmp_path, rng):
     )
     assert isinstance(restored.loss, losses.IDHNLoss)
     assert restored.loss.soft_weight == 0.2
-    inference_only = load_hasher(path)
-    np.testing.assert_allclose(
-        np.asarray(inference_only(images)), np.asarray(model(images)), atol=1e-6
-    )
-
-
-def test_load_hasher_errors(tmp_path):
-    with pytest.raises(DHSPSError, match="model file not found"):
-        load_hasher(str(tmp_path / "missing.keras"))
-    bogus = tmp_path / "bogus.keras"
-    bogus.write_bytes(b"not a zip archive")
-    with pytest.raises(DHSPSError, match="cannot load"):
-        load_hasher(str(bogus))

@@ -20,8 +20,8 @@ from keras_dhsps.retrieval.codedb import write_code_database
 from keras_dhsps.retrieval.codes import pack_codes
 from keras_dhsps.retrieval.codes import unpack_codes
 from keras_dhsps.retrieval.evaluation import encode
-from keras_dhsps.serving.export import LoadedHasher
-from keras_dhsps.serving.export import hasher_metadata
+from keras_dhsps.serving.hasher import LoadedHasher
+from keras_dhsps.serving.hasher import hasher_metadata
 from keras_dhsps.utils.errors import DataError
 from keras_dhsps.utils.errors import DHSPSError
 

@@ -12,10 +12,10 @@ import tensorflow as tf
 
 from keras_dhsps.models.hasher import build_hasher
 from keras_dhsps.retrieval.codes import pack_codes
-from keras_dhsps.serving.export import METADATA_PATH
 from keras_dhsps.serving.export import export_saved_model
 from keras_dhsps.serving.export import pack_bits
-from keras_dhsps.training import rundir
+from keras_dhsps.serving.hasher import METADATA_PATH
+from keras_dhsps.serving.load import load_hasher
 from keras_dhsps.utils.errors import DHSPSError
 
 BITS = 12  # not a multiple of 8: exercises the zero padding of packed codes
@@ -123,7 +123,7 @@ def test_one_loader_opens_saved_model_keras_file_and_run_dir(
 ):
     model, directory, _ = exported
     x = images((4, 40, 30, 3), seed=6)
-    from_saved = rundir.load_hasher(directory)
+    from_saved = load_hasher(directory)
     assert from_saved.kind == "saved_model" and from_saved.bits == BITS
     # A run directory: model.keras + config.json; reloads under safe mode.
     run = tmp_path / "run"
@@ -132,8 +132,8 @@ def test_one_loader_opens_saved_model_keras_file_and_run_dir(
     (run / "config.json").write_text(
         json.dumps({"model": {"backbone": "small_cnn"}})
     )
-    from_run = rundir.load_hasher(str(run))
-    from_file = rundir.load_hasher(str(run / "model.keras"))
+    from_run = load_hasher(str(run))
+    from_file = load_hasher(str(run / "model.keras"))
     assert (
         from_run.kind == "keras"
         and from_run.metadata["backbone"] == "small_cnn"
@@ -148,13 +148,6 @@ def test_export_refuses_existing_directory(exported):
     model, directory, _ = exported
     with pytest.raises(DHSPSError, match="already exists"):
         export_saved_model(model, directory)
-
-
-def test_load_errors(tmp_path):
-    with pytest.raises(DHSPSError, match="neither a run directory"):
-        rundir.load_hasher(str(tmp_path))
-    with pytest.raises(DHSPSError, match="not found"):
-        rundir.load_hasher(str(tmp_path / "missing.keras"))
 
 
 def test_pack_bits_matches_numpy_packing():
@@ -177,17 +170,6 @@ def test_pack_bits_matches_numpy_packing():
     )
 
 
-def test_keras_file_with_lambda_is_refused_by_safe_mode(tmp_path):
-    # A Lambda layer carries arbitrary Python: safe_mode=True must refuse it
-    # (the hasher itself has none, so it reloads; see the run-dir test).
-    inputs = keras.Input((32, 32, 3))
-    outputs = keras.layers.Lambda(lambda x: x[:, 0, 0, :2])(inputs)
-    path = str(tmp_path / "lambda.keras")
-    keras.Model(inputs, outputs).save(path)
-    with pytest.raises(DHSPSError, match="cannot load"):
-        rundir.load_hasher(path)
-
-
 @pytest.mark.parametrize("resize", ["resize_crop", "shorter_side_crop"])
 def test_cropping_resize_modes_match_the_input_pipeline(
     exported, tmp_path, resize
@@ -206,16 +188,16 @@ def test_cropping_resize_modes_match_the_input_pipeline(
     np.testing.assert_array_equal(served.serve(x).numpy(), expected)
     # The loader follows the SavedModel's mode; a .keras one takes it.
     np.testing.assert_allclose(
-        rundir.load_hasher(directory).codes(x), expected, atol=1e-5
+        load_hasher(directory).codes(x), expected, atol=1e-5
     )
     model.save(str(tmp_path / "m.keras"))
-    keras_hasher = rundir.load_hasher(
+    keras_hasher = load_hasher(
         str(tmp_path / "m.keras"), resize=resize, resize_to=(40, 40)
     )
     np.testing.assert_allclose(keras_hasher.codes(x), expected, atol=1e-5)
     # A different mode gives different codes: the test can fail.
     assert not np.allclose(
-        rundir.load_hasher(str(tmp_path / "m.keras")).codes(x),
+        load_hasher(str(tmp_path / "m.keras")).codes(x),
         expected,
         atol=1e-5,
     )

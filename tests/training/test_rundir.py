@@ -1,4 +1,5 @@
-"""The run directory: layout, claim, completeness and the one loader."""
+"""The run directory: layout, claim, completeness; fit leaves a run the
+loader opens."""
 
 import json
 import os
@@ -8,6 +9,7 @@ import pytest
 from keras_dhsps.config import ExperimentConfig
 from keras_dhsps.config import override
 from keras_dhsps.config import to_dict
+from keras_dhsps.serving.load import load_hasher
 from keras_dhsps.training import rundir
 from keras_dhsps.utils.errors import DHSPSError
 
@@ -44,18 +46,6 @@ def test_config_differences_compare_free_form_dicts_whole():
     ]
 
 
-def test_resolve_model_file_names_what_is_missing(tmp_path):
-    with pytest.raises(DHSPSError, match="neither a run directory"):
-        rundir.resolve_model_file(str(tmp_path))
-    with pytest.raises(DHSPSError, match="model file not found"):
-        rundir.resolve_model_file(str(tmp_path / "missing.keras"))
-    (tmp_path / rundir.MODEL_FILE).write_bytes(b"")
-    assert rundir.resolve_model_file(str(tmp_path)) == (
-        str(tmp_path / rundir.MODEL_FILE),
-        None,
-    )
-
-
 def test_fit_leaves_a_loadable_run_directory(tmp_path):
     import numpy as np
 
@@ -65,7 +55,7 @@ def test_fit_leaves_a_loadable_run_directory(tmp_path):
     result, dataset, config = train_tiny_run(run)
     for name in (rundir.CONFIG_FILE, rundir.MODEL_FILE, rundir.HISTORY_FILE):
         assert os.path.isfile(os.path.join(run, name)), name
-    hasher = rundir.load_hasher(run)
+    hasher = load_hasher(run)
     images = dataset.split("query").images[:4]
     expected = keras_codes(result.model, images)
     np.testing.assert_allclose(hasher.codes(images), expected, atol=1e-5)

@@ -8,6 +8,7 @@ process imports (``tabnanny``, ``pyclbr``), so "not imported before" and
 
 import importlib.abc
 import sys
+import types
 
 import pytest
 
@@ -62,3 +63,30 @@ def test_code_runs_around_the_first_import_only(fresh):
     assert not [f for f in sys.meta_path if getattr(f, "name", 0) == "tabnanny"]
     around_first_import("tabnanny", around)  # imported already: nothing
     assert calls == ["before", "module"]
+
+
+def test_sibling_imports_find_files_beside_and_leave_no_trace(
+    tmp_path, monkeypatch
+):
+    from keras_dhsps.utils.import_hooks import sibling_imports
+
+    (tmp_path / "dhsps_sibling.py").write_text("VALUE = 'beside'\n")
+    (tmp_path / "dhsps_cached.py").write_text("VALUE = 'this directory'\n")
+    cached = types.ModuleType("dhsps_cached")  # another loader's module
+    monkeypatch.setitem(sys.modules, "dhsps_cached", cached)
+    path_before = list(sys.path)
+
+    with sibling_imports(str(tmp_path), "dhsps_main"):
+        sys.modules["dhsps_main"] = cached  # what the block imports by path
+        import dhsps_cached
+        import dhsps_sibling
+
+        assert dhsps_sibling.VALUE == "beside"
+        assert dhsps_cached.VALUE == "this directory"  # not the cached one
+    assert sys.path == path_before
+    assert "dhsps_sibling" not in sys.modules
+    assert "dhsps_main" not in sys.modules
+    assert sys.modules["dhsps_cached"] is cached  # the shadowed one is back
+    assert not [
+        f for f in sys.meta_path if type(f).__name__ == "_SiblingFinder"
+    ]

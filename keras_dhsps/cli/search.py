@@ -1,0 +1,136 @@
+"""``dhsps search MODEL codes.h5 QUERY_IMAGE... -k 20``: the nearest images
+of query images, with their Hamming distances."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+
+import numpy as np
+
+from keras_dhsps.cli.arguments import at_least
+from keras_dhsps.retrieval.codedb import read_code_database
+from keras_dhsps.retrieval.codes import pack_codes
+from keras_dhsps.retrieval.index import BACKENDS
+from keras_dhsps.retrieval.index import HammingIndex
+from keras_dhsps.serving.load import load_hasher
+from keras_dhsps.utils.errors import DHSPSError
+
+# Results per query that `dhsps search` prints by default.
+_DEFAULT_K = 20
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument(
+        "model", help="a run directory, .keras file or SavedModel"
+    )
+    parser.add_argument("codes", help="a code database from `dhsps encode`")
+    parser.add_argument("queries", nargs="+", metavar="QUERY_IMAGE")
+    parser.add_argument(
+        "-k", type=at_least(1), default=_DEFAULT_K, help="results per query"
+    )
+    parser.add_argument(
+        "--radius",
+        type=at_least(0),
+        help="instead of the top k: every item with distance <= RADIUS "
+        "(at most k shown)",
+    )
+    parser.add_argument("--backend", default="auto", choices=BACKENDS)
+    parser.set_defaults(handler=run)
+
+
+def run(args) -> None:
+    database = read_code_database(args.codes)
+    hasher = load_hasher(args.model)
+    if hasher.bits != database.bits:
+        raise DHSPSError(
+            f"{args.model} makes {hasher.bits}-bit codes but {args.codes} "
+            f"holds {database.bits}-bit codes"
+        )
+    images = _read_query_images(args.queries, hasher)
+    packed = pack_codes(hasher.codes_from_preprocessed(images))
+    index = HammingIndex(database.bits, backend=args.backend)
+    index.add(database.packed)
+    within = [None] * len(packed)
+    if args.radius is not None:
+        lims, distances, indices = index.range_search(packed, args.radius)
+        rows = [
+            (
+                distances[lims[q] : lims[q + 1]][: args.k],
+                indices[lims[q] : lims[q + 1]][: args.k],
+            )
+            for q in range(len(packed))
+        ]
+        within = [int(lims[q + 1] - lims[q]) for q in range(len(packed))]
+    else:
+        distances, indices = index.search(packed, args.k)
+        rows = list(zip(distances, indices, strict=True))
+    for query, row, count in zip(args.queries, rows, within, strict=True):
+        _print_results(query, row, count, args, database.paths)
+
+
+def _print_results(query, row, within, args, paths) -> None:
+    """One query's ranked results; with ``--radius``, how many codes were
+    within it when only the first ``k`` are shown."""
+    print(f"query {query}")
+    if within is not None:
+        shown = min(within, args.k)
+        more = f"; showing the first {shown} (-k)" if within > shown else ""
+        print(f"{within} codes within radius {args.radius}{more}")
+    print(f"{'rank':>6s} {'distance':>8s}  path")
+    for rank, (distance, item) in enumerate(zip(*row, strict=True), start=1):
+        if item < 0:
+            break
+        print(f"{rank:>6d} {int(distance):>8d}  {paths[item]}")
+
+
+def _read_query_images(paths: Sequence[str], hasher) -> np.ndarray:
+    """Decodes query images (naming a file that fails) at the model size,
+    as ``dhsps encode`` decodes (TensorFlow where importable, else
+    Pillow)."""
+    from keras_dhsps.data.decoding import tensorflow_or_none
+    from keras_dhsps.utils.errors import DataError
+
+    read = (
+        _tf_query_image
+        if tensorflow_or_none() is not None
+        else _pillow_query_image
+    )
+    images = []
+    for path in paths:
+        if not os.path.isfile(path):
+            raise DataError(f"{path}: query image not found")
+        try:
+            stored = read(path, hasher)
+        except DHSPSError as error:
+            raise DataError(f"{path}: cannot read image ({error})") from None
+        images.append(hasher.crop_stored(stored))
+    return np.stack(images).astype(np.float32)
+
+
+def _tf_query_image(path: str, hasher) -> np.ndarray:
+    """One query at the hasher's stored size, by TensorFlow."""
+    import tensorflow as tf
+
+    from keras_dhsps.data.decoding import decode_image
+    from keras_dhsps.data.decoding import resize_images
+
+    try:
+        image = decode_image(tf.io.read_file(path))
+    except tf.errors.OpError as error:
+        raise DHSPSError(error.message.splitlines()[0]) from None
+    resized = resize_images(
+        image, resize=hasher.resize, size=hasher.stored_size
+    )
+    return resized.numpy()
+
+
+def _pillow_query_image(path: str, hasher) -> np.ndarray:
+    """One query at the hasher's stored size, by the store's Pillow
+    decoder and NumPy resize (TensorFlow's pixels)."""
+    from keras_dhsps.data.decoding import pillow_decode
+
+    try:
+        return pillow_decode(path, hasher.resize, hasher.stored_size)
+    except Exception as error:  # Pillow raises many types.
+        raise DHSPSError(str(error).splitlines()[0]) from None

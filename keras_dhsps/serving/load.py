@@ -1,0 +1,129 @@
+"""Opening a trained hasher: a run directory, a ``.keras`` file or a SavedModel.
+
+:func:`load_hasher` is the one loader; it returns a
+:class:`keras_dhsps.serving.hasher.LoadedHasher` (raw uint8 images in, codes
+out). ``.keras`` files load in Keras safe mode under any backend; an
+exported SavedModel (:mod:`keras_dhsps.serving.export`) needs TensorFlow.
+Keras and TensorFlow are imported when a hasher is opened, not with this
+module, so the command line can name it at its top.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+from keras_dhsps.training.rundir import MODEL_FILE
+from keras_dhsps.training.rundir import RunDirectory
+from keras_dhsps.utils.errors import DHSPSError
+from keras_dhsps.utils.files import read_json
+
+#: The file that marks an exported SavedModel directory.
+SAVED_MODEL_FILE = "saved_model.pb"
+
+
+def is_saved_model(path: str) -> bool:
+    """Whether ``path`` is an exported SavedModel directory."""
+    return os.path.isfile(os.path.join(path, SAVED_MODEL_FILE))
+
+
+def resolve_model_file(path: str) -> tuple[str, dict | None]:
+    """``(the .keras file, the run's config dict or None)`` of a run
+    directory or a ``.keras`` file.
+
+    Raises:
+        DHSPSError: a directory without ``model.keras``, or a missing file.
+    """
+    if os.path.isdir(path):
+        run = RunDirectory(path)
+        if not os.path.isfile(run.model_file):
+            raise DHSPSError(
+                f"{path} is neither a run directory (no {MODEL_FILE}) "
+                f"nor a SavedModel (no {SAVED_MODEL_FILE})"
+            )
+        return run.model_file, run.read_config()
+    if not os.path.isfile(path):
+        raise DHSPSError(f"model file not found: {path}")
+    return path, None
+
+
+def load_hasher(
+    path: str,
+    *,
+    resize: str | None = None,
+    resize_to: tuple[int, int] | None = None,
+):
+    """Opens a run directory, a ``.keras`` file or an exported SavedModel.
+
+    The resize mode of a Keras model is ``resize``/``resize_to`` when
+    given, else the run config's ``input`` section, else ``"direct"``; a
+    SavedModel uses the mode it was exported with.
+
+    Returns:
+        A :class:`keras_dhsps.serving.hasher.LoadedHasher` (raw uint8 images
+        of any size in, codes out; its ``model`` is the ``keras.Model`` of a
+        ``.keras`` file, loaded without its training configuration).
+
+    Raises:
+        DHSPSError: nothing loadable at ``path`` (missing, not a Keras
+            archive, refused by safe mode, an unregistered class), or a
+            SavedModel without TensorFlow or without the ``hasher``
+            endpoint.
+    """
+    if os.path.isdir(path) and is_saved_model(path):
+        return _load_saved_model(path)
+    from keras_dhsps.serving.hasher import LoadedHasher
+    from keras_dhsps.serving.hasher import hasher_metadata
+
+    model_file, config = resolve_model_file(path)
+    model = _load_keras_file(model_file)
+    inputs = (config or {}).get("input", {})
+    metadata = hasher_metadata(
+        model,
+        config,
+        resize=resize or inputs.get("resize", "direct"),
+        resize_to=tuple(resize_to or inputs.get("resize_to", (256, 256))),
+    )
+    return LoadedHasher(source=path, metadata=metadata, model=model)
+
+
+def _load_keras_file(path: str):
+    """The ``keras.Model`` of a ``.keras`` file, loaded with
+    ``safe_mode=True`` (no ``Lambda`` layer or other arbitrary code) and
+    ``compile=False``; errors are :class:`DHSPSError` one-liners."""
+    import keras
+
+    if not path.endswith(".keras"):
+        raise DHSPSError(f"expected a .keras file, got: {path}")
+    try:
+        return keras.saving.load_model(path, compile=False, safe_mode=True)
+    except (ValueError, OSError, TypeError) as error:
+        # Keras nests the cause and appends whole configs: keep the cause.
+        reason = str(error).split("Exception encountered: ")[-1]
+        reason = reason.split(" Full object config")[0].split(". Make sure")[0]
+        raise DHSPSError(f"cannot load {path}: {reason.strip()}") from None
+
+
+def _load_saved_model(path: str):
+    """A SavedModel written by ``dhsps export`` as a ``LoadedHasher``; its
+    metadata from ``METADATA_PATH``, else from its ``metadata`` endpoint."""
+    from keras_dhsps.serving.hasher import METADATA_PATH
+    from keras_dhsps.serving.hasher import LoadedHasher
+    from keras_dhsps.serving.hasher import import_tensorflow
+
+    tf = import_tensorflow()
+    try:
+        loaded = tf.saved_model.load(path)
+    except (OSError, ValueError, tf.errors.OpError) as error:
+        raise DHSPSError(f"cannot load SavedModel {path}: {error}") from None
+    if not hasattr(loaded, "hasher"):
+        raise DHSPSError(
+            f"{path} is a SavedModel without the 'hasher' endpoint; "
+            "export it with `dhsps export`"
+        )
+    metadata_file = os.path.join(path, METADATA_PATH)
+    if os.path.isfile(metadata_file):
+        metadata = read_json(metadata_file)
+    else:
+        metadata = json.loads(loaded.metadata().numpy().decode("utf-8"))
+    return LoadedHasher(source=path, metadata=metadata, saved_model=loaded)
