@@ -40,8 +40,8 @@ from keras_dhsps.config import RESIZE_MODES
 from keras_dhsps.data.base import Split
 from keras_dhsps.data.decoding import decode_image
 from keras_dhsps.data.decoding import resize_images
+from keras_dhsps.data.sizes import stored_size
 from keras_dhsps.data.store import open_store
-from keras_dhsps.data.store import stored_size
 
 __all__ = [
     "RESIZE_MODES",

@@ -10,12 +10,7 @@ from keras_dhsps.data.base import Split
 from keras_dhsps.data.feed import default_reader
 from keras_dhsps.data.feed import open_image_store
 from keras_dhsps.data.feed import ordered_batches
-
-
-def model_image_size(model) -> tuple[int, int]:
-    """``(H, W)`` of a hasher's image input."""
-    _, height, width, _ = model.input_shape
-    return int(height), int(width)
+from keras_dhsps.data.sizes import model_image_size
 
 
 def encode(

@@ -52,12 +52,11 @@ from keras_dhsps.data import feed
 from keras_dhsps.data import load_configured_dataset
 from keras_dhsps.data.base import RetrievalDataset
 from keras_dhsps.data.base import Split
-from keras_dhsps.data.store import stored_size
+from keras_dhsps.data.sizes import model_image_size
+from keras_dhsps.data.sizes import stored_image_size
 from keras_dhsps.losses import get_loss
-from keras_dhsps.models.backbones import get_backbone_spec
 from keras_dhsps.models.hasher import HASH_LAYER_NAME
 from keras_dhsps.models.hasher import build_hasher
-from keras_dhsps.retrieval.evaluation import model_image_size
 from keras_dhsps.training.callbacks import BestModelCheckpoint
 from keras_dhsps.training.callbacks import RetrievalValidation
 from keras_dhsps.training.callbacks import RunHistory
@@ -349,20 +348,6 @@ class TrainingStream:
         for _, labels in self.batches(step).take(1):
             return keras.ops.convert_to_numpy(labels)
         return np.zeros((0, 0))
-
-
-def stored_image_size(config: ExperimentConfig) -> tuple[int, int]:
-    """``(H, W)`` of the images the hasher takes: the backbone's size for
-    ``input.resize="direct"``, ``input.resize_to`` for the cropping modes
-    (the model crops them on the device: a random window in training with
-    ``input.random_crop``, else the centre): the image store's size,
-    :func:`keras_dhsps.data.store.stored_size`."""
-    spec = get_backbone_spec(config.model.backbone)
-    return stored_size(
-        config.model.image_size or spec.image_size,
-        resize=config.input.resize,
-        resize_to=config.input.resize_to,
-    )
 
 
 def _strategy_scope(strategy):
