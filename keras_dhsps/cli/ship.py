@@ -59,7 +59,7 @@ def _export(args) -> None:
 # ------------------------------------------------------------------ encode
 def _collection(source: str, *, data_root: str | None, split: str):
     """(paths, labels, extra metadata) of a directory, list file or manifest."""
-    from keras_dhsps.retrieval.codedb import read_collection
+    from keras_dhsps.data.image_lists import read_collection
 
     if os.path.isfile(os.path.join(source, "manifest.json")):
         from keras_dhsps.data.manifest import load_manifest
@@ -108,7 +108,7 @@ def _encode(args) -> None:
     )
     import keras
 
-    from keras_dhsps.retrieval.codedb import encode_collection
+    from keras_dhsps.serving.encode import encode_collection
     from keras_dhsps.training.rundir import load_hasher
 
     hasher = load_hasher(args.model)
@@ -139,54 +139,18 @@ def _encode(args) -> None:
 # ------------------------------------------------------------------ search
 def _read_query_images(paths: Sequence[str], hasher) -> np.ndarray:
     """Decodes query images (naming a file that fails) at the model size,
-    as ``dhsps encode`` decodes (TensorFlow where importable, else
-    Pillow)."""
-    from keras_dhsps.data.decoding import tensorflow_or_none
+    as ``dhsps encode`` decodes them."""
+    from keras_dhsps.data.decoding import read_image_files
     from keras_dhsps.utils.errors import DataError
 
-    read = (
-        _tf_query_image
-        if tensorflow_or_none() is not None
-        else _pillow_query_image
-    )
-    images = []
-    for path in paths:
-        if not os.path.isfile(path):
-            raise DataError(f"{path}: query image not found")
-        try:
-            stored = read(path, hasher)
-        except DHSPSError as error:
-            raise DataError(f"{path}: cannot read image ({error})") from None
-        images.append(hasher.crop_stored(stored))
-    return np.stack(images).astype(np.float32)
-
-
-def _tf_query_image(path: str, hasher) -> np.ndarray:
-    """One query at the hasher's stored size, by TensorFlow."""
-    import tensorflow as tf
-
-    from keras_dhsps.data.decoding import decode_image
-    from keras_dhsps.data.decoding import resize_images
-
-    try:
-        image = decode_image(tf.io.read_file(path))
-    except tf.errors.OpError as error:
-        raise DHSPSError(error.message.splitlines()[0]) from None
-    resized = resize_images(
-        image, resize=hasher.resize, size=hasher.stored_size
-    )
-    return resized.numpy()
-
-
-def _pillow_query_image(path: str, hasher) -> np.ndarray:
-    """One query at the hasher's stored size, by the store's Pillow
-    decoder and NumPy resize (TensorFlow's pixels)."""
-    from keras_dhsps.data.decoding import pillow_decode
-
-    try:
-        return pillow_decode(path, hasher.resize, hasher.stored_size)
-    except Exception as error:  # Pillow raises many types.
-        raise DHSPSError(str(error).splitlines()[0]) from None
+    failures: list = []
+    size = dict(resize=hasher.resize, size=hasher.stored_size)
+    batches = list(read_image_files(paths, failures=failures, **size))
+    if failures:
+        position, reason = failures[0]
+        raise DataError(f"{paths[position]}: {reason}")
+    images = np.concatenate([images for _, images in batches])
+    return hasher.crop_stored(images).astype(np.float32)
 
 
 def _search(args) -> None:

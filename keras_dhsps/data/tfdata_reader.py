@@ -63,7 +63,7 @@ def make_dataset(
         resize, resize_to: one of :data:`RESIZE_MODES`; the size before
             cropping (its first entry the shorter side for
             ``shorter_side_crop``); see
-            :func:`keras_dhsps.data.store.stored_size`.
+            :func:`keras_dhsps.data.sizes.stored_size`.
         random_crop, random_flip: training crops a random window instead of
             the centre (cropping modes); flips half the images left-right.
         shuffle_buffer: shuffle buffer (default: the split).

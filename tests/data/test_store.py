@@ -652,14 +652,57 @@ def test_tensorflow_and_pillow_paths_build_identical_stores(
     pytest.importorskip("tensorflow")
     size = stored_size(model_size, resize=resize, resize_to=(236, 236))
     tf_failures, pil_failures = [], []
-    from_tf = np.concatenate(
-        list(dec._tf_batches(tree.paths, resize, size, tf_failures))
-    )
-    from_pillow = np.concatenate(
-        list(dec._pillow_batches(tree.paths, resize, size, pil_failures))
+    from_tf = list(dec._tf_batches(tree.paths, resize, size, tf_failures, 4))
+    from_pillow = list(
+        dec._pillow_batches(tree.paths, resize, size, pil_failures, 4)
     )
     assert tf_failures == pil_failures == []
-    np.testing.assert_array_equal(from_pillow, from_tf)
+    for (tf_rows, tf_images), (pil_rows, pil_images) in zip(
+        from_tf, from_pillow, strict=True
+    ):
+        np.testing.assert_array_equal(pil_rows, tf_rows)
+        np.testing.assert_array_equal(pil_images, tf_images)
+
+
+@pytest.mark.parametrize("library", ["tensorflow", "pillow"])
+def test_read_image_files_reports_each_bad_file_once_by_position(
+    tree, tmp_path, monkeypatch, library
+):
+    # One reader of image files for the store, `dhsps encode` and `dhsps
+    # search`, with either library: the kept images in order, their
+    # positions, and one reason per bad file (the one message owner's).
+    if library == "tensorflow":
+        pytest.importorskip("tensorflow")
+    else:
+        monkeypatch.setattr(dec, "tensorflow_or_none", lambda: None)
+    split = _with_bad_images(tree, tmp_path)
+    failures = []
+    batches = list(
+        dec.read_image_files(
+            split.paths,
+            resize="direct",
+            size=(32, 32),
+            failures=failures,
+            batch_size=3,
+        )
+    )
+    positions = np.concatenate([rows for rows, _ in batches])
+    images = np.concatenate([pixels for _, pixels in batches])
+    np.testing.assert_array_equal(positions, [0, *range(2, len(split) - 1)])
+    assert images.shape == (len(SIZES), 32, 32, 3) and images.dtype == np.uint8
+    assert [position for position, _ in failures] == [1, len(split) - 1]
+    assert failures[0][1].startswith("cannot decode image (")
+    assert failures[1][1] == dec.NOT_FOUND == "image not found"
+
+
+def test_the_failure_messages_have_one_owner():
+    assert dec.decode_failure() == "cannot decode image"
+    assert dec.decode_failure("bad\nmore") == "cannot decode image (bad)"
+    error = dec.bad_image_error("a.jpg", dec.decode_failure("truncated"))
+    assert str(error) == (
+        "a.jpg: cannot decode image (truncated) (pass skip_bad_images=True "
+        "or --skip-bad-images to skip and count such images)"
+    )
 
 
 @settings(max_examples=150, deadline=None)
