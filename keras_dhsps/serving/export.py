@@ -28,8 +28,8 @@ except ImportError:  # a JAX or PyTorch machine: say so in one line
 
 from keras_dhsps.data.decoding import decode_image
 from keras_dhsps.data.decoding import resize_images
-from keras_dhsps.data.pipeline import center_crop
-from keras_dhsps.data.store import stored_size
+from keras_dhsps.data.sizes import stored_size
+from keras_dhsps.data.tfdata_reader import center_crop
 from keras_dhsps.utils.files import finish_directory
 from keras_dhsps.utils.files import make_temporary_directory
 from keras_dhsps.utils.files import write_json

@@ -166,7 +166,7 @@ def test_encode_list_file_with_broken_image(workspace, capsys):
         assert status == 2
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and err[0].startswith("error: ")
-        assert "im7.png: cannot read image" in err[0]
+        assert "im7.png: cannot decode image" in err[0]
         assert not codes.exists()
         assert (
             main(

@@ -43,7 +43,7 @@ def _stored(tmp_path, arrays, image_size=(32, 32), **input_options):
 
     from keras_dhsps.config import InputConfig
     from keras_dhsps.data.base import Split
-    from keras_dhsps.data.pipeline import reader_dataset
+    from keras_dhsps.data.tfdata_reader import reader_dataset
 
     paths = []
     for index, array in enumerate(arrays):
