@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from keras_dhsps.cli.arguments import at_least
 from keras_dhsps.retrieval.codedb import read_code_database
-from keras_dhsps.retrieval.codes import pack_codes
 from keras_dhsps.retrieval.index import BACKENDS
 from keras_dhsps.retrieval.index import HammingIndex
 from keras_dhsps.serving.encode import read_query_images
 from keras_dhsps.serving.load import load_hasher
+from keras_dhsps.utils.codes import pack_codes
 from keras_dhsps.utils.errors import DHSPSError
 
 # Results per query that `dhsps search` prints by default.

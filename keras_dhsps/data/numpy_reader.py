@@ -15,7 +15,7 @@ import numpy as np
 
 from keras_dhsps.config import InputConfig
 from keras_dhsps.data.base import Split
-from keras_dhsps.data.stream import steps_per_epoch
+from keras_dhsps.data.base import steps_per_epoch
 
 
 def batch_indices(count: int, batch_size: int, seed: int, step: int):

@@ -16,12 +16,6 @@ from keras_dhsps.data.readers import choose_reader
 from keras_dhsps.data.readers import open_reader
 
 
-def steps_per_epoch(count: int, batch_size: int) -> int:
-    """Full batches per epoch (at least one: a split smaller than one batch
-    is one batch)."""
-    return max(count // batch_size, 1)
-
-
 @dataclasses.dataclass(frozen=True)
 class TrainingStream:
     """The endless seeded stream of training batches of one split.

@@ -23,7 +23,7 @@ import h5py
 import numpy as np
 import numpy.typing as npt
 
-from keras_dhsps.retrieval.codes import pack_codes
+from keras_dhsps.utils.codes import pack_codes
 from keras_dhsps.utils.errors import DHSPSError
 from keras_dhsps.utils.files import atomic_write
 

@@ -24,13 +24,13 @@ from keras_dhsps.config import TrainConfig
 from keras_dhsps.config import backbone_lr_multiplier
 from keras_dhsps.data import load_configured_dataset
 from keras_dhsps.data.base import RetrievalDataset
+from keras_dhsps.data.base import steps_per_epoch
 from keras_dhsps.data.options import check_options
 from keras_dhsps.data.readers import choose_reader
 from keras_dhsps.data.sizes import model_image_size
 from keras_dhsps.data.sizes import stored_image_size
 from keras_dhsps.data.splits import carve_validation
 from keras_dhsps.data.stream import TrainingStream
-from keras_dhsps.data.stream import steps_per_epoch
 from keras_dhsps.losses import get_loss
 from keras_dhsps.models.hasher import HASH_LAYER_NAME
 from keras_dhsps.models.hasher import build_hasher

@@ -15,7 +15,7 @@ from keras_dhsps.cli.main import main
 from keras_dhsps.metrics import retrieval_report
 from keras_dhsps.models.hasher import build_hasher
 from keras_dhsps.retrieval.codedb import read_code_database
-from keras_dhsps.retrieval.codes import hamming_distances
+from keras_dhsps.utils.codes import hamming_distances
 from keras_dhsps.utils.files import write_json
 
 BITS = 16

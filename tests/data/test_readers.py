@@ -6,8 +6,8 @@ import pytest
 from keras_dhsps.config import InputConfig
 from keras_dhsps.data import readers
 from keras_dhsps.data.base import Split
+from keras_dhsps.data.base import steps_per_epoch
 from keras_dhsps.data.stream import TrainingStream
-from keras_dhsps.data.stream import steps_per_epoch
 from keras_dhsps.utils.errors import DHSPSError
 from keras_dhsps.utils.import_hooks import installed
 

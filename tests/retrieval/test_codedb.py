@@ -10,8 +10,8 @@ from keras_dhsps.retrieval.codedb import CodeBatch
 from keras_dhsps.retrieval.codedb import iter_packed_chunks
 from keras_dhsps.retrieval.codedb import read_code_database
 from keras_dhsps.retrieval.codedb import write_code_database
-from keras_dhsps.retrieval.codes import pack_codes
-from keras_dhsps.retrieval.codes import unpack_codes
+from keras_dhsps.utils.codes import pack_codes
+from keras_dhsps.utils.codes import unpack_codes
 from keras_dhsps.utils.errors import DHSPSError
 
 BITS = 20

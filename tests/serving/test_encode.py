@@ -12,11 +12,11 @@ from keras_dhsps.data.base import Split
 from keras_dhsps.data.image_lists import list_image_files
 from keras_dhsps.models.hasher import build_hasher
 from keras_dhsps.retrieval.codedb import read_code_database
-from keras_dhsps.retrieval.codes import pack_codes
 from keras_dhsps.retrieval.evaluation import encode
 from keras_dhsps.serving.encode import encode_collection
 from keras_dhsps.serving.hasher import LoadedHasher
 from keras_dhsps.serving.hasher import hasher_metadata
+from keras_dhsps.utils.codes import pack_codes
 from keras_dhsps.utils.errors import DataError
 
 BITS = 20
