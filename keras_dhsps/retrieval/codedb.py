@@ -232,7 +232,69 @@ def _open(path: str) -> h5py.File:
     if handle.attrs.get("format") != FORMAT:
         handle.close()
         raise DHSPSError(f"{path}: not a keras_dhsps code database")
+    try:
+        _check_layout(handle)
+    except (KeyError, TypeError, ValueError, OSError) as error:
+        handle.close()
+        raise DHSPSError(
+            f"{path}: not a valid code database: {error}"
+        ) from None
     return handle
+
+
+#: What each dataset of a code database must be: (kind, rank, required).
+LAYOUT = {
+    "codes": ("uint8", 2, True),
+    "paths": ("string", 1, True),
+    "labels": ("uint8", 2, False),
+    "relaxed": ("float32", 2, False),
+    "skipped_paths": ("string", 1, False),
+}
+
+
+def _check_dataset(handle: h5py.File, name: str) -> int | None:
+    """Checks one dataset against :data:`LAYOUT`; its length, or None
+    when it is absent (and may be)."""
+    kind, rank, required = LAYOUT[name]
+    if name not in handle:
+        if required:
+            raise KeyError(f"no '{name}' dataset")
+        return None
+    dataset = handle[name]
+    if not isinstance(dataset, h5py.Dataset) or dataset.ndim != rank:
+        raise ValueError(f"'{name}' is not a {rank}-D dataset")
+    is_string = h5py.check_string_dtype(dataset.dtype) is not None
+    if (kind == "string") != is_string or (
+        kind != "string" and dataset.dtype != np.dtype(kind)
+    ):
+        raise ValueError(f"'{name}' holds {dataset.dtype}, not {kind}")
+    return int(dataset.shape[0])
+
+
+def _check_layout(handle: h5py.File) -> None:
+    """Datasets present and typed, lengths and widths consistent, the
+    attributes typed: checked before anything is read."""
+    bits = handle.attrs.get("bits")
+    if not isinstance(bits, (int, np.integer)) or int(bits) < 1:
+        raise ValueError(
+            f"attribute 'bits' is {bits!r}, not a positive integer"
+        )
+    metadata = json.loads(handle.attrs.get("metadata", "{}"))
+    if not isinstance(metadata, dict):
+        raise ValueError("attribute 'metadata' is not a JSON object")
+    rows = {name: _check_dataset(handle, name) for name in LAYOUT}
+    lengths = {
+        rows[name] for name in ("codes", "paths", "labels", "relaxed")
+    } - {None}
+    if len(lengths) != 1:
+        raise ValueError(f"datasets disagree on the number of rows: {rows}")
+    widths = {"codes": (int(bits) + 7) // 8, "relaxed": int(bits)}
+    for name, width in widths.items():
+        if rows[name] is not None and handle[name].shape[1] != width:
+            raise ValueError(
+                f"'{name}' has {handle[name].shape[1]} columns, not {width} "
+                f"for {int(bits)} bits"
+            )
 
 
 def _strings(dataset) -> tuple[str, ...]:
@@ -250,19 +312,28 @@ def read_code_database(path: str, *, relaxed: bool = False) -> CodeDatabase:
         DHSPSError: missing file, not HDF5, or not a code database.
     """
     with _open(path) as handle:
-        return CodeDatabase(
-            packed=handle["codes"][...],
-            bits=int(handle.attrs["bits"]),
-            paths=_strings(handle["paths"]),
-            labels=handle["labels"][...] if "labels" in handle else None,
-            relaxed=(
-                handle["relaxed"][...]
-                if relaxed and "relaxed" in handle
-                else None
-            ),
-            metadata=json.loads(handle.attrs["metadata"]),
-            skipped_paths=_strings(handle["skipped_paths"]),
-        )
+        try:
+            return _read(handle, relaxed)
+        except (OSError, ValueError) as error:  # damaged data, bad UTF-8
+            raise DHSPSError(f"{path}: cannot read: {error}") from None
+
+
+def _read(handle: h5py.File, relaxed: bool) -> CodeDatabase:
+    return CodeDatabase(
+        packed=handle["codes"][...],
+        bits=int(handle.attrs["bits"]),
+        paths=_strings(handle["paths"]),
+        labels=handle["labels"][...] if "labels" in handle else None,
+        relaxed=(
+            handle["relaxed"][...] if relaxed and "relaxed" in handle else None
+        ),
+        metadata=json.loads(handle.attrs.get("metadata", "{}")),
+        skipped_paths=(
+            _strings(handle["skipped_paths"])
+            if "skipped_paths" in handle
+            else ()
+        ),
+    )
 
 
 def iter_packed_chunks(
