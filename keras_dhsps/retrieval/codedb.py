@@ -26,6 +26,7 @@ import numpy.typing as npt
 from keras_dhsps.utils.codes import pack_codes
 from keras_dhsps.utils.errors import DHSPSError
 from keras_dhsps.utils.files import atomic_write
+from keras_dhsps.utils.space import require_space
 
 FORMAT = "keras_dhsps.codedb"
 VERSION = 1
@@ -137,6 +138,9 @@ def write_code_database(
                 handle, bits, num_classes, store_relaxed, chunk_rows
             )
             for batch in batches:
+                # HDF5 would take the interpreter down on a full disk:
+                # each batch asks for room first (a chunk, at most).
+                require_space(path, _batch_bytes(batch, bits, chunk_rows))
                 count += _append_batch(datasets, batch, bits, num_classes)
             skipped = (
                 skipped_paths() if callable(skipped_paths) else skipped_paths
@@ -201,6 +205,15 @@ def _checked_labels(
             f"expected labels of shape ({rows}, {num_classes}); got {got}"
         )
     return np.asarray(batch.labels, dtype=np.uint8)
+
+
+def _batch_bytes(batch: CodeBatch, bits: int, chunk_rows: int) -> int:
+    """Bytes a batch may add: whole chunks of every dataset (HDF5 writes
+    chunks), with its paths' UTF-8 bytes."""
+    rows = max(len(batch.paths), chunk_rows)
+    labels = 0 if batch.labels is None else np.shape(batch.labels)[1]
+    per_row = (bits + 7) // 8 + 4 * bits + labels + 16
+    return rows * per_row + sum(len(p.encode("utf-8")) for p in batch.paths)
 
 
 def _append_batch(

@@ -18,6 +18,8 @@ import numpy as np
 from keras_dhsps.data.base import Split
 from keras_dhsps.utils.errors import DHSPSError
 from keras_dhsps.utils.files import write_json
+from keras_dhsps.utils.space import require_space
+from keras_dhsps.utils.space import variables_bytes
 
 
 class NonFiniteLossError(DHSPSError, FloatingPointError):
@@ -117,6 +119,15 @@ class BestModelCheckpoint(keras.callbacks.ModelCheckpoint):
 
     def __init__(self, filepath, **kwargs):
         super().__init__(filepath, save_freq="epoch", **kwargs)
+
+    def _save_model(self, epoch, batch, logs):
+        require_space(self.filepath, variables_bytes(self.model))
+        try:
+            super()._save_model(epoch, batch, logs)
+        except OSError as error:
+            raise DHSPSError(
+                f"cannot write {self.filepath}: {error.strerror or error}"
+            ) from None
 
 
 class RetrievalValidation(keras.callbacks.Callback):
@@ -258,7 +269,10 @@ class StepCheckpoint(keras.callbacks.Callback):
         model = self.model
         step = global_step(model)
         weights = f"step-{step}.weights.h5"
-        model.save_weights(os.path.join(self.directory, weights))
+        path = os.path.join(self.directory, weights)
+        # HDF5 would take the interpreter down on a full disk: ask first.
+        require_space(path, variables_bytes(model, optimizer=True))
+        model.save_weights(path)
         state = {
             "step": step,
             "weights": weights,

@@ -18,6 +18,8 @@ from keras_dhsps.utils.files import atomic_write
 from keras_dhsps.utils.files import read_json
 from keras_dhsps.utils.files import write_json
 from keras_dhsps.utils.locks import RunLock
+from keras_dhsps.utils.space import require_space
+from keras_dhsps.utils.space import variables_bytes
 
 CONFIG_FILE = "config.json"
 CHECKPOINTS_DIR = "checkpoints"
@@ -167,6 +169,7 @@ class RunDirectory:
 
     def write_model(self, model) -> None:
         """Saves the final model as ``model.keras`` (atomically)."""
+        require_space(self.model_file, variables_bytes(model))
         atomic_write(self.model_file, model.save)
 
     def write_report(self, report: dict) -> None:
