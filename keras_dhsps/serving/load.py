@@ -103,19 +103,19 @@ def _load_keras_file(path: str):
         )
     try:
         model = keras.saving.load_model(path, compile=False, safe_mode=True)
-    except (
-        ValueError,
-        OSError,
-        TypeError,
-        KeyError,
-        zipfile.BadZipFile,
-    ) as error:
-        # Keras nests the cause and appends whole configs: keep the cause.
-        reason = str(error).split("Exception encountered: ")[-1]
-        reason = reason.split(" Full object config")[0].split(". Make sure")[0]
-        raise DHSPSError(f"cannot load {path}: {reason.strip()}") from None
+    except Exception as error:  # any failure of a user's file is one line
+        raise DHSPSError(f"cannot load {path}: {_reason(error)}") from None
     check_image_hasher(model, path)
     return model
+
+
+def _reason(error: Exception) -> str:
+    """The cause in Keras' nested message, on one line (Keras appends
+    whole configs and advice)."""
+    reason = str(error).split("Exception encountered: ")[-1]
+    reason = reason.split(" Full object config")[0].split(". Make sure")[0]
+    lines = [line.strip() for line in reason.splitlines() if line.strip()]
+    return lines[0] if lines else type(error).__name__
 
 
 def check_image_hasher(model, path: str) -> None:

@@ -16,6 +16,7 @@ import keras
 import numpy as np
 
 from keras_dhsps.data.base import Split
+from keras_dhsps.training.rundir import read_json_file
 from keras_dhsps.utils.errors import DHSPSError
 from keras_dhsps.utils.files import write_json
 from keras_dhsps.utils.space import require_space
@@ -377,6 +378,22 @@ def read_history(path, epochs: int) -> dict:
     the resumed run trains them again."""
     if not os.path.isfile(path):
         return {}
-    with open(path, encoding="utf-8") as file:
-        history = json.load(file)
+    history = read_json_file(path, "training history")
+    if not _is_history(history):
+        raise DHSPSError(
+            f"{path}: not a training history (a JSON object of per-epoch "
+            "lists of numbers)"
+        )
     return {key: list(values)[:epochs] for key, values in history.items()}
+
+
+def _is_history(value) -> bool:
+    def number(x):
+        return x is None or (
+            isinstance(x, (int, float)) and not isinstance(x, bool)
+        )
+
+    return isinstance(value, dict) and all(
+        isinstance(values, list) and all(map(number, values))
+        for values in value.values()
+    )
