@@ -78,9 +78,7 @@ VALUES = [
 
 
 @pytest.mark.parametrize("options, message", VALUES)
-def test_option_values_are_checked_from_the_readers_signature(
-    options, message
-):
+def test_option_values_are_checked_from_the_readers_signature(options, message):
     config = override(ExperimentConfig(), f"data.options={options}")
     with pytest.raises(ConfigError) as caught:
         check_options(config.data)
