@@ -18,6 +18,7 @@ from keras_dhsps.data.sources import require_utf8
 from keras_dhsps.serving.encode import encode_collection
 from keras_dhsps.serving.load import load_hasher
 from keras_dhsps.utils.files import check_writable_output
+from keras_dhsps.utils.outputs import check_output
 
 
 def add_arguments(parser) -> None:
@@ -57,6 +58,13 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> None:
+    # An existing code database is replaced, as ever; anything else is not.
+    check_output(
+        args.output,
+        kind="code database",
+        inputs=[args.model, args.images, args.data_root],
+        overwrite=True,
+    )
     check_writable_output(args.output)
     paths, labels, extra = _collection(
         args.images, data_root=args.data_root, split=args.split

@@ -8,6 +8,7 @@ from keras_dhsps.serving.export import export_saved_model
 from keras_dhsps.serving.load import load_hasher
 from keras_dhsps.utils.errors import DHSPSError
 from keras_dhsps.utils.files import check_writable_output
+from keras_dhsps.utils.outputs import check_output
 
 
 def add_arguments(parser) -> None:
@@ -37,6 +38,12 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> None:
+    check_output(
+        args.output,
+        kind="SavedModel",
+        inputs=[args.model],
+        overwrite=args.overwrite,
+    )
     check_writable_output(args.output, directory=True)
     hasher = load_hasher(args.model)
     if hasher.model is None:

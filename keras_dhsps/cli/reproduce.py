@@ -10,6 +10,7 @@ import keras
 
 from keras_dhsps.cli.arguments import require_training
 from keras_dhsps.experiments.runner import run_table
+from keras_dhsps.experiments.table_config import CONFIGS_DIR
 from keras_dhsps.experiments.table_config import config_name
 from keras_dhsps.experiments.table_config import list_tables
 from keras_dhsps.experiments.table_config import load_table_config
@@ -33,8 +34,9 @@ def add_arguments(parser) -> None:
     )
     parser.add_argument(
         "--configs-dir",
-        default="reproduce/configs",
-        help="where --table and --all look (default: reproduce/configs)",
+        default=CONFIGS_DIR,
+        help="where --table and --all look (default: the repository's "
+        "reproduce/configs, wherever the command runs)",
     )
     parser.add_argument(
         "--output",

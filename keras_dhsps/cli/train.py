@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 
 from keras_dhsps.cli.arguments import add_config_flags
 from keras_dhsps.cli.arguments import at_least
@@ -69,6 +70,8 @@ def run(args) -> None:
     # The output directory is the run directory: fit claims it (config.json)
     # and writes model.keras, history.json and the checkpoints there, so the
     # same command run again resumes from the last one.
+    if args.verbose:  # fit says where a resumed run starts
+        logging.getLogger("keras_dhsps.training.fit").setLevel(logging.INFO)
     result = fit(
         config,
         dataset=dataset,

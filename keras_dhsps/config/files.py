@@ -22,8 +22,9 @@ def _config_file_module(path: str):
         sys.modules[_MODULE_NAME] = module
         try:
             spec.loader.exec_module(module)
-        except (SyntaxError, ImportError) as error:
-            # Not Python, or an import that fails: the user's file, one line.
+        except Exception as error:
+            # Not Python, not UTF-8, an import or a statement that fails:
+            # the user's file, one line.
             raise DHSPSError(
                 f"cannot import config file {path}: "
                 f"{type(error).__name__}: {error}"
@@ -46,8 +47,8 @@ def load_config_file(spec: str, expected: type):
     Raises:
         DHSPSError: missing file, a file that does not import (syntax
             error, failing import), no ``get_config`` in it, an ``arg`` it
-            refuses, or a result that is not an ``expected``. Other errors
-            in the file's own code keep their traceback.
+            refuses, an error raised by the file's own code, or a result
+            that is not an ``expected``.
     """
     path, _, arg = spec.partition(":")
     if not os.path.isfile(path):
@@ -55,7 +56,15 @@ def load_config_file(spec: str, expected: type):
     module = _config_file_module(path)
     if not hasattr(module, "get_config"):
         raise DHSPSError(f"{path}: defines no get_config(arg=None)")
-    config = module.get_config(arg or None)
+    try:
+        config = module.get_config(arg or None)
+    except DHSPSError:
+        raise
+    except Exception as error:  # the user's code: one line naming it
+        raise DHSPSError(
+            f"{path}: get_config({arg or None!r}) failed: "
+            f"{type(error).__name__}: {error}"
+        ) from None
     if not isinstance(config, expected):
         raise DHSPSError(
             f"{path}: get_config returned a {type(config).__name__}, "

@@ -167,7 +167,7 @@ RULES: dict[str, Rule] = {
     # 0 builds the initial model without training (library use); the
     # CLI's train and reproduce ask for at least 1.
     "train.epochs": integer(0),
-    "train.batch_size": integer(1),
+    "train.batch_size": integer(2),  # a batch of one has no pair
     "train.learning_rate": POSITIVE,
     "train.backbone_lr_multiplier": optional(NON_NEGATIVE),
     "train.decay_steps": integer(0),

@@ -177,13 +177,18 @@ def read_record(directory: str) -> dict:
         record = read_json(path)
     except ValueError as error:
         raise DataError(f"{path}: not valid JSON: {error}") from None
+    if not isinstance(record, dict):
+        raise DataError(f"{path}: not a manifest (a JSON object)")
     if record.get("format_version") != FORMAT_VERSION:
         raise DataError(
             f"{path}: unknown manifest format {record.get('format_version')!r}"
         )
     if record.get("checksum") != _record_checksum(record):
         raise DataError(f"{path}: checksum mismatch (the manifest was edited)")
-    for file_name, digest in record["files"].items():
+    files = record.get("files")
+    if not isinstance(files, dict):
+        raise DataError(f"{path}: the manifest lists no files")
+    for file_name, digest in files.items():
         file_path = os.path.join(directory, file_name)
         if not os.path.isfile(file_path):
             raise DataError(f"{file_path}: missing from the manifest")

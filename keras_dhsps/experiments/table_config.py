@@ -18,8 +18,15 @@ from keras_dhsps.config import override
 from keras_dhsps.config import to_dict
 from keras_dhsps.utils.errors import DHSPSError
 
-#: Where the table config files live, relative to the repository root.
-CONFIGS_DIR = "reproduce/configs"
+#: The repository's table configs: beside the package in a checkout, so
+#: ``--table NAME`` works from any directory.
+CONFIGS_DIR = os.path.join(
+    os.path.dirname(
+        os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    ),
+    "reproduce",
+    "configs",
+)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -26,6 +26,7 @@ import numpy.typing as npt
 from keras_dhsps.utils.codes import pack_codes
 from keras_dhsps.utils.errors import DHSPSError
 from keras_dhsps.utils.files import atomic_write
+from keras_dhsps.utils.space import require_space
 
 FORMAT = "keras_dhsps.codedb"
 VERSION = 1
@@ -137,6 +138,9 @@ def write_code_database(
                 handle, bits, num_classes, store_relaxed, chunk_rows
             )
             for batch in batches:
+                # HDF5 would take the interpreter down on a full disk:
+                # each batch asks for room first (a chunk, at most).
+                require_space(path, _batch_bytes(batch, bits, chunk_rows))
                 count += _append_batch(datasets, batch, bits, num_classes)
             skipped = (
                 skipped_paths() if callable(skipped_paths) else skipped_paths
@@ -203,6 +207,15 @@ def _checked_labels(
     return np.asarray(batch.labels, dtype=np.uint8)
 
 
+def _batch_bytes(batch: CodeBatch, bits: int, chunk_rows: int) -> int:
+    """Bytes a batch may add: whole chunks of every dataset (HDF5 writes
+    chunks), with its paths' UTF-8 bytes."""
+    rows = max(len(batch.paths), chunk_rows)
+    labels = 0 if batch.labels is None else np.shape(batch.labels)[1]
+    per_row = (bits + 7) // 8 + 4 * bits + labels + 16
+    return rows * per_row + sum(len(p.encode("utf-8")) for p in batch.paths)
+
+
 def _append_batch(
     datasets: dict, batch: CodeBatch, bits: int, num_classes: int | None
 ) -> int:
@@ -232,7 +245,69 @@ def _open(path: str) -> h5py.File:
     if handle.attrs.get("format") != FORMAT:
         handle.close()
         raise DHSPSError(f"{path}: not a keras_dhsps code database")
+    try:
+        _check_layout(handle)
+    except (KeyError, TypeError, ValueError, OSError) as error:
+        handle.close()
+        raise DHSPSError(
+            f"{path}: not a valid code database: {error}"
+        ) from None
     return handle
+
+
+#: What each dataset of a code database must be: (kind, rank, required).
+LAYOUT = {
+    "codes": ("uint8", 2, True),
+    "paths": ("string", 1, True),
+    "labels": ("uint8", 2, False),
+    "relaxed": ("float32", 2, False),
+    "skipped_paths": ("string", 1, False),
+}
+
+
+def _check_dataset(handle: h5py.File, name: str) -> int | None:
+    """Checks one dataset against :data:`LAYOUT`; its length, or None
+    when it is absent (and may be)."""
+    kind, rank, required = LAYOUT[name]
+    if name not in handle:
+        if required:
+            raise KeyError(f"no '{name}' dataset")
+        return None
+    dataset = handle[name]
+    if not isinstance(dataset, h5py.Dataset) or dataset.ndim != rank:
+        raise ValueError(f"'{name}' is not a {rank}-D dataset")
+    is_string = h5py.check_string_dtype(dataset.dtype) is not None
+    if (kind == "string") != is_string or (
+        kind != "string" and dataset.dtype != np.dtype(kind)
+    ):
+        raise ValueError(f"'{name}' holds {dataset.dtype}, not {kind}")
+    return int(dataset.shape[0])
+
+
+def _check_layout(handle: h5py.File) -> None:
+    """Datasets present and typed, lengths and widths consistent, the
+    attributes typed: checked before anything is read."""
+    bits = handle.attrs.get("bits")
+    if not isinstance(bits, (int, np.integer)) or int(bits) < 1:
+        raise ValueError(
+            f"attribute 'bits' is {bits!r}, not a positive integer"
+        )
+    metadata = json.loads(handle.attrs.get("metadata", "{}"))
+    if not isinstance(metadata, dict):
+        raise ValueError("attribute 'metadata' is not a JSON object")
+    rows = {name: _check_dataset(handle, name) for name in LAYOUT}
+    lengths = {
+        rows[name] for name in ("codes", "paths", "labels", "relaxed")
+    } - {None}
+    if len(lengths) != 1:
+        raise ValueError(f"datasets disagree on the number of rows: {rows}")
+    widths = {"codes": (int(bits) + 7) // 8, "relaxed": int(bits)}
+    for name, width in widths.items():
+        if rows[name] is not None and handle[name].shape[1] != width:
+            raise ValueError(
+                f"'{name}' has {handle[name].shape[1]} columns, not {width} "
+                f"for {int(bits)} bits"
+            )
 
 
 def _strings(dataset) -> tuple[str, ...]:
@@ -250,19 +325,28 @@ def read_code_database(path: str, *, relaxed: bool = False) -> CodeDatabase:
         DHSPSError: missing file, not HDF5, or not a code database.
     """
     with _open(path) as handle:
-        return CodeDatabase(
-            packed=handle["codes"][...],
-            bits=int(handle.attrs["bits"]),
-            paths=_strings(handle["paths"]),
-            labels=handle["labels"][...] if "labels" in handle else None,
-            relaxed=(
-                handle["relaxed"][...]
-                if relaxed and "relaxed" in handle
-                else None
-            ),
-            metadata=json.loads(handle.attrs["metadata"]),
-            skipped_paths=_strings(handle["skipped_paths"]),
-        )
+        try:
+            return _read(handle, relaxed)
+        except (OSError, ValueError) as error:  # damaged data, bad UTF-8
+            raise DHSPSError(f"{path}: cannot read: {error}") from None
+
+
+def _read(handle: h5py.File, relaxed: bool) -> CodeDatabase:
+    return CodeDatabase(
+        packed=handle["codes"][...],
+        bits=int(handle.attrs["bits"]),
+        paths=_strings(handle["paths"]),
+        labels=handle["labels"][...] if "labels" in handle else None,
+        relaxed=(
+            handle["relaxed"][...] if relaxed and "relaxed" in handle else None
+        ),
+        metadata=json.loads(handle.attrs.get("metadata", "{}")),
+        skipped_paths=(
+            _strings(handle["skipped_paths"])
+            if "skipped_paths" in handle
+            else ()
+        ),
+    )
 
 
 def iter_packed_chunks(

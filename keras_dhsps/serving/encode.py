@@ -140,6 +140,11 @@ def encode_collection(
                 progress(done, len(paths))
         if progress is not None and done < len(paths):
             progress(len(paths), len(paths))
+        if paths and len(skipped) == len(paths):
+            raise DataError(
+                f"none of the {len(paths)} images could be read; "
+                "nothing was written"
+            )
 
     count = write_code_database(
         output,

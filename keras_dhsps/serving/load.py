@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import zipfile
 
 from keras_dhsps.training.rundir import MODEL_FILE
 from keras_dhsps.training.rundir import RunDirectory
@@ -95,13 +96,58 @@ def _load_keras_file(path: str):
 
     if not path.endswith(".keras"):
         raise DHSPSError(f"expected a .keras file, got: {path}")
+    if not zipfile.is_zipfile(path):  # Keras would say "File not found"
+        raise DHSPSError(
+            f"cannot load {path}: not a .keras archive (truncated or "
+            "damaged zip file)"
+        )
     try:
-        return keras.saving.load_model(path, compile=False, safe_mode=True)
-    except (ValueError, OSError, TypeError) as error:
-        # Keras nests the cause and appends whole configs: keep the cause.
-        reason = str(error).split("Exception encountered: ")[-1]
-        reason = reason.split(" Full object config")[0].split(". Make sure")[0]
-        raise DHSPSError(f"cannot load {path}: {reason.strip()}") from None
+        model = keras.saving.load_model(path, compile=False, safe_mode=True)
+    except Exception as error:  # any failure of a user's file is one line
+        raise DHSPSError(f"cannot load {path}: {_reason(error)}") from None
+    check_image_hasher(model, path)
+    return model
+
+
+def _reason(error: Exception) -> str:
+    """The cause in Keras' nested message, on one line (Keras appends
+    whole configs and advice)."""
+    reason = str(error).split("Exception encountered: ")[-1]
+    reason = reason.split(" Full object config")[0].split(". Make sure")[0]
+    lines = [line.strip() for line in reason.splitlines() if line.strip()]
+    return lines[0] if lines else type(error).__name__
+
+
+def check_image_hasher(model, path: str) -> None:
+    """Refuses a model that is not an image hasher: one input of images
+    ``(batch, height, width, 3)`` and one output of codes ``(batch, K)``.
+
+    Raises:
+        DHSPSError: naming ``path`` and the shapes it has.
+    """
+    inputs, outputs = list(model.inputs or []), list(model.outputs or [])
+    images = len(inputs) == 1 and _shape_is(inputs[0].shape, 4, last=3)
+    codes = len(outputs) == 1 and _shape_is(outputs[0].shape, 2)
+    if not (images and codes):
+        raise DHSPSError(
+            f"{path} is not an image hasher: it maps {_shapes(inputs)}"
+            f" to {_shapes(outputs)}; expected images "
+            "(batch, height, width, 3) to codes (batch, bits)"
+        )
+
+
+def _shapes(tensors) -> str:
+    return ", ".join(str(tuple(t.shape)) for t in tensors) or "nothing"
+
+
+def _shape_is(shape, rank: int, last: int | None = None) -> bool:
+    """A batch of fixed-size items of ``rank`` (and last size ``last``)."""
+    sizes = tuple(shape)
+    return (
+        len(sizes) == rank
+        and all(isinstance(size, int) and size > 0 for size in sizes[1:])
+        and (last is None or sizes[-1] == last)
+    )
 
 
 def _load_saved_model(path: str):

@@ -16,8 +16,11 @@ import keras
 import numpy as np
 
 from keras_dhsps.data.base import Split
+from keras_dhsps.training.rundir import read_json_file
 from keras_dhsps.utils.errors import DHSPSError
 from keras_dhsps.utils.files import write_json
+from keras_dhsps.utils.space import require_space
+from keras_dhsps.utils.space import variables_bytes
 
 
 class NonFiniteLossError(DHSPSError, FloatingPointError):
@@ -117,6 +120,15 @@ class BestModelCheckpoint(keras.callbacks.ModelCheckpoint):
 
     def __init__(self, filepath, **kwargs):
         super().__init__(filepath, save_freq="epoch", **kwargs)
+
+    def _save_model(self, epoch, batch, logs):
+        require_space(self.filepath, variables_bytes(self.model))
+        try:
+            super()._save_model(epoch, batch, logs)
+        except OSError as error:
+            raise DHSPSError(
+                f"cannot write {self.filepath}: {error.strerror or error}"
+            ) from None
 
 
 class RetrievalValidation(keras.callbacks.Callback):
@@ -258,7 +270,10 @@ class StepCheckpoint(keras.callbacks.Callback):
         model = self.model
         step = global_step(model)
         weights = f"step-{step}.weights.h5"
-        model.save_weights(os.path.join(self.directory, weights))
+        path = os.path.join(self.directory, weights)
+        # HDF5 would take the interpreter down on a full disk: ask first.
+        require_space(path, variables_bytes(model, optimizer=True))
+        model.save_weights(path)
         state = {
             "step": step,
             "weights": weights,
@@ -363,6 +378,22 @@ def read_history(path, epochs: int) -> dict:
     the resumed run trains them again."""
     if not os.path.isfile(path):
         return {}
-    with open(path, encoding="utf-8") as file:
-        history = json.load(file)
+    history = read_json_file(path, "training history")
+    if not _is_history(history):
+        raise DHSPSError(
+            f"{path}: not a training history (a JSON object of per-epoch "
+            "lists of numbers)"
+        )
     return {key: list(values)[:epochs] for key, values in history.items()}
+
+
+def _is_history(value) -> bool:
+    def number(x):
+        return x is None or (
+            isinstance(x, (int, float)) and not isinstance(x, bool)
+        )
+
+    return isinstance(value, dict) and all(
+        isinstance(values, list) and all(map(number, values))
+        for values in value.values()
+    )

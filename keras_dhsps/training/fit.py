@@ -402,8 +402,18 @@ def fit(
     keras.utils.set_random_seed(train_config.seed)
     if dataset is None:
         dataset = load_configured_dataset(config.data, root=data_root)
-    if run_dir is not None:
-        RunDirectory(run_dir).claim(config)
+    lock = RunDirectory(run_dir).lock() if run_dir else contextlib.nullcontext()
+    with lock:
+        if run_dir is not None:
+            RunDirectory(run_dir).claim(config)
+        return _fit(
+            config, dataset, callbacks, verbose, run_dir, strategy, reader
+        )
+
+
+def _fit(config, dataset, callbacks, verbose, run_dir, strategy, reader):
+    """:func:`fit` once its run directory is claimed and locked."""
+    train_config = config.train
     every = validation_every(train_config, dataset, run_dir)
     train_split, validation_split = _train_and_validation(
         dataset, train_config, every
@@ -414,6 +424,11 @@ def fit(
     )
     history = _resume(run_dir, model, epoch_steps)
     initial_step = global_step(model)
+    if initial_step:
+        total = train_config.epochs * epoch_steps
+        logger.info(
+            "resuming %s at step %d of %d", run_dir, initial_step, total
+        )
     stream = TrainingStream(
         train_split,
         choose_reader(reader),

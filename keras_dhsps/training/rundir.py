@@ -17,6 +17,9 @@ from keras_dhsps.utils.errors import DHSPSError
 from keras_dhsps.utils.files import atomic_write
 from keras_dhsps.utils.files import read_json
 from keras_dhsps.utils.files import write_json
+from keras_dhsps.utils.locks import RunLock
+from keras_dhsps.utils.space import require_space
+from keras_dhsps.utils.space import variables_bytes
 
 CONFIG_FILE = "config.json"
 CHECKPOINTS_DIR = "checkpoints"
@@ -126,6 +129,8 @@ class RunDirectory:
         if existing is None:
             return None
         differences = config_differences(existing, to_dict(config))
+        if _only_more_epochs(differences, existing, config):
+            return False  # a longer run of the same config: resume it
         if differences:
             raise DHSPSError(
                 f"{self.path} holds a run with another config ("
@@ -142,14 +147,40 @@ class RunDirectory:
             DHSPSError: see :meth:`check`.
         """
         state = self.check(config)
-        if state is None:
+        existing = self.read_config()
+        if existing is not None and existing != to_dict(config):
+            self._extend(existing, config)
+        if state is None or existing != to_dict(config):
             write_json(self.join(CONFIG_FILE), to_dict(config))
         return bool(state)
 
+    def lock(self) -> RunLock:
+        """The run's lock, held while it is trained (one trainer)."""
+        return RunLock(self.path)
+
+    def _extend(self, existing: dict, config) -> None:
+        """Keeps the shorter run's report beside the run it extends."""
+        if self.is_complete():
+            epochs = existing["train"]["epochs"]
+            os.replace(
+                self.join(REPORT_FILE),
+                self.join(f"report.epochs-{epochs}.json"),
+            )
+
     def write_model(self, model) -> None:
         """Saves the final model as ``model.keras`` (atomically)."""
+        require_space(self.model_file, variables_bytes(model))
         atomic_write(self.model_file, model.save)
 
     def write_report(self, report: dict) -> None:
         """Writes ``report.json``, which marks the run complete."""
         write_json(self.join(REPORT_FILE), report)
+
+
+def _only_more_epochs(differences: list[str], existing: dict, config) -> bool:
+    """Whether ``config`` differs from the run's only by more epochs."""
+    return (
+        len(differences) == 1
+        and differences[0].startswith("train.epochs:")
+        and config.train.epochs > existing["train"]["epochs"]
+    )

@@ -122,12 +122,14 @@ def test_unwritable_outputs_are_refused_up_front(capsys, tmp_path, blocker):
     # evaluate checks its --output before loading data or the model
     model = tmp_path / "model.keras"
     model.write_bytes(b"not a model")
+    images = tmp_path / "images"  # beside the outputs, not around them
+    images.mkdir()
     line = error_line(capsys, ["evaluate", str(model), "--output", report])
     assert line.startswith(f"error: cannot write {report}")
     for argv, final in [
         (["export", str(model), "-o", str(blocker / "sm")], "sm"),
         (
-            ["encode", str(model), str(tmp_path), "-o", str(blocker / "c.h5")],
+            ["encode", str(model), str(images), "-o", str(blocker / "c.h5")],
             "c.h5",
         ),  # fmt: skip
         (["plot", "curves", str(model), "-o", str(blocker / "p")], "p_pr.png"),

@@ -61,3 +61,52 @@ def test_fit_refuses_before_any_work(tmp_path):
     with pytest.raises(ConfigError, match="takes no option 'num_trian'"):
         fit(config, run_dir=str(run_dir), verbose=0)
     assert not run_dir.exists()  # nothing claimed, nothing trained
+
+
+VALUES = [
+    ('{"num_query": -5}', "data.options.num_query=-5 is not allowed"),
+    ('{"num_query": 0}', "data.options.num_query=0 is not allowed"),
+    ('{"num_database": 0}', "data.options.num_database=0 is not allowed"),
+    ('{"num_train": 2.5}', "data.options.num_train=2.5 is not allowed"),
+    ('{"max_digits": 9}', "data.options.max_digits=9 is not allowed"),
+    (
+        '{"num_train": 1000000000}',
+        "data.options: digits-mosaic with 1,000,002,750 images needs about "
+        "2.79 TiB of memory",
+    ),
+]
+
+
+@pytest.mark.parametrize("options, message", VALUES)
+def test_option_values_are_checked_from_the_readers_signature(options, message):
+    config = override(ExperimentConfig(), f"data.options={options}")
+    with pytest.raises(ConfigError) as caught:
+        check_options(config.data)
+    assert str(caught.value).startswith(message)
+    assert "\n" not in str(caught.value)
+
+
+def test_an_option_without_a_rule_is_checked_by_its_defaults_type(
+    monkeypatch,
+):
+    from keras_dhsps import data
+
+    def loader(root, seed, *, smoothing=0.5, shuffle=True):
+        return None
+
+    monkeypatch.setitem(data.DATASETS, "plugin", loader)
+    good = override(ExperimentConfig(), "data.name=plugin")
+    check_options(good.data)
+    cases = (
+        ("smoothing", '"x"', r"a number in \[0, inf\)"),
+        ("shuffle", "1", "true or false"),
+    )
+    for key, value, kind in cases:
+        bad = override(good, f"data.options.{key}={value}")
+        with pytest.raises(ConfigError, match=f"expected {kind}"):
+            check_options(bad.data)
+
+
+def test_a_batch_without_a_pair_is_refused_when_the_config_is_built():
+    with pytest.raises(ConfigError, match="train.batch_size=1 is not allowed"):
+        override(ExperimentConfig(), "train.batch_size=1")

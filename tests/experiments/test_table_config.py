@@ -193,3 +193,12 @@ def test_table_files_get_the_schema_from_the_package():
     assert experiments.Method is Method
     assert experiments.TableConfig is TableConfig
     assert isinstance(load_table_config(CONFIG), TableConfig)
+
+
+def test_a_table_is_found_by_name_from_any_directory(tmp_path, monkeypatch):
+    from keras_dhsps.experiments.table_config import table_config_path
+    from tests.paths import CONFIGS
+
+    monkeypatch.chdir(tmp_path)
+    path = table_config_path("digits_mosaic")
+    assert os.path.samefile(path, os.path.join(CONFIGS, "digits_mosaic.py"))

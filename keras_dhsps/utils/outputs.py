@@ -1,0 +1,116 @@
+"""Nothing lost: an output never replaces, contains or sits inside an
+input, and ``--overwrite`` replaces only what this product wrote.
+
+Every command that writes names its inputs and its output here before any
+work (:func:`check_output`). What an existing output is, is read from the
+metadata the product writes into each kind of output (:data:`KINDS`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from collections.abc import Iterable
+
+from keras_dhsps.utils.errors import DHSPSError
+
+
+def _real(path: str) -> str:
+    return os.path.realpath(os.path.abspath(path))
+
+
+def _within(inner: str, outer: str) -> bool:
+    return inner == outer or inner.startswith(outer.rstrip(os.sep) + os.sep)
+
+
+def refuse_overlap(output: str, inputs: Iterable[str | None]) -> None:
+    """Refuses an output that is, contains or sits inside an input.
+
+    Raises:
+        DHSPSError: naming the output and the input it would harm.
+    """
+    target = _real(output)
+    for source in inputs:
+        if not source:
+            continue
+        real = _real(source)
+        if target == real:
+            how = "is"
+        elif _within(real, target):
+            how = "contains"
+        elif _within(target, real) and os.path.isdir(real):
+            how = "sits inside"
+        else:
+            continue
+        raise DHSPSError(
+            f"output {output} {how} the input {source}; an output may not "
+            "replace an input: choose another output path"
+        )
+
+
+def _json_format(path: str, key: str = "format") -> str | None:
+    try:
+        with open(path, encoding="utf-8") as handle:
+            value = json.load(handle)
+    except (OSError, ValueError, UnicodeDecodeError):
+        return None
+    return value.get(key) if isinstance(value, dict) else None
+
+
+def _is_saved_model(path: str) -> bool:
+    metadata = os.path.join(path, "assets.extra", "dhsps_metadata.json")
+    return os.path.isfile(os.path.join(path, "saved_model.pb")) and (
+        _json_format(metadata) == "keras_dhsps.hasher"
+    )
+
+
+def _is_code_database(path: str) -> bool:
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as file:
+            return file.attrs.get("format") == "keras_dhsps.codedb"
+    except (OSError, ValueError):
+        return False
+
+
+def _has_suffix(*suffixes: str) -> Callable[[str], bool]:
+    return lambda path: os.path.isfile(path) and path.endswith(suffixes)
+
+
+#: What the product writes, by kind: how to recognize one of its own.
+KINDS: dict[str, Callable[[str], bool]] = {
+    "SavedModel": _is_saved_model,
+    "code database": _is_code_database,
+    "plot": _has_suffix(".png", ".pdf", ".svg"),
+}
+
+
+def check_output(
+    output: str,
+    *,
+    kind: str,
+    inputs: Iterable[str | None] = (),
+    overwrite: bool = False,
+) -> None:
+    """Checks an output path before any work.
+
+    The output may not overlap an input; an existing output is refused
+    unless ``overwrite`` is set and it is a ``kind`` this product wrote.
+
+    Raises:
+        DHSPSError: one line naming the path and what is wrong.
+    """
+    refuse_overlap(output, inputs)
+    if not os.path.lexists(output):
+        return
+    if not overwrite:
+        raise DHSPSError(
+            f"{output} already exists (use --overwrite to replace it)"
+        )
+    if not KINDS[kind](output):
+        raise DHSPSError(
+            f"{output} is not a {kind} written by keras_dhsps; "
+            "--overwrite replaces only those: choose another output path"
+        )

@@ -1,0 +1,232 @@
+"""A fuzz of file contents: every kind of file the product reads, mutated,
+ends in success or in one DHSPSError line, never another exception.
+
+A few hundred examples run in ``make test``; ``-m slow`` runs many more.
+"""
+
+import json
+import os
+import zipfile
+
+import h5py
+import numpy as np
+import pytest
+from hypothesis import HealthCheck
+from hypothesis import given
+from hypothesis import settings
+from hypothesis import strategies as st
+
+from keras_dhsps.config import ExperimentConfig
+from keras_dhsps.config import from_dict
+from keras_dhsps.config import to_dict
+from keras_dhsps.data.listfile import read_list_file
+from keras_dhsps.data.manifest import read_record
+from keras_dhsps.experiments.table_config import load_table_config
+from keras_dhsps.retrieval.codedb import CodeBatch
+from keras_dhsps.retrieval.codedb import read_code_database
+from keras_dhsps.retrieval.codedb import write_code_database
+from keras_dhsps.serving.load import load_hasher
+from keras_dhsps.training.callbacks import read_history
+from keras_dhsps.training.rundir import read_json_file
+from keras_dhsps.utils.errors import DHSPSError
+from tests.paths import CONFIGS
+from tests.paths import FIXTURES
+
+EXAMPLES = int(os.environ.get("DHSPS_FUZZ_EXAMPLES", "40"))
+FUZZ = settings(
+    max_examples=EXAMPLES,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+
+#: JSON values a mutation may put anywhere.
+JSON_VALUES = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**70), 2**70)
+    | st.floats(allow_nan=False)
+    | st.text(max_size=8),
+    lambda inner: (
+        st.lists(inner, max_size=3)
+        | st.dictionaries(st.text(max_size=6), inner, max_size=3)
+    ),
+    max_leaves=6,
+)
+
+
+def _outcome(call):
+    """Runs ``call``: success, or one DHSPSError line (anything else fails
+    the test with its traceback)."""
+    try:
+        call()
+    except DHSPSError as error:
+        assert "\n" not in str(error).strip(), str(error)
+
+
+def _mutate_bytes(data: bytes, draw) -> bytes:
+    how = draw(st.sampled_from(["truncate", "flip", "insert"]))
+    at = draw(st.integers(0, max(len(data) - 1, 0)))
+    if how == "truncate":
+        return data[:at]
+    junk = draw(st.binary(min_size=1, max_size=16))
+    if how == "flip":
+        return data[:at] + junk + data[at + len(junk) :]
+    return data[:at] + junk + data[at:]
+
+
+def _mutate_json(value, draw):
+    """Replaces, deletes or adds one entry somewhere in a JSON value."""
+    if isinstance(value, dict) and value and draw(st.booleans()):
+        key = draw(st.sampled_from(sorted(value)))
+        copy = dict(value)
+        choice = draw(st.sampled_from(["recurse", "replace", "delete"]))
+        if choice == "delete":
+            del copy[key]
+        elif choice == "replace":
+            copy[key] = draw(JSON_VALUES)
+        else:
+            copy[key] = _mutate_json(value[key], draw)
+        return copy
+    if isinstance(value, list) and value and draw(st.booleans()):
+        copy = list(value)
+        at = draw(st.integers(0, len(copy) - 1))
+        copy[at] = _mutate_json(copy[at], draw)
+        return copy
+    return draw(JSON_VALUES)
+
+
+@FUZZ
+@given(data=st.data())
+def test_fuzzed_run_config(tmp_path_factory, data):
+    path = tmp_path_factory.mktemp("run") / "config.json"
+    value = _mutate_json(to_dict(ExperimentConfig()), data.draw)
+    path.write_text(json.dumps(value))
+    _outcome(lambda: from_dict(read_json_file(str(path), "run config")))
+
+
+@FUZZ
+@given(data=st.data())
+def test_fuzzed_history(tmp_path_factory, data):
+    path = tmp_path_factory.mktemp("run") / "history.json"
+    history = {"loss": [0.5, 0.4], "val_map": [0.1, 0.2]}
+    text = json.dumps(_mutate_json(history, data.draw))
+    if data.draw(st.booleans()):
+        text = _mutate_bytes(text.encode(), data.draw).decode("latin-1")
+    path.write_text(text, encoding="latin-1")
+    _outcome(lambda: read_history(str(path), data.draw(st.integers(0, 3))))
+
+
+def _database(path):
+    codes = np.random.default_rng(0).uniform(-1, 1, (5, 12))
+    batch = CodeBatch(codes=codes, paths=list("abcde"), labels=np.eye(5)[:, :3])
+    write_code_database(
+        str(path), [batch], bits=12, num_classes=3, chunk_rows=8
+    )
+
+
+H5_CHANGES = {
+    "delete": lambda h, name, value: h.__delitem__(name),
+    "retype": lambda h, name, value: (
+        h.__delitem__(name),
+        h.create_dataset(name, data=np.asarray(value)),
+    ),
+    "attr": lambda h, name, value: h.attrs.__setitem__(name, json.dumps(value)),
+}
+
+
+@FUZZ
+@given(data=st.data())
+def test_fuzzed_code_database(tmp_path_factory, data):
+    path = tmp_path_factory.mktemp("db") / "codes.h5"
+    _database(path)
+    if data.draw(st.booleans()):
+        path.write_bytes(_mutate_bytes(path.read_bytes(), data.draw))
+    else:
+        with h5py.File(path, "r+") as handle:
+            names = ["codes", "paths", "labels", "skipped_paths"]
+            name = data.draw(st.sampled_from(names + ["bits", "metadata"]))
+            how = data.draw(st.sampled_from(sorted(H5_CHANGES)))
+            if name in ("bits", "metadata"):
+                how = "attr"
+            value = data.draw(
+                st.lists(st.integers(-3, 300), min_size=0, max_size=6)
+            )
+            if how != "attr" or name in ("bits", "metadata"):
+                H5_CHANGES[how](handle, name, value)
+    _outcome(lambda: read_code_database(str(path), relaxed=True))
+
+
+@FUZZ
+@given(data=st.data())
+def test_fuzzed_keras_archive(tmp_path_factory, data):
+    path = tmp_path_factory.mktemp("model") / "model.keras"
+    source = os.path.join(FIXTURES, "hasher_c7958a9.keras")
+    if data.draw(st.booleans()):
+        with open(source, "rb") as file:
+            path.write_bytes(_mutate_bytes(file.read(), data.draw))
+    else:
+        with zipfile.ZipFile(source) as old, zipfile.ZipFile(path, "w") as new:
+            for item in old.infolist():
+                content = old.read(item.filename)
+                if item.filename == "config.json":
+                    value = _mutate_json(json.loads(content), data.draw)
+                    content = json.dumps(value).encode()
+                new.writestr(item, content)
+    _outcome(
+        lambda: load_hasher(str(path)).codes(np.zeros((1, 8, 8, 3), np.uint8))
+    )
+
+
+@FUZZ
+@given(data=st.data())
+def test_fuzzed_list_file(tmp_path_factory, data):
+    root = tmp_path_factory.mktemp("lists")
+    for name in ("a.png", "b.png"):
+        (root / name).write_bytes(b"")
+    text = b"a.png 1 0 1\nb.png 0 1 0\n"
+    path = root / "list.txt"
+    path.write_bytes(_mutate_bytes(text, data.draw))
+    _outcome(lambda: read_list_file(str(path), root=str(root)))
+
+
+@FUZZ
+@given(data=st.data())
+def test_fuzzed_manifest_record(tmp_path_factory, data):
+    directory = tmp_path_factory.mktemp("manifest")
+    record = {"format_version": 1, "splits": {"train": {"images": 2}}}
+    text = json.dumps(_mutate_json(record, data.draw))
+    (directory / "manifest.json").write_text(text)
+    _outcome(lambda: read_record(str(directory)))
+
+
+@FUZZ
+@given(data=st.data())
+def test_fuzzed_table_config(tmp_path_factory, data):
+    with open(os.path.join(CONFIGS, "digits_mosaic.py"), "rb") as file:
+        source = file.read()
+    path = tmp_path_factory.mktemp("tables") / "table.py"
+    path.write_bytes(_mutate_bytes(source, data.draw))
+    _outcome(lambda: load_table_config(f"{path}:smoke"))
+
+
+@pytest.mark.slow
+def test_many_more_examples():
+    """``-m slow``: the same fuzz with 20x the examples."""
+    import subprocess
+    import sys
+
+    env = dict(os.environ, DHSPS_FUZZ_EXAMPLES=str(EXAMPLES * 20))
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            __file__,
+        ],
+        env=env,
+        timeout=3600,
+    )
+    assert done.returncode == 0
