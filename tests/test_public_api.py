@@ -44,15 +44,18 @@ def test_import_is_light_until_a_feature_is_used():
     assert out.strip() == "[]"
 
 
-def test_quickstart_example_runs(tmp_path, capsys):
+def test_quickstart_example_trains_a_working_hasher(tmp_path, capsys):
     spec = importlib.util.spec_from_file_location(
         "quickstart", ROOT / "examples" / "quickstart.py"
     )
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    result = module.main(str(tmp_path / "run"), epochs=1)
+    result = module.main(str(tmp_path / "run"))
     metrics = result["report"]["metrics"]
-    assert 0.0 <= metrics["map@all"] <= 1.0
+    # Random codes score about 0.50 here; a collapsed hasher (a few
+    # distinct codes, every neighbour at distance 0) 0.54.
+    assert metrics["map@all"] > 0.65
+    assert result["distinct_codes"] > 200  # of 2,000 database images
     # 3 queries x 5 neighbours, sorted by Hamming distance in [0, 32].
     distances = result["distances"]
     assert distances.shape == (3, 5)
