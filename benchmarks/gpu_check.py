@@ -235,8 +235,8 @@ def mirflickr_cell_config(tiny, lists_dir, root):
 def decode_into_stores(dataset, config):
     """Decodes every split into the image store ``fit`` and ``encode`` read
     (the same stored size and ``input`` section, so the same keys)."""
+    from keras_dhsps.data.sizes import stored_image_size
     from keras_dhsps.data.store import open_store
-    from keras_dhsps.training.fit import stored_image_size
 
     for name in ("train", "query", "database"):
         store = open_store(

@@ -13,7 +13,7 @@ import tempfile
 import numpy as np
 
 import keras_dhsps
-from keras_dhsps.retrieval.codes import pack_codes
+from keras_dhsps.utils.codes import pack_codes
 
 
 def main(run_dir: str, epochs: int = 3) -> dict:

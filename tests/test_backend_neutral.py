@@ -3,7 +3,7 @@
 Every test here is marked ``backend_neutral``: ``make test`` runs them under
 the default TensorFlow backend and again under ``KERAS_BACKEND=jax`` and
 ``KERAS_BACKEND=torch``. They
-use the NumPy reader (``keras_dhsps.data.feed``), the one a machine without
+use the NumPy reader (``keras_dhsps.data.numpy_reader``), the one a machine without
 TensorFlow gets, and import nothing from TensorFlow themselves.
 """
 
@@ -21,8 +21,8 @@ from keras_dhsps.config import EvalConfig
 from keras_dhsps.config import InputConfig
 from keras_dhsps.config import LossConfig
 from keras_dhsps.config import ModelConfig
-from keras_dhsps.data import feed
 from keras_dhsps.data import load_dataset
+from keras_dhsps.data import numpy_reader as feed
 from keras_dhsps.models.hasher import build_hasher
 from keras_dhsps.retrieval.evaluation import encode
 from keras_dhsps.retrieval.evaluation import evaluate_retrieval
@@ -327,8 +327,8 @@ def test_no_callback_of_a_run_makes_a_training_step_wait(dataset, tmp_path):
     # hook that is not marked async_safe. The run's own callbacks (NaN
     # guard, validation, best model, history, mid-epoch checkpoints) must
     # not; TensorBoard and progress bars are Keras' and do (README).
+    from keras_dhsps.data.stream import TrainingStream
     from keras_dhsps.training.callbacks import RunHistory
-    from keras_dhsps.training.fit import TrainingStream
     from keras_dhsps.training.fit import _callbacks
 
     config = make_config(epochs=1, checkpoint_every=2, tensorboard=False)

@@ -243,7 +243,7 @@ def test_nan_loss_stops_with_the_step_and_the_batch_labels(
     mosaic, tmp_path, monkeypatch
 ):
     from keras_dhsps import losses
-    from keras_dhsps.data.pipeline import make_dataset
+    from keras_dhsps.data.tfdata_reader import make_dataset
     from keras_dhsps.training.callbacks import NonFiniteLossError
     from keras_dhsps.training.callbacks import label_statistics
     from keras_dhsps.training.fit import fit

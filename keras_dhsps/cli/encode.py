@@ -11,11 +11,11 @@ import os
 import keras
 
 from keras_dhsps.cli.arguments import at_least
+from keras_dhsps.data.image_lists import read_collection
 from keras_dhsps.data.sources import is_manifest_directory
 from keras_dhsps.data.sources import manifest_split
 from keras_dhsps.data.sources import require_utf8
-from keras_dhsps.retrieval.codedb import encode_collection
-from keras_dhsps.retrieval.codedb import read_collection
+from keras_dhsps.serving.encode import encode_collection
 from keras_dhsps.serving.load import load_hasher
 from keras_dhsps.utils.files import check_writable_output
 

@@ -27,7 +27,7 @@ def add_arguments(parser) -> None:
         default="direct",
         choices=RESIZE_MODES,
         help="how the endpoints bring images to the model's size: the "
-        "evaluation-time mode of data.pipeline (default: direct)",
+        "evaluation-time mode of the readers (default: direct)",
     )
     parser.add_argument(
         "--resize-to",

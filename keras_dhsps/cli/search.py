@@ -3,17 +3,13 @@ of query images, with their Hamming distances."""
 
 from __future__ import annotations
 
-import os
-from collections.abc import Sequence
-
-import numpy as np
-
 from keras_dhsps.cli.arguments import at_least
 from keras_dhsps.retrieval.codedb import read_code_database
-from keras_dhsps.retrieval.codes import pack_codes
 from keras_dhsps.retrieval.index import BACKENDS
 from keras_dhsps.retrieval.index import HammingIndex
+from keras_dhsps.serving.encode import read_query_images
 from keras_dhsps.serving.load import load_hasher
+from keras_dhsps.utils.codes import pack_codes
 from keras_dhsps.utils.errors import DHSPSError
 
 # Results per query that `dhsps search` prints by default.
@@ -47,7 +43,7 @@ def run(args) -> None:
             f"{args.model} makes {hasher.bits}-bit codes but {args.codes} "
             f"holds {database.bits}-bit codes"
         )
-    images = _read_query_images(args.queries, hasher)
+    images = read_query_images(args.queries, hasher)
     packed = pack_codes(hasher.codes_from_preprocessed(images))
     index = HammingIndex(database.bits, backend=args.backend)
     index.add(database.packed)
@@ -82,55 +78,3 @@ def _print_results(query, row, within, args, paths) -> None:
         if item < 0:
             break
         print(f"{rank:>6d} {int(distance):>8d}  {paths[item]}")
-
-
-def _read_query_images(paths: Sequence[str], hasher) -> np.ndarray:
-    """Decodes query images (naming a file that fails) at the model size,
-    as ``dhsps encode`` decodes (TensorFlow where importable, else
-    Pillow)."""
-    from keras_dhsps.data.decoding import tensorflow_or_none
-    from keras_dhsps.utils.errors import DataError
-
-    read = (
-        _tf_query_image
-        if tensorflow_or_none() is not None
-        else _pillow_query_image
-    )
-    images = []
-    for path in paths:
-        if not os.path.isfile(path):
-            raise DataError(f"{path}: query image not found")
-        try:
-            stored = read(path, hasher)
-        except DHSPSError as error:
-            raise DataError(f"{path}: cannot read image ({error})") from None
-        images.append(hasher.crop_stored(stored))
-    return np.stack(images).astype(np.float32)
-
-
-def _tf_query_image(path: str, hasher) -> np.ndarray:
-    """One query at the hasher's stored size, by TensorFlow."""
-    import tensorflow as tf
-
-    from keras_dhsps.data.decoding import decode_image
-    from keras_dhsps.data.decoding import resize_images
-
-    try:
-        image = decode_image(tf.io.read_file(path))
-    except tf.errors.OpError as error:
-        raise DHSPSError(error.message.splitlines()[0]) from None
-    resized = resize_images(
-        image, resize=hasher.resize, size=hasher.stored_size
-    )
-    return resized.numpy()
-
-
-def _pillow_query_image(path: str, hasher) -> np.ndarray:
-    """One query at the hasher's stored size, by the store's Pillow
-    decoder and NumPy resize (TensorFlow's pixels)."""
-    from keras_dhsps.data.decoding import pillow_decode
-
-    try:
-        return pillow_decode(path, hasher.resize, hasher.stored_size)
-    except Exception as error:  # Pillow raises many types.
-        raise DHSPSError(str(error).splitlines()[0]) from None

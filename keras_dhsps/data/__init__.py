@@ -14,7 +14,7 @@ needs nothing else; datasets read from disk also take ``root``:
   (:mod:`keras_dhsps.data.label_mosaic`); no download, no ``root``.
 * ``"lists"``: the peers' ``relative/path l_1 ... l_C`` list files.
 
-Nothing here imports TensorFlow (only :mod:`keras_dhsps.data.pipeline`
+Nothing here imports TensorFlow (only :mod:`keras_dhsps.data.tfdata_reader`
 does), so data errors are reported before TensorFlow starts.
 """
 

@@ -96,3 +96,9 @@ class RetrievalDataset:
             },
             **({"info": dict(self.info)} if self.info else {}),
         }
+
+
+def steps_per_epoch(count: int, batch_size: int) -> int:
+    """Full batches per epoch (at least one: a split smaller than one batch
+    is one batch)."""
+    return max(count // batch_size, 1)

@@ -1,33 +1,12 @@
-"""From an image file to uint8 pixels at the stored size: decoding and the
-one resize rule, with TensorFlow where it is installed and without it.
+"""From image files to uint8 pixels at the stored size, with or without TF.
 
-One resize rule, :func:`resize_images` (TensorFlow), serves the image
-store (:mod:`keras_dhsps.data.store`), tf.data's on-the-fly decoding
-(``store="none"``) and the SavedModel export's raw-image endpoints (whose
-codes are therefore the Keras model's on the stored pixels, bit for bit;
-``tests/serving/test_export.py``): bilinear with half-pixel centres and no
-antialiasing (``tf.image.resize``), rounded to the nearest uint8. JPEGs
-are decoded by :func:`decode_image` with libjpeg's accurate integer IDCT
-(TensorFlow's default, the fast IDCT, differs from Pillow's decode by up
-to 4 levels; the accurate one costs no measurable time).
-
-Decoding uses ``tf.data`` (parallel map, in order) where TensorFlow is
-importable, otherwise Pillow in worker processes (``spawn``, so a parent
-running JAX is never forked; splits of at most :data:`IN_PROCESS_MAX`
-images decode in-process, where starting workers would cost more). The
-Pillow path decodes identically (libjpeg's accurate IDCT) and resizes with
-:func:`_numpy_resize`, a NumPy twin of TensorFlow's bilinear kernel in
-float32: the two paths build byte-identical stores
-(``tests/data/test_store.py`` checks both on JPEG trees and the resize on
-random sizes). Written by hand because no library offers TensorFlow's
-exact resize: Pillow's ``resize`` antialiases and its float ``transform``
-rounds differently (±1 in about 0.1 % of pixels).
-
-Bad images: :func:`decoded_batches` leaves them out and reports
-``(index, reason)``; :func:`decode_split`, the entry the store uses,
-raises the first as one ``FILE: reason``
-:class:`~keras_dhsps.utils.errors.DataError`, or logs and returns them when told
-to skip them.
+:func:`read_image_files` is the one reader of image files (the image store,
+``dhsps encode`` and ``dhsps search`` use it): TensorFlow
+(:func:`decode_image`, :func:`resize_images`) where it is importable, else
+Pillow (:func:`pillow_decode` and :func:`_numpy_resize`, the same pixels) in
+worker processes. A file that fails is left out and reported as
+:data:`NOT_FOUND` or :func:`decode_failure`'s ``cannot decode image
+(reason)``; :func:`bad_image_error` is the one error line naming it.
 """
 
 from __future__ import annotations
@@ -54,6 +33,26 @@ CHUNK_IMAGES = 32
 #: Pillow decodes splits up to this size in-process (a pool of spawned
 #: workers takes about a second to start).
 IN_PROCESS_MAX = 256
+#: Why a file that does not exist was left out.
+NOT_FOUND = "image not found"
+
+
+def decode_failure(reason=None) -> str:
+    """Why a file was left out when it would not decode: ``cannot decode
+    image (reason)``, with the first line of the decoder's ``reason``."""
+    lines = str(reason or "").strip().splitlines()
+    return (
+        f"cannot decode image ({lines[0]})" if lines else "cannot decode image"
+    )
+
+
+def bad_image_error(name: str, reason: str) -> DataError:
+    """The error of an image that cannot be read: ``FILE: reason``, and how
+    to skip such images instead."""
+    return DataError(
+        f"{name}: {reason} (pass skip_bad_images=True or --skip-bad-images "
+        "to skip and count such images)"
+    )
 
 
 # ------------------------------------------------- decoding (TensorFlow)
@@ -85,7 +84,7 @@ def decode_image(data):
 def resize_images(images, *, resize: str, size: tuple[int, int]):
     """TF: ``(..., h, w, C)`` images (one or a batch) -> uint8
     ``(..., H, W, C)`` at the stored ``size``
-    (:func:`keras_dhsps.data.store.stored_size`).
+    (:func:`keras_dhsps.data.sizes.stored_size`).
 
     The one resize rule of training and export: bilinear, half-pixel
     centres, no antialiasing, rounded to the nearest integer;
@@ -125,12 +124,12 @@ def _tf_failure(path: str) -> str:
     import tensorflow as tf
 
     if not os.path.isfile(path):
-        return "image not found"
+        return NOT_FOUND
     try:
         decode_image(tf.io.read_file(path))
     except tf.errors.OpError as error:
-        return f"cannot decode image ({_tf_message(error)})"
-    return "cannot decode image"
+        return decode_failure(_tf_message(error))
+    return decode_failure()
 
 
 def _note_failures(paths, indices, failures: list, reason) -> None:
@@ -138,7 +137,9 @@ def _note_failures(paths, indices, failures: list, reason) -> None:
         failures.append((int(index), reason(paths[int(index)])))
 
 
-def _tf_batches(paths, resize, size, failures: list) -> Iterator[np.ndarray]:
+def _tf_batches(paths, resize, size, failures: list, batch_size: int):
+    """``(positions, uint8 images)`` batches of ``batch_size`` decoded
+    images, by tf.data (parallel map, in order)."""
     import tensorflow as tf
 
     def load(index, path):
@@ -154,7 +155,7 @@ def _tf_batches(paths, resize, size, failures: list) -> Iterator[np.ndarray]:
         )
         .map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
         .ignore_errors()
-        .batch(BATCH_IMAGES)
+        .batch(batch_size)
         .prefetch(tf.data.AUTOTUNE)
     )
     # The map runs images in parallel already; single-threaded ops inside
@@ -168,7 +169,7 @@ def _tf_batches(paths, resize, size, failures: list) -> Iterator[np.ndarray]:
         gaps = np.setdiff1d(np.arange(expected, indices[-1]), indices)
         _note_failures(paths, gaps, failures, _tf_failure)
         expected = int(indices[-1]) + 1
-        yield images.numpy()
+        yield indices, images.numpy()
     tail = range(expected, len(paths))
     _note_failures(paths, tail, failures, _tf_failure)
 
@@ -253,9 +254,9 @@ def pillow_decode_chunk(paths, resize, size):
         try:
             images.append(pillow_decode(path, resize, size))
         except FileNotFoundError:
-            failures.append((offset, "image not found"))
+            failures.append((offset, NOT_FOUND))
         except Exception as error:  # Pillow raises many types.
-            failures.append((offset, f"cannot decode image ({error})"))
+            failures.append((offset, decode_failure(error)))
     if not images:
         return np.zeros((0, *size, 3), np.uint8), failures
     return np.stack(images), failures
@@ -289,17 +290,47 @@ def process_pool_results(function, tasks: list, *args) -> Iterator:
         pool.shutdown(wait=True, cancel_futures=True)
 
 
-def _pillow_batches(paths, resize, size, failures: list):
-    starts = range(0, len(paths), CHUNK_IMAGES)
-    tasks = [paths[start : start + CHUNK_IMAGES] for start in starts]
+def _pillow_batches(paths, resize, size, failures: list, batch_size: int):
+    """``(positions, uint8 images)`` of each ``batch_size`` paths, decoded
+    by Pillow (in worker processes beyond :data:`IN_PROCESS_MAX` images)."""
+    starts = range(0, len(paths), batch_size)
+    tasks = [list(paths[start : start + batch_size]) for start in starts]
     if len(paths) <= IN_PROCESS_MAX:
         results = (pillow_decode_chunk(task, resize, size) for task in tasks)
     else:
         results = process_pool_results(pillow_decode_chunk, tasks, resize, size)
-    for start, (images, chunk_failures) in zip(starts, results, strict=True):
+    for start, task, (images, chunk_failures) in zip(
+        starts, tasks, results, strict=True
+    ):
+        failed = {offset for offset, _ in chunk_failures}
         failures.extend((start + offset, why) for offset, why in chunk_failures)
         if len(images):
-            yield images
+            kept = [start + o for o in range(len(task)) if o not in failed]
+            yield np.asarray(kept, np.int64), images
+
+
+def read_image_files(
+    paths,
+    *,
+    resize: str,
+    size: tuple[int, int],
+    failures: list,
+    batch_size=None,
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """``(positions, uint8 images)`` batches of the image files ``paths``
+    at the stored ``size``, in order, decoded by TensorFlow where it is
+    importable, else by Pillow (the same pixels).
+
+    Files that cannot be read are left out and appended to ``failures`` as
+    ``(position, reason)`` before the next batch is yielded. ``batch_size``
+    None: :data:`BATCH_IMAGES` (TensorFlow) or :data:`CHUNK_IMAGES` paths
+    (Pillow) per batch.
+    """
+    if tensorflow_or_none() is not None:
+        count = batch_size or BATCH_IMAGES
+        return _tf_batches(paths, resize, size, failures, count)
+    count = batch_size or CHUNK_IMAGES
+    return _pillow_batches(paths, resize, size, failures, count)
 
 
 def _numpy_resized_arrays(images, resize, size) -> Iterator[np.ndarray]:
@@ -339,9 +370,10 @@ def decoded_batches(
         return iter(())
     if split.images is not None:  # in memory already: resize only
         return _numpy_resized_arrays(split.images, resize, size)
-    if tensorflow_or_none() is not None:
-        return _tf_batches(split.paths, resize, size, failures)
-    return _pillow_batches(split.paths, resize, size, failures)
+    batches = read_image_files(
+        split.paths, resize=resize, size=size, failures=failures
+    )
+    return (images for _, images in batches)
 
 
 def image_name(split: Split, index: int) -> str:
@@ -355,10 +387,7 @@ def check_failures(split: Split, failures: list, skip_bad_images: bool):
     unless ``skip_bad_images``."""
     if failures and not skip_bad_images:
         index, reason = failures[0]
-        raise DataError(
-            f"{image_name(split, index)}: {reason} (pass skip_bad_images=True "
-            "or --skip-bad-images to skip and count such images)"
-        )
+        raise bad_image_error(image_name(split, index), reason)
 
 
 def decode_split(split, resize, size, skip_bad_images, write) -> list:

@@ -14,7 +14,9 @@ import numpy as np
 
 from keras_dhsps.data.base import RetrievalDataset
 from keras_dhsps.data.base import Split
+from keras_dhsps.data.splits import carve_rows
 from keras_dhsps.data.splits import overlaps
+from keras_dhsps.data.splits import split_rows
 from keras_dhsps.utils.errors import DataError
 
 logger = logging.getLogger(__name__)
@@ -107,23 +109,6 @@ def read_list_file(
     return tuple(paths), np.asarray(rows, dtype=np.uint8)
 
 
-def _carve_validation(
-    split: Split, fraction: float, seed: int
-) -> tuple[Split, Split]:
-    """Moves a seeded random ``fraction`` of training images to validation."""
-    order = np.random.default_rng(seed).permutation(len(split))
-    count = int(round(fraction * len(split)))
-    validation, train = np.sort(order[:count]), np.sort(order[count:])
-    paths = split.paths or ()
-
-    def pick(rows: np.ndarray) -> Split:
-        return Split(
-            labels=split.labels[rows], paths=tuple(paths[row] for row in rows)
-        )
-
-    return pick(train), pick(validation)
-
-
 def _read_split(
     path: str, *, root: str, num_classes: int | None, drop_unlabelled: bool
 ) -> tuple[Split, int]:
@@ -202,8 +187,9 @@ def load_list_files(
             drop_unlabelled=drop_unlabelled,
         )
         num_classes = splits[split_name].labels.shape[1]
-    train, validation = _carve_validation(
-        splits["train"], validation_fraction, seed
+    train, validation = (
+        split_rows(splits["train"], rows)
+        for rows in carve_rows(len(splits["train"]), validation_fraction, seed)
     )
     splits = {
         "train": train,

@@ -15,7 +15,9 @@ import logging
 import numpy as np
 from numpy.typing import NDArray
 
+from keras_dhsps.data.base import Split
 from keras_dhsps.utils.errors import DataError
+from keras_dhsps.utils.errors import DHSPSError
 
 logger = logging.getLogger(__name__)
 
@@ -173,3 +175,40 @@ def overlaps(splits: dict[str, list[str]]) -> dict[str, int]:
 #: Pairs whose overlap is a leak (train or validation images among the
 #: queries); ``train&database`` is allowed when the protocol says so.
 LEAKS = ("train&query", "validation&query", "query&database")
+
+
+def carve_rows(count: int, fraction: float, seed: int):
+    """``(kept, carved)`` sorted rows of a seeded random ``fraction`` of
+    ``count`` items carved out (rounded to the nearest item)."""
+    order = np.random.default_rng(seed).permutation(count)
+    size = int(round(count * fraction))
+    return np.sort(order[size:]), np.sort(order[:size])
+
+
+def split_rows(split: Split, rows) -> Split:
+    """The images and labels of ``split`` at ``rows``, in that order."""
+    if split.images is not None:
+        return Split(labels=split.labels[rows], images=split.images[rows])
+    paths = split.paths or ()
+    return Split(
+        labels=split.labels[rows], paths=tuple(paths[row] for row in rows)
+    )
+
+
+def carve_validation(split: Split, fraction: float, seed: int):
+    """Splits ``split`` into (train, validation) by a seeded permutation.
+
+    The validation images are removed from training, so model selection
+    uses images the model was not trained on and never the query set.
+
+    Raises:
+        DHSPSError: the fraction leaves no image on one side.
+    """
+    count = len(split)
+    if not 0 < int(round(count * fraction)) < count:
+        raise DHSPSError(
+            f"validation_fraction={fraction} of {count} training images "
+            "leaves an empty split"
+        )
+    train, validation = carve_rows(count, fraction, seed)
+    return split_rows(split, train), split_rows(split, validation)

@@ -29,9 +29,9 @@ from keras_dhsps.metrics._inputs import check_num_threads
 from keras_dhsps.metrics._inputs import default_chunk_size
 from keras_dhsps.metrics._inputs import default_num_threads
 from keras_dhsps.metrics._specs import METRICS
-from keras_dhsps.retrieval.codes import distance_dtype
-from keras_dhsps.retrieval.codes import shares_a_label
-from keras_dhsps.retrieval.codes import word_distances
+from keras_dhsps.utils.codes import distance_dtype
+from keras_dhsps.utils.codes import shares_a_label
+from keras_dhsps.utils.codes import word_distances
 
 # Above this fraction of the database the ranking is a full stable sort;
 # below it, a top-k selection (`stable_top_k`) that only sorts candidates,

@@ -16,10 +16,10 @@ from collections.abc import Sequence
 import numpy as np
 import numpy.typing as npt
 
-from keras_dhsps.retrieval.codes import InvalidInputError
-from keras_dhsps.retrieval.codes import check_real_codes
-from keras_dhsps.retrieval.codes import describe
-from keras_dhsps.retrieval.codes import packed_to_words
+from keras_dhsps.utils.codes import InvalidInputError
+from keras_dhsps.utils.codes import check_real_codes
+from keras_dhsps.utils.codes import describe
+from keras_dhsps.utils.codes import packed_to_words
 
 ALL = "all"
 
@@ -47,7 +47,7 @@ class RetrievalInputs:
 
     Attributes:
         query_words: ``(Q, W)`` code words
-            (`keras_dhsps.retrieval.codes.packed_to_words`).
+            (`keras_dhsps.utils.codes.packed_to_words`).
         database_words: ``(N, W)`` code words.
         query_label_words: ``(Q, L)`` multi-hot labels packed into words.
         database_label_words: ``(N, L)``.

@@ -15,7 +15,7 @@ from keras_dhsps.metrics._engine import QueryStats
 from keras_dhsps.metrics._engine import StatKey
 from keras_dhsps.metrics._inputs import is_integer_at_least
 from keras_dhsps.metrics._specs import METRICS
-from keras_dhsps.retrieval.codes import InvalidInputError
+from keras_dhsps.utils.codes import InvalidInputError
 
 EMPTY_BALL = ("zero", "skip")
 DENOMINATORS = ("retrieved", "all_relevant", "min_k_relevant")

@@ -25,7 +25,7 @@ from keras_dhsps.metrics._summaries import pr_curve_by_rank as _pr_by_rank
 from keras_dhsps.metrics._summaries import (
     precision_at_n_curve as _precision_at_n,
 )
-from keras_dhsps.retrieval.codes import InvalidInputError
+from keras_dhsps.utils.codes import InvalidInputError
 
 __all__ = [
     "DEFAULT_PRECISION_AT_N",

@@ -14,9 +14,9 @@ from keras_dhsps.metrics._inputs import check_chunk_size
 from keras_dhsps.metrics._inputs import default_chunk_size
 from keras_dhsps.metrics._inputs import prepare_codes
 from keras_dhsps.metrics._inputs import resolve_k
-from keras_dhsps.retrieval.codes import InvalidInputError
-from keras_dhsps.retrieval.codes import describe
-from keras_dhsps.retrieval.codes import word_distances
+from keras_dhsps.utils.codes import InvalidInputError
+from keras_dhsps.utils.codes import describe
+from keras_dhsps.utils.codes import word_distances
 
 __all__ = ["hamming_ranking"]
 

@@ -12,8 +12,8 @@ import numpy.typing as npt
 
 from keras_dhsps.metrics._inputs import check_labels
 from keras_dhsps.metrics._inputs import pack_labels
-from keras_dhsps.retrieval.codes import InvalidInputError
-from keras_dhsps.retrieval.codes import describe
+from keras_dhsps.utils.codes import InvalidInputError
+from keras_dhsps.utils.codes import describe
 
 __all__ = ["label_relevance", "shared_label_counts"]
 

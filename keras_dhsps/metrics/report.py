@@ -28,7 +28,7 @@ from keras_dhsps.metrics._summaries import precision_at_n_curve
 from keras_dhsps.metrics._summaries import radius_precision_recall
 from keras_dhsps.metrics._summaries import reduce_metric
 from keras_dhsps.metrics.curves import DEFAULT_PRECISION_AT_N
-from keras_dhsps.retrieval.codes import InvalidInputError
+from keras_dhsps.utils.codes import InvalidInputError
 
 __all__ = ["retrieval_report"]
 

@@ -212,7 +212,7 @@ class CropImages(keras.layers.Layer):
     checkpoints, so a resumed run draws the windows of an uninterrupted
     one); otherwise, and always at inference, the centre window (offsets
     ``(H - height) // 2`` and ``(W - width) // 2``, as
-    ``keras_dhsps.data.pipeline.center_crop``). Unlike
+    ``keras_dhsps.data.tfdata_reader.center_crop``). Unlike
     ``keras.layers.RandomCrop``, inference crops and never resizes. Runs
     on the device with the rest of the model, on every backend.
 

@@ -7,15 +7,8 @@ import numpy as np
 from keras_dhsps.config import InputConfig
 from keras_dhsps.data.base import RetrievalDataset
 from keras_dhsps.data.base import Split
-from keras_dhsps.data.feed import default_reader
-from keras_dhsps.data.feed import open_image_store
-from keras_dhsps.data.feed import ordered_batches
-
-
-def model_image_size(model) -> tuple[int, int]:
-    """``(H, W)`` of a hasher's image input."""
-    _, height, width, _ = model.input_shape
-    return int(height), int(width)
+from keras_dhsps.data.readers import open_reader
+from keras_dhsps.data.sizes import model_image_size
 
 
 def encode(
@@ -36,38 +29,23 @@ def encode(
         split: the images.
         batch_size: images per forward pass.
         verbose: 0 silent, 1 a progress bar.
-        reader: ``"tf.data"`` (:mod:`keras_dhsps.data.pipeline`) or
-            ``"numpy"`` (:mod:`keras_dhsps.data.feed`, every backend);
-            None: ``tf.data`` where TensorFlow is installed.
+        reader: ``"tf.data"`` or ``"numpy"`` (every backend; see
+            :mod:`keras_dhsps.data.readers`); None: ``tf.data`` where
+            TensorFlow is installed.
         input_config: an ``InputConfig``: its ``resize`` mode (the centre
             crop of the cropping modes) and image ``store`` apply (with
             ``"memory"``, the split is decoded once per process and shared
             with training and later encodes); never augments. None: the
             defaults (``"direct"``).
     """
-    input_config = input_config or InputConfig()
-    reader = reader or default_reader()
     if not len(split):
         return np.zeros((0, int(model.output_shape[-1])), np.float32)
-    image_size = model_image_size(model)
-    steps = None
-    if reader == "tf.data":
-        from keras_dhsps.data.pipeline import reader_dataset
-
-        batches = reader_dataset(
-            split,
-            batch_size=batch_size,
-            image_size=image_size,
-            input_config=input_config,
-        ).map(lambda images, labels: images)
-    else:
-        batches = ordered_batches(
-            split,
-            batch_size=batch_size,
-            image_size=image_size,
-            store=open_image_store(split, image_size, input_config),
-        )
-        steps = -(-len(split) // batch_size)
+    batches, steps = open_reader(reader).ordered_images(
+        split,
+        batch_size=batch_size,
+        image_size=model_image_size(model),
+        input_config=input_config or InputConfig(),
+    )
     codes = model.predict(batches, steps=steps, verbose=verbose)
     return np.asarray(codes, dtype=np.float32)
 

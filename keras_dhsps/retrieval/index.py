@@ -1,7 +1,7 @@
 """Exhaustive Hamming search over packed binary codes.
 
 :class:`HammingIndex` has faiss' binary-index boundary: packed ``uint8`` rows
-in (``keras_dhsps.retrieval.codes.pack_codes``), ``search`` returns
+in (``keras_dhsps.utils.codes.pack_codes``), ``search`` returns
 ``(distances int32, indices int64)``. Its two backends, ``"faiss"``
 (``faiss.IndexBinaryFlat``, the optional ``faiss`` extra) and ``"numpy"``
 (popcount, ``O(N)`` memory), give identical results, tie order included
@@ -19,10 +19,10 @@ import os
 import numpy as np
 import numpy.typing as npt
 
-from keras_dhsps.retrieval.codes import check_packed
-from keras_dhsps.retrieval.codes import describe
-from keras_dhsps.retrieval.codes import distance_dtype
-from keras_dhsps.retrieval.codes import packed_to_words
+from keras_dhsps.utils.codes import check_packed
+from keras_dhsps.utils.codes import describe
+from keras_dhsps.utils.codes import distance_dtype
+from keras_dhsps.utils.codes import packed_to_words
 from keras_dhsps.utils.errors import DHSPSError
 from keras_dhsps.utils.files import atomic_write
 
@@ -114,7 +114,7 @@ class HammingIndex:
     lims, d, i = index.range_search(query_packed, radius=2)   # d <= 2
     ```
 
-    >>> from keras_dhsps.retrieval.codes import pack_codes
+    >>> from keras_dhsps.utils.codes import pack_codes
     >>> index = HammingIndex(4, backend="numpy")
     >>> index.add(pack_codes([[1, 1, 1, 1], [1, 1, 1, -1], [-1, 1, 1, 1]]))
     >>> index.search(pack_codes([[1, 1, 1, 1]]), 3)   # items 1 and 2 tie at 1

@@ -31,8 +31,8 @@ except ImportError:  # a JAX or PyTorch machine: say so in one line
 
 from keras_dhsps.data.decoding import decode_image
 from keras_dhsps.data.decoding import resize_images
-from keras_dhsps.data.pipeline import center_crop
-from keras_dhsps.data.store import stored_size
+from keras_dhsps.data.sizes import stored_size
+from keras_dhsps.data.tfdata_reader import center_crop
 from keras_dhsps.serving.onnx import EXPORT_FORMATS
 from keras_dhsps.serving.onnx import METADATA_KEY
 from keras_dhsps.utils.files import atomic_write
@@ -86,7 +86,7 @@ def decode_image_bytes(data: tf.Tensor) -> tf.Tensor:
 
 
 def pack_bits(codes: tf.Tensor) -> tf.Tensor:
-    """TF twin of ``keras_dhsps.retrieval.codes.pack_codes``: ``u >= 0`` -> bit 1,
+    """TF twin of ``keras_dhsps.utils.codes.pack_codes``: ``u >= 0`` -> bit 1,
     MSB first, last byte zero padded; returns ``uint8 (B, ceil(K/8))``."""
     bits = int(codes.shape[-1])
     num_bytes = -(-bits // 8)
@@ -114,7 +114,7 @@ def export_saved_model(
     * ``serve``: ``uint8 (B, h, w, 3)`` images of any ``h, w`` -> relaxed
       codes ``float32 (B, K)``;
     * ``encode``: the same images -> packed codes ``uint8 (B, ceil(K/8))``
-      (``keras_dhsps.retrieval.codes.pack_codes``'s packing);
+      (``keras_dhsps.utils.codes.pack_codes``'s packing);
     * ``encode_bytes``: ``string (B,)`` encoded JPEG/PNG/BMP/GIF files, each
       of its own size -> ``{"codes": float32 (B, K), "packed": uint8}``;
     * ``hasher``: ``float32 (B, H, W, 3)`` in [0, 255] at the model's size

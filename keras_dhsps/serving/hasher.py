@@ -18,7 +18,7 @@ import keras
 import numpy as np
 
 from keras_dhsps.data.decoding import resize_uint8_images
-from keras_dhsps.data.store import stored_size
+from keras_dhsps.data.sizes import stored_size
 from keras_dhsps.models.hasher import HASH_LAYER_NAME
 from keras_dhsps.utils.errors import DHSPSError
 

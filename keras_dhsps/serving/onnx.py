@@ -15,7 +15,7 @@ import json
 import numpy as np
 
 from keras_dhsps.data.decoding import resize_uint8_images
-from keras_dhsps.data.store import stored_size
+from keras_dhsps.data.sizes import stored_size
 from keras_dhsps.utils.errors import DHSPSError
 
 #: ``dhsps export --format``: each format and the file extension it needs

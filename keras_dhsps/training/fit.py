@@ -1,35 +1,11 @@
 """The one training entry point: ``fit(config) -> TrainResult``.
 
-Used by the CLI, by the reproduce runner and by the tests. It builds the
-dataset, the hasher, the loss and the two-rate Adam of the authors' protocol
-(docs/method.md §3) from an :class:`~keras_dhsps.config.ExperimentConfig` and
-runs ``model.fit``; the same call covers paper-scale training:
-
-* backbones from ``keras_dhsps.models.backbones`` with local or ImageNet weights
-  (``ModelConfig.backbone_weights``);
-* the backbone at ``backbone_lr_multiplier`` × the hash layer's rate, with
-  the authors' step decay, cosine or constant schedules, and an optional
-  warm-up with the backbone frozen (``freeze_backbone_epochs``);
-* resumable checkpoints every N steps in ``run_dir`` (a rerun with the same
-  ``run_dir`` continues at the saved step and, for a fixed seed with
-  deterministic ops, ends with the weights of an uninterrupted run),
-  a NaN guard (:class:`~keras_dhsps.training.callbacks.StopOnNaN`: a NaN or
-  infinite loss raises an error naming the step and the batch's labels),
-  TensorBoard logs and the best-``val_map`` model on a
-  validation split carved from training data (never the query set);
-* mixed precision and XLA as config switches;
-* ``tf.distribute`` strategies, with the pairwise loss over the global batch
-  (:mod:`keras_dhsps.training.distribution`).
-
-Training reads an endless, seeded stream of shuffled batches (one pass per
-epoch, last partial batch dropped), so a resumed run skips exactly the
-batches already used. The reader is ``tf.data``
-(:mod:`keras_dhsps.data.pipeline`, the default where TensorFlow is
-installed; skipped batches are still read) or NumPy
-(:mod:`keras_dhsps.data.feed`, every Keras backend, the default without
-TensorFlow; batch ``s`` is a pure function of the seed and ``s``, so
-skipped batches are never read). Nothing here imports TensorFlow unless
-it is the backend, the reader or a strategy is given.
+Used by the CLI, the reproduce runner and the tests: it builds the dataset,
+the hasher, the loss and the two-rate Adam of the authors' protocol
+(docs/method.md §3) from an :class:`~keras_dhsps.config.ExperimentConfig`
+and runs ``model.fit`` on the seeded training stream
+(:class:`keras_dhsps.data.stream.TrainingStream`), with resumable
+checkpoints, a NaN guard, validation and the best model in ``run_dir``.
 """
 
 from __future__ import annotations
@@ -41,24 +17,23 @@ import os
 import time
 
 import keras
-import numpy as np
 
 from keras_dhsps.config import PRECISIONS
 from keras_dhsps.config import ExperimentConfig
-from keras_dhsps.config import InputConfig
 from keras_dhsps.config import TrainConfig
 from keras_dhsps.config import backbone_lr_multiplier
-from keras_dhsps.data import feed
 from keras_dhsps.data import load_configured_dataset
 from keras_dhsps.data.base import RetrievalDataset
-from keras_dhsps.data.base import Split
+from keras_dhsps.data.base import steps_per_epoch
 from keras_dhsps.data.options import check_options
-from keras_dhsps.data.store import stored_size
+from keras_dhsps.data.readers import choose_reader
+from keras_dhsps.data.sizes import model_image_size
+from keras_dhsps.data.sizes import stored_image_size
+from keras_dhsps.data.splits import carve_validation
+from keras_dhsps.data.stream import TrainingStream
 from keras_dhsps.losses import get_loss
-from keras_dhsps.models.backbones import get_backbone_spec
 from keras_dhsps.models.hasher import HASH_LAYER_NAME
 from keras_dhsps.models.hasher import build_hasher
-from keras_dhsps.retrieval.evaluation import model_image_size
 from keras_dhsps.training.callbacks import BestModelCheckpoint
 from keras_dhsps.training.callbacks import RetrievalValidation
 from keras_dhsps.training.callbacks import RunHistory
@@ -67,6 +42,7 @@ from keras_dhsps.training.callbacks import StopOnNaN
 from keras_dhsps.training.callbacks import global_step
 from keras_dhsps.training.callbacks import read_history
 from keras_dhsps.training.callbacks import restore_checkpoint
+from keras_dhsps.training.determinism import enable_determinism
 from keras_dhsps.training.optimizers import LayerwiseAdam
 from keras_dhsps.training.optimizers import make_schedule
 from keras_dhsps.training.rundir import BEST_MODEL_FILE
@@ -80,8 +56,6 @@ from keras_dhsps.utils.import_hooks import installed
 logger = logging.getLogger(__name__)
 
 BACKBONE_NAME = "backbone"
-#: The readers of :class:`TrainingStream`.
-READERS = ("tf.data", "numpy")
 
 
 @dataclasses.dataclass
@@ -158,36 +132,6 @@ def precision_scope(precision):
         keras.config.set_dtype_policy(previous)
 
 
-def carve_validation(split: Split, fraction: float, seed: int):
-    """Splits ``split`` into (train, validation) by a seeded permutation.
-
-    The validation images are removed from training, so model selection
-    uses images the model was not trained on and never the query set.
-
-    Raises:
-        DHSPSError: the fraction leaves no image on one side.
-    """
-    count = len(split)
-    size = int(round(count * fraction))
-    if not 0 < size < count:
-        raise DHSPSError(
-            f"validation_fraction={fraction} of {count} training images "
-            "leaves an empty split"
-        )
-    order = np.random.default_rng(seed).permutation(count)
-
-    def subset(index):
-        index = np.sort(index)
-        if split.images is not None:
-            return Split(labels=split.labels[index], images=split.images[index])
-        return Split(
-            labels=split.labels[index],
-            paths=tuple(split.paths[i] for i in index),
-        )
-
-    return subset(order[size:]), subset(order[:size])
-
-
 #: With ``train.validation_every = None`` and a run directory, validation runs
 #: about this many times per run (and after the last epoch).
 AUTO_VALIDATIONS = 10
@@ -244,126 +188,6 @@ def _segments(start, epochs, steps_per_epoch, freeze_epochs):
         segments.append((epoch, end, steps_per_epoch, frozen))
         step = end * steps_per_epoch
     return segments
-
-
-def enable_determinism() -> None:
-    """Makes training bit-reproducible for a fixed seed, per backend.
-
-    * TensorFlow backend: ``tf.config.experimental.enable_op_determinism()``
-      (process-wide; there is no per-call switch; slower on GPUs).
-    * JAX: deterministic on CPU already; on a GPU, XLA's deterministic
-      kernels must be chosen before JAX starts
-      (``XLA_FLAGS=--xla_gpu_deterministic_ops=true``): a warning says so
-      when the flag is missing.
-    * PyTorch: ``torch.use_deterministic_algorithms(True)``.
-
-    The batch stream itself is deterministic for a fixed seed with every
-    reader.
-    """
-    backend = keras.backend.backend()
-    if backend == "tensorflow":
-        import tensorflow as tf
-
-        tf.config.experimental.enable_op_determinism()
-    elif backend == "torch":
-        import torch
-
-        torch.use_deterministic_algorithms(True)
-    elif backend == "jax":
-        import jax
-
-        flags = os.environ.get("XLA_FLAGS", "")
-        on_gpu = any(d.platform != "cpu" for d in jax.devices())
-        if on_gpu and "xla_gpu_deterministic_ops=true" not in flags:
-            logger.warning(
-                "train.deterministic under JAX on a GPU needs "
-                "XLA_FLAGS=--xla_gpu_deterministic_ops=true set before "
-                "JAX starts"
-            )
-
-
-@dataclasses.dataclass(frozen=True)
-class TrainingStream:
-    """The endless seeded stream of training batches of one split.
-
-    Attributes:
-        split: the training images.
-        reader: ``"tf.data"`` (:mod:`keras_dhsps.data.pipeline`) or
-            ``"numpy"`` (:mod:`keras_dhsps.data.feed`, every backend).
-        batch_size, image_size, seed: as in the config.
-    """
-
-    split: Split
-    reader: str
-    batch_size: int
-    image_size: tuple
-    seed: int
-    input_config: InputConfig = InputConfig()
-
-    def __post_init__(self):
-        if self.reader not in READERS:
-            raise DHSPSError(
-                f"unknown reader {self.reader!r}; known: {', '.join(READERS)}"
-            )
-
-    def batches(self, start: int = 0):
-        """Batches from global step ``start``: a ``tf.data.Dataset`` or a
-        generator of NumPy batches, both read from the split's image store
-        (``input.store="memory"``: decoded once per process) or decoded on
-        the fly (``"none"``)."""
-        if self.reader == "numpy":
-            return feed.training_batches(
-                self.split,
-                batch_size=self.batch_size,
-                image_size=self.image_size,
-                seed=self.seed,
-                start=start,
-                store=feed.open_image_store(
-                    self.split, self.image_size, self.input_config
-                ),
-            )
-        from keras_dhsps.data.pipeline import reader_dataset
-
-        # A new dataset object per fit call: a reused one would continue its
-        # shuffle seed generator and give a resumed run another order. The
-        # skipped batches' indices are drawn; a store-fed reader reads their
-        # images too, from memory.
-        dataset = reader_dataset(
-            self.split,
-            batch_size=self.batch_size,
-            image_size=self.image_size,
-            input_config=self.input_config,
-            training=True,
-            seed=self.seed,
-        )
-        return dataset.repeat().skip(start)
-
-    def labels(self, step: int):
-        """The labels of the batch of global step ``step``."""
-        if self.reader == "numpy":
-            return feed.training_labels(
-                self.split,
-                batch_size=self.batch_size,
-                seed=self.seed,
-                step=step,
-            )
-        for _, labels in self.batches(step).take(1):
-            return keras.ops.convert_to_numpy(labels)
-        return np.zeros((0, 0))
-
-
-def stored_image_size(config: ExperimentConfig) -> tuple[int, int]:
-    """``(H, W)`` of the images the hasher takes: the backbone's size for
-    ``input.resize="direct"``, ``input.resize_to`` for the cropping modes
-    (the model crops them on the device: a random window in training with
-    ``input.random_crop``, else the centre): the image store's size,
-    :func:`keras_dhsps.data.store.stored_size`."""
-    spec = get_backbone_spec(config.model.backbone)
-    return stored_size(
-        config.model.image_size or spec.image_size,
-        resize=config.input.resize,
-        resize_to=config.input.resize_to,
-    )
 
 
 def _strategy_scope(strategy):
@@ -504,16 +328,16 @@ class _StopAfterFirstEpoch(keras.callbacks.Callback):
 def _train(model, compile_model, stream, callbacks, train_config, verbose):
     """Runs ``model.fit`` for each segment from the model's global step to
     the end of the run (see :func:`_segments`)."""
-    steps_per_epoch = feed.steps_per_epoch(len(stream.split), stream.batch_size)
+    epoch_steps = steps_per_epoch(len(stream.split), stream.batch_size)
     for initial_epoch, epochs, steps, frozen in _segments(
         global_step(model),
         train_config.epochs,
-        steps_per_epoch,
+        epoch_steps,
         train_config.freeze_backbone_epochs,
     ):
         compile_model(frozen)
         stopper = _StopAfterFirstEpoch()
-        partial = steps != steps_per_epoch
+        partial = steps != epoch_steps
         model.fit(
             stream.batches(global_step(model)),
             initial_epoch=initial_epoch,
@@ -560,9 +384,9 @@ def fit(
             :func:`keras_dhsps.training.distribution.make_strategy`); its replicas split
             each batch of ``config.train.batch_size`` images and the loss
             sees the whole batch. None trains on the default device.
-        reader: ``"tf.data"`` or ``"numpy"`` (:mod:`keras_dhsps.data.feed`,
-            for every backend); None: ``tf.data`` where TensorFlow is
-            installed, else ``numpy``.
+        reader: ``"tf.data"`` or ``"numpy"`` (every backend; see
+            :mod:`keras_dhsps.data.readers`); None: ``tf.data`` where
+            TensorFlow is installed, else ``numpy``.
 
     Raises:
         DHSPSError: bad precision, schedule or validation fraction, or an
@@ -584,17 +408,15 @@ def fit(
     train_split, validation_split = _train_and_validation(
         dataset, train_config, every
     )
-    steps_per_epoch = feed.steps_per_epoch(
-        len(train_split), train_config.batch_size
-    )
+    epoch_steps = steps_per_epoch(len(train_split), train_config.batch_size)
     model, compile_model = _build_model(
-        config, train_config.epochs * steps_per_epoch, strategy
+        config, train_config.epochs * epoch_steps, strategy
     )
-    history = _resume(run_dir, model, steps_per_epoch)
+    history = _resume(run_dir, model, epoch_steps)
     initial_step = global_step(model)
     stream = TrainingStream(
         train_split,
-        reader or feed.default_reader(),
+        choose_reader(reader),
         train_config.batch_size,
         model_image_size(model),
         train_config.seed,

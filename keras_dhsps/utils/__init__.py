@@ -1,1 +1,2 @@
-"""Helpers every part uses: the package's errors, safe file writes, import hooks."""
+"""What every part uses: the errors, binary codes (packing, Hamming
+distances), safe file writes, import hooks."""

@@ -15,7 +15,7 @@ from keras_dhsps.cli.main import main
 from keras_dhsps.metrics import retrieval_report
 from keras_dhsps.models.hasher import build_hasher
 from keras_dhsps.retrieval.codedb import read_code_database
-from keras_dhsps.retrieval.codes import hamming_distances
+from keras_dhsps.utils.codes import hamming_distances
 from keras_dhsps.utils.files import write_json
 
 BITS = 16
@@ -166,7 +166,7 @@ def test_encode_list_file_with_broken_image(workspace, capsys):
         assert status == 2
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and err[0].startswith("error: ")
-        assert "im7.png: cannot read image" in err[0]
+        assert "im7.png: cannot decode image" in err[0]
         assert not codes.exists()
         assert (
             main(

@@ -27,7 +27,9 @@ from PIL import Image
 from keras_dhsps.config import InputConfig
 from keras_dhsps.data import decoding as dec
 from keras_dhsps.data import store as st
+from keras_dhsps.data import store_file as sf
 from keras_dhsps.data.base import Split
+from keras_dhsps.data.sizes import stored_size
 from keras_dhsps.utils.errors import DataError
 from keras_dhsps.utils.errors import DHSPSError
 from tests.dataset_trees import write_jpeg
@@ -135,21 +137,21 @@ def _assert_close_to_reference(images, references) -> None:
 # --------------------------------------------------------- sizes, modes
 @pytest.mark.backend_neutral
 def test_stored_size_per_resize_mode():
-    assert st.stored_size(227, resize="direct", resize_to=(256, 256)) == (
+    assert stored_size(227, resize="direct", resize_to=(256, 256)) == (
         227,
         227,
     )
-    assert st.stored_size(
+    assert stored_size(
         (224, 200), resize="resize_crop", resize_to=(256, 240)
     ) == (256, 240)
     # The shorter side S, stored as the centre S x S square.
-    assert st.stored_size(
+    assert stored_size(
         224, resize="shorter_side_crop", resize_to=(256, 999)
     ) == (256, 256)
     with pytest.raises(DHSPSError, match=r"input\.resize_to=\[200, 200\]"):
-        st.stored_size(227, resize="resize_crop", resize_to=(200, 200))
+        stored_size(227, resize="resize_crop", resize_to=(200, 200))
     with pytest.raises(DHSPSError, match="input.resize='bicubic'"):
-        st.stored_size(227, resize="bicubic")
+        stored_size(227, resize="bicubic")
 
 
 @pytest.mark.backend_neutral
@@ -218,7 +220,7 @@ def test_beyond_the_budget_the_store_is_a_memory_mapped_file(tree, tmp_path):
     assert os.listdir(tmp_path / "stores") == [os.path.basename(mapped.path)]
     # Created like any file the user writes: 0o666 less the umask.
     assert os.stat(mapped.path).st_mode & 0o777 == 0o640
-    trailer = st.verify_store_file(mapped.path)
+    trailer = sf.verify_store_file(mapped.path)
     assert trailer["shape"] == [len(SIZES), 32, 32, 3]
     assert trailer["key"] == mapped.key
 
@@ -325,7 +327,7 @@ def test_a_truncated_store_is_refused_and_rebuilt(
         st.open_store(tree, image_size=32, input_config=config).path,
         size - 1000,
     )
-    with caplog.at_level(logging.WARNING, logger=st.__name__):
+    with caplog.at_level(logging.WARNING, logger=sf.__name__):
         rebuilt = st.open_store(tree, image_size=32, input_config=config)
     _one_refusal(caplog, "truncated", rebuilt.path)
     assert decodes == [len(SIZES)] * 2
@@ -344,7 +346,7 @@ def test_an_edited_store_is_refused_and_rebuilt(
     config = _file_config(tmp_path)
     path = st.open_store(tree, image_size=32, input_config=config).path
     if where == "data":
-        _corrupt(path, st.DATA_OFFSET + 5)
+        _corrupt(path, sf.DATA_OFFSET + 5)
     else:  # Change a digit of the recorded shape, keeping valid JSON.
         with open(path, "r+b") as handle:
             data = handle.read()
@@ -352,12 +354,12 @@ def test_an_edited_store_is_refused_and_rebuilt(
             handle.seek(at + len(b'"shape": ['))
             handle.write(b"5")
     with pytest.raises(DataError, match="not a valid image store"):
-        st.verify_store_file(path)
-    with caplog.at_level(logging.WARNING, logger=st.__name__):
+        sf.verify_store_file(path)
+    with caplog.at_level(logging.WARNING, logger=sf.__name__):
         store = st.open_store(tree, image_size=32, input_config=config)
     _one_refusal(caplog, reason)
     assert len(decodes) == 2
-    st.verify_store_file(store.path)
+    sf.verify_store_file(store.path)
 
 
 @pytest.mark.backend_neutral
@@ -365,18 +367,18 @@ def test_opening_samples_blocks_and_verify_checks_them_all(
     tree, tmp_path, monkeypatch, caplog
 ):
     # 4 KiB blocks: 6 images x 3 KiB = 5 blocks; open checks 0, 2 and 4.
-    monkeypatch.setattr(st, "BLOCK_BYTES", 4096)
+    monkeypatch.setattr(sf, "BLOCK_BYTES", 4096)
     config = _file_config(tmp_path)
     store = st.open_store(tree, image_size=32, input_config=config)
-    assert len(st.verify_store_file(store.path)["block_sha256"]) == 5
-    _corrupt(store.path, st.DATA_OFFSET + 4096 + 7)  # block 1
-    with caplog.at_level(logging.WARNING, logger=st.__name__):
+    assert len(sf.verify_store_file(store.path)["block_sha256"]) == 5
+    _corrupt(store.path, sf.DATA_OFFSET + 4096 + 7)  # block 1
+    with caplog.at_level(logging.WARNING, logger=sf.__name__):
         st.open_store(tree, image_size=32, input_config=config)
     assert not [r for r in caplog.records if "refused" in r.getMessage()]
     with pytest.raises(DataError, match="block 1"):
-        st.verify_store_file(store.path)
-    _corrupt(store.path, st.DATA_OFFSET + 2 * 4096 + 7)  # block 2
-    with caplog.at_level(logging.WARNING, logger=st.__name__):
+        sf.verify_store_file(store.path)
+    _corrupt(store.path, sf.DATA_OFFSET + 2 * 4096 + 7)  # block 2
+    with caplog.at_level(logging.WARNING, logger=sf.__name__):
         st.open_store(tree, image_size=32, input_config=config)
     _one_refusal(caplog, "block 2")
 
@@ -391,7 +393,7 @@ def test_a_stale_store_is_refused_when_an_image_changes(
     del before
     _noisy_jpeg(tree.paths[1], SIZES[1], seed=99)
     os.utime(tree.paths[1], ns=(1, 1))  # a new mtime whatever the clock
-    with caplog.at_level(logging.WARNING, logger=st.__name__):
+    with caplog.at_level(logging.WARNING, logger=sf.__name__):
         after = st.open_store(tree, image_size=32, input_config=config)
     _one_refusal(caplog, "built for other images")
     assert after.path == path  # rebuilt in place, no stale file left
@@ -411,7 +413,7 @@ def test_a_store_from_another_manifest_is_refused(
     st.open_store(first, image_size=32, input_config=config)
     st.open_store(first, image_size=32, input_config=config)
     assert len(decodes) == 1
-    with caplog.at_level(logging.WARNING, logger=st.__name__):
+    with caplog.at_level(logging.WARNING, logger=sf.__name__):
         st.open_store(second, image_size=32, input_config=config)
     _one_refusal(caplog, "another manifest")
     assert len(decodes) == 2
@@ -475,7 +477,7 @@ def test_a_full_disk_is_one_clear_error_and_no_file(
             raise OSError(errno.ENOSPC, "No space left on device")
         handle.write(data)
 
-    monkeypatch.setattr(st, "_write_bytes", full)
+    monkeypatch.setattr(sf, "_write_bytes", full)
     config = _file_config(tmp_path)
     with pytest.raises(DHSPSError) as caught:
         st.open_store(tree, image_size=32, input_config=config)
@@ -495,7 +497,7 @@ def test_too_little_free_space_fails_before_decoding(
     class Usage:
         free = 1000
 
-    monkeypatch.setattr(st.shutil, "disk_usage", lambda _: Usage)
+    monkeypatch.setattr(sf.shutil, "disk_usage", lambda _: Usage)
     with pytest.raises(DHSPSError, match=r"no space .* 0\.00 GB free"):
         st.open_store(tree, image_size=32, input_config=_file_config(tmp_path))
     assert decodes == []
@@ -648,16 +650,59 @@ def test_tensorflow_and_pillow_paths_build_identical_stores(
     # resize repeats TensorFlow's float32 kernel: the same bytes, down- and
     # upscaled (227 enlarges every test image).
     pytest.importorskip("tensorflow")
-    size = st.stored_size(model_size, resize=resize, resize_to=(236, 236))
+    size = stored_size(model_size, resize=resize, resize_to=(236, 236))
     tf_failures, pil_failures = [], []
-    from_tf = np.concatenate(
-        list(dec._tf_batches(tree.paths, resize, size, tf_failures))
-    )
-    from_pillow = np.concatenate(
-        list(dec._pillow_batches(tree.paths, resize, size, pil_failures))
+    from_tf = list(dec._tf_batches(tree.paths, resize, size, tf_failures, 4))
+    from_pillow = list(
+        dec._pillow_batches(tree.paths, resize, size, pil_failures, 4)
     )
     assert tf_failures == pil_failures == []
-    np.testing.assert_array_equal(from_pillow, from_tf)
+    for (tf_rows, tf_images), (pil_rows, pil_images) in zip(
+        from_tf, from_pillow, strict=True
+    ):
+        np.testing.assert_array_equal(pil_rows, tf_rows)
+        np.testing.assert_array_equal(pil_images, tf_images)
+
+
+@pytest.mark.parametrize("library", ["tensorflow", "pillow"])
+def test_read_image_files_reports_each_bad_file_once_by_position(
+    tree, tmp_path, monkeypatch, library
+):
+    # One reader of image files for the store, `dhsps encode` and `dhsps
+    # search`, with either library: the kept images in order, their
+    # positions, and one reason per bad file (the one message owner's).
+    if library == "tensorflow":
+        pytest.importorskip("tensorflow")
+    else:
+        monkeypatch.setattr(dec, "tensorflow_or_none", lambda: None)
+    split = _with_bad_images(tree, tmp_path)
+    failures = []
+    batches = list(
+        dec.read_image_files(
+            split.paths,
+            resize="direct",
+            size=(32, 32),
+            failures=failures,
+            batch_size=3,
+        )
+    )
+    positions = np.concatenate([rows for rows, _ in batches])
+    images = np.concatenate([pixels for _, pixels in batches])
+    np.testing.assert_array_equal(positions, [0, *range(2, len(split) - 1)])
+    assert images.shape == (len(SIZES), 32, 32, 3) and images.dtype == np.uint8
+    assert [position for position, _ in failures] == [1, len(split) - 1]
+    assert failures[0][1].startswith("cannot decode image (")
+    assert failures[1][1] == dec.NOT_FOUND == "image not found"
+
+
+def test_the_failure_messages_have_one_owner():
+    assert dec.decode_failure() == "cannot decode image"
+    assert dec.decode_failure("bad\nmore") == "cannot decode image (bad)"
+    error = dec.bad_image_error("a.jpg", dec.decode_failure("truncated"))
+    assert str(error) == (
+        "a.jpg: cannot decode image (truncated) (pass skip_bad_images=True "
+        "or --skip-bad-images to skip and count such images)"
+    )
 
 
 @settings(max_examples=150, deadline=None)

@@ -8,7 +8,7 @@ import importlib
 import pytest
 
 MODULES = [
-    "keras_dhsps.retrieval.codes",
+    "keras_dhsps.utils.codes",
     "keras_dhsps.metrics.relevance",
     "keras_dhsps.metrics.ranking",
     "keras_dhsps.metrics.retrieval",

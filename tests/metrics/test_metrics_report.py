@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from keras_dhsps import metrics
-from keras_dhsps.retrieval.codes import InvalidInputError
+from keras_dhsps.utils.codes import InvalidInputError
 
 
 def random_arrays(

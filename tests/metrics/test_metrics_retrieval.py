@@ -7,7 +7,7 @@ import pytest
 
 from keras_dhsps import metrics
 from keras_dhsps.metrics._engine import stable_top_k
-from keras_dhsps.retrieval.codes import InvalidInputError
+from keras_dhsps.utils.codes import InvalidInputError
 
 L2 = np.log2
 

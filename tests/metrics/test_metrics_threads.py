@@ -13,8 +13,8 @@ from keras_dhsps.metrics import _engine
 from keras_dhsps.metrics._inputs import default_chunk_size
 from keras_dhsps.metrics._inputs import default_num_threads
 from keras_dhsps.metrics._inputs import prepare
-from keras_dhsps.retrieval.codes import InvalidInputError
-from keras_dhsps.retrieval.codes import word_distances
+from keras_dhsps.utils.codes import InvalidInputError
+from keras_dhsps.utils.codes import word_distances
 
 
 def random_arrays(seed=0, num_queries=37, num_items=300, num_bits=24):

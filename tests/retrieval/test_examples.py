@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from keras_dhsps.retrieval.codedb import CodeDatabase
-from keras_dhsps.retrieval.codes import pack_codes
 from keras_dhsps.retrieval.examples import retrieval_examples
+from keras_dhsps.utils.codes import pack_codes
 from keras_dhsps.utils.errors import DHSPSError
 
 

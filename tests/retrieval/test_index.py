@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from keras_dhsps.retrieval.codes import pack_codes
 from keras_dhsps.retrieval.index import MISSING_DISTANCE
 from keras_dhsps.retrieval.index import HammingIndex
 from keras_dhsps.retrieval.index import faiss_available
+from keras_dhsps.utils.codes import pack_codes
 from keras_dhsps.utils.errors import DHSPSError
 
 BACKENDS = [
@@ -23,7 +23,7 @@ BACKENDS = [
 
 
 def oracle_distances(queries: np.ndarray, database: np.ndarray) -> np.ndarray:
-    """Bit-by-bit Hamming distance, independent of keras_dhsps.retrieval.codes."""
+    """Bit-by-bit Hamming distance, independent of keras_dhsps.utils.codes."""
     q_bits = np.unpackbits(queries, axis=1).astype(np.int32)
     d_bits = np.unpackbits(database, axis=1).astype(np.int32)
     return np.abs(q_bits[:, None, :] - d_bits[None, :, :]).sum(axis=2)

@@ -12,7 +12,7 @@ import h5py
 import numpy as np
 
 from keras_dhsps.retrieval.codedb import read_code_database
-from keras_dhsps.retrieval.codes import pack_codes
+from keras_dhsps.utils.codes import pack_codes
 from tests.paths import FIXTURES
 
 DATABASE = os.path.join(FIXTURES, "codes_c7958a9.h5")

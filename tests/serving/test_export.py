@@ -11,11 +11,11 @@ import pytest
 import tensorflow as tf
 
 from keras_dhsps.models.hasher import build_hasher
-from keras_dhsps.retrieval.codes import pack_codes
 from keras_dhsps.serving.export import export_saved_model
 from keras_dhsps.serving.export import pack_bits
 from keras_dhsps.serving.hasher import METADATA_PATH
 from keras_dhsps.serving.load import load_hasher
+from keras_dhsps.utils.codes import pack_codes
 from keras_dhsps.utils.errors import DHSPSError
 
 BITS = 12  # not a multiple of 8: exercises the zero padding of packed codes
@@ -43,7 +43,7 @@ def _stored(tmp_path, arrays, image_size=(32, 32), **input_options):
 
     from keras_dhsps.config import InputConfig
     from keras_dhsps.data.base import Split
-    from keras_dhsps.data.pipeline import reader_dataset
+    from keras_dhsps.data.tfdata_reader import reader_dataset
 
     paths = []
     for index, array in enumerate(arrays):

@@ -14,11 +14,11 @@ import pytest
 
 from keras_dhsps.cli.main import main
 from keras_dhsps.retrieval.codedb import read_code_database
-from keras_dhsps.retrieval.codes import pack_codes
 from keras_dhsps.serving import export as export_module
 from keras_dhsps.serving.export import export_hasher
 from keras_dhsps.serving.load import load_hasher
 from keras_dhsps.serving.onnx import METADATA_KEY
+from keras_dhsps.utils.codes import pack_codes
 from keras_dhsps.utils.errors import DHSPSError
 from tests.paths import FIXTURES
 from tests.training_helpers import run_without_tensorflow

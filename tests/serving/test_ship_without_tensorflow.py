@@ -21,8 +21,8 @@ from PIL import Image
 from keras_dhsps.cli.main import main
 from keras_dhsps.data import decoding
 from keras_dhsps.models.hasher import build_hasher
-from keras_dhsps.retrieval.codedb import encode_images
 from keras_dhsps.retrieval.codedb import read_code_database
+from keras_dhsps.serving.encode import encode_images
 from keras_dhsps.serving.hasher import LoadedHasher
 from keras_dhsps.serving.hasher import hasher_metadata
 from tests.training_helpers import backend_without_tensorflow
@@ -106,7 +106,9 @@ def test_an_unreadable_image_is_named_without_tensorflow(
     )
     bad = tmp_path / "bad.png"
     bad.write_bytes(b"not an image")
-    with pytest.raises(Exception, match="bad.png: cannot read image") as error:
+    with pytest.raises(
+        Exception, match="bad.png: cannot decode image"
+    ) as error:
         list(encode_images(hasher, [str(bad)]))
     assert "--skip-bad-images" in str(error.value)
 

@@ -13,7 +13,6 @@ import tensorflow as tf
 from keras_dhsps.data import load_dataset
 from keras_dhsps.data.base import Split
 from keras_dhsps.training.fit import _segments
-from keras_dhsps.training.fit import carve_validation
 from keras_dhsps.training.fit import fit
 from keras_dhsps.utils.errors import DataError
 from keras_dhsps.utils.errors import DHSPSError
@@ -195,26 +194,6 @@ def test_run_dir_logs_and_best_model_on_carved_validation(dataset, tmp_path):
         assert any(name.startswith("events.out.tfevents") for name in logs)
     else:
         assert not logs
-
-
-def test_carve_validation_is_disjoint_and_seeded():
-    labels = np.eye(10, dtype=np.uint8)
-    images = np.arange(10, dtype=np.uint8).reshape(10, 1, 1, 1) * np.ones(
-        (1, 2, 2, 3), np.uint8
-    )
-    split = Split(labels=labels, images=images)
-    train, validation = carve_validation(split, 0.3, seed=0)
-    assert (len(train), len(validation)) == (7, 3)
-
-    def ids(part):
-        return set(part.images[:, 0, 0, 0].tolist())
-
-    assert ids(train) | ids(validation) == set(range(10))
-    assert not ids(train) & ids(validation)
-    again, _ = carve_validation(split, 0.3, seed=0)
-    assert ids(again) == ids(train)
-    with pytest.raises(DHSPSError, match="empty"):
-        carve_validation(split, 0.01, seed=0)
 
 
 def test_backbone_weights_from_config(dataset, tmp_path):

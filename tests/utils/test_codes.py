@@ -1,16 +1,16 @@
-"""Tests for keras_dhsps.retrieval.codes: binarization, packing, popcount distances."""
+"""Tests for keras_dhsps.utils.codes: binarization, packing, popcount distances."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from keras_dhsps.retrieval.codes import InvalidInputError
-from keras_dhsps.retrieval.codes import binarize
-from keras_dhsps.retrieval.codes import hamming_distances
-from keras_dhsps.retrieval.codes import pack_codes
-from keras_dhsps.retrieval.codes import packed_to_words
-from keras_dhsps.retrieval.codes import unpack_codes
+from keras_dhsps.utils.codes import InvalidInputError
+from keras_dhsps.utils.codes import binarize
+from keras_dhsps.utils.codes import hamming_distances
+from keras_dhsps.utils.codes import pack_codes
+from keras_dhsps.utils.codes import packed_to_words
+from keras_dhsps.utils.codes import unpack_codes
 
 # Code lengths used by hashing papers (12, 24, 32, 48, 64), lengths that are
 # not a multiple of 8, and lengths that span several 64-bit words.
@@ -123,7 +123,7 @@ def test_hamming_distances_worked_example():
 
 def test_hamming_distances_blocks_over_many_queries(monkeypatch):
     # Force tiny blocks: results must not depend on the block size.
-    import keras_dhsps.retrieval.codes as codes_module
+    import keras_dhsps.utils.codes as codes_module
 
     rng = np.random.default_rng(3)
     q = pack_codes(rng.standard_normal((13, 40)))

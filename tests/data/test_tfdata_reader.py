@@ -12,7 +12,7 @@ import tensorflow as tf
 from PIL import Image
 
 from keras_dhsps.data.base import Split
-from keras_dhsps.data.pipeline import make_dataset
+from keras_dhsps.data.tfdata_reader import make_dataset
 from tests import dataset_trees as fixtures
 
 
@@ -261,7 +261,7 @@ def test_store_fed_training_is_the_in_memory_stream_bit_for_bit():
 
 def test_store_fed_evaluation_centre_crops_a_larger_store():
     from keras_dhsps.config import InputConfig
-    from keras_dhsps.data.pipeline import reader_dataset
+    from keras_dhsps.data.tfdata_reader import reader_dataset
 
     images = _images(3, height=12, width=16)
     split = Split(labels=_labels(3), images=images)
@@ -282,7 +282,7 @@ def test_reader_decodes_files_once_with_a_store_every_epoch_without(
     from keras_dhsps.config import InputConfig
     from keras_dhsps.data import decoding
     from keras_dhsps.data import store as store_module
-    from keras_dhsps.data.pipeline import reader_dataset
+    from keras_dhsps.data.tfdata_reader import reader_dataset
 
     images = _images(4, height=20, width=24)
     split = _png_split(tmp_path, images)

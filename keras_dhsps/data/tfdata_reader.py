@@ -1,32 +1,11 @@
-"""tf.data input pipelines: images (in memory or files) -> uint8 batches.
+"""The tf.data reader: ``(uint8 images, float32 labels)`` batches.
 
-Two sources, one output (``(uint8 images, float32 labels)`` batches):
-
-* the image store (:mod:`keras_dhsps.data.store`, ``input.store="memory"``,
-  the default): a dataset of image *indices* is shuffled (training) and
-  batched, and each batch of indices reads its uint8 images from
-  ``ImageStore.read`` (memory or a memory-mapped file). Nothing is decoded
-  here: the store decoded each image once, for every epoch, every fit and
-  every encode of a process (:func:`reader_dataset`).
-* on-the-fly decoding (``input.store="none"``, or :func:`make_dataset`
-  without a ``store``): shuffle the paths (training), read and decode
-  (``keras_dhsps.data.decoding.decode_image``), resize to uint8
-  (``keras_dhsps.data.decoding.resize_images``, the one resize rule of the
-  store, training, evaluation and export), crop and flip (stateless,
-  seeded), batch; every epoch decodes again. (There is no tf.data cache:
-  the store is the one place decoded images are kept.)
-
-Both shuffle the same way: a seeded shuffle of the split's elements (one
-per image, in split order) whose order does not depend on what an element
-holds, so a store-fed and a decoding pipeline with one seed see the same
-images in the same order. Crop and flip of training normally run in the
-model (``keras_dhsps.models.layers``); this module's own crop and flip serve
-direct callers of :func:`make_dataset`.
-
-Per-backbone normalization is *not* done here: each backbone embeds its
-own (``keras_dhsps.models.backbones``), so an exported hasher takes raw pixels.
-
-This is the only data module that imports TensorFlow at module level.
+:func:`make_dataset` batches a split's images read from its image store
+(:mod:`keras_dhsps.data.store`), or decoded on the fly without one
+(``input.store="none"``); training shuffles by a seed, so both sources see
+the same order. Crop, flip and normalization run in the model. The only
+data module that imports TensorFlow at module level;
+:mod:`keras_dhsps.data.readers` chooses it.
 """
 
 from __future__ import annotations
@@ -40,11 +19,12 @@ from keras_dhsps.config import RESIZE_MODES
 from keras_dhsps.data.base import Split
 from keras_dhsps.data.decoding import decode_image
 from keras_dhsps.data.decoding import resize_images
+from keras_dhsps.data.sizes import stored_size
 from keras_dhsps.data.store import open_store
-from keras_dhsps.data.store import stored_size
 
 __all__ = [
     "RESIZE_MODES",
+    "TfDataReader",
     "center_crop",
     "input_options",
     "make_dataset",
@@ -83,7 +63,7 @@ def make_dataset(
         resize, resize_to: one of :data:`RESIZE_MODES`; the size before
             cropping (its first entry the shorter side for
             ``shorter_side_crop``); see
-            :func:`keras_dhsps.data.store.stored_size`.
+            :func:`keras_dhsps.data.sizes.stored_size`.
         random_crop, random_flip: training crops a random window instead of
             the centre (cropping modes); flips half the images left-right.
         shuffle_buffer: shuffle buffer (default: the split).
@@ -313,3 +293,44 @@ def center_crop(images: tf.Tensor, height: int, width: int) -> tf.Tensor:
     top = (shape[-3] - height) // 2
     left = (shape[-2] - width) // 2
     return images[..., top : top + height, left : left + width, :]
+
+
+class TfDataReader:
+    """The tf.data reader behind :func:`keras_dhsps.data.readers.open_reader`."""
+
+    def training_batches(
+        self, split, *, batch_size, image_size, seed, input_config, start=0
+    ):
+        """The endless seeded training stream from global step ``start``."""
+        # A new dataset object per fit call: a reused one would continue its
+        # shuffle seed generator and give a resumed run another order. The
+        # skipped batches' indices are drawn; a store-fed reader reads their
+        # images too, from memory.
+        dataset = reader_dataset(
+            split,
+            batch_size=batch_size,
+            image_size=image_size,
+            input_config=input_config,
+            training=True,
+            seed=seed,
+        )
+        return dataset.repeat().skip(start)
+
+    def training_labels(self, split, *, step, **options):
+        """The labels of batch ``step`` (its images are read too)."""
+        for _, labels in self.training_batches(
+            split, start=step, **options
+        ).take(1):
+            return labels.numpy()
+        return np.zeros((0, 0))
+
+    def ordered_images(self, split, *, batch_size, image_size, input_config):
+        """``(dataset, None)`` of every image of ``split`` in order, for
+        ``model.predict``."""
+        dataset = reader_dataset(
+            split,
+            batch_size=batch_size,
+            image_size=image_size,
+            input_config=input_config,
+        )
+        return dataset.map(lambda images, labels: images), None

@@ -1,27 +1,10 @@
-"""A backend-neutral reader: NumPy batches for ``model.fit``/``predict``.
+"""The NumPy reader: plain generators of uint8 batches, for every backend.
 
-Where TensorFlow is installed, :mod:`keras_dhsps.data.pipeline` (``tf.data``)
-is the default reader; where it is not (a JAX or PyTorch machine), this
-module feeds the same splits as plain Python generators of NumPy batches,
-which ``model.fit`` and ``model.predict`` accept on every Keras backend.
-
-The training stream is a pure function of ``(seed, step)``: batch ``s`` of
-the endless stream is the ``s % steps_per_epoch``-th slice of the
-permutation of epoch ``s // steps_per_epoch`` drawn from
-``numpy.random.default_rng((seed, epoch))``. A resumed run therefore starts
-at any step without reading the batches before it, and two runs with one
-seed see identical batches (whatever the backend). As in ``tf.data``
-training, the last partial batch of an epoch is dropped when the split
-holds at least one full batch.
-
-Images come from the split's image store (:mod:`keras_dhsps.data.store`:
-decoded and resized once to the stored size, uint8, shared by every epoch,
-fit and encode of a process with ``input.store="memory"``; decoded on
-each read with ``"none"``). Batches are ``(images uint8, labels
-float32)``: images cross to the device as uint8 (a quarter of float32's
-bytes) and the hasher's float32 input casts them there, inside the
-compiled step (bit-identical to feeding the same pixels as float32,
-tested on both backends).
+It reads the split's image store (:mod:`keras_dhsps.data.store`) and feeds
+``model.fit`` and ``model.predict`` on any Keras backend, without
+TensorFlow. Batch ``s`` of the training stream is a pure function of the
+seed and ``s`` (:func:`batch_indices`), so a resumed run never reads the
+batches before its step. :mod:`keras_dhsps.data.readers` chooses it.
 """
 
 from __future__ import annotations
@@ -32,18 +15,7 @@ import numpy as np
 
 from keras_dhsps.config import InputConfig
 from keras_dhsps.data.base import Split
-from keras_dhsps.utils.import_hooks import installed
-
-
-def default_reader() -> str:
-    """``"tf.data"`` where TensorFlow is installed, else ``"numpy"``."""
-    return "tf.data" if installed("tensorflow") else "numpy"
-
-
-def steps_per_epoch(count: int, batch_size: int) -> int:
-    """Full batches per epoch (at least one: a split smaller than one batch
-    is one batch)."""
-    return max(count // batch_size, 1)
+from keras_dhsps.data.base import steps_per_epoch
 
 
 def batch_indices(count: int, batch_size: int, seed: int, step: int):
@@ -119,3 +91,37 @@ def ordered_batches(
     for begin in range(0, len(store), batch_size):
         index = np.arange(begin, min(begin + batch_size, len(store)))
         yield (center_crop(store.read(index), image_size),)
+
+
+class NumpyReader:
+    """The NumPy reader behind :func:`keras_dhsps.data.readers.open_reader`."""
+
+    def training_batches(
+        self, split, *, batch_size, image_size, seed, input_config, start=0
+    ):
+        """The endless seeded training stream from global step ``start``."""
+        return training_batches(
+            split,
+            batch_size=batch_size,
+            image_size=image_size,
+            seed=seed,
+            start=start,
+            store=open_image_store(split, image_size, input_config),
+        )
+
+    def training_labels(self, split, *, batch_size, seed, step, **_):
+        """The labels of batch ``step`` (no image is read)."""
+        return training_labels(
+            split, batch_size=batch_size, seed=seed, step=step
+        )
+
+    def ordered_images(self, split, *, batch_size, image_size, input_config):
+        """``(batches, steps)`` of every image of ``split`` in order, for
+        ``model.predict``."""
+        batches = ordered_batches(
+            split,
+            batch_size=batch_size,
+            image_size=image_size,
+            store=open_image_store(split, image_size, input_config),
+        )
+        return batches, -(-len(split) // batch_size)
