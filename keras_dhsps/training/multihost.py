@@ -83,7 +83,7 @@ def start_data_parallel(
     if address is not None and process_id != 0:
         # JAX's client aborts the whole process (a C++ check failure) when
         # the coordinator never answers: wait for it here first.
-        wait_for_coordinator(address, timeout_s)
+        wait_for_address(address, timeout_s)
     try:
         jax.distributed.initialize(
             coordinator_address=coordinator,
@@ -103,21 +103,24 @@ def start_data_parallel(
     return distribution
 
 
-def _host_and_port(address: str) -> tuple[str, int]:
-    host, _, port = address.rpartition(":")
+def _host_and_port(address: str, what: str) -> tuple[str, int]:
+    host, _, port = address.split("://")[-1].rpartition(":")
     if not host or not port.isdigit():
-        raise DHSPSError(f"--coordinator {address!r} is not HOST:PORT")
+        raise DHSPSError(f"{what} address {address!r} is not HOST:PORT")
     return host.strip("[]"), int(port)
 
 
-def wait_for_coordinator(address: str, timeout_s: float) -> None:
-    """Returns once ``HOST:PORT`` accepts a TCP connection.
+def wait_for_address(
+    address: str, timeout_s: float, *, what: str = "JAX's coordinator"
+) -> None:
+    """Returns once ``HOST:PORT`` (or ``scheme://HOST:PORT``) accepts a
+    TCP connection.
 
     Raises:
         DHSPSError: ``address`` is not ``HOST:PORT``, or nothing answered
             there within ``timeout_s`` seconds.
     """
-    host, port = _host_and_port(address)
+    host, port = _host_and_port(address, what)
     deadline = time.monotonic() + timeout_s
     while True:
         try:
@@ -126,9 +129,8 @@ def wait_for_coordinator(address: str, timeout_s: float) -> None:
         except OSError as error:
             if time.monotonic() >= deadline:
                 raise DHSPSError(
-                    f"JAX's coordinator {address} did not answer within "
-                    f"{timeout_s:g} s ({error.strerror or error}); start "
-                    "process 0 first, or check --coordinator"
+                    f"{what} {address} did not answer within {timeout_s:g} "
+                    f"s ({error.strerror or error}); is it running?"
                 ) from None
         time.sleep(0.5)
 
