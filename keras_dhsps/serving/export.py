@@ -1,10 +1,12 @@
-"""Shipping a hasher: a self-contained SavedModel with raw-image endpoints.
+"""Shipping a hasher: a SavedModel, an ONNX file or a LiteRT file.
 
 :func:`export_saved_model` writes a SavedModel whose endpoints take raw
-images and bring them to the model's size as the image store does, so a
-server needs neither this package nor Keras and gets the Keras model's
-codes bit for bit. TensorFlow by nature (decode and resize ops inside the
-SavedModel); :func:`keras_dhsps.serving.load.load_hasher` opens it again.
+images of any size and resize them as the image store does;
+:func:`export_hasher` also writes ONNX and LiteRT files through Keras'
+``model.export``, taking uint8 images at the model's size (the caller
+resizes and centre-crops). TensorFlow by nature (the converters run on
+it); :func:`keras_dhsps.serving.load.load_hasher` opens SavedModels and
+ONNX files again.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from keras_dhsps.serving.hasher import METADATA_PATH
 from keras_dhsps.serving.hasher import TENSORFLOW_MISSING
 from keras_dhsps.serving.hasher import hasher_metadata
 from keras_dhsps.utils.errors import DHSPSError
+from keras_dhsps.utils.import_hooks import installed
 
 try:
     import tensorflow as tf
@@ -30,6 +33,9 @@ from keras_dhsps.data.decoding import decode_image
 from keras_dhsps.data.decoding import resize_images
 from keras_dhsps.data.sizes import stored_size
 from keras_dhsps.data.tfdata_reader import center_crop
+from keras_dhsps.serving.onnx import EXPORT_FORMATS
+from keras_dhsps.serving.onnx import METADATA_KEY
+from keras_dhsps.utils.files import atomic_write
 from keras_dhsps.utils.files import finish_directory
 from keras_dhsps.utils.files import make_temporary_directory
 from keras_dhsps.utils.files import write_json
@@ -37,6 +43,9 @@ from keras_dhsps.utils.files import write_json
 logger = logging.getLogger(__name__)
 
 ENDPOINTS = ("serve", "encode", "encode_bytes", "hasher", "metadata")
+#: The Keras backends whose ``model.export`` writes each file format with
+#: the pinned extras (JAX needs jax2onnx, PyTorch litert_torch: not pinned).
+_FORMAT_BACKENDS = {"onnx": ("tensorflow",), "litert": ("tensorflow",)}
 
 
 # ------------------------------------------------------------ TF graph ops
@@ -220,3 +229,131 @@ def _write_atomically(archive, directory, metadata):
     except BaseException:
         shutil.rmtree(temporary, ignore_errors=True)
         raise
+
+
+# ----------------------------------------------------- ONNX and LiteRT
+class _Uint8ToFloat(keras.layers.Layer):
+    """uint8 pixels -> the float32 ``[0, 255]`` images a hasher takes (for
+    export only; never saved)."""
+
+    def call(self, images):
+        return keras.ops.cast(images, "float32")
+
+
+def uint8_model(model: keras.Model) -> keras.Model:
+    """``model`` behind a uint8 input at its own size, called once (Keras'
+    exporters need a called model)."""
+    _, height, width, _ = model.input_shape
+    images = keras.Input((height, width, 3), dtype="uint8", name="images")
+    wrapped = keras.Model(images, model(_Uint8ToFloat()(images)))
+    wrapped(keras.ops.zeros((1, height, width, 3), "uint8"))
+    return wrapped
+
+
+def check_export_format(format: str, output: str) -> None:
+    """Refuses, before any work, a format this Keras backend cannot write
+    or an output file name that does not fit it.
+
+    Raises:
+        DHSPSError: an unknown format, a backend Keras cannot export it
+            from, a missing converter, or the wrong file extension.
+    """
+    if format not in EXPORT_FORMATS:
+        raise DHSPSError(
+            f"unknown export format {format!r}; choose one of "
+            f"{', '.join(EXPORT_FORMATS)}"
+        )
+    if format == "savedmodel":
+        return
+    backend = keras.backend.backend()
+    if backend not in _FORMAT_BACKENDS[format]:
+        raise DHSPSError(
+            f"--format {format} cannot be written under KERAS_BACKEND="
+            f"{backend}; use KERAS_BACKEND="
+            f"{' or '.join(_FORMAT_BACKENDS[format])} (a .keras file loads "
+            "under any backend)"
+        )
+    if format == "onnx" and not installed("tf2onnx"):
+        raise DHSPSError(
+            "--format onnx needs tf2onnx: pip install 'keras_dhsps[onnx]'"
+        )
+    if not output.endswith(EXPORT_FORMATS[format]):
+        raise DHSPSError(
+            f"--format {format} writes one file; name it "
+            f"*{EXPORT_FORMATS[format]} (got {output})"
+        )
+
+
+def export_hasher(
+    model: keras.Model,
+    output: str,
+    *,
+    format: str = "savedmodel",
+    config: dict | None = None,
+    overwrite: bool = False,
+    resize: str = "direct",
+    resize_to: tuple[int, int] = (256, 256),
+) -> dict:
+    """Exports ``model`` as a SavedModel (:func:`export_saved_model`), an
+    ONNX file (the metadata in its ``metadata_props``, key
+    :data:`~keras_dhsps.serving.onnx.METADATA_KEY`) or a LiteRT file
+    (the metadata beside it, ``OUTPUT.json``). ONNX and LiteRT models take
+    uint8 ``(B, H, W, 3)`` images at the model's size, resized to the
+    stored size of ``resize`` and centre-cropped by the caller.
+
+    Returns:
+        The metadata dict (:func:`hasher_metadata` and ``export_format``).
+
+    Raises:
+        DHSPSError: see :func:`check_export_format`; ``output`` exists and
+            ``overwrite`` is False.
+    """
+    check_export_format(format, output)
+    if format == "savedmodel":
+        return export_saved_model(
+            model,
+            output,
+            config=config,
+            overwrite=overwrite,
+            resize=resize,
+            resize_to=resize_to,
+        )
+    if os.path.exists(output) and not overwrite:
+        raise DHSPSError(
+            f"{output} already exists (use --overwrite to replace it)"
+        )
+    metadata = hasher_metadata(
+        model, config, resize=resize, resize_to=resize_to
+    )
+    metadata.update(export_format=format, input_dtype="uint8")
+    wrapped = uint8_model(model)
+    if format == "onnx":
+        atomic_write(output, lambda path: _write_onnx(wrapped, path, metadata))
+    else:
+        _write_litert(wrapped, output, metadata)
+    logger.info("exported %s", output)
+    return metadata
+
+
+def _write_onnx(model: keras.Model, path: str, metadata: dict) -> None:
+    """The ONNX model at ``path``, with ``metadata`` as a metadata prop."""
+    import onnx
+
+    model.export(path, format="onnx", verbose=False)
+    proto = onnx.load(path)
+    entry = proto.metadata_props.add()
+    entry.key = METADATA_KEY
+    entry.value = json.dumps(metadata, sort_keys=True)
+    onnx.save(proto, path)
+
+
+def _write_litert(model: keras.Model, path: str, metadata: dict) -> None:
+    """The ``.tflite`` file and its metadata beside it, each written to a
+    temporary sibling first; the model is renamed into place last, after
+    a successful conversion."""
+
+    def write(temporary: str) -> None:
+        model.export(temporary, format="litert", verbose=False)
+        write_json(path + ".json", metadata)
+
+    atomic_write(path, write)

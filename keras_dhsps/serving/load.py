@@ -1,9 +1,11 @@
-"""Opening a trained hasher: a run directory, a ``.keras`` file or a SavedModel.
+"""Opening a trained hasher: a run directory, a ``.keras`` file, a
+SavedModel or an ONNX file.
 
 :func:`load_hasher` is the one loader; it returns a
 :class:`keras_dhsps.serving.hasher.LoadedHasher` (raw uint8 images in, codes
 out). ``.keras`` files load in Keras safe mode under any backend; an
-exported SavedModel (:mod:`keras_dhsps.serving.export`) needs TensorFlow.
+exported SavedModel (:mod:`keras_dhsps.serving.export`) needs TensorFlow;
+an ``.onnx`` file (:mod:`keras_dhsps.serving.onnx`) needs ONNX Runtime.
 Keras and TensorFlow are imported when a hasher is opened, not with this
 module, so the command line can name it at its top.
 """
@@ -21,6 +23,8 @@ from keras_dhsps.utils.files import read_json
 
 #: The file that marks an exported SavedModel directory.
 SAVED_MODEL_FILE = "saved_model.pb"
+#: The extension of an exported ONNX hasher (``dhsps export --format onnx``).
+ONNX_SUFFIX = ".onnx"
 
 
 def is_saved_model(path: str) -> bool:
@@ -54,16 +58,19 @@ def load_hasher(
     resize: str | None = None,
     resize_to: tuple[int, int] | None = None,
 ):
-    """Opens a run directory, a ``.keras`` file or an exported SavedModel.
+    """Opens a run directory, a ``.keras`` file, an exported SavedModel or
+    an exported ``.onnx`` file.
 
     The resize mode of a Keras model is ``resize``/``resize_to`` when
     given, else the run config's ``input`` section, else ``"direct"``; a
-    SavedModel uses the mode it was exported with.
+    SavedModel or an ONNX file uses the mode it was exported with.
 
     Returns:
         A :class:`keras_dhsps.serving.hasher.LoadedHasher` (raw uint8 images
         of any size in, codes out; its ``model`` is the ``keras.Model`` of a
-        ``.keras`` file, loaded without its training configuration).
+        ``.keras`` file, loaded without its training configuration), or
+        for an ``.onnx`` file a :class:`keras_dhsps.serving.onnx.OnnxHasher`
+        with the same interface.
 
     Raises:
         DHSPSError: nothing loadable at ``path`` (missing, not a Keras
@@ -73,6 +80,10 @@ def load_hasher(
     """
     if os.path.isdir(path) and is_saved_model(path):
         return _load_saved_model(path)
+    if path.endswith(ONNX_SUFFIX) and os.path.isfile(path):
+        from keras_dhsps.serving.onnx import load_onnx_hasher
+
+        return load_onnx_hasher(path)  # ONNX Runtime: no TensorFlow, no Keras
     from keras_dhsps.serving.hasher import LoadedHasher
     from keras_dhsps.serving.hasher import hasher_metadata
 

@@ -75,6 +75,14 @@ def _is_code_database(path: str) -> bool:
         return False
 
 
+def _is_onnx_hasher(path: str) -> bool:
+    """An ONNX file carrying the hasher metadata in its metadata_props."""
+    if not (os.path.isfile(path) and path.endswith(".onnx")):
+        return False
+    with open(path, "rb") as handle:
+        return b"keras_dhsps.hasher" in handle.read()
+
+
 def _has_suffix(*suffixes: str) -> Callable[[str], bool]:
     return lambda path: os.path.isfile(path) and path.endswith(suffixes)
 
@@ -82,6 +90,11 @@ def _has_suffix(*suffixes: str) -> Callable[[str], bool]:
 #: What the product writes, by kind: how to recognize one of its own.
 KINDS: dict[str, Callable[[str], bool]] = {
     "SavedModel": _is_saved_model,
+    "ONNX model": _is_onnx_hasher,
+    "LiteRT model": lambda path: (
+        os.path.isfile(path)
+        and _json_format(path + ".json") == "keras_dhsps.hasher"
+    ),
     "code database": _is_code_database,
     "plot": _has_suffix(".png", ".pdf", ".svg"),
 }
