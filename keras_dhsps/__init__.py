@@ -23,6 +23,7 @@ import sys
 import warnings
 
 from keras_dhsps.utils.import_hooks import around_first_import
+from keras_dhsps.utils.import_hooks import quiet_tensorflow
 
 __version__ = "0.1.0"
 
@@ -93,3 +94,5 @@ if "keras" in sys.modules:
     register_custom_objects()
 else:
     around_first_import("keras", _register_after)
+
+quiet_tensorflow()  # the Python API prints no start-up noise, as the CLI

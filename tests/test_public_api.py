@@ -1,6 +1,7 @@
 """The package's public API: lazy, TensorFlow-free to import, and runnable."""
 
 import importlib.util
+import os
 import pathlib
 import subprocess
 import sys
@@ -62,3 +63,29 @@ def test_quickstart_example_trains_a_working_hasher(tmp_path, capsys):
     assert (distances.min() >= 0) and (distances.max() <= 32)
     assert all(sorted(row) == row for row in distances.tolist())
     assert "query 0: neighbours" in capsys.readouterr().out
+
+
+def test_the_python_api_prints_what_the_cli_prints_into_a_log(tmp_path):
+    """No TensorFlow start-up notices, and progress as one line per epoch
+    (no carriage returns or colour codes) when stdout is not a terminal."""
+    code = (
+        "import keras_dhsps\n"
+        "config = keras_dhsps.override(keras_dhsps.ExperimentConfig(),\n"
+        '    \'data.options={"num_train": 64, "num_validation": 0,\'\n'
+        '    \' "num_query": 8, "num_database": 16}\',\n'
+        "    'train.epochs=2', 'train.batch_size=32', 'model.bits=8',\n"
+        "    'train.tensorboard=false')\n"
+        "keras_dhsps.fit(config)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=tmp_path,
+        env=dict(os.environ, PYTHONPATH=str(ROOT)),
+        timeout=300,
+    )
+    assert "I0000" not in done.stderr and "oneDNN" not in done.stderr
+    assert "\r" not in done.stdout and "\x1b[" not in done.stdout
+    assert done.stdout.count("Epoch ") == 2

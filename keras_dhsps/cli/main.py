@@ -11,14 +11,12 @@ option) print one ``error: ...`` line to stderr and exit with status 2.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import importlib
 import logging
-import os
 import sys
 
 from keras_dhsps.utils.errors import DHSPSError
-from keras_dhsps.utils.import_hooks import around_first_import
+from keras_dhsps.utils.terminal import progress_verbosity
 
 EXIT_USAGE = 2
 
@@ -102,34 +100,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-@contextlib.contextmanager
-def _stderr_descriptor_silenced():
-    """Sends file descriptor 2 to /dev/null while the block runs (C++ log
-    lines that no environment variable turns off)."""
-    sys.stderr.flush()
-    saved = os.dup(2)
-    try:
-        with open(os.devnull, "w") as null:
-            os.dup2(null.fileno(), 2)
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-
-
-def _quiet_tensorflow_import() -> None:
-    """Imports TensorFlow, when something first needs it, with its C++
-    start-up notices (absl ``I0000 ... oneDNN ...``) silenced: they are
-    printed whatever ``TF_CPP_MIN_LOG_LEVEL`` says and would bury the
-    one-line errors. Python exceptions from the import still show."""
-
-    def silenced(execute):
-        with _stderr_descriptor_silenced():
-            execute()
-
-    around_first_import("tensorflow", silenced)
-
-
 def _one_line(message) -> str:
     return " ".join(str(message).split()) or "unknown error"
 
@@ -147,16 +117,13 @@ def main(argv=None) -> int:
     line and return 2; anything else is a bug and keeps its traceback.
     """
     # Parsing imports the command's module, which may import TensorFlow.
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    _quiet_tensorflow_import()
     try:
         args = build_parser().parse_args(argv)
     except SystemExit as exit_:  # --help (0) or a usage error (2)
         return exit_.code if isinstance(exit_.code, int) else EXIT_USAGE
     except DHSPSError as error:  # e.g. a command that needs TensorFlow
         return _user_error(error)
-    if args.verbose in (None, 1):  # \r-redrawn bars only on a terminal
-        args.verbose = 1 if sys.stdout.isatty() else 2
+    args.verbose = progress_verbosity(args.verbose)
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     try:
         args.handler(args)

@@ -52,6 +52,7 @@ from keras_dhsps.training.rundir import LOGS_DIR
 from keras_dhsps.training.rundir import RunDirectory
 from keras_dhsps.utils.errors import DHSPSError
 from keras_dhsps.utils.import_hooks import installed
+from keras_dhsps.utils.terminal import progress_verbosity
 
 logger = logging.getLogger(__name__)
 
@@ -442,7 +443,14 @@ def _fit(config, dataset, callbacks, verbose, run_dir, strategy, reader):
         config, run_dir, stream, history, validation, callbacks
     )
     start = time.perf_counter()
-    _train(model, compile_model, stream, all_callbacks, train_config, verbose)
+    _train(
+        model,
+        compile_model,
+        stream,
+        all_callbacks,
+        train_config,
+        progress_verbosity(verbose),
+    )
     if run_dir is not None:
         RunDirectory(run_dir).write_model(model)
     return TrainResult(

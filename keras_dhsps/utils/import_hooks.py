@@ -129,3 +129,36 @@ def sibling_imports(directory: str, *names: str) -> Iterator[None]:
         for name in [*finder.loaded, *names]:
             sys.modules.pop(name, None)
         sys.modules.update(saved)
+
+
+@contextlib.contextmanager
+def _stderr_descriptor_silenced():
+    """Sends file descriptor 2 to /dev/null while the block runs (C++ log
+    lines that no environment variable turns off)."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def quiet_tensorflow() -> None:
+    """TensorFlow, when something first imports it, without its C++
+    start-up notices (absl ``I0000 ... oneDNN ...``, printed whatever
+    ``TF_CPP_MIN_LOG_LEVEL`` says) and, unless the user set
+    ``TF_CPP_MIN_LOG_LEVEL``, without its INFO and WARNING log lines:
+    the CLI and the Python API print the same. Python exceptions from the
+    import still show; an already imported TensorFlow is left alone."""
+    if "tensorflow" in sys.modules:
+        return
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+    def silenced(execute):
+        with _stderr_descriptor_silenced():
+            execute()
+
+    around_first_import("tensorflow", silenced)
