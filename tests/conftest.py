@@ -54,3 +54,18 @@ def decodes(monkeypatch) -> list:
 
     monkeypatch.setattr(decoding, "decoded_batches", counting)
     return calls
+
+
+#: The tiny digits-mosaic split sizes every test that only needs *a*
+#: dataset uses (built once per test run by :func:`tiny_dataset`).
+TINY_SIZES = dict(
+    num_train=64, num_validation=16, num_query=16, num_database=32
+)
+
+
+@pytest.fixture(scope="session")
+def tiny_dataset():
+    """The one tiny digits-mosaic dataset, built once per test run."""
+    from keras_dhsps.data import load_dataset
+
+    return load_dataset("digits-mosaic", **TINY_SIZES)

@@ -6,6 +6,7 @@ from keras_dhsps.config import DataConfig
 from keras_dhsps.config import ExperimentConfig
 from keras_dhsps.config import ModelConfig
 from keras_dhsps.config import TrainConfig
+from tests.conftest import TINY_SIZES
 
 
 def small_config(*, bits, **train):
@@ -61,13 +62,7 @@ def train_tiny_run(run_dir):
         "train.validation_every=0",
         "train.tensorboard=false",
     )
-    dataset = load_dataset(
-        "digits-mosaic",
-        num_train=64,
-        num_validation=16,
-        num_query=8,
-        num_database=16,
-    )
+    dataset = load_dataset("digits-mosaic", **TINY_SIZES)
     result = fit(config, dataset=dataset, verbose=0, run_dir=str(run_dir))
     return result, dataset, config
 

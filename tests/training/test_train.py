@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_dhsps.data import load_dataset
 from keras_dhsps.data.base import Split
 from keras_dhsps.training.fit import _segments
 from keras_dhsps.training.fit import fit
@@ -21,15 +20,9 @@ from tests.training_helpers import small_config
 from tests.training_helpers import weights_of
 
 
-@pytest.fixture(scope="module")
-def dataset():
-    return load_dataset(
-        "digits-mosaic",
-        num_train=64,
-        num_validation=16,
-        num_query=16,
-        num_database=32,
-    )
+@pytest.fixture
+def dataset(tiny_dataset):
+    return tiny_dataset
 
 
 def make_config(**train):

@@ -26,9 +26,9 @@ import keras
 import numpy as np
 import pytest
 
+from tests.paths import REPO
 from tests.training_helpers import NaNLoss
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = (
     'data.options={"num_train": 64, "num_validation": 16, '
     '"num_query": 16, "num_database": 48}'
