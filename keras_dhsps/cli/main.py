@@ -25,7 +25,7 @@ COMMANDS = {
     "train": "train a hasher",
     "evaluate": "mAP, NDCG, ... of a trained hasher",
     "reproduce": "train and evaluate every cell of one or more tables",
-    "export": "export a hasher as a SavedModel (raw-image endpoints)",
+    "export": "export a hasher (SavedModel, ONNX or LiteRT)",
     "encode": "encode an image collection into an HDF5 code database",
     "search": "find the nearest images of query images",
     "plot": "PR / P@N curves, retrieval examples",
