@@ -41,20 +41,13 @@ from keras_dhsps.utils.errors import DataError
 from keras_dhsps.utils.files import finish_directory
 from keras_dhsps.utils.files import make_temporary_directory
 from keras_dhsps.utils.files import read_json
+from keras_dhsps.utils.files import sha256_file
 from keras_dhsps.utils.files import write_json
 from keras_dhsps.utils.files import write_text
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 CLASSES = "classes.txt"
-
-
-def _sha256(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _record_checksum(record: dict) -> str:
@@ -120,7 +113,7 @@ def write_manifest(
             os.path.join(staging, CLASSES),
             "".join(name + "\n" for name in collection.class_names),
         )
-        files = {CLASSES: _sha256(os.path.join(staging, CLASSES))}
+        files = {CLASSES: sha256_file(os.path.join(staging, CLASSES))}
         for name in SPLIT_NAMES:
             file_name = f"{name}.txt"
             target = os.path.join(staging, file_name)
@@ -128,7 +121,7 @@ def write_manifest(
                 target,
                 _list_text(split_paths[name], collection.labels[splits[name]]),
             )
-            files[file_name] = _sha256(target)
+            files[file_name] = sha256_file(target)
         record = {
             "format_version": FORMAT_VERSION,
             "dataset": collection.name,
@@ -192,7 +185,7 @@ def read_record(directory: str) -> dict:
         file_path = os.path.join(directory, file_name)
         if not os.path.isfile(file_path):
             raise DataError(f"{file_path}: missing from the manifest")
-        if _sha256(file_path) != digest:
+        if sha256_file(file_path) != digest:
             raise DataError(
                 f"{file_path}: checksum mismatch (edited since `prepare`)"
             )

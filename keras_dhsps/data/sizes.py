@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from keras_dhsps.config import RESIZE_MODES
+from keras_dhsps.data.decoding import resize_uint8_images
 from keras_dhsps.utils.errors import DHSPSError
 
 
@@ -75,3 +76,40 @@ def stored_image_size(config) -> tuple[int, int]:
         resize=config.input.resize,
         resize_to=config.input.resize_to,
     )
+
+
+class ImageGeometry:
+    """How a hasher's input is made from images of any size: resized to
+    ``stored_size`` by the store's rule, then the centre ``image_size``
+    window (the rule every hasher kind shares: Keras, SavedModel, ONNX).
+
+    Attributes:
+        image_size, resize, resize_to, stored_size: from the hasher
+            metadata (``keras_dhsps.serving.hasher.hasher_metadata``).
+    """
+
+    def __init__(self, metadata: dict) -> None:
+        self.image_size = tuple(int(v) for v in metadata["image_size"])
+        self.resize = metadata.get("resize", "direct")
+        self.resize_to = tuple(metadata.get("resize_to", (256, 256)))
+        self.stored_size = stored_size(
+            self.image_size, resize=self.resize, resize_to=self.resize_to
+        )
+
+    def crop_stored(self, images):
+        """The centre ``image_size`` window of images at ``stored_size``
+        (NumPy arrays or tensors; the offsets are static)."""
+        height, width = self.image_size
+        top = (self.stored_size[0] - height) // 2
+        left = (self.stored_size[1] - width) // 2
+        return images[..., top : top + height, left : left + width, :]
+
+    def model_pixels(self, images):
+        """uint8 images ``(B, h, w, 3)`` -> uint8 ``(B, H, W, 3)`` at
+        ``image_size``."""
+        stored = resize_uint8_images(
+            np.asarray(images, np.uint8),
+            resize=self.resize,
+            size=self.stored_size,
+        )
+        return np.ascontiguousarray(self.crop_stored(stored))

@@ -17,8 +17,7 @@ from typing import Any
 import keras
 import numpy as np
 
-from keras_dhsps.data.decoding import resize_uint8_images
-from keras_dhsps.data.sizes import stored_size
+from keras_dhsps.data.sizes import ImageGeometry
 from keras_dhsps.models.hasher import HASH_LAYER_NAME
 from keras_dhsps.utils.errors import DHSPSError
 
@@ -90,15 +89,15 @@ def hasher_metadata(
     }
 
 
-class LoadedHasher:
+class LoadedHasher(ImageGeometry):
     """A hasher from a ``.keras`` file, a run directory or a SavedModel.
 
     Attributes:
         bits: code length ``K``.
         image_size: the model's ``(H, W)``.
         stored_size: the size images are resized to before the centre
-            crop to ``image_size`` (:func:`~keras_dhsps.data.store.
-            stored_size` of the resize mode).
+            crop to ``image_size`` (:class:`~keras_dhsps.data.sizes.
+            ImageGeometry`, shared with every hasher kind).
         metadata: :func:`hasher_metadata`'s dict.
         source: the path it was loaded from.
         kind: ``"keras"`` or ``"saved_model"``.
@@ -123,29 +122,11 @@ class LoadedHasher:
         self._saved_model = saved_model
         self.kind = "keras" if model is not None else "saved_model"
         self.bits = int(metadata["bits"])
-        self.image_size = tuple(int(v) for v in metadata["image_size"])
-        self.resize = metadata.get("resize", "direct")
-        self.resize_to = tuple(metadata.get("resize_to", (256, 256)))
-        self.stored_size = stored_size(
-            self.image_size, resize=self.resize, resize_to=self.resize_to
-        )
-
-    def crop_stored(self, images):
-        """The centre ``image_size`` window of images at ``stored_size``
-        (NumPy arrays or tensors; the offsets are static)."""
-        height, width = self.image_size
-        top = (self.stored_size[0] - height) // 2
-        left = (self.stored_size[1] - width) // 2
-        return images[..., top : top + height, left : left + width, :]
+        super().__init__(metadata)
 
     def preprocess(self, images) -> np.ndarray:
         """uint8 images ``(B, h, w, 3)`` -> the model's float32 input."""
-        stored = resize_uint8_images(
-            np.asarray(images, np.uint8),
-            resize=self.resize,
-            size=self.stored_size,
-        )
-        return np.asarray(self.crop_stored(stored), np.float32)
+        return np.asarray(self.model_pixels(images), np.float32)
 
     def codes_from_preprocessed(self, images) -> np.ndarray:
         """Relaxed codes of float32 images already at ``image_size``."""

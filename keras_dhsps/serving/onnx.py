@@ -14,8 +14,7 @@ import json
 
 import numpy as np
 
-from keras_dhsps.data.decoding import resize_uint8_images
-from keras_dhsps.data.sizes import stored_size
+from keras_dhsps.data.sizes import ImageGeometry
 from keras_dhsps.utils.errors import DHSPSError
 
 #: ``dhsps export --format``: each format and the file extension it needs
@@ -29,7 +28,7 @@ ONNX_MISSING = (
 )
 
 
-class OnnxHasher:
+class OnnxHasher(ImageGeometry):
     """An exported ONNX hasher in an ONNX Runtime session.
 
     Attributes:
@@ -48,30 +47,13 @@ class OnnxHasher:
         self.metadata = metadata
         self.session = session
         self.bits = int(metadata["bits"])
-        self.image_size = tuple(int(v) for v in metadata["image_size"])
-        self.resize = metadata.get("resize", "direct")
-        self.resize_to = tuple(metadata.get("resize_to", (256, 256)))
-        self.stored_size = stored_size(
-            self.image_size, resize=self.resize, resize_to=self.resize_to
-        )
+        super().__init__(metadata)
         self._input = session.get_inputs()[0].name
-
-    def crop_stored(self, images):
-        """The centre ``image_size`` window of images at ``stored_size``."""
-        height, width = self.image_size
-        top = (self.stored_size[0] - height) // 2
-        left = (self.stored_size[1] - width) // 2
-        return images[..., top : top + height, left : left + width, :]
 
     def preprocess(self, images) -> np.ndarray:
         """uint8 images ``(B, h, w, 3)`` -> uint8 ``(B, H, W, 3)``, the
         model's input (the store's resize, then the centre crop)."""
-        stored = resize_uint8_images(
-            np.asarray(images, np.uint8),
-            resize=self.resize,
-            size=self.stored_size,
-        )
-        return np.ascontiguousarray(self.crop_stored(stored))
+        return self.model_pixels(images)
 
     def codes_from_preprocessed(self, images) -> np.ndarray:
         """Relaxed codes of images already at ``image_size`` (uint8, or

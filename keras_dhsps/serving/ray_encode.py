@@ -13,7 +13,6 @@ picks one contiguous piece for ``--shard I/N``.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import logging
 import os
 from collections.abc import Iterator
@@ -28,6 +27,7 @@ from keras_dhsps.retrieval.codedb import write_code_database
 from keras_dhsps.utils.errors import DataError
 from keras_dhsps.utils.errors import DHSPSError
 from keras_dhsps.utils.files import read_json
+from keras_dhsps.utils.files import sha256_file
 from keras_dhsps.utils.files import write_json
 
 MANIFEST_FORMAT = "keras_dhsps.codedb-shards"
@@ -58,14 +58,6 @@ def parse_shard(text: str) -> tuple[int, int]:
 
 
 # ------------------------------------------------------------- manifest
-def _sha256(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def write_manifest(path: str, shard_files: Sequence[str], bits: int) -> dict:
     """Writes the JSON manifest of ``shard_files`` (in database order):
     ``{"format", "version", "bits", "shards": [{"path" (relative to the
@@ -78,7 +70,7 @@ def write_manifest(path: str, shard_files: Sequence[str], bits: int) -> dict:
             {
                 "path": os.path.relpath(os.path.abspath(name), base),
                 "rows": rows,
-                "sha256": _sha256(name),
+                "sha256": sha256_file(name),
             }
         )
     manifest = {
@@ -115,7 +107,7 @@ def read_manifest(path: str, *, relaxed: bool = False) -> CodeDatabase:
 
 
 def _read_shard(path: str, entry: dict, relaxed: bool) -> CodeDatabase:
-    if not os.path.isfile(path) or _sha256(path) != entry["sha256"]:
+    if not os.path.isfile(path) or sha256_file(path) != entry["sha256"]:
         raise DHSPSError(f"{path}: missing or not the shard its manifest lists")
     return read_code_database(path, relaxed=relaxed)
 
