@@ -200,8 +200,9 @@ def select_budgets(
 ) -> dict:
     """Trains each method of ``BUDGET_METHODS`` once per dataset with
     validation mAP every 10 epochs up to 120 (smoke: every epoch up to 3);
-    writes ``budgets.json`` and ``budgets.png`` after each run, skipping
-    the runs an earlier ``budgets.json`` of this procedure holds."""
+    writes ``budgets.json`` and ``budgets.png`` after each run (so an
+    interruption loses one run at most), skipping the runs an earlier
+    ``budgets.json`` of this procedure holds."""
     from keras_dhsps.utils.files import write_json
 
     every, max_epochs = (1, 3) if smoke else (BUDGET_EVERY, BUDGET_MAX_EPOCHS)
@@ -224,6 +225,8 @@ def select_budgets(
                 budgets[part] = _dataset_budget(methods)
             write_json(path, {"procedure": procedure, "budgets": budgets})
             plot_budgets(budgets, os.path.join(output, "budgets.png"))
+    if budgets:  # also redraws the figure of a finished file
+        plot_budgets(budgets, os.path.join(output, "budgets.png"))
     return {"procedure": procedure, "budgets": budgets}
 
 
@@ -249,9 +252,10 @@ def plot_budgets(budgets: dict, path: str) -> None:
         colour = f"C{index}"
         for method, chosen in entry["methods"].items():
             curve = {int(k): v for k, v in chosen["validation_map"].items()}
+            epochs = sorted(curve)
             axis.plot(
-                list(curve),
-                list(curve.values()),
+                epochs,
+                [curve[epoch] for epoch in epochs],
                 styles[method],
                 color=colour,
                 label=f"{part}, {method}",
