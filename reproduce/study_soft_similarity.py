@@ -6,8 +6,9 @@ Run from the repository root (``export PYTHONPATH=$PWD``):
         # label_statistics.{json,md}: in-batch s_ij of each dataset's
         # synthetic train split beside the real label matrix (seconds)
     python reproduce/study_soft_similarity.py budgets
-        # budgets.json: one training budget per dataset, chosen on the
-        # validation split (see the config's docstring; ~10 min)
+        # budgets.{json,png}: one training budget per dataset, chosen on
+        # validation mAP curves up to 120 epochs (see the config's
+        # docstring; 10 runs, ~1 h; finished runs are kept and skipped)
     python reproduce/study_soft_similarity.py run [--smoke]
         # every part of reproduce/configs/study_soft_similarity.py, then
         # study.{json,md} and soft_vs_gain.png
@@ -23,6 +24,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import importlib.util
+import json
 import math
 import os
 import sys
@@ -31,8 +33,12 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 CONFIG = os.path.join(HERE, "configs", "study_soft_similarity.py")
 DEFAULT_OUTPUT = os.path.join(HERE, "results", "study_soft_similarity")
 METRICS = ("map@all", "map@all/tie_mean", "ndcg@100", "acg@100", "wap@100")
-BUDGET_EPOCHS = (10, 20, 30)
+#: The budget runs: one per dataset and method, 48 bits, seed 0.
+BUDGET_METHODS = {"IDHN": "idhn", "hard-only": "idhn_hard_only"}
+BUDGET_EVERY = 10
+BUDGET_MAX_EPOCHS = 120
 BUDGET_TOLERANCE = 0.005
+BUDGET_LOOKAHEAD = 2
 #: The parts a smoke run covers: a few cells of each kind (digits-mosaic, a
 #: label-mosaic, the γ sensitivity), so the tests stay under a minute.
 SMOKE_PARTS = ("digits-mosaic", "mirflickr25k", "gamma")
@@ -107,58 +113,161 @@ def _statistics_markdown(rows: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def choose_budget(val_maps: dict[int, float]) -> int:
-    """The first evaluated epoch whose validation mAP is within
-    ``BUDGET_TOLERANCE`` of the best: where validation mAP stops
-    improving."""
-    best = max(val_maps.values())
-    return min(
-        epoch
-        for epoch, value in val_maps.items()
-        if value >= best - BUDGET_TOLERANCE
+def choose_budget(val_maps: dict[int, float]) -> int | None:
+    """The first checkpoint after which validation mAP rises by less than
+    ``BUDGET_TOLERANCE`` over the next ``BUDGET_LOOKAHEAD`` checkpoints
+    (the plateau); None when the curve is still rising at its end."""
+    epochs = sorted(val_maps)
+    for index, epoch in enumerate(epochs[:-BUDGET_LOOKAHEAD]):
+        ahead = epochs[index + 1 : index + 1 + BUDGET_LOOKAHEAD]
+        rise = max(val_maps[later] for later in ahead) - val_maps[epoch]
+        if rise < BUDGET_TOLERANCE:
+            return epoch
+    return None
+
+
+def budget_procedure(every: int, max_epochs: int) -> str:
+    """The text of ``budgets.json``'s ``procedure``: a file whose procedure
+    differs is not resumed from."""
+    return (
+        f"{', '.join(BUDGET_METHODS)}; 48 bits, seed 0; one run of "
+        f"{max_epochs} epochs per dataset and method, validation mAP@all "
+        "(validation split queries against the training images, never the "
+        f"query split) every {every} epochs; a method's budget is the first "
+        f"checkpoint after which validation mAP rises by less than "
+        f"{BUDGET_TOLERANCE} over the next {BUDGET_LOOKAHEAD} checkpoints "
+        "(the last checkpoint, flagged plateau: false, when there is none); "
+        "the dataset's budget is the larger of its methods' budgets"
     )
 
 
-def select_budgets(output: str, *, smoke: bool = False) -> dict:
-    """Trains IDHN (48 bits, seed 0) on each dataset with validation mAP
-    every 10 epochs up to 30; writes ``budgets.json``."""
+def validation_curve(part, loss, *, every, max_epochs, smoke=False):
+    """Validation mAP (checkpoint epoch -> mAP) of one run of ``loss`` on
+    ``part`` (48 bits, seed 0), read every ``every`` epochs."""
+    from keras_dhsps.config import LossConfig
     from keras_dhsps.training.fit import fit
-    from keras_dhsps.utils.files import write_json
 
     study = _config_module()
-    epochs_grid = (1, 2) if smoke else BUDGET_EPOCHS
-    budgets = {}
-    for part in study.DATASET_PARTS:
-        base = study.base_experiment(part, max(epochs_grid))
-        data = base.data
-        if smoke:
-            data = dataclasses.replace(data, options=dict(study.SMOKE_DATA))
-        config = dataclasses.replace(
-            base,
-            data=data,
-            model=dataclasses.replace(base.model, bits=48),
-            train=dataclasses.replace(
-                base.train, validation_every=epochs_grid[0]
-            ),
-        )
-        history = fit(config, verbose=0).history
-        val_maps = dict(zip(epochs_grid, history["val_map"], strict=True))
-        budgets[part] = {
-            "epochs": choose_budget(val_maps),
-            "validation_map": {str(k): v for k, v in val_maps.items()},
-        }
-        print(f"{part}: {budgets[part]}", flush=True)
-    result = {
-        "procedure": (
-            "IDHN, 48 bits, seed 0; validation mAP@all (validation split "
-            "queries against the training images) after each of "
-            f"{list(epochs_grid)} epochs; budget = first epoch within "
-            f"{BUDGET_TOLERANCE} of the best"
-        ),
-        "budgets": budgets,
+    base = study.base_experiment(part, max_epochs)
+    data = base.data
+    if smoke:
+        data = dataclasses.replace(data, options=dict(study.SMOKE_DATA))
+    config = dataclasses.replace(
+        base,
+        data=data,
+        model=dataclasses.replace(base.model, bits=48),
+        loss=LossConfig(loss),
+        train=dataclasses.replace(base.train, validation_every=every),
+    )
+    history = fit(config, verbose=0).history
+    epochs = range(every, max_epochs + 1, every)
+    return dict(zip(epochs, history["val_map"], strict=True))
+
+
+def _method_budget(curve: dict[int, float]) -> dict:
+    chosen = choose_budget(curve)
+    return {
+        "epochs": max(curve) if chosen is None else chosen,
+        "plateau": chosen is not None,
+        "validation_map": {str(k): v for k, v in sorted(curve.items())},
     }
-    write_json(os.path.join(output, "budgets.json"), result)
-    return result
+
+
+def _dataset_budget(methods: dict) -> dict:
+    """A dataset's entry once every method has its curve: the larger of
+    the methods' budgets."""
+    return {
+        "epochs": max(method["epochs"] for method in methods.values()),
+        "plateau": all(method["plateau"] for method in methods.values()),
+        "methods": methods,
+    }
+
+
+def _finished_budgets(path: str, procedure: str) -> dict:
+    """The datasets (and methods) of an earlier ``budgets.json`` made by
+    the same procedure; {} otherwise."""
+    if not os.path.isfile(path):
+        return {}
+    with open(path, encoding="utf-8") as handle:
+        earlier = json.load(handle)
+    if earlier.get("procedure") != procedure:
+        return {}
+    return earlier["budgets"]
+
+
+def select_budgets(
+    output: str, *, smoke: bool = False, parts=None, curve=validation_curve
+) -> dict:
+    """Trains each method of ``BUDGET_METHODS`` once per dataset with
+    validation mAP every 10 epochs up to 120 (smoke: every epoch up to 3);
+    writes ``budgets.json`` and ``budgets.png`` after each run (so an
+    interruption loses one run at most), skipping the runs an earlier
+    ``budgets.json`` of this procedure holds."""
+    from keras_dhsps.utils.files import write_json
+
+    every, max_epochs = (1, 3) if smoke else (BUDGET_EVERY, BUDGET_MAX_EPOCHS)
+    procedure = budget_procedure(every, max_epochs)
+    path = os.path.join(output, "budgets.json")
+    budgets = _finished_budgets(path, procedure)
+    for part in parts or _config_module().DATASET_PARTS:
+        methods = budgets.get(part, {}).get("methods", {})
+        for method, loss in BUDGET_METHODS.items():
+            if method in methods:
+                continue
+            methods[method] = _method_budget(
+                curve(
+                    part, loss, every=every, max_epochs=max_epochs, smoke=smoke
+                )
+            )
+            print(f"{part} {method}: {methods[method]}", flush=True)
+            budgets[part] = {"methods": methods}
+            if len(methods) == len(BUDGET_METHODS):
+                budgets[part] = _dataset_budget(methods)
+            write_json(path, {"procedure": procedure, "budgets": budgets})
+            plot_budgets(budgets, os.path.join(output, "budgets.png"))
+    if budgets:  # also redraws the figure of a finished file
+        plot_budgets(budgets, os.path.join(output, "budgets.png"))
+    return {"procedure": procedure, "budgets": budgets}
+
+
+def _save_png(figure, path: str) -> None:
+    """Writes ``figure`` to ``path`` atomically, then closes it."""
+    from keras_dhsps.experiments.plots import plt
+
+    figure.tight_layout()
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    figure.savefig(path + ".tmp.png", dpi=120)
+    plt.close(figure)
+    os.replace(path + ".tmp.png", path)
+
+
+def plot_budgets(budgets: dict, path: str) -> None:
+    """Validation mAP against epochs, one colour per dataset, IDHN solid and
+    hard-only dashed; a star marks each method's budget."""
+    from keras_dhsps.experiments.plots import plt
+
+    figure, axis = plt.subplots(figsize=(7, 4.5))
+    styles = dict(zip(BUDGET_METHODS, ("-", "--"), strict=True))
+    for index, (part, entry) in enumerate(budgets.items()):
+        colour = f"C{index}"
+        for method, chosen in entry["methods"].items():
+            curve = {int(k): v for k, v in chosen["validation_map"].items()}
+            epochs = sorted(curve)
+            axis.plot(
+                epochs,
+                [curve[epoch] for epoch in epochs],
+                styles[method],
+                color=colour,
+                label=f"{part}, {method}",
+            )
+            axis.plot(
+                chosen["epochs"], curve[chosen["epochs"]], "*", color=colour
+            )
+    axis.set_xlabel("epochs")
+    axis.set_ylabel("validation mAP@all (48 bits, seed 0)")
+    axis.set_title("budgets: ★ first checkpoint of the plateau", fontsize=9)
+    axis.legend(fontsize=7, ncol=2)
+    _save_png(figure, path)
 
 
 def _soft_fractions(parts) -> dict[str, float]:
@@ -297,11 +406,7 @@ def plot_soft_vs_gain(summary: dict, path: str) -> None:
         axis.legend(fontsize=8)
     else:  # one seed: no spread, no difference in sd to plot
         axis.set_title("no points: a single seed has no spread", fontsize=9)
-    figure.tight_layout()
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    figure.savefig(path + ".tmp.png", dpi=120)
-    plt.close(figure)
-    os.replace(path + ".tmp.png", path)
+    _save_png(figure, path)
 
 
 def run_study(output: str, *, smoke: bool = False) -> dict:

@@ -9,6 +9,7 @@ import pytest
 from keras_dhsps.experiments.table_config import cell_config
 from keras_dhsps.experiments.table_config import cell_key
 from keras_dhsps.experiments.table_config import load_table_config
+from keras_dhsps.utils.errors import DHSPSError
 from tests.paths import REPO
 
 ROOT = REPO
@@ -24,6 +25,13 @@ def _script():
 
 
 study = _script()
+
+
+def _config():
+    spec = importlib.util.spec_from_file_location("study_config", CONFIG)
+    config = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(config)
+    return config
 
 
 @pytest.mark.parametrize(
@@ -69,14 +77,12 @@ def test_gamma_part_shares_the_default_cell_with_the_dataset_part():
 
 
 def test_unknown_part_is_refused():
-    with pytest.raises(ValueError, match="unknown arg 'imagenet'"):
+    with pytest.raises(DHSPSError, match="unknown arg 'imagenet'"):
         load_table_config(f"{CONFIG}:imagenet")
 
 
 def test_budget_is_read_from_the_budgets_file(tmp_path):
-    spec = importlib.util.spec_from_file_location("study_config", CONFIG)
-    config = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(config)
+    config = _config()
     path = tmp_path / "budgets.json"
     assert config.budget("coco", str(path))[0] == config.DEFAULT_EPOCHS
     path.write_text(json.dumps({"budgets": {"coco": {"epochs": 20}}}))
@@ -84,12 +90,139 @@ def test_budget_is_read_from_the_budgets_file(tmp_path):
     assert config.budget("voc2012", str(path))[0] == config.DEFAULT_EPOCHS
 
 
-def test_choose_budget_stops_where_validation_map_stops_improving():
-    # Best 0.603 at 30 epochs; 20 epochs (0.600) is within 0.005 of it and
-    # is the first such checkpoint.
-    curve = {10: 0.5, 20: 0.6, 30: 0.603, 40: 0.601}
-    assert study.choose_budget(curve) == 20
-    assert study.choose_budget({10: 0.7, 20: 0.5}) == 10
+def _curve(*values):
+    """Validation mAP at 10, 20, ... epochs."""
+    return {10 * (i + 1): value for i, value in enumerate(values)}
+
+
+def test_choose_budget_still_rising_curve_has_no_plateau():
+    # Every checkpoint is followed by a rise of 0.01 or more within two.
+    curve = _curve(0.50, 0.60, 0.65, 0.68, 0.70, 0.71, 0.72)
+    assert study.choose_budget(curve) is None
+    # The 30-epoch budgets of the first study: 10/20/30 cannot show one.
+    assert study.choose_budget(_curve(0.53, 0.60, 0.62)) is None
+
+
+def test_choose_budget_is_the_first_checkpoint_of_the_plateau():
+    # At 40 epochs (0.700) the next two are 0.703 and 0.704: rise 0.004.
+    # At 30 (0.690) the one after next is 0.703: rise 0.013, not yet.
+    curve = _curve(0.50, 0.65, 0.690, 0.700, 0.703, 0.704, 0.704, 0.705)
+    assert study.choose_budget(curve) == 40
+    # A rise of exactly 0.005 or more over two checkpoints is not a plateau.
+    assert study.choose_budget(_curve(0.7, 0.702, 0.706, 0.7061)) == 20
+
+
+def test_choose_budget_on_a_noisy_curve():
+    # The dip at 30 is not a plateau: 40 epochs is 0.022 above 30.
+    # 50 (0.630): next two 0.632, 0.628, the largest rise 0.002.
+    curve = _curve(0.50, 0.600, 0.598, 0.620, 0.630, 0.632, 0.628, 0.640)
+    assert study.choose_budget(curve) == 50
+    # A fall after the best: the best checkpoint is where it stops.
+    assert study.choose_budget(_curve(0.7, 0.8, 0.79, 0.78)) == 20
+    # The last two checkpoints have no two successors to judge by.
+    assert study.choose_budget(_curve(0.5, 0.6)) is None
+
+
+def _fake_curves(calls):
+    """A stand-in for ``validation_curve``: hard-only plateaus at 30
+    epochs, IDHN at 50 on coco and at 20 elsewhere; records its calls."""
+
+    def curve(part, loss, *, every, max_epochs, smoke):
+        calls.append((part, loss))
+        assert (every, max_epochs, smoke) == (1, 3, True)
+        idhn = 5 if part == "coco" else 2
+        flat = 3 if loss == "idhn_hard_only" else idhn
+        return _curve(*(0.1 * min(i, flat) for i in range(1, 13)))
+
+    return curve
+
+
+def test_budgets_json_keeps_both_curves_and_the_larger_budget(tmp_path):
+    calls = []
+    result = study.select_budgets(
+        str(tmp_path), smoke=True, parts=("coco",), curve=_fake_curves(calls)
+    )
+    assert calls == [("coco", "idhn"), ("coco", "idhn_hard_only")]
+    with open(tmp_path / "budgets.json") as handle:
+        written = json.load(handle)
+    assert written == json.loads(json.dumps(result))
+    assert "the larger of its methods' budgets" in written["procedure"]
+    (coco,) = written["budgets"].values()
+    assert (coco["epochs"], coco["plateau"]) == (50, True)
+    assert set(coco["methods"]) == {"IDHN", "hard-only"}
+    idhn, hard = coco["methods"]["IDHN"], coco["methods"]["hard-only"]
+    assert (idhn["epochs"], hard["epochs"]) == (50, 30)
+    assert sorted(map(int, idhn["validation_map"])) == list(range(10, 121, 10))
+    assert hard["validation_map"]["120"] == pytest.approx(0.3)
+    assert os.path.getsize(tmp_path / "budgets.png") > 0
+    config = _config()
+    assert config.budget("coco", str(tmp_path / "budgets.json")) == (
+        50,
+        "chosen on validation mAP",
+    )
+
+
+def test_budgets_resume_skips_finished_runs(tmp_path):
+    calls = []
+    curve = _fake_curves(calls)
+    study.select_budgets(
+        str(tmp_path), smoke=True, parts=("voc2012",), curve=curve
+    )
+    path = tmp_path / "budgets.json"
+    # An interrupted dataset: only IDHN finished; no budget for it yet.
+    written = json.loads(path.read_text())
+    written["budgets"]["coco"] = {
+        "methods": {"IDHN": written["budgets"]["voc2012"]["methods"]["IDHN"]}
+    }
+    path.write_text(json.dumps(written))
+    assert _config().budget("coco", str(path))[0] == 30
+    calls.clear()
+    result = study.select_budgets(
+        str(tmp_path), smoke=True, parts=("voc2012", "coco"), curve=curve
+    )
+    assert calls == [("coco", "idhn_hard_only")]
+    assert result["budgets"]["coco"]["epochs"] == 30
+    # A file of another procedure (the first study's) is not resumed from.
+    written["procedure"] = "IDHN, 48 bits, seed 0; after each of [10, 20, 30]"
+    path.write_text(json.dumps(written))
+    calls.clear()
+    study.select_budgets(
+        str(tmp_path), smoke=True, parts=("coco",), curve=curve
+    )
+    assert calls == [("coco", "idhn"), ("coco", "idhn_hard_only")]
+
+
+def test_a_curve_still_rising_at_the_cap_is_flagged(tmp_path):
+    def rising(part, loss, **_):
+        return _curve(*(0.05 * i for i in range(1, 13)))
+
+    result = study.select_budgets(
+        str(tmp_path), smoke=True, parts=("coco",), curve=rising
+    )
+    coco = result["budgets"]["coco"]
+    assert (coco["epochs"], coco["plateau"]) == (120, False)
+    assert _config().budget("coco", str(tmp_path / "budgets.json")) == (
+        120,
+        "the cap: validation mAP still rising",
+    )
+
+
+def test_committed_budgets_follow_the_procedure():
+    path = os.path.join(
+        ROOT, "reproduce", "results", "study_soft_similarity", "budgets.json"
+    )
+    with open(path, encoding="utf-8") as handle:
+        committed = json.load(handle)
+    assert committed["procedure"] == study.budget_procedure(10, 120)
+    for entry in committed["budgets"].values():
+        for chosen in entry["methods"].values():
+            curve = {int(k): v for k, v in chosen["validation_map"].items()}
+            assert sorted(curve) == list(range(10, 121, 10))
+            assert chosen["epochs"] == (study.choose_budget(curve) or 120)
+        if "epochs" in entry:
+            assert entry["epochs"] == max(
+                chosen["epochs"] for chosen in entry["methods"].values()
+            )
 
 
 def test_difference_in_pooled_standard_deviations():
@@ -164,18 +297,20 @@ def test_smoke_runs_never_write_into_the_committed_results():
         study.main(["run", "--smoke"])
 
 
-@pytest.mark.slow
-def test_budget_selection_smoke_writes_one_budget_per_dataset(tmp_path):
-    result = study.select_budgets(str(tmp_path), smoke=True)
-    with open(tmp_path / "budgets.json") as handle:
-        assert json.load(handle) == json.loads(json.dumps(result))
-    config = importlib.util.module_from_spec(
-        importlib.util.spec_from_file_location("study_config", CONFIG)
+def test_budget_selection_smoke_trains_and_reads_each_checkpoint(tmp_path):
+    """The real path on tiny splits: one 3-epoch run per method, validation
+    mAP at every epoch from each run's history (seconds)."""
+    result = study.select_budgets(
+        str(tmp_path), smoke=True, parts=("digits-mosaic",)
     )
-    config.__spec__.loader.exec_module(config)
-    assert set(result["budgets"]) == set(config.DATASET_PARTS)
-    for part, chosen in result["budgets"].items():
+    entry = result["budgets"]["digits-mosaic"]
+    assert set(entry["methods"]) == set(study.BUDGET_METHODS)
+    for chosen in entry["methods"].values():
         curve = {int(k): v for k, v in chosen["validation_map"].items()}
-        assert set(curve) == {1, 2}
-        assert chosen["epochs"] == study.choose_budget(curve)
-        assert config.budget(part, str(tmp_path / "budgets.json"))[0] in (1, 2)
+        assert set(curve) == {1, 2, 3}
+        assert all(0 < value <= 1 for value in curve.values())
+        assert chosen["epochs"] == (study.choose_budget(curve) or 3)
+    assert (
+        _config().budget("digits-mosaic", str(tmp_path / "budgets.json"))[0]
+        == entry["epochs"]
+    )
