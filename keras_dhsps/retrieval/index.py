@@ -84,8 +84,9 @@ class HammingIndex:
 
     Args:
         num_bits: the code length ``K``; codes are ``ceil(K / 8)`` bytes.
-        backend: ``"faiss"``, ``"numpy"`` or ``"auto"`` (faiss when
-            installed). Both give identical results.
+        backend: ``"faiss"``, ``"numpy"`` or ``"auto"`` (for ``"flat"``
+            faiss when installed, for ``"mih"`` NumPy). All give identical
+            results.
         method: ``"flat"`` (exhaustive, the default) or ``"mih"`` (exact
             multi-index hashing, sub-linear on clustered codes).
         num_substrings: ``m`` for ``"mih"``; default ``ceil(K / log2 N)``
@@ -118,6 +119,8 @@ class HammingIndex:
     ) -> None:
         self.num_bits = _positive_int(num_bits, "num_bits")
         self.code_size = -(-self.num_bits // 8)
+        if method == "mih" and backend == "auto":
+            backend = "numpy"  # faster and smaller than faiss's MultiHash
         self.backend = _resolve_backend(backend)
         if method not in METHODS:
             raise DHSPSError(
@@ -128,10 +131,14 @@ class HammingIndex:
         self._num_substrings = _positive_int(
             num_substrings, "num_substrings", allow_none=True
         )
-        if self._num_substrings and self._num_substrings > self.num_bits:
+        least = -(-self.num_bits // mih.MAX_SUBSTRING_BITS)
+        if self._num_substrings and not (
+            least <= self._num_substrings <= self.num_bits
+        ):
             raise DHSPSError(
-                f"num_substrings={num_substrings} exceeds num_bits="
-                f"{self.num_bits}"
+                f"num_substrings must be between {least} (substrings of at "
+                f"most {mih.MAX_SUBSTRING_BITS} bits) and num_bits="
+                f"{self.num_bits}; got {num_substrings}"
             )
         self.scan_fraction = scan_fraction
         #: The code database files the index was opened from, in order.

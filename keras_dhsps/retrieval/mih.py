@@ -26,9 +26,11 @@ MISSING_INDEX = -1
 #: Longest substring: table keys are ``uint32``.
 MAX_SUBSTRING_BITS = 32
 #: Default share of the database a query may probe before it is scanned.
-SCAN_FRACTION = 1 / 16
-#: Queries searched together (bounds the candidates held at once).
+SCAN_FRACTION = 1 / 32
+#: Queries searched together, and the candidates a block may hold (a
+#: query holding more is scanned).
 QUERY_BLOCK = 256
+CANDIDATE_BUDGET = 1 << 23
 
 
 def sorted_rows(rows, cols, dists, num_rows):
@@ -109,34 +111,18 @@ def flip_masks(length: int, radius: int) -> np.ndarray:
     return masks
 
 
-def _bisect(values, keys, lo, hi, steps, right):
-    """Per key, the first position in ``values[lo:hi]`` (sorted) with a
-    value ``> key`` (``right``) or ``>= key``."""
-    last = max(len(values) - 1, 0)
-    for _ in range(steps):
-        open_ = lo < hi
-        mid = (lo + hi) >> 1
-        probe = values[np.minimum(mid, last)]
-        go = (probe <= keys) if right else (probe < keys)
-        go &= open_
-        lo = np.where(go, mid + 1, lo)
-        hi = np.where(open_ & ~go, mid, hi)
-    return lo
-
-
 @dataclasses.dataclass(frozen=True)
 class SubstringTable:
-    """One substring's table: database indices sorted by key, bucketed by
-    the key's ``top_bits`` high bits (``offsets``); ``low`` holds the
-    remaining low bits, sorted within each bucket."""
+    """One substring's table: database indices sorted by key, in buckets
+    of the key's ``top_bits`` high bits (``offsets``, CSR; 4 to 8 codes a
+    bucket). A bucket holds ``2**(length - top_bits)`` keys when the
+    substring is longer: the search checks each entry's own key."""
 
     start: int
     stop: int
     top_bits: int
-    max_bucket: int
     offsets: np.ndarray
     ids: np.ndarray
-    low: np.ndarray | None
 
     @property
     def low_bits(self) -> int:
@@ -149,39 +135,22 @@ class SubstringTable:
         num = len(keys)
         top = min(stop - start, max(1, min(26, num.bit_length() - 3)))
         ids, keys = _sort_by_key(keys)
-        low_bits = stop - start - top
-        counts = np.bincount(keys >> np.uint32(low_bits), minlength=1 << top)
+        high = keys >> np.uint32(stop - start - top)
         offsets = np.zeros((1 << top) + 1, dtype=_index_dtype(num))
-        np.cumsum(counts, out=offsets[1:])
-        low = None
-        if low_bits:
-            dtype = np.min_scalar_type((1 << low_bits) - 1)
-            low = (keys & np.uint32((1 << low_bits) - 1)).astype(dtype)
-        biggest = int(counts.max()) if num else 0
-        return cls(start, stop, top, biggest, offsets, ids, low)
+        np.cumsum(np.bincount(high, minlength=1 << top), out=offsets[1:])
+        return cls(start, stop, top, offsets, ids)
 
-    def ranges(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """``(starts, ends)`` into ``ids`` of the codes whose key is each of
-        ``keys``."""
+    def buckets(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(starts, ends)`` into ``ids`` of the buckets of ``keys``."""
         high = keys >> np.uint32(self.low_bits)
-        starts = self.offsets[high].astype(np.int64)
-        ends = self.offsets[high + 1].astype(np.int64)
-        if self.low is None:
-            return starts, ends
-        low = (keys & np.uint32((1 << self.low_bits) - 1)).astype(
-            self.low.dtype
+        return (
+            self.offsets[high].astype(np.int64),
+            self.offsets[high + 1].astype(np.int64),
         )
-        steps = self.max_bucket.bit_length()
-        starts = _bisect(self.low, low, starts, ends, steps, right=False)
-        ends = _bisect(self.low, low, starts, ends, steps, right=True)
-        return starts, ends
 
     def arrays(self) -> dict:
         """The arrays to save, by name."""
-        arrays = {"offsets": self.offsets, "ids": self.ids}
-        if self.low is not None:
-            arrays["low"] = self.low
-        return arrays
+        return {"offsets": self.offsets, "ids": self.ids}
 
     def describe(self) -> dict:
         """The JSON-ready fields besides the arrays."""
@@ -189,12 +158,11 @@ class SubstringTable:
             "start": self.start,
             "stop": self.stop,
             "top_bits": self.top_bits,
-            "max_bucket": self.max_bucket,
         }
 
     @property
     def nbytes(self) -> int:
-        return sum(int(a.nbytes) for a in self.arrays().values())
+        return int(self.offsets.nbytes + self.ids.nbytes)
 
 
 def _index_dtype(num: int) -> np.dtype:
@@ -265,10 +233,16 @@ class MultiIndex:
             return math.inf
         return max(64.0, self.scan_fraction * len(self.words))
 
-    def masks(self, length: int, radius: int) -> np.ndarray:
-        if (length, radius) not in self._masks:
-            self._masks[length, radius] = flip_masks(length, radius)
-        return self._masks[length, radius]
+    def masks(self, j: int, radius: int) -> tuple:
+        """Substring ``j``'s flips at ``radius``: as keys, and as words."""
+        if (j, radius) not in self._masks:
+            table = self.tables[j]
+            masks = flip_masks(table.stop - table.start, radius)
+            words = _flip_words(
+                masks, table, self.words.shape[1] * self.words.itemsize
+            )
+            self._masks[j, radius] = masks, words
+        return self._masks[j, radius]
 
     def search(self, queries, k, scan: Callable) -> tuple:
         """Exact k nearest (``HammingIndex.search``'s layout); ``scan(q)``
@@ -285,7 +259,7 @@ class MultiIndex:
         return concatenate_ranges(parts)
 
 
-def _blocks(queries):
+def _blocks(queries) -> list:
     return [
         queries[start : start + QUERY_BLOCK]
         for start in range(0, len(queries), QUERY_BLOCK)
@@ -317,7 +291,15 @@ def _expand(starts, ends):
 
 
 def _popcount(words: np.ndarray) -> np.ndarray:
+    """Bits set per row of words (``(n,)`` or ``(n, W)``)."""
+    if words.ndim == 1:
+        return np.bitwise_count(words)
     return np.bitwise_count(words).sum(axis=1, dtype=np.int32)
+
+
+def _rows_of(words: np.ndarray) -> np.ndarray:
+    """Codes of one word as a flat array (faster to gather), else as is."""
+    return words[:, 0] if words.shape[1] == 1 else words
 
 
 class _Walk:
@@ -333,34 +315,73 @@ class _Walk:
         self.index = index
         tables = index.tables
         self.keys = [substring_keys(queries, t.start, t.stop) for t in tables]
-        self.words = packed_to_words(queries)
-        self.submasks = [_bit_mask(queries.shape[1], t) for t in tables]
+        self.words = _rows_of(packed_to_words(queries))
+        self.database = _rows_of(index.words)
+        self.submasks = [
+            _rows_of(_bit_mask(queries.shape[1], t))[0] for t in tables
+        ]
         self.work = np.zeros(len(queries), dtype=np.int64)
+        self.limit = index.limit
         self.gave_up = np.zeros(len(queries), dtype=bool)
+        # Expected work of each step, as on uniform random codes: its ring's
+        # probes, each meeting a bucket of N / 2**top_bits entries.
+        per_probe = [1 + len(index.words) / 2.0**t.top_bits for t in tables]
+        longest = max(t.stop - t.start for t in tables)
+        self.costs = np.cumsum(
+            [
+                math.comb(t.stop - t.start, r) * cost
+                for r in range(longest + 1)
+                for t, cost in zip(tables, per_probe, strict=True)
+            ]
+        )
 
     def last_step(self) -> int:
-        longest = max(t.stop - t.start for t in self.index.tables)
-        return len(self.index.tables) * (longest + 1) - 1
+        return len(self.costs) - 1
 
-    def step(self, step: int, rows: np.ndarray) -> tuple:
-        """``(rows, ids, distances)`` of the codes first found at ``step``."""
+    def foresee(self, step: int, rows: np.ndarray, until: np.ndarray):
+        """Gives up, before spending it, the work that would pass the limit
+        anyway: the expected work of the steps after ``step`` up to
+        ``until[row]``."""
+        if not math.isfinite(self.limit) or not len(rows):
+            return
+        last = len(self.costs) - 1
+        ahead = self.costs[np.minimum(until[rows], last)] - self.costs[step]
+        self.gave_up[rows[self.work[rows] + ahead > 2 * self.limit]] = True
+
+    def step(self, step: int, rows: np.ndarray, bound: np.ndarray) -> tuple:
+        """``(rows, ids, distances)`` of the codes first found at ``step``
+        within ``bound[row]`` of their query (farther ones cannot matter)."""
         m = len(self.index.tables)
         j, radius = step % m, step // m
         table = self.index.tables[j]
-        masks = self.index.masks(table.stop - table.start, radius)
-        probes = self.keys[j][rows][:, None] ^ masks[None, :]
-        starts, ends = table.ranges(probes.ravel())
-        found = (ends - starts).reshape(probes.shape).sum(axis=1)
+        length = table.stop - table.start
+        too_many = self.work[rows] + math.comb(length, radius) > self.limit
+        self.gave_up[rows[too_many]] = True
+        rows = rows[~too_many]
+        if not len(rows):
+            return _nothing()
+        masks, flips = self.index.masks(j, radius)
+        probes = (self.keys[j][rows][:, None] ^ masks[None, :]).ravel()
+        starts, ends = table.buckets(probes)
+        found = (ends - starts).reshape(len(rows), len(masks)).sum(axis=1)
         self.work[rows] += len(masks) + found
-        over = self.work[rows] > self.index.limit
+        over = self.work[rows] > self.limit
         self.gave_up[rows[over]] = True
         keep = np.repeat(~over, len(masks))
         owner, positions = _expand(starts[keep], ends[keep])
-        rows = rows[~over][owner // max(len(masks), 1)]
-        ids = table.ids[positions].astype(np.int64)
-        xor = self.index.words[ids] ^ self.words[rows]
+        rows = np.repeat(rows[~over], len(masks))[owner]
+        ids = table.ids[positions]
+        xor = self.database[ids] ^ self.words[rows]
+        if table.low_bits:  # keep the entries of each probe's own key
+            match = (xor & self.submasks[j]) == flips[owner % len(masks)]
+            if match.ndim > 1:
+                match = match.all(axis=1)
+            rows, ids, xor = rows[match], ids[match], xor[match]
+        dist = _popcount(xor)
+        near = dist <= bound[rows]
+        rows, ids, dist, xor = rows[near], ids[near], dist[near], xor[near]
         new = self._first_seen(xor, j, radius)
-        return rows[new], ids[new], _popcount(xor[new])
+        return rows[new], ids[new].astype(np.int64), dist[new]
 
     def _first_seen(self, xor, j, radius) -> np.ndarray:
         """Whether no earlier step found each candidate: substrings before
@@ -371,6 +392,24 @@ class _Walk:
             if i != j and (i < j or radius > 0):
                 new &= _popcount(xor & mask) >= radius + (i < j)
         return new
+
+
+def _flip_words(masks, table: SubstringTable, code_size: int) -> np.ndarray:
+    """``masks`` (keys of substring ``table``) as code words, the bits in
+    their place: a probe's entries XOR the query equal it there."""
+    length = table.stop - table.start
+    shifts = np.arange(length - 1, -1, -1, dtype=np.uint32)
+    bits = np.zeros((len(masks), 8 * code_size), dtype=np.uint8)
+    bits[:, table.start : table.stop] = (masks[:, None] >> shifts) & 1
+    return _rows_of(packed_to_words(np.packbits(bits, axis=1)))
+
+
+def _nothing() -> tuple:
+    return (
+        np.zeros(0, dtype=np.int64),
+        np.zeros(0, dtype=np.int64),
+        np.zeros(0, dtype=np.int32),
+    )
 
 
 def _bit_mask(code_size: int, table: SubstringTable) -> np.ndarray:
@@ -385,25 +424,35 @@ def _knn_block(index: MultiIndex, queries, k, scan) -> tuple:
     kk = min(k, num_codes)
     walk = _Walk(index, queries)
     hist = np.zeros((len(queries), num_bits + 1), dtype=np.int64)
+    # The k-th distance among the candidates so far: an upper bound of the
+    # k-th nearest, so farther candidates are dropped as they come.
+    bound = np.full(len(queries), num_bits)
+    horizon = _uniform_radius(num_bits, num_codes, kk)
     active = np.arange(len(queries))
-    parts = []
+    found = _nothing()
     for step in range(walk.last_step() + 1):
-        rows, ids, dist = walk.step(step, active)
-        parts.append((rows, ids, dist))
+        new = walk.step(step, active, bound)
         hist += np.bincount(
-            rows * (num_bits + 1) + dist, minlength=hist.size
+            new[0] * (num_bits + 1) + new[2], minlength=hist.size
         ).reshape(hist.shape)
-        counts = hist[active]
-        done = (counts[:, : step + 1].sum(axis=1) >= kk) | (
-            counts.sum(axis=1) == num_codes
+        counts = np.cumsum(hist[active], axis=1)
+        enough = counts[:, -1] >= kk
+        bound[active[enough]] = np.argmax(counts[enough] >= kk, axis=1)
+        # The k nearest are certain at the latest after step ``bound``, and
+        # on uniform codes after step ``horizon``.
+        walk.foresee(step, active[enough], np.minimum(bound, horizon))
+        found = _prune(found, new, bound, walk.gave_up)
+        held = np.bincount(found[0], minlength=len(queries))
+        if held.max(initial=0) > CANDIDATE_BUDGET // QUERY_BLOCK:
+            walk.gave_up |= held > CANDIDATE_BUDGET // QUERY_BLOCK
+            found = _prune(found, _nothing(), bound, walk.gave_up)
+        done = (counts[:, min(step, num_bits)] >= kk) | (
+            counts[:, -1] == num_codes
         )
         active = active[~(done | walk.gave_up[active])]
         if not len(active):
             break
-    rows, ids, dist = (np.concatenate(p) for p in zip(*parts, strict=True))
-    kth = np.argmax(np.cumsum(hist, axis=1) >= kk, axis=1)
-    keep = ~walk.gave_up[rows] & (dist <= kth[rows])
-    lims, d, i = sorted_rows(rows[keep], ids[keep], dist[keep], len(queries))
+    lims, d, i = sorted_rows(found[0], found[1], found[2], len(queries))
     out_d, out_i = first_k(lims, d, i, k)
     if walk.gave_up.any():
         which = np.flatnonzero(walk.gave_up)
@@ -411,16 +460,36 @@ def _knn_block(index: MultiIndex, queries, k, scan) -> tuple:
     return out_d, out_i
 
 
+def _uniform_radius(num_bits: int, num_codes: int, count: int) -> int:
+    """The least radius holding ``count`` of ``num_codes`` uniform random
+    codes, on average."""
+    within = 0.0
+    for radius in range(num_bits + 1):
+        within += num_codes * math.comb(num_bits, radius) / 2.0**num_bits
+        if within >= count:
+            return radius
+    return num_bits
+
+
+def _prune(found: tuple, new: tuple, bound, gave_up) -> tuple:
+    """The candidates so far and the new ones, less those beyond their
+    query's bound and those of queries that gave up."""
+    rows, ids, dist = (np.concatenate(p) for p in zip(found, new, strict=True))
+    keep = (dist <= bound[rows]) & ~gave_up[rows]
+    return rows[keep], ids[keep], dist[keep]
+
+
 def _range_block(index: MultiIndex, queries, radius, scan) -> tuple:
     walk = _Walk(index, queries)
+    bound = np.full(len(queries), radius)
     active = np.arange(len(queries))
     parts = []
     for step in range(min(radius, walk.last_step()) + 1):
-        rows, ids, dist = walk.step(step, active)
-        parts.append((rows, ids, dist))
+        parts.append(walk.step(step, active, bound))
+        walk.foresee(step, active, bound)
         active = active[~walk.gave_up[active]]
     rows, ids, dist = (np.concatenate(p) for p in zip(*parts, strict=True))
-    keep = ~walk.gave_up[rows] & (dist <= radius)
+    keep = ~walk.gave_up[rows]
     parts = [(rows[keep], ids[keep], dist[keep])]
     which = np.flatnonzero(walk.gave_up)
     if len(which):

@@ -288,7 +288,7 @@ def _read_tables(directory: str, meta: dict, index: HammingIndex):
     for j, fields in enumerate(meta["tables"]):
         arrays = {
             name: _load_npy(directory, f"table{j}_{name}.npy")
-            for name in ("offsets", "ids", "low")
+            for name in ("offsets", "ids")
         }
         tables.append(mih.SubstringTable(**fields, **arrays))
     return mih.MultiIndex(
@@ -302,7 +302,7 @@ def _read_tables(directory: str, meta: dict, index: HammingIndex):
 def _load_npy(directory: str, name: str):
     path = os.path.join(directory, name)
     if not os.path.isfile(path):
-        return None
+        raise DHSPSError(f"{directory}: incomplete index ({name} missing)")
     return np.load(path, mmap_mode="r", allow_pickle=False)
 
 
