@@ -40,7 +40,7 @@ from keras_dhsps.retrieval.index import HammingIndex  # noqa: E402
 from keras_dhsps.retrieval.index import faiss_available  # noqa: E402
 from keras_dhsps.retrieval.mih import SCAN_FRACTION  # noqa: E402
 
-METHODS = ("flat-numpy", "flat-faiss", "mih-numpy", "mih-faiss")
+METHODS = ("flat-numpy", "flat-faiss", "mih-numpy")
 CENTRES = 2048
 _BLOCK = 1 << 22
 

@@ -27,7 +27,6 @@ def _build(args) -> None:
         args.codes,
         args.output,
         method=args.method,
-        backend=args.backend,
         num_substrings=args.num_substrings,
     )
     shards = summary["shards"]
@@ -61,7 +60,6 @@ def _positive(text: str) -> int:
 
 def add_parser(subparsers) -> None:
     """Adds ``dhsps index`` (``build``, ``shards``) to ``subparsers``."""
-    from keras_dhsps.retrieval.index import BACKENDS
     from keras_dhsps.retrieval.index import METHODS
 
     index = subparsers.add_parser(
@@ -76,12 +74,6 @@ def add_parser(subparsers) -> None:
     )
     build.add_argument("-o", "--output", required=True, help="new directory")
     build.add_argument("--method", default="mih", choices=METHODS)
-    build.add_argument(
-        "--backend",
-        default="numpy",
-        choices=BACKENDS,
-        help="tables: numpy (default) or faiss (IndexBinaryMultiHash)",
-    )
     build.add_argument(
         "--num-substrings",
         type=_positive,

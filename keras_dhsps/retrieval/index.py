@@ -84,9 +84,9 @@ class HammingIndex:
 
     Args:
         num_bits: the code length ``K``; codes are ``ceil(K / 8)`` bytes.
-        backend: ``"faiss"``, ``"numpy"`` or ``"auto"`` (for ``"flat"``
-            faiss when installed, for ``"mih"`` NumPy). All give identical
-            results.
+        backend: ``"faiss"``, ``"numpy"`` or ``"auto"`` (faiss when
+            installed) for ``"flat"``; ``"mih"`` is NumPy. All give
+            identical results.
         method: ``"flat"`` (exhaustive, the default) or ``"mih"`` (exact
             multi-index hashing, sub-linear on clustered codes).
         num_substrings: ``m`` for ``"mih"``; default ``ceil(K / log2 N)``
@@ -119,14 +119,18 @@ class HammingIndex:
     ) -> None:
         self.num_bits = _positive_int(num_bits, "num_bits")
         self.code_size = -(-self.num_bits // 8)
-        if method == "mih" and backend == "auto":
-            backend = "numpy"  # faster and smaller than faiss's MultiHash
-        self.backend = _resolve_backend(backend)
         if method not in METHODS:
             raise DHSPSError(
                 f"unknown index method {method!r}; choose one of "
                 f"{', '.join(METHODS)}"
             )
+        if method == "mih" and backend == "faiss":
+            raise DHSPSError(
+                "method 'mih' has NumPy tables only (faiss's "
+                "IndexBinaryMultiHash measured slower and larger; "
+                "docs/search.md)"
+            )
+        self.backend = _resolve_backend("numpy" if method == "mih" else backend)
         self.method = method
         self._num_substrings = _positive_int(
             num_substrings, "num_substrings", allow_none=True
@@ -223,16 +227,10 @@ class HammingIndex:
             self._words = np.ascontiguousarray(mih.word_view(self._codes).T)
         return self._words
 
-    def tables(self):
-        """The ``"mih"`` tables (``mih.MultiIndex`` or
-        ``mih.FaissMultiIndex``), built at the first call."""
+    def tables(self) -> mih.MultiIndex:
+        """The ``"mih"`` tables, built at the first call."""
         if self._multi is None:
-            kind = (
-                mih.FaissMultiIndex
-                if self.backend == "faiss"
-                else mih.MultiIndex
-            )
-            self._multi = kind.build(
+            self._multi = mih.MultiIndex.build(
                 self.num_bits,
                 self._codes,
                 self._num_substrings,
@@ -247,11 +245,9 @@ class HammingIndex:
 
     @property
     def table_bytes(self) -> int | None:
-        """Bytes the ``"mih"`` NumPy tables hold besides the codes (None for
-        faiss, whose tables are not NumPy arrays, and for ``"flat"``)."""
-        if self.method == "flat" or self.backend == "faiss":
-            return None
-        return self.tables().nbytes
+        """Bytes the ``"mih"`` tables hold besides the codes (None for
+        ``"flat"``)."""
+        return None if self.method == "flat" else self.tables().nbytes
 
     def _rows(self, queries: np.ndarray):
         """Yields ``(q, distances)`` for each query (NumPy backend).

@@ -252,11 +252,13 @@ class MultiIndex:
 
     def range_search(self, queries, radius, scan: Callable) -> tuple:
         """Exact radius search; ``scan`` as in :meth:`search`."""
-        parts = [
-            _range_block(self, block, radius, scan)
-            for block in _blocks(queries)
-        ]
-        return concatenate_ranges(parts)
+        parts = []
+        for start in range(0, len(queries), QUERY_BLOCK):
+            block = queries[start : start + QUERY_BLOCK]
+            rows, ids, dist = _range_block(self, block, radius, scan)
+            parts.append((rows + start, ids, dist))
+        rows, ids, dist = (np.concatenate(p) for p in zip(*parts, strict=True))
+        return sorted_rows(rows, ids, dist, len(queries))
 
 
 def _blocks(queries) -> list:
@@ -264,19 +266,6 @@ def _blocks(queries) -> list:
         queries[start : start + QUERY_BLOCK]
         for start in range(0, len(queries), QUERY_BLOCK)
     ]
-
-
-def concatenate_ranges(parts: list) -> tuple:
-    """One ``(lims, distances, indices)`` from those of successive query
-    blocks."""
-    lims = [np.zeros(1, dtype=np.int64)]
-    for part in parts:
-        lims.append(part[0][1:] + lims[-1][-1])
-    return (
-        np.concatenate(lims),
-        np.concatenate([p[1] for p in parts] + [np.zeros(0, np.int32)]),
-        np.concatenate([p[2] for p in parts] + [np.zeros(0, np.int64)]),
-    )
 
 
 def _expand(starts, ends):
@@ -442,10 +431,6 @@ def _knn_block(index: MultiIndex, queries, k, scan) -> tuple:
         # on uniform codes after step ``horizon``.
         walk.foresee(step, active[enough], np.minimum(bound, horizon))
         found = _prune(found, new, bound, walk.gave_up)
-        held = np.bincount(found[0], minlength=len(queries))
-        if held.max(initial=0) > CANDIDATE_BUDGET // QUERY_BLOCK:
-            walk.gave_up |= held > CANDIDATE_BUDGET // QUERY_BLOCK
-            found = _prune(found, _nothing(), bound, walk.gave_up)
         done = (counts[:, min(step, num_bits)] >= kk) | (
             counts[:, -1] == num_codes
         )
@@ -465,7 +450,7 @@ def _uniform_radius(num_bits: int, num_codes: int, count: int) -> int:
     codes, on average."""
     within = 0.0
     for radius in range(num_bits + 1):
-        within += num_codes * math.comb(num_bits, radius) / 2.0**num_bits
+        within += num_codes * math.comb(num_bits, radius) / 2**num_bits
         if within >= count:
             return radius
     return num_bits
@@ -473,10 +458,17 @@ def _uniform_radius(num_bits: int, num_codes: int, count: int) -> int:
 
 def _prune(found: tuple, new: tuple, bound, gave_up) -> tuple:
     """The candidates so far and the new ones, less those beyond their
-    query's bound and those of queries that gave up."""
+    query's bound and those of queries that gave up; a query holding more
+    than its share of ``CANDIDATE_BUDGET`` gives up (it will be scanned)."""
     rows, ids, dist = (np.concatenate(p) for p in zip(found, new, strict=True))
-    keep = (dist <= bound[rows]) & ~gave_up[rows]
-    return rows[keep], ids[keep], dist[keep]
+    for _ in range(2):
+        keep = (dist <= bound[rows]) & ~gave_up[rows]
+        rows, ids, dist = rows[keep], ids[keep], dist[keep]
+        held = np.bincount(rows, minlength=len(gave_up))
+        if held.max(initial=0) <= CANDIDATE_BUDGET // QUERY_BLOCK:
+            break
+        gave_up |= held > CANDIDATE_BUDGET // QUERY_BLOCK
+    return rows, ids, dist
 
 
 def _range_block(index: MultiIndex, queries, radius, scan) -> tuple:
@@ -495,86 +487,4 @@ def _range_block(index: MultiIndex, queries, radius, scan) -> tuple:
     if len(which):
         lims, d, i = scan(queries[which])
         parts.append((np.repeat(which, np.diff(lims)), i, d))
-    rows, ids, dist = (np.concatenate(p) for p in zip(*parts, strict=True))
-    return sorted_rows(rows, ids, dist, len(queries))
-
-
-class FaissMultiIndex:
-    """The same exact search over faiss's ``IndexBinaryMultiHash`` tables.
-
-    faiss probes every substring at one radius ``nflip`` and verifies the
-    candidates; a range search at ``nflip = rho`` returns every code within
-    ``m (rho + 1) - 1`` (pigeonhole), so growing ``rho`` until ``k`` codes
-    are within that distance makes the k nearest certain. faiss cuts the
-    substrings at equal lengths ``b // m`` (the last bits may be left out:
-    the bound still holds) and keeps its own copy of the codes.
-    """
-
-    def __init__(self, index, num_codes, scan_fraction=SCAN_FRACTION):
-        self.index = index
-        self.num_codes = num_codes
-        self.scan_fraction = scan_fraction
-
-    @classmethod
-    def build(cls, num_bits, packed, num_substrings=None, **kwargs):
-        import faiss
-
-        m = num_substrings or choose_num_substrings(num_bits, len(packed))
-        index = faiss.IndexBinaryMultiHash(
-            8 * packed.shape[1], m, num_bits // m
-        )
-        index.add(np.ascontiguousarray(packed))
-        return cls(index, len(packed), **kwargs)
-
-    @property
-    def num_substrings(self) -> int:
-        return int(self.index.nhash)
-
-    def _affordable(self, nflip: int) -> bool:
-        """Whether probing at ``nflip`` stays under the scan limit
-        (expected keys and bucket entries, as for uniform codes)."""
-        if self.scan_fraction is None:
-            return True
-        b = int(self.index.b)
-        keys = sum(math.comb(b, r) for r in range(nflip + 1))
-        work = self.num_substrings * keys * (1 + self.num_codes / 2.0**b)
-        return work <= max(64.0, self.scan_fraction * self.num_codes)
-
-    def _within(self, queries, nflip):
-        """Every code within ``m (nflip + 1) - 1`` of each query, sorted."""
-        self.index.nflip = nflip
-        radius = self.num_substrings * (nflip + 1)
-        lims, dists, ids = self.index.range_search(queries, radius)
-        counts = np.diff(lims.astype(np.int64))  # faiss: uint64
-        rows = np.repeat(np.arange(len(queries)), counts)
-        return sorted_rows(rows, ids, dists.astype(np.int32), len(queries))
-
-    def search(self, queries, k, scan: Callable) -> tuple:
-        kk = min(k, self.num_codes)
-        out_d = np.full((len(queries), k), MISSING_DISTANCE, dtype=np.int32)
-        out_i = np.full((len(queries), k), MISSING_INDEX, dtype=np.int64)
-        active = np.arange(len(queries))
-        nflip = 0
-        while len(active) and nflip <= self.index.b:
-            if not self._affordable(nflip):
-                break
-            lims, d, i = self._within(queries[active], nflip)
-            done = np.diff(lims) >= kk
-            found_d, found_i = first_k(lims, d, i, k)
-            out_d[active[done]], out_i[active[done]] = (
-                found_d[done],
-                found_i[done],
-            )
-            active, nflip = active[~done], nflip + 1
-        if len(active):
-            out_d[active], out_i[active] = scan(queries[active])
-        return out_d, out_i
-
-    def range_search(self, queries, radius, scan: Callable) -> tuple:
-        nflip = radius // self.num_substrings
-        if not self._affordable(nflip):
-            return scan(queries)
-        lims, d, i = self._within(queries, nflip)
-        keep = d <= radius
-        rows = np.repeat(np.arange(len(queries)), np.diff(lims))
-        return sorted_rows(rows[keep], i[keep], d[keep], len(queries))
+    return tuple(np.concatenate(p) for p in zip(*parts, strict=True))

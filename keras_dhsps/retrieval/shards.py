@@ -32,7 +32,6 @@ MANIFEST_FORMAT = "keras_dhsps.retrieval.shards"
 INDEX_FORMAT = "keras_dhsps.retrieval.index"
 #: The metadata file of an index directory.
 INDEX_FILE = "index.json"
-_FAISS_TABLES = "multihash.faiss"
 
 
 # ------------------------------------------------------------------ codes
@@ -245,19 +244,10 @@ def _save_tables(index: HammingIndex, directory: str, source: dict) -> None:
     """Writes ``index.json`` and the ``"mih"`` tables of ``index``."""
     tables = []
     if index.method == "mih" and index.ntotal:
-        multi = index.tables()
-        if index.backend == "faiss":
-            import faiss
-
-            path = os.path.join(directory, _FAISS_TABLES)
-            faiss.write_index_binary(multi.index, path)
-        else:
-            for j, table in enumerate(multi.tables):
-                for name, array in table.arrays().items():
-                    np.save(
-                        os.path.join(directory, f"table{j}_{name}.npy"), array
-                    )
-                tables.append(table.describe())
+        for j, table in enumerate(index.tables().tables):
+            for name, array in table.arrays().items():
+                np.save(os.path.join(directory, f"table{j}_{name}.npy"), array)
+            tables.append(table.describe())
     write_json(
         os.path.join(directory, INDEX_FILE),
         {
@@ -275,15 +265,7 @@ def _save_tables(index: HammingIndex, directory: str, source: dict) -> None:
 
 
 def _read_tables(directory: str, meta: dict, index: HammingIndex):
-    """The saved tables of ``index``: memory-mapped ``.npy`` files, or
-    faiss's file (read whole)."""
-    if index.backend == "faiss":
-        import faiss
-
-        tables = faiss.read_index_binary(os.path.join(directory, _FAISS_TABLES))
-        return mih.FaissMultiIndex(
-            tables, index.ntotal, scan_fraction=index.scan_fraction
-        )
+    """The saved tables of ``index``, memory-mapped."""
     tables = []
     for j, fields in enumerate(meta["tables"]):
         arrays = {
@@ -414,8 +396,7 @@ def _open_one(directory: str, codes_path: str | None, **options):
     index.add(codes.packed, copy=False)
     index.sources = (os.path.abspath(path),)
     if meta["method"] == "mih" and index.ntotal:
-        if index.backend == meta["backend"]:
-            index.set_tables(_read_tables(directory, meta, index))
+        index.set_tables(_read_tables(directory, meta, index))
     return index
 
 

@@ -12,18 +12,8 @@ from hypothesis import strategies as st
 
 from keras_dhsps.retrieval import mih
 from keras_dhsps.retrieval.index import HammingIndex
-from keras_dhsps.retrieval.index import faiss_available
 from keras_dhsps.utils.errors import DHSPSError
 
-BACKENDS = [
-    "numpy",
-    pytest.param(
-        "faiss",
-        marks=pytest.mark.skipif(
-            not faiss_available(), reason="faiss-cpu not installed"
-        ),
-    ),
-]
 # None: probe to the end; 0.0: every query past 64 entries is scanned.
 SCAN_FRACTIONS = [None, 0.0, mih.SCAN_FRACTION]
 
@@ -57,12 +47,11 @@ def assert_same(flat, other, queries, ks, radii):
             np.testing.assert_array_equal(a, b)
 
 
-def indexes(bits, database, backend, fraction, m=None):
+def indexes(bits, database, fraction, m=None):
     flat = HammingIndex(bits, backend="numpy")
     flat.add(database)
     multi = HammingIndex(
         bits,
-        backend=backend,
         method="mih",
         num_substrings=m,
         scan_fraction=fraction,
@@ -71,7 +60,6 @@ def indexes(bits, database, backend, fraction, m=None):
     return flat, multi
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("fraction", SCAN_FRACTIONS)
 @settings(max_examples=15, deadline=None)
 @given(
@@ -83,7 +71,7 @@ def indexes(bits, database, backend, fraction, m=None):
     seed=st.integers(0, 2**16),
 )
 def test_equals_flat_on_random_inputs(
-    backend, fraction, bits, n, distinct, near, m, seed
+    fraction, bits, n, distinct, near, m, seed
 ):
     rng = np.random.default_rng(seed)
     if near and bits > 4:
@@ -97,13 +85,12 @@ def test_equals_flat_on_random_inputs(
     least = -(-bits // (12 if fraction is None else 32))
     m = least if m is None and fraction is None else m
     m = None if m is None else min(max(m, least), bits)
-    flat, multi = indexes(bits, database, backend, fraction, m)
+    flat, multi = indexes(bits, database, fraction, m)
     assert_same(flat, multi, queries, (1, 3, n, n + 5), (0, 1, 3, bits))
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("fraction", SCAN_FRACTIONS)
-def test_adversarial_inputs(backend, fraction):
+def test_adversarial_inputs(fraction):
     rng = np.random.default_rng(1)
     same = np.tile(packed_codes(rng, 1, 40), (200, 1))  # all codes equal
     duplicates = np.repeat(packed_codes(rng, 30, 40), 7, axis=0)
@@ -111,23 +98,22 @@ def test_adversarial_inputs(backend, fraction):
         [same[:1], duplicates[:2], packed_codes(rng, 3, 40)]
     )
     for database in (same, duplicates):
-        flat, multi = indexes(40, database, backend, fraction)
+        flat, multi = indexes(40, database, fraction)
         assert_same(flat, multi, queries, (1, 7, 199, 250), (0, 2, 40))
     # One code; the k larger than the database is padded.
-    flat, multi = indexes(40, same[:1], backend, fraction)
+    flat, multi = indexes(40, same[:1], fraction)
     distances, indices = multi.search(queries, 3)
     assert (indices[:, 1:] == -1).all()
     assert (distances[:, 1:] == mih.MISSING_DISTANCE).all()
     assert_same(flat, multi, queries, (1, 3), (0, 40))
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
-def test_trained_like_codes_ties_at_the_kth(backend):
+def test_trained_like_codes_ties_at_the_kth():
     rng = np.random.default_rng(5)
     database = near_codes(rng, 3000, 64, centres=20, flips=0.05)
     queries = near_codes(rng, 40, 64, centres=20, flips=0.05)
     for m in (None, 2, 5):
-        flat, multi = indexes(64, database, backend, mih.SCAN_FRACTION, m)
+        flat, multi = indexes(64, database, mih.SCAN_FRACTION, m)
         assert_same(flat, multi, queries, (1, 10, 100, 1000), (0, 1, 2, 3))
 
 
