@@ -28,6 +28,7 @@ COMMANDS = {
     "export": "export a hasher (SavedModel, ONNX or LiteRT)",
     "encode": "encode an image collection into an HDF5 code database",
     "search": "find the nearest images of query images",
+    "index": "build search indexes and shard manifests",
     "plot": "PR / P@N curves, retrieval examples",
     "data": "prepare and verify datasets",
 }

@@ -1,13 +1,13 @@
-"""Exhaustive Hamming search over packed binary codes.
+"""Hamming search over packed binary codes: exhaustive or multi-index hashing.
 
-:class:`HammingIndex` has faiss' binary-index boundary: packed ``uint8`` rows
-in (``keras_dhsps.utils.codes.pack_codes``), ``search`` returns
-``(distances int32, indices int64)``. Its two backends, ``"faiss"``
-(``faiss.IndexBinaryFlat``, the optional ``faiss`` extra) and ``"numpy"``
-(popcount, ``O(N)`` memory), give identical results, tie order included
-(distance, then database index). ``range_search`` is inclusive
-(``d <= radius``); missing results are padded with ``-1``. docs/shipping.md
-§4 has the conventions.
+:class:`HammingIndex` has the faiss binary-index boundary: packed ``uint8``
+codes in (``keras_dhsps.utils.codes.pack_codes``), ``(distances int32,
+indices int64)`` out. ``method="flat"`` scans every code (faiss
+``IndexBinaryFlat`` or NumPy popcount); ``method="mih"`` is exact multi-index
+hashing (:mod:`keras_dhsps.retrieval.mih`). Every method and backend gives
+the same results: by distance, then database index; radius searches are
+inclusive (``d <= radius``); a missing result is index ``-1`` at distance
+``2**31 - 1``. docs/search.md says which to choose.
 """
 
 from __future__ import annotations
@@ -19,21 +19,30 @@ import os
 import numpy as np
 import numpy.typing as npt
 
+from keras_dhsps.retrieval import mih
+from keras_dhsps.retrieval.mih import MISSING_DISTANCE
+from keras_dhsps.retrieval.mih import MISSING_INDEX
+from keras_dhsps.retrieval.mih import first_k
+from keras_dhsps.retrieval.mih import sorted_rows
 from keras_dhsps.utils.codes import check_packed
 from keras_dhsps.utils.codes import describe
 from keras_dhsps.utils.codes import distance_dtype
-from keras_dhsps.utils.codes import packed_to_words
 from keras_dhsps.utils.errors import DHSPSError
 from keras_dhsps.utils.files import atomic_write
+
+__all__ = [
+    "BACKENDS",
+    "METHODS",
+    "MISSING_DISTANCE",
+    "MISSING_INDEX",
+    "HammingIndex",
+    "faiss_available",
+]
 
 logger = logging.getLogger(__name__)
 
 BACKENDS = ("auto", "numpy", "faiss")
-
-#: Distance reported for a missing result (faiss's binary-index filler).
-MISSING_DISTANCE = np.iinfo(np.int32).max
-#: Index reported for a missing result.
-MISSING_INDEX = -1
+METHODS = ("flat", "mih")
 
 _FORMAT = "keras_dhsps.HammingIndex"
 
@@ -62,53 +71,37 @@ def _resolve_backend(backend: str) -> str:
     return backend
 
 
-def _sorted_rows(
-    rows: np.ndarray, cols: np.ndarray, dists: np.ndarray, num_rows: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Orders (row, distance, index) triples; returns lims, dists, indices."""
-    order = np.lexsort((cols, dists, rows))
-    lims = np.zeros(num_rows + 1, dtype=np.int64)
-    np.cumsum(np.bincount(rows, minlength=num_rows), out=lims[1:])
-    return (
-        lims,
-        dists[order].astype(np.int32, copy=False),
-        cols[order].astype(np.int64, copy=False),
-    )
-
-
-def _first_k(
-    lims: np.ndarray, dists: np.ndarray, indices: np.ndarray, k: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """The first ``k`` results of each sorted range-search row, padded."""
-    num_rows = len(lims) - 1
-    out_d = np.full((num_rows, k), MISSING_DISTANCE, dtype=np.int32)
-    out_i = np.full((num_rows, k), MISSING_INDEX, dtype=np.int64)
-    counts = np.minimum(np.diff(lims), k)
-    rows = np.repeat(np.arange(num_rows), counts)
-    ranks = np.arange(counts.sum()) - np.repeat(
-        np.cumsum(counts) - counts, counts
-    )
-    source = lims[:-1][rows] + ranks
-    out_d[rows, ranks] = dists[source]
-    out_i[rows, ranks] = indices[source]
-    return out_d, out_i
+def _positive_int(value, name: str, *, allow_none: bool = False):
+    if allow_none and value is None:
+        return None
+    if isinstance(value, bool) or int(value) != value or value < 1:
+        raise DHSPSError(f"{name} must be a positive int; got {value!r}")
+    return int(value)
 
 
 class HammingIndex:
-    """An exhaustive Hamming-distance index over packed binary codes.
+    """A Hamming-distance index over packed binary codes.
 
     Args:
         num_bits: the code length ``K``; codes are ``ceil(K / 8)`` bytes.
         backend: ``"faiss"``, ``"numpy"`` or ``"auto"`` (faiss when
-            installed). Both give identical results (docs/shipping.md §4).
+            installed) for ``"flat"``; ``"mih"`` is NumPy. All give
+            identical results.
+        method: ``"flat"`` (exhaustive, the default) or ``"mih"`` (exact
+            multi-index hashing, sub-linear on clustered codes).
+        num_substrings: ``m`` for ``"mih"``; default ``ceil(K / log2 N)``
+            (:func:`keras_dhsps.retrieval.mih.choose_num_substrings`).
+        scan_fraction: ``"mih"`` finishes a query by the exhaustive scan
+            once its probes pass this share of the database (None: never);
+            the results are the same either way.
 
     Raises:
-        DHSPSError: unknown backend, or ``"faiss"`` without faiss installed.
+        DHSPSError: unknown backend or method, or ``"faiss"`` without faiss.
 
     Example:
 
     ```python
-    index = HammingIndex(64)
+    index = HammingIndex(64, method="mih")
     index.add(database_packed)                   # (N, 8) uint8
     distances, indices = index.search(query_packed, k=100)
     lims, d, i = index.range_search(query_packed, radius=2)   # d <= 2
@@ -121,22 +114,50 @@ class HammingIndex:
     (array([[0, 1, 1]], dtype=int32), array([[0, 1, 2]]))
     """
 
-    def __init__(self, num_bits: int, *, backend: str = "auto") -> None:
-        if (
-            isinstance(num_bits, bool)
-            or int(num_bits) != num_bits
-            or num_bits < 1
+    def __init__(
+        self,
+        num_bits: int,
+        *,
+        backend: str = "auto",
+        method: str = "flat",
+        num_substrings: int | None = None,
+        scan_fraction: float | None = mih.SCAN_FRACTION,
+    ) -> None:
+        self.num_bits = _positive_int(num_bits, "num_bits")
+        self.code_size = -(-self.num_bits // 8)
+        if method not in METHODS:
+            raise DHSPSError(
+                f"unknown index method {method!r}; choose one of "
+                f"{', '.join(METHODS)}"
+            )
+        if method == "mih" and backend == "faiss":
+            raise DHSPSError(
+                "method 'mih' has NumPy tables only (faiss's "
+                "IndexBinaryMultiHash measured slower and larger; "
+                "docs/search.md)"
+            )
+        self.backend = _resolve_backend("numpy" if method == "mih" else backend)
+        self.method = method
+        self._num_substrings = _positive_int(
+            num_substrings, "num_substrings", allow_none=True
+        )
+        least = -(-self.num_bits // mih.MAX_SUBSTRING_BITS)
+        if self._num_substrings and not (
+            least <= self._num_substrings <= self.num_bits
         ):
             raise DHSPSError(
-                f"num_bits must be a positive int; got {num_bits!r}"
+                f"num_substrings must be between {least} (substrings of at "
+                f"most {mih.MAX_SUBSTRING_BITS} bits) and num_bits="
+                f"{self.num_bits}; got {num_substrings}"
             )
-        self.num_bits = int(num_bits)
-        self.code_size = -(-self.num_bits // 8)
-        self.backend = _resolve_backend(backend)
+        self.scan_fraction = scan_fraction
+        #: The code database files the index was opened from, in order.
+        self.sources: tuple[str, ...] = ()
         self._codes = np.zeros((0, self.code_size), dtype=np.uint8)
         self._words: np.ndarray | None = None
+        self._multi = None
         self._faiss = None
-        if self.backend == "faiss":
+        if self.backend == "faiss" and method == "flat":
             import faiss
 
             # Padding bits are zero in queries and database alike, so a
@@ -159,6 +180,18 @@ class HammingIndex:
         view.flags.writeable = False
         return view
 
+    @property
+    def num_substrings(self) -> int | None:
+        """``m`` of a ``"mih"`` index (chosen at its first search when not
+        given); None for ``"flat"``."""
+        if self.method == "flat":
+            return None
+        if self._multi is not None:
+            return self._multi.num_substrings
+        return self._num_substrings or mih.choose_num_substrings(
+            self.num_bits, self.ntotal
+        )
+
     def _check(self, packed: npt.ArrayLike, name: str) -> np.ndarray:
         array = check_packed(packed, name)
         if array.shape[1] != self.code_size:
@@ -168,31 +201,59 @@ class HammingIndex:
             )
         return np.ascontiguousarray(array)
 
-    def add(self, packed: npt.ArrayLike) -> None:
+    def add(self, packed: npt.ArrayLike, *, copy: bool = True) -> None:
         """Appends codes; they get the next database indices.
 
         Args:
             packed: ``(n, ceil(K / 8))`` ``uint8`` codes from ``pack_codes``.
+            copy: ``False`` lets an empty index keep ``packed`` itself (no
+                second copy of a large database); it must not change then.
         """
         array = self._check(packed, "packed")
-        self._codes = np.concatenate([self._codes, array])
-        self._words = None
+        if self.ntotal == 0 and not copy:
+            self._codes = array
+        else:
+            self._codes = np.concatenate([self._codes, array])
+        self._words = self._multi = None
         if self._faiss is not None:
             self._faiss.add(array)
 
     def reset(self) -> None:
         """Removes every code."""
         self._codes = np.zeros((0, self.code_size), dtype=np.uint8)
-        self._words = None
+        self._words = self._multi = None
         if self._faiss is not None:
             self._faiss.reset()
 
     def _database_words(self) -> np.ndarray:
         """Database words transposed to ``(W, N)``: each word column is
-        contiguous, so one query's XOR + popcount runs at memory speed."""
+        contiguous, so one query's XOR + popcount runs at memory speed (a
+        view, not a copy, for codes of one word)."""
         if self._words is None:
-            self._words = np.ascontiguousarray(packed_to_words(self._codes).T)
+            self._words = np.ascontiguousarray(mih.word_view(self._codes).T)
         return self._words
+
+    def tables(self) -> mih.MultiIndex:
+        """The ``"mih"`` tables, built at the first call."""
+        if self._multi is None:
+            self._multi = mih.MultiIndex.build(
+                self.num_bits,
+                self._codes,
+                self._num_substrings,
+                scan_fraction=self.scan_fraction,
+            )
+        return self._multi
+
+    def set_tables(self, tables) -> None:
+        """Adopts ``"mih"`` tables built over these very codes (an index
+        directory's, read back by ``keras_dhsps.retrieval.shards``)."""
+        self._multi = tables
+
+    @property
+    def table_bytes(self) -> int | None:
+        """Bytes the ``"mih"`` tables hold besides the codes (None for
+        ``"flat"``)."""
+        return None if self.method == "flat" else self.tables().nbytes
 
     def _rows(self, queries: np.ndarray):
         """Yields ``(q, distances)`` for each query (NumPy backend).
@@ -202,7 +263,7 @@ class HammingIndex:
         yielded array is overwritten by the next iteration.
         """
         database = self._database_words()
-        query_words = packed_to_words(queries)
+        query_words = mih.packed_to_words(queries)
         num_words, num_items = database.shape
         dist = np.empty(
             num_items, dtype=distance_dtype(num_words, database.itemsize)
@@ -212,11 +273,10 @@ class HammingIndex:
         for q in range(len(queries)):
             for w in range(num_words):
                 np.bitwise_xor(database[w], query_words[q, w], out=xor)
+                np.bitwise_count(xor, out=counts)
                 if w == 0:
-                    np.bitwise_count(xor, out=counts)
                     dist[...] = counts
                 else:
-                    np.bitwise_count(xor, out=counts)
                     dist += counts
             yield q, dist
 
@@ -236,17 +296,25 @@ class HammingIndex:
             in ascending index order. Missing results (``k > ntotal``) are
             ``-1`` with distance ``2**31 - 1``.
         """
-        if isinstance(k, bool) or int(k) != k or k < 1:
-            raise DHSPSError(f"k must be a positive int; got {k!r}")
-        k = int(k)
+        k = _positive_int(k, "k")
         queries = self._check(queries, "queries")
-        num_queries = len(queries)
-        out_d = np.full((num_queries, k), MISSING_DISTANCE, dtype=np.int32)
-        out_i = np.full((num_queries, k), MISSING_INDEX, dtype=np.int64)
-        if self.ntotal == 0 or num_queries == 0:
-            return out_d, out_i
+        if self.ntotal == 0 or len(queries) == 0:
+            return (
+                np.full((len(queries), k), MISSING_DISTANCE, dtype=np.int32),
+                np.full((len(queries), k), MISSING_INDEX, dtype=np.int64),
+            )
+        if self.method == "mih":
+            return self.tables().search(
+                queries, k, lambda rows: self._scan(rows, k)
+            )
         if self._faiss is not None:
             return self._search_faiss(queries, k)
+        return self._scan(queries, k)
+
+    def _scan(self, queries: np.ndarray, k: int):
+        """The exhaustive NumPy search (``search``'s results)."""
+        out_d = np.full((len(queries), k), MISSING_DISTANCE, dtype=np.int32)
+        out_i = np.full((len(queries), k), MISSING_INDEX, dtype=np.int64)
         kk = min(k, self.ntotal)
         mask = np.empty(self.ntotal, dtype=bool)
         kth = 0
@@ -280,10 +348,10 @@ class HammingIndex:
         unresolved = (dist[:, -1] == kth) & (fetch < ntotal)
         keep = dist <= kth[:, None]
         rows, cols = np.nonzero(keep)
-        lims, d, i = _sorted_rows(
+        lims, d, i = sorted_rows(
             rows, idx[rows, cols], dist[rows, cols], len(queries)
         )
-        out_d, out_i = _first_k(lims, d, i, k)
+        out_d, out_i = first_k(lims, d, i, k)
         if np.any(unresolved):
             which = np.flatnonzero(unresolved)
             # Every code with d <= k-th distance: a range search at radius
@@ -291,7 +359,7 @@ class HammingIndex:
             r_lims, r_d, r_i = self._range_faiss_per_radius(
                 queries[which], kth[which]
             )
-            out_d[which], out_i[which] = _first_k(r_lims, r_d, r_i, k)
+            out_d[which], out_i[which] = first_k(r_lims, r_d, r_i, k)
         return out_d, out_i
 
     def _range_faiss_per_radius(
@@ -309,7 +377,7 @@ class HammingIndex:
             all_d.append(d)
             all_i.append(i)
         rows = np.concatenate(all_rows)
-        return _sorted_rows(
+        return sorted_rows(
             rows, np.concatenate(all_i), np.concatenate(all_d), len(queries)
         )
 
@@ -321,7 +389,7 @@ class HammingIndex:
         """Every code within Hamming distance ``radius`` (``d <= radius``).
 
         Note the inclusive bound: faiss's ``range_search`` is strict
-        (``d < radius``); this one is not, on both backends.
+        (``d < radius``); this one is not, on every backend.
 
         Args:
             queries: ``(Q, ceil(K / 8))`` ``uint8`` packed codes.
@@ -339,17 +407,24 @@ class HammingIndex:
             )
         radius = int(radius)
         queries = self._check(queries, "queries")
-        num_queries = len(queries)
-        if self.ntotal == 0 or num_queries == 0:
+        if self.ntotal == 0 or len(queries) == 0:
             return (
-                np.zeros(num_queries + 1, dtype=np.int64),
+                np.zeros(len(queries) + 1, dtype=np.int64),
                 np.zeros(0, dtype=np.int32),
                 np.zeros(0, dtype=np.int64),
             )
+        if self.method == "mih":
+            return self.tables().range_search(
+                queries, radius, lambda rows: self._scan_range(rows, radius)
+            )
         if self._faiss is not None:
             return self._range_faiss_per_radius(
-                queries, np.full(num_queries, radius)
+                queries, np.full(len(queries), radius)
             )
+        return self._scan_range(queries, radius)
+
+    def _scan_range(self, queries: np.ndarray, radius: int):
+        """The exhaustive NumPy range search."""
         parts_rows, parts_cols, parts_d = [], [], []
         mask = np.empty(self.ntotal, dtype=bool)
         for q, dist in self._rows(queries):
@@ -357,11 +432,11 @@ class HammingIndex:
             parts_rows.append(np.full(len(cols), q, dtype=np.int64))
             parts_cols.append(cols)
             parts_d.append(dist[cols])
-        return _sorted_rows(
+        return sorted_rows(
             np.concatenate(parts_rows),
             np.concatenate(parts_cols),
             np.concatenate(parts_d),
-            num_queries,
+            len(queries),
         )
 
     # ---------------------------------------------------------------- I/O
@@ -404,11 +479,11 @@ class HammingIndex:
                 f"{path}: not a saved HammingIndex ({error})"
             ) from None
         index = cls(num_bits, backend=backend)
-        index.add(codes)
+        index.add(codes, copy=False)
         return index
 
     def __repr__(self) -> str:
         return (
             f"HammingIndex(num_bits={self.num_bits}, backend="
-            f"{self.backend!r}, ntotal={self.ntotal})"
+            f"{self.backend!r}, method={self.method!r}, ntotal={self.ntotal})"
         )

@@ -1,4 +1,5 @@
-"""HammingIndex: brute-force oracle, backend parity with ties, radius."""
+"""HammingIndex: brute-force oracle, backend and method parity with ties,
+radius."""
 
 from __future__ import annotations
 
@@ -20,6 +21,19 @@ BACKENDS = [
         ),
     ),
 ]
+
+
+#: "mih" probes to the end here (no scan fallback): small databases get
+#: short substrings from the rule, so that stays quick.
+METHODS = ["flat", "mih"]
+
+
+def make_index(bits, backend, method):
+    if method == "mih" and backend == "faiss":
+        pytest.skip("mih has NumPy tables only")
+    return HammingIndex(
+        bits, backend=backend, method=method, scan_fraction=None
+    )
 
 
 def oracle_distances(queries: np.ndarray, database: np.ndarray) -> np.ndarray:
@@ -47,13 +61,14 @@ def random_packed(rng, n, bits, *, distinct=None):
 
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("bits", [12, 64, 130])
-def test_search_matches_oracle_with_ties(backend, bits):
+@pytest.mark.parametrize("method", METHODS)
+def test_search_matches_oracle_with_ties(method, backend, bits):
     rng = np.random.default_rng(bits)
     # 40 distinct patterns among 700 codes: every distance is shared by
     # many database items, so the k-th distance is almost always a tie.
     database = random_packed(rng, 700, bits, distinct=40)
     queries = random_packed(rng, 25, bits)
-    index = HammingIndex(bits, backend=backend)
+    index = make_index(bits, backend, method)
     index.add(database[:300])
     index.add(database[300:])  # indices continue at 300
     for k in (1, 7, 50):
@@ -88,7 +103,8 @@ def test_backends_identical_on_random_64_bit():
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_hand_computed_ties_and_radius_inclusive(backend):
+@pytest.mark.parametrize("method", METHODS)
+def test_hand_computed_ties_and_radius_inclusive(method, backend):
     # 4-bit codes; query q = 1111.
     # item 0: 1111 d=0; item 1: 0111 d=1; item 2: 1110 d=1;
     # item 3: 0000 d=4; item 4: 1111 d=0; item 5: 1100 d=2.
@@ -100,7 +116,7 @@ def test_hand_computed_ties_and_radius_inclusive(backend):
         [1, 1, 1, 1],
         [1, 1, -1, -1],
     ]
-    index = HammingIndex(4, backend=backend)
+    index = make_index(4, backend, method)
     index.add(pack_codes(codes))
     query = pack_codes([[1, 1, 1, 1]])
     distances, indices = index.search(query, 3)
@@ -124,11 +140,12 @@ def test_hand_computed_ties_and_radius_inclusive(backend):
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_range_search_matches_oracle(backend):
+@pytest.mark.parametrize("method", METHODS)
+def test_range_search_matches_oracle(method, backend):
     rng = np.random.default_rng(3)
     database = random_packed(rng, 400, 24, distinct=60)
     queries = random_packed(rng, 30, 24)
-    index = HammingIndex(24, backend=backend)
+    index = make_index(24, backend, method)
     index.add(database)
     dist = oracle_distances(queries, database)
     lims, d, i = index.range_search(queries, 9)
@@ -143,8 +160,9 @@ def test_range_search_matches_oracle(backend):
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_empty_index_and_save_load_round_trip(backend, tmp_path):
-    index = HammingIndex(16, backend=backend)
+@pytest.mark.parametrize("method", METHODS)
+def test_empty_index_and_save_load_round_trip(method, backend, tmp_path):
+    index = make_index(16, backend, method)
     query = np.zeros((2, 2), dtype=np.uint8)
     distances, indices = index.search(query, 3)
     assert (indices == -1).all() and (distances == MISSING_DISTANCE).all()
@@ -177,6 +195,23 @@ def test_bad_inputs_raise():
         index.range_search(np.zeros((1, 2), dtype=np.uint8), -1)
     with pytest.raises(DHSPSError, match="unknown index backend"):
         HammingIndex(16, backend="annoy")
+    with pytest.raises(DHSPSError, match="unknown index method"):
+        HammingIndex(16, method="ivf")
+    with pytest.raises(DHSPSError, match="num_bits must be"):
+        HammingIndex(0)
+
+
+def test_add_without_copy_keeps_the_array():
+    codes = np.zeros((5, 2), dtype=np.uint8)
+    index = HammingIndex(16, backend="numpy")
+    index.add(codes, copy=False)
+    assert np.shares_memory(index.codes, codes)
+    index.add(codes, copy=False)  # a second add concatenates
+    assert index.ntotal == 10 and not np.shares_memory(index.codes, codes)
+    assert not index.codes.flags.writeable
+    assert HammingIndex(16, method="mih").backend == "numpy"  # mih: NumPy
+    with pytest.raises(DHSPSError, match="NumPy tables only"):
+        HammingIndex(16, method="mih", backend="faiss")
 
 
 def test_load_rejects_other_files(tmp_path):
