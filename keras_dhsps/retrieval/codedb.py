@@ -235,6 +235,10 @@ def _append_batch(
     return len(values)
 
 
+#: What h5py raises for damaged data or object headers.
+_DAMAGED = (KeyError, TypeError, ValueError, OSError, RuntimeError)
+
+
 def _open(path: str) -> h5py.File:
     if not os.path.isfile(path):
         raise DHSPSError(f"code database not found: {path}")
@@ -242,12 +246,16 @@ def _open(path: str) -> h5py.File:
         handle = h5py.File(path, "r")
     except OSError as error:
         raise DHSPSError(f"{path}: not an HDF5 file ({error})") from None
-    if handle.attrs.get("format") != FORMAT:
+    try:
+        is_ours = handle.attrs.get("format") == FORMAT
+    except _DAMAGED:  # h5py raises these for a damaged object header
+        is_ours = False
+    if not is_ours:
         handle.close()
         raise DHSPSError(f"{path}: not a keras_dhsps code database")
     try:
         _check_layout(handle)
-    except (KeyError, TypeError, ValueError, OSError) as error:
+    except _DAMAGED as error:
         handle.close()
         raise DHSPSError(
             f"{path}: not a valid code database: {error}"
@@ -327,7 +335,7 @@ def read_code_database(path: str, *, relaxed: bool = False) -> CodeDatabase:
     with _open(path) as handle:
         try:
             return _read(handle, relaxed)
-        except (OSError, ValueError) as error:  # damaged data, bad UTF-8
+        except _DAMAGED as error:  # damaged data, bad UTF-8
             raise DHSPSError(f"{path}: cannot read: {error}") from None
 
 
