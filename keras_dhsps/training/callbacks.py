@@ -59,9 +59,12 @@ class StopOnNaN(keras.callbacks.Callback):
     prepare the next batch meanwhile. This one is ``async_safe``: under JAX
     and PyTorch Keras runs the per-batch check on a worker thread, where
     reading the loss waits for that step alone (under TensorFlow, Keras
-    runs callbacks in line). The check records the first bad step and asks
-    training to stop; the error is raised at the end of that epoch, once
-    every check has run. This callback comes first in the run's list, so
+    runs callbacks in line). The check only records the first bad step: on
+    the worker thread it never touches ``self.model``, whose JAX accessor
+    would copy the training state into the model while the main thread
+    donates those buffers to the next step. The next batch's begin hook, on
+    the main thread, asks training to stop; the error is raised at the end
+    of that epoch, once every check has run. This callback comes first in the run's list, so
     the error is raised before that epoch's history and checkpoint are
     written; mid-epoch checkpoints refuse non-finite weights themselves
     (:class:`StepCheckpoint`).
@@ -94,7 +97,10 @@ class StopOnNaN(keras.callbacks.Callback):
         with self._lock:
             if self._first_bad is None or step < self._first_bad[0]:
                 self._first_bad = (step, loss)
-        self.model.stop_training = True
+
+    def on_train_batch_begin(self, batch, logs=None):
+        if self._first_bad is not None:  # main thread: the model may be used
+            self.model.stop_training = True
 
     def on_epoch_end(self, epoch, logs=None):
         if self._first_bad is None:
