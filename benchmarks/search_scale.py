@@ -229,6 +229,8 @@ def parse_args(argv):
         for m in args.methods.split(",")
         if faiss_available() or not m.endswith("faiss")
     ]
+    if any(bits % 8 for bits in args.bits):
+        parser.error("--bits must be multiples of 8 (whole random bytes)")
     if args.methods[0] != "flat-numpy":
         parser.error("--methods must start with flat-numpy (the reference)")
     return args
