@@ -71,15 +71,6 @@ def make_codes(rng, count: int, bits: int, kind: str, centres) -> np.ndarray:
     return np.ascontiguousarray(out.view(np.uint8)[:, : bits // 8])
 
 
-def resident_bytes() -> int:
-    """The process's resident memory (``VmRSS``)."""
-    with open("/proc/self/status", encoding="ascii") as handle:
-        for line in handle:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    return 0
-
-
 def scan_floor(codes: np.ndarray) -> float:
     """Seconds of one pass over the packed codes (a reduction: the least
     any one-query-at-a-time scan must spend reading them)."""
@@ -94,9 +85,8 @@ def scan_floor(codes: np.ndarray) -> float:
 
 
 def build(method: str, bits: int, codes: np.ndarray, args):
-    """``(index, seconds, bytes besides the codes)``."""
+    """``(index, seconds, bytes held besides the codes)``."""
     kind, backend = method.split("-")
-    before = resident_bytes()
     start = time.perf_counter()
     index = HammingIndex(
         bits,
@@ -108,12 +98,8 @@ def build(method: str, bits: int, codes: np.ndarray, args):
     index.add(codes, copy=False)
     if kind == "mih":
         index.tables()
-    else:
-        index.search(codes[:1], 1)  # the NumPy scan's word view
-    seconds = time.perf_counter() - start
-    grown = resident_bytes() - before
-    exact = index.table_bytes
-    return index, seconds, exact if exact is not None else max(grown, 0)
+    index.search(codes[:1], 1)  # the NumPy scan's words, where they exist
+    return index, time.perf_counter() - start, index.extra_bytes
 
 
 def timed(function, *args):
@@ -243,6 +229,8 @@ def parse_args(argv):
         for m in args.methods.split(",")
         if faiss_available() or not m.endswith("faiss")
     ]
+    if any(bits % 8 for bits in args.bits):
+        parser.error("--bits must be multiples of 8 (whole random bytes)")
     if args.methods[0] != "flat-numpy":
         parser.error("--methods must start with flat-numpy (the reference)")
     return args

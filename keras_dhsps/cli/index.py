@@ -1,14 +1,10 @@
 """``dhsps index``: persisted search indexes and shard manifests.
 
-* ``dhsps index build CODES -o INDEX``: writes the index directory of a code
-  database (``.h5``) or of a shard manifest (``.json``): ``index.json``
-  (bits, method, ``m``, the checksum of the codes) and the multi-index
-  tables; ``dhsps search`` opens it with
-  ``keras_dhsps.retrieval.shards.open_index``.
-* ``dhsps index shards SHARD.h5 ... -o MANIFEST.json``: lists code databases
-  encoded in parts (one per worker), in order, with rows and checksums.
-
-No TensorFlow is imported.
+* ``dhsps index build CODES -o INDEX``: the index directory of a code
+  database (``.h5``) or a shard manifest (``.json``), for
+  ``keras_dhsps.retrieval.shards.open_index`` (docs/search.md);
+* ``dhsps index shards SHARD.h5 ... -o MANIFEST.json``: lists the code
+  databases of one collection in order, with rows and checksums.
 """
 
 from __future__ import annotations

@@ -27,6 +27,7 @@ from keras_dhsps.retrieval.mih import sorted_rows
 from keras_dhsps.utils.codes import check_packed
 from keras_dhsps.utils.codes import describe
 from keras_dhsps.utils.codes import distance_dtype
+from keras_dhsps.utils.codes import packed_to_words
 from keras_dhsps.utils.errors import DHSPSError
 from keras_dhsps.utils.files import atomic_write
 
@@ -250,10 +251,23 @@ class HammingIndex:
         self._multi = tables
 
     @property
-    def table_bytes(self) -> int | None:
-        """Bytes the ``"mih"`` tables hold besides the codes (None for
-        ``"flat"``)."""
-        return None if self.method == "flat" else self.tables().nbytes
+    def extra_bytes(self) -> int:
+        """Bytes held besides the packed codes, as built so far: the
+        ``"mih"`` tables, the words of the NumPy scan where they are a copy
+        (padded or transposed codes), faiss's own copy of the codes."""
+        copies = [self._words]
+        total = 0
+        if self._multi is not None:
+            total += self._multi.nbytes
+            copies.append(self._multi.words)
+        for words in copies:
+            if words is not None and not np.may_share_memory(
+                words, self._codes
+            ):
+                total += words.nbytes
+        if self._faiss is not None:
+            total += self._faiss.ntotal * self._faiss.code_size
+        return int(total)
 
     def _rows(self, queries: np.ndarray):
         """Yields ``(q, distances)`` for each query (NumPy backend).
@@ -263,7 +277,7 @@ class HammingIndex:
         yielded array is overwritten by the next iteration.
         """
         database = self._database_words()
-        query_words = mih.packed_to_words(queries)
+        query_words = packed_to_words(queries)
         num_words, num_items = database.shape
         dist = np.empty(
             num_items, dtype=distance_dtype(num_words, database.itemsize)

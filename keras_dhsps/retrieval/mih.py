@@ -26,7 +26,7 @@ MISSING_INDEX = -1
 #: Longest substring: table keys are ``uint32``.
 MAX_SUBSTRING_BITS = 32
 #: Default share of the database a query may probe before it is scanned.
-SCAN_FRACTION = 1 / 32
+SCAN_FRACTION = 1 / 64
 #: Queries searched together, and the candidates a block may hold (a
 #: query holding more is scanned).
 QUERY_BLOCK = 256
@@ -335,7 +335,7 @@ class _Walk:
             return
         last = len(self.costs) - 1
         ahead = self.costs[np.minimum(until[rows], last)] - self.costs[step]
-        self.gave_up[rows[self.work[rows] + ahead > 2 * self.limit]] = True
+        self.gave_up[rows[self.work[rows] + ahead > self.limit]] = True
 
     def step(self, step: int, rows: np.ndarray, bound: np.ndarray) -> tuple:
         """``(rows, ids, distances)`` of the codes first found at ``step``
@@ -428,8 +428,10 @@ def _knn_block(index: MultiIndex, queries, k, scan) -> tuple:
         enough = counts[:, -1] >= kk
         bound[active[enough]] = np.argmax(counts[enough] >= kk, axis=1)
         # The k nearest are certain at the latest after step ``bound``, and
-        # on uniform codes after step ``horizon``.
-        walk.foresee(step, active[enough], np.minimum(bound, horizon))
+        # on uniform codes after step ``horizon``: halfway there, a query
+        # still short of them looks like uniform codes.
+        if 2 * step >= horizon:
+            walk.foresee(step, active[enough], np.minimum(bound, horizon))
         found = _prune(found, new, bound, walk.gave_up)
         done = (counts[:, min(step, num_bits)] >= kk) | (
             counts[:, -1] == num_codes

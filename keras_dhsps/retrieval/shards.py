@@ -53,7 +53,8 @@ def _database_bits(path: str) -> int:
 
 def read_codes(path: str) -> Codes:
     """Reads the packed codes of an HDF5 code database once, hashing them
-    on the way: ``sha256`` of ``"<bits>\\n"`` and the codes' bytes.
+    on the way: the ``sha256`` of the bit count and of the ``sha256`` of the
+    codes' bytes (row after row).
 
     Raises:
         DHSPSError: missing file or not a code database.
@@ -61,7 +62,7 @@ def read_codes(path: str) -> Codes:
     digest, blocks = hashlib.sha256(), []
     for _, block in iter_packed_chunks(path):
         blocks.append(block)
-        digest.update(np.ascontiguousarray(block).tobytes())
+        digest.update(np.ascontiguousarray(block).data)
     bits = _database_bits(path)
     final = hashlib.sha256(f"{bits}\n".encode())
     final.update(digest.digest())

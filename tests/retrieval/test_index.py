@@ -209,9 +209,18 @@ def test_add_without_copy_keeps_the_array():
     index.add(codes, copy=False)  # a second add concatenates
     assert index.ntotal == 10 and not np.shares_memory(index.codes, codes)
     assert not index.codes.flags.writeable
+    index.search(codes[:1], 1)
+    assert index.extra_bytes == 0  # 2-byte codes: the scan reads them
     assert HammingIndex(16, method="mih").backend == "numpy"  # mih: NumPy
     with pytest.raises(DHSPSError, match="NumPy tables only"):
         HammingIndex(16, method="mih", backend="faiss")
+
+
+@pytest.mark.skipif(not faiss_available(), reason="faiss-cpu not installed")
+def test_faiss_holds_its_own_copy():
+    index = HammingIndex(16, backend="faiss")
+    index.add(np.zeros((50, 2), dtype=np.uint8), copy=False)
+    assert index.extra_bytes == 100
 
 
 def test_load_rejects_other_files(tmp_path):

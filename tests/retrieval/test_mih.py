@@ -192,9 +192,15 @@ def test_memory_beside_the_codes():
     # uint32 ids per substring and a uint32 offset per bucket (4 or more
     # codes a bucket): at most 5 bytes a code per substring.
     m = index.num_substrings
-    assert 4 * m * n < index.table_bytes <= 5 * m * n + 4 * m
+    index.search(packed[:3], 5)  # tables and words for the scan, if any
+    assert 4 * m * n < index.extra_bytes <= 5 * m * n + 4 * m
     # A 64-bit flat scan reads the codes in place.
     flat = HammingIndex(64, backend="numpy")
     flat.add(packed, copy=False)
     flat.search(packed[:1], 1)
     assert np.shares_memory(flat._database_words(), packed)
+    assert flat.extra_bytes == 0
+    padded = HammingIndex(40, backend="numpy")  # 5-byte codes: words of 8
+    padded.add(packed[:, :5])
+    padded.search(packed[:1, :5], 1)
+    assert padded.extra_bytes == 8 * n
