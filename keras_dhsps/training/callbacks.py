@@ -64,10 +64,10 @@ class StopOnNaN(keras.callbacks.Callback):
     would copy the training state into the model while the main thread
     donates those buffers to the next step. The next batch's begin hook, on
     the main thread, asks training to stop; the error is raised at the end
-    of that epoch, once every check has run. This callback comes first in the run's list, so
-    the error is raised before that epoch's history and checkpoint are
-    written; mid-epoch checkpoints refuse non-finite weights themselves
-    (:class:`StepCheckpoint`).
+    of that epoch, once every check has run. This callback comes first in
+    the run's list, so the error is raised before that epoch's history and
+    checkpoint are written; mid-epoch checkpoints refuse non-finite weights
+    themselves (:class:`StepCheckpoint`).
 
     Args:
         labels_at: ``labels_at(step)`` returns the labels of the batch of

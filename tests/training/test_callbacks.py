@@ -5,7 +5,8 @@ import types
 
 import pytest
 
-from keras_dhsps.training.callbacks import NonFiniteLossError, StopOnNaN
+from keras_dhsps.training.callbacks import NonFiniteLossError
+from keras_dhsps.training.callbacks import StopOnNaN
 
 
 def test_the_nan_check_on_a_worker_thread_only_records_the_step():
