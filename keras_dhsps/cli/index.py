@@ -1,8 +1,9 @@
 """``dhsps index``: persisted search indexes and shard manifests.
 
 * ``dhsps index build CODES -o INDEX``: the index directory of a code
-  database (``.h5``) or a shard manifest (``.json``), for
-  ``keras_dhsps.retrieval.shards.open_index`` (docs/search.md);
+  database (``.h5``) or a shard manifest (``.json``), for ``dhsps search``
+  and ``keras_dhsps.retrieval.index_directory.open_index``
+  (docs/search.md);
 * ``dhsps index shards SHARD.h5 ... -o MANIFEST.json``: lists the code
   databases of one collection in order, with rows and checksums.
 """
@@ -15,7 +16,7 @@ from keras_dhsps.utils.errors import DHSPSError
 
 
 def _build(args) -> None:
-    from keras_dhsps.retrieval.shards import build_index
+    from keras_dhsps.retrieval.index_directory import build_index
     from keras_dhsps.utils.files import check_writable_output
 
     check_writable_output(args.output, directory=True)

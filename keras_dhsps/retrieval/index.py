@@ -99,14 +99,7 @@ class HammingIndex:
     Raises:
         DHSPSError: unknown backend or method, or ``"faiss"`` without faiss.
 
-    Example:
-
-    ```python
-    index = HammingIndex(64, method="mih")
-    index.add(database_packed)                   # (N, 8) uint8
-    distances, indices = index.search(query_packed, k=100)
-    lims, d, i = index.range_search(query_packed, radius=2)   # d <= 2
-    ```
+    Example (more in docs/search.md):
 
     >>> from keras_dhsps.utils.codes import pack_codes
     >>> index = HammingIndex(4, backend="numpy")
@@ -246,8 +239,7 @@ class HammingIndex:
         return self._multi
 
     def set_tables(self, tables) -> None:
-        """Adopts ``"mih"`` tables built over these very codes (an index
-        directory's, read back by ``keras_dhsps.retrieval.shards``)."""
+        """Adopts ``"mih"`` tables built over these very codes."""
         self._multi = tables
 
     @property
@@ -455,10 +447,9 @@ class HammingIndex:
 
     # ---------------------------------------------------------------- I/O
     def save(self, path: str) -> None:
-        """Writes the codes and ``num_bits`` to an ``.npz`` file (atomic).
-
-        The file is backend-neutral: ``load`` can rebuild either backend.
-        """
+        """Writes the codes and ``num_bits`` to an ``.npz`` file (atomic),
+        from which ``load`` builds a flat index of either backend (an index
+        directory keeps the method and tables: docs/search.md §4)."""
 
         def write(temporary: str) -> None:
             buffer = io.BytesIO()

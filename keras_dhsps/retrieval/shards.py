@@ -1,12 +1,12 @@
-"""Code databases on disk for search: shard manifests and index directories.
+"""Collections in several code databases: shard manifests and sharded search.
 
-A shard manifest (JSON) lists the HDF5 code databases of one collection in
-order, with their rows and code checksums; :class:`ShardedIndex` searches
-them as one database (global indices, the same tie order), shards in
-parallel threads. An index directory (``dhsps index build``) holds
-``index.json`` and the tables of one code database, or one such directory
-per shard; :func:`open_index` reads it back over the codes it was built
-from and refuses others.
+A shard manifest (JSON, ``dhsps index shards`` or ``dhsps encode --engine
+ray``) lists the HDF5 code databases of one collection in order, with their
+rows and code checksums. :func:`read_sharded_database` reads them back as
+one :class:`~keras_dhsps.retrieval.codedb.CodeDatabase`;
+:class:`ShardedIndex` searches them as one database (global indices, the
+same tie order), shards in parallel threads. Index directories over them:
+:mod:`keras_dhsps.retrieval.index_directory`.
 """
 
 from __future__ import annotations
@@ -15,23 +15,18 @@ import concurrent.futures
 import dataclasses
 import hashlib
 import os
-import shutil
 
 import numpy as np
 
 from keras_dhsps.retrieval import mih
+from keras_dhsps.retrieval.codedb import CodeDatabase
 from keras_dhsps.retrieval.codedb import iter_packed_chunks
-from keras_dhsps.retrieval.index import HammingIndex
+from keras_dhsps.retrieval.codedb import read_code_database
 from keras_dhsps.utils.errors import DHSPSError
-from keras_dhsps.utils.files import finish_directory
-from keras_dhsps.utils.files import make_temporary_directory
 from keras_dhsps.utils.files import read_json
 from keras_dhsps.utils.files import write_json
 
 MANIFEST_FORMAT = "keras_dhsps.retrieval.shards"
-INDEX_FORMAT = "keras_dhsps.retrieval.index"
-#: The metadata file of an index directory.
-INDEX_FILE = "index.json"
 
 
 # ------------------------------------------------------------------ codes
@@ -51,10 +46,24 @@ def _database_bits(path: str) -> int:
         return int(handle.attrs["bits"])
 
 
+def _checksum(bits: int, codes_digest) -> str:
+    final = hashlib.sha256(f"{bits}\n".encode())
+    final.update(codes_digest.digest())
+    return f"sha256:{final.hexdigest()}"
+
+
+def codes_checksum(packed: np.ndarray, bits: int) -> str:
+    """The checksum of packed codes: the ``sha256`` of the bit count and of
+    the ``sha256`` of the codes' bytes, row after row. It covers the codes
+    alone, so a manifest or an index is checked on the pass that reads the
+    codes anyway (a hash of the whole file would read paths and labels
+    too)."""
+    return _checksum(bits, hashlib.sha256(np.ascontiguousarray(packed).data))
+
+
 def read_codes(path: str) -> Codes:
     """Reads the packed codes of an HDF5 code database once, hashing them
-    on the way: the ``sha256`` of the bit count and of the ``sha256`` of the
-    codes' bytes (row after row).
+    on the way (:func:`codes_checksum`).
 
     Raises:
         DHSPSError: missing file or not a code database.
@@ -64,15 +73,13 @@ def read_codes(path: str) -> Codes:
         blocks.append(block)
         digest.update(np.ascontiguousarray(block).data)
     bits = _database_bits(path)
-    final = hashlib.sha256(f"{bits}\n".encode())
-    final.update(digest.digest())
     if not blocks:
         packed = np.zeros((0, -(-bits // 8)), dtype=np.uint8)
     elif len(blocks) == 1:
         packed = np.ascontiguousarray(blocks[0])
     else:
         packed = np.concatenate(blocks)
-    return Codes(packed, bits, f"sha256:{final.hexdigest()}")
+    return Codes(packed, bits, _checksum(bits, digest))
 
 
 # --------------------------------------------------------------- manifests
@@ -154,14 +161,61 @@ def read_shard_manifest(path: str) -> tuple[int, list[Shard]]:
         raise DHSPSError(f"{path}: not a shard manifest ({error})") from None
 
 
-def _checked_codes(shard: Shard, manifest: str) -> Codes:
+def checked_codes(shard: Shard, manifest: str) -> Codes:
+    """The codes of ``shard``, checked against its ``manifest`` entry.
+
+    Raises:
+        DHSPSError: unreadable, or not the codes the manifest lists.
+    """
     codes = read_codes(shard.path)
     if codes.checksum != shard.checksum or len(codes.packed) != shard.rows:
-        raise DHSPSError(
-            f"{shard.path} is not the shard listed in {manifest} (its codes "
-            "changed since the manifest was written)"
-        )
+        raise DHSPSError(_changed(shard, manifest))
     return codes
+
+
+def read_sharded_database(path: str, *, relaxed: bool = False) -> CodeDatabase:
+    """The code databases of a shard manifest as one, rows in order.
+
+    Raises:
+        DHSPSError: not a manifest, a missing shard, or a shard whose codes
+            or rows differ from the manifest's.
+    """
+    bits, shards = read_shard_manifest(path)
+    parts = []
+    for shard in shards:
+        part = read_code_database(shard.path, relaxed=relaxed)
+        if (
+            part.bits != bits
+            or len(part) != shard.rows
+            or codes_checksum(part.packed, bits) != shard.checksum
+        ):
+            raise DHSPSError(_changed(shard, path))
+        parts.append(part)
+    return _concatenated(parts, bits)
+
+
+def _changed(shard: Shard, manifest: str) -> str:
+    return (
+        f"{shard.path} is not the shard listed in {manifest} (its codes "
+        "changed since the manifest was written)"
+    )
+
+
+def _stack(parts, name):
+    values = [getattr(part, name) for part in parts]
+    return None if any(v is None for v in values) else np.concatenate(values)
+
+
+def _concatenated(parts: list[CodeDatabase], bits: int) -> CodeDatabase:
+    return CodeDatabase(
+        packed=np.concatenate([p.packed for p in parts]),
+        bits=bits,
+        paths=tuple(path for p in parts for path in p.paths),
+        labels=_stack(parts, "labels"),
+        relaxed=_stack(parts, "relaxed"),
+        metadata=parts[0].metadata,
+        skipped_paths=tuple(s for p in parts for s in p.skipped_paths),
+    )
 
 
 def is_manifest(path: str) -> bool:
@@ -238,208 +292,3 @@ class ShardedIndex:
             np.concatenate(dists),
             len(results[0][0]) - 1,
         )
-
-
-# -------------------------------------------------------- index directories
-def _save_tables(index: HammingIndex, directory: str, source: dict) -> None:
-    """Writes ``index.json`` and the ``"mih"`` tables of ``index``."""
-    tables = []
-    if index.method == "mih" and index.ntotal:
-        for j, table in enumerate(index.tables().tables):
-            for name, array in table.arrays().items():
-                np.save(os.path.join(directory, f"table{j}_{name}.npy"), array)
-            tables.append(table.describe())
-    write_json(
-        os.path.join(directory, INDEX_FILE),
-        {
-            "format": INDEX_FORMAT,
-            "version": 1,
-            "bits": index.num_bits,
-            "method": index.method,
-            "backend": index.backend,
-            "num_codes": index.ntotal,
-            "num_substrings": index.num_substrings,
-            "tables": tables,
-            "source": source,
-        },
-    )
-
-
-def _read_tables(directory: str, meta: dict, index: HammingIndex):
-    """The saved tables of ``index``, memory-mapped."""
-    tables = []
-    for j, fields in enumerate(meta["tables"]):
-        arrays = {
-            name: _load_npy(directory, f"table{j}_{name}.npy")
-            for name in ("offsets", "ids")
-        }
-        tables.append(mih.SubstringTable(**fields, **arrays))
-    return mih.MultiIndex(
-        index.num_bits,
-        mih.word_view(index.codes),
-        tables,
-        scan_fraction=index.scan_fraction,
-    )
-
-
-def _load_npy(directory: str, name: str):
-    path = os.path.join(directory, name)
-    if not os.path.isfile(path):
-        raise DHSPSError(f"{directory}: incomplete index ({name} missing)")
-    return np.load(path, mmap_mode="r", allow_pickle=False)
-
-
-def read_index_metadata(directory: str) -> dict:
-    """``index.json`` of an index directory.
-
-    Raises:
-        DHSPSError: not an index directory.
-    """
-    path = os.path.join(directory, INDEX_FILE)
-    if not os.path.isfile(path):
-        raise DHSPSError(
-            f"{directory}: not an index directory (no {INDEX_FILE})"
-        )
-    try:
-        meta = read_json(path)
-    except ValueError as error:
-        raise DHSPSError(f"{path}: not valid JSON ({error})") from None
-    if not isinstance(meta, dict) or meta.get("format") != INDEX_FORMAT:
-        raise DHSPSError(f"{path}: not a keras_dhsps index")
-    return meta
-
-
-def _staged(output: str, write) -> None:
-    """Calls ``write(directory)`` on a temporary sibling of ``output``,
-    then renames it into place (complete or absent)."""
-    if os.path.exists(output):
-        raise DHSPSError(f"{output} exists; choose a new index directory")
-    parent = os.path.dirname(os.path.abspath(output))
-    os.makedirs(parent, exist_ok=True)
-    temporary = make_temporary_directory(parent, ".tmp-index-")
-    try:
-        write(temporary)
-        finish_directory(temporary)
-        os.replace(temporary, output)
-    except BaseException:
-        shutil.rmtree(temporary, ignore_errors=True)
-        raise
-
-
-def _build_one(codes: Codes, path: str, directory: str, **options) -> None:
-    index = HammingIndex(codes.bits, **options)
-    index.add(codes.packed, copy=False)
-    source = {
-        "codes": os.path.abspath(path),
-        "rows": index.ntotal,
-        "checksum": codes.checksum,
-    }
-    _save_tables(index, directory, source)
-
-
-def build_index(codes: str, output: str, **options) -> dict:
-    """Writes the index directory of a code database or shard manifest.
-
-    Args:
-        codes: an HDF5 code database, or a shard manifest (``.json``).
-        output: the new index directory.
-        **options: ``HammingIndex`` options (``method``, ``backend``,
-            ``num_substrings``).
-
-    Returns:
-        ``{"codes": N, "shards": S, "bits": K}``.
-    """
-    if not is_manifest(codes):
-        loaded = read_codes(codes)
-        _staged(output, lambda d: _build_one(loaded, codes, d, **options))
-        return {"codes": len(loaded.packed), "shards": 1, "bits": loaded.bits}
-    bits, shards = read_shard_manifest(codes)
-
-    def write(directory: str) -> None:
-        for number, shard in enumerate(shards):
-            sub = os.path.join(directory, f"shard-{number:05d}")
-            os.mkdir(sub)
-            loaded = _checked_codes(shard, codes)
-            _build_one(loaded, shard.path, sub, **options)
-        write_json(
-            os.path.join(directory, INDEX_FILE),
-            {
-                "format": INDEX_FORMAT,
-                "version": 1,
-                "bits": bits,
-                "shards": len(shards),
-                "source": {"manifest": os.path.abspath(codes)},
-            },
-        )
-
-    _staged(output, write)
-    total = sum(s.rows for s in shards)
-    return {"codes": total, "shards": len(shards), "bits": bits}
-
-
-def _open_one(directory: str, codes_path: str | None, **options):
-    meta = read_index_metadata(directory)
-    source = meta["source"]
-    path = codes_path or source["codes"]
-    codes = read_codes(path)
-    if codes.checksum != source["checksum"]:
-        raise DHSPSError(
-            f"{directory} was built from another code database than {path} "
-            f"(codes checksum {codes.checksum[:15]}..., index built from "
-            f"{source['checksum'][:15]}...)"
-        )
-    index = HammingIndex(
-        meta["bits"],
-        backend=options.get("backend", meta["backend"]),
-        method=meta["method"],
-        num_substrings=meta["num_substrings"],
-    )
-    index.add(codes.packed, copy=False)
-    index.sources = (os.path.abspath(path),)
-    if meta["method"] == "mih" and index.ntotal:
-        index.set_tables(_read_tables(directory, meta, index))
-    return index
-
-
-def open_index(
-    path: str,
-    codes_path: str | None = None,
-    *,
-    backend: str | None = None,
-    workers: int | None = None,
-):
-    """An index directory from :func:`build_index`, over its codes.
-
-    Args:
-        path: the index directory.
-        codes_path: the code database (or shard manifest) to search;
-            defaults to the one the index was built from. Its codes must be
-            the same (checksum), so a moved database can be named here.
-        backend: override the backend it was built with (its tables are
-            then rebuilt at the first search).
-        workers: threads searching shards in parallel.
-
-    Returns:
-        A :class:`HammingIndex` (``sources``: the code database) or a
-        :class:`ShardedIndex` (``sources``: the shards, in order).
-
-    Raises:
-        DHSPSError: not an index directory, or codes other than those the
-            index was built from.
-    """
-    meta = read_index_metadata(path)
-    options = {} if backend is None else {"backend": backend}
-    if "shards" not in meta:
-        return _open_one(path, codes_path, **options)
-    manifest = codes_path or meta["source"]["manifest"]
-    _, shards = read_shard_manifest(manifest)
-    if len(shards) != meta["shards"]:
-        raise DHSPSError(
-            f"{path} has {meta['shards']} shards but {manifest} lists "
-            f"{len(shards)}"
-        )
-    indexes = [
-        _open_one(os.path.join(path, f"shard-{n:05d}"), shard.path, **options)
-        for n, shard in enumerate(shards)
-    ]
-    return ShardedIndex(indexes, workers=workers)

@@ -4,10 +4,10 @@ that each load the hasher once, codes written as shards with a manifest.
 :func:`encode_on_ray` lists the images in blocks, encodes them with
 ``map_batches`` over a callable class (:class:`_Encoder`, one hasher per
 worker) in order, and streams the codes into HDF5 shards
-(:mod:`keras_dhsps.retrieval.codedb`) listed by a JSON manifest
-(:func:`write_manifest`); :func:`read_manifest` reads them back as one
-:class:`~keras_dhsps.retrieval.codedb.CodeDatabase`. :func:`shard_rows`
-picks one contiguous piece for ``--shard I/N``.
+(:mod:`keras_dhsps.retrieval.codedb`) listed by a shard manifest
+(:mod:`keras_dhsps.retrieval.shards`: the one manifest format, which
+``dhsps search`` and ``dhsps index build`` read). :func:`shard_rows` picks
+one contiguous piece for ``--shard I/N``.
 """
 
 from __future__ import annotations
@@ -21,17 +21,11 @@ from collections.abc import Sequence
 import numpy as np
 
 from keras_dhsps.retrieval.codedb import CodeBatch
-from keras_dhsps.retrieval.codedb import CodeDatabase
-from keras_dhsps.retrieval.codedb import read_code_database
 from keras_dhsps.retrieval.codedb import write_code_database
+from keras_dhsps.retrieval.shards import write_shard_manifest
 from keras_dhsps.utils.errors import DataError
 from keras_dhsps.utils.errors import DHSPSError
-from keras_dhsps.utils.files import read_json
-from keras_dhsps.utils.files import sha256_file
-from keras_dhsps.utils.files import write_json
 
-MANIFEST_FORMAT = "keras_dhsps.codedb-shards"
-MANIFEST_VERSION = 1
 RAY_MISSING = "--engine ray needs Ray Data: pip install 'keras_dhsps[ray]'"
 
 
@@ -55,78 +49,6 @@ def parse_shard(text: str) -> tuple[int, int]:
     ):
         raise DHSPSError(f"--shard expects I/N with 0 <= I < N, got {text!r}")
     return int(index), int(total)
-
-
-# ------------------------------------------------------------- manifest
-def write_manifest(path: str, shard_files: Sequence[str], bits: int) -> dict:
-    """Writes the JSON manifest of ``shard_files`` (in database order):
-    ``{"format", "version", "bits", "shards": [{"path" (relative to the
-    manifest), "rows", "sha256"}]}``; returns it."""
-    base = os.path.dirname(os.path.abspath(path))
-    shards = []
-    for name in shard_files:
-        rows = len(read_code_database(name))
-        shards.append(
-            {
-                "path": os.path.relpath(os.path.abspath(name), base),
-                "rows": rows,
-                "sha256": sha256_file(name),
-            }
-        )
-    manifest = {
-        "format": MANIFEST_FORMAT,
-        "version": MANIFEST_VERSION,
-        "bits": int(bits),
-        "shards": shards,
-    }
-    write_json(path, manifest)
-    return manifest
-
-
-def read_manifest(path: str, *, relaxed: bool = False) -> CodeDatabase:
-    """The shards of a manifest as one code database, rows in order.
-
-    Raises:
-        DHSPSError: not a manifest, a missing shard, or a shard whose
-            bytes or rows differ from the manifest's.
-    """
-    try:
-        manifest = read_json(path)
-        if manifest.get("format") != MANIFEST_FORMAT:
-            raise ValueError(f"format is not {MANIFEST_FORMAT!r}")
-        entries = list(manifest["shards"])
-    except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
-        raise DHSPSError(
-            f"{path}: not a code shard manifest ({error})"
-        ) from None
-    base = os.path.dirname(os.path.abspath(path))
-    parts = [
-        _read_shard(os.path.join(base, e["path"]), e, relaxed) for e in entries
-    ]
-    return _concatenated(parts, int(manifest["bits"]))
-
-
-def _read_shard(path: str, entry: dict, relaxed: bool) -> CodeDatabase:
-    if not os.path.isfile(path) or sha256_file(path) != entry["sha256"]:
-        raise DHSPSError(f"{path}: missing or not the shard its manifest lists")
-    return read_code_database(path, relaxed=relaxed)
-
-
-def _stack(parts, name):
-    values = [getattr(part, name) for part in parts]
-    return None if any(v is None for v in values) else np.concatenate(values)
-
-
-def _concatenated(parts: list[CodeDatabase], bits: int) -> CodeDatabase:
-    return CodeDatabase(
-        packed=np.concatenate([p.packed for p in parts]),
-        bits=bits,
-        paths=tuple(path for p in parts for path in p.paths),
-        labels=_stack(parts, "labels"),
-        relaxed=_stack(parts, "relaxed"),
-        metadata=parts[0].metadata if parts else {},
-        skipped_paths=tuple(s for p in parts for s in p.skipped_paths),
-    )
 
 
 # ------------------------------------------------------------ Ray workers
@@ -337,7 +259,7 @@ def encode_on_ray(
                     paths[p] for p in skipped[start:]
                 ],
             )
-        manifest = write_manifest(output, files, hasher.bits)
+        shards = write_shard_manifest(output, files)
     except BaseException:
         for name in files:
             if os.path.exists(name):
@@ -346,7 +268,7 @@ def encode_on_ray(
     finally:
         ray.shutdown()
     return {
-        "encoded": sum(shard["rows"] for shard in manifest["shards"]),
+        "encoded": sum(shard.rows for shard in shards),
         "skipped": len(skipped),
         "skipped_paths": [paths[p] for p in skipped],
         "shards": len(files),

@@ -11,8 +11,8 @@ from keras_dhsps.cli.main import build_parser
 from keras_dhsps.retrieval.codedb import CodeBatch
 from keras_dhsps.retrieval.codedb import write_code_database
 from keras_dhsps.retrieval.index import HammingIndex
+from keras_dhsps.retrieval.index_directory import open_index
 from keras_dhsps.retrieval.shards import ShardedIndex
-from keras_dhsps.retrieval.shards import open_index
 from keras_dhsps.utils.codes import unpack_codes
 from keras_dhsps.utils.errors import DHSPSError
 

@@ -1,6 +1,7 @@
 """dhsps encode --engine ray: local Ray with 1 and 2 workers gives the
 one-process encode's codes row for row, as shards read back as one;
---shard I/N pieces join into the whole; bad input is one error line."""
+--shard I/N pieces listed by ``dhsps index shards`` join into the whole;
+bad input is one error line."""
 
 from __future__ import annotations
 
@@ -13,15 +14,13 @@ from PIL import Image
 
 from keras_dhsps.cli.main import main
 from keras_dhsps.retrieval.codedb import read_code_database
+from keras_dhsps.retrieval.shards import read_sharded_database
 from keras_dhsps.serving import ray_encode
 from keras_dhsps.serving.ray_encode import RayOptions
 from keras_dhsps.serving.ray_encode import encode_on_ray
-from keras_dhsps.serving.ray_encode import read_manifest
 from keras_dhsps.serving.ray_encode import shard_rows
-from keras_dhsps.serving.ray_encode import write_manifest
 from keras_dhsps.training import multihost
 from keras_dhsps.utils.errors import DataError
-from keras_dhsps.utils.errors import DHSPSError
 from tests.paths import FIXTURES
 
 KERAS_FILE = os.path.join(FIXTURES, "hasher_c7958a9.keras")  # 16 bits, 32x32
@@ -66,10 +65,12 @@ def test_one_ray_worker_from_the_command_line(collection, tmp_path, capsys):
     assert sorted(os.listdir(tmp_path)) == ["codes-00000.h5", "codes.json"]
     with open(manifest) as handle:
         listed = json.load(handle)
-    assert listed["format"] == "keras_dhsps.codedb-shards"
+    assert listed["format"] == "keras_dhsps.retrieval.shards"  # the one
     assert listed["bits"] == 16 and listed["shards"][0]["rows"] == COUNT
     assert listed["shards"][0]["path"] == "codes-00000.h5"
-    assert_same_database(read_manifest(manifest, relaxed=True), expected)
+    assert_same_database(
+        read_sharded_database(manifest, relaxed=True), expected
+    )
 
 
 def test_two_ray_workers_write_several_shards(collection, tmp_path):
@@ -86,7 +87,9 @@ def test_two_ray_workers_write_several_shards(collection, tmp_path):
         store_relaxed=True,
     )
     assert summary["encoded"] == COUNT and summary["shards"] >= 2
-    assert_same_database(read_manifest(manifest, relaxed=True), expected)
+    assert_same_database(
+        read_sharded_database(manifest, relaxed=True), expected
+    )
 
 
 def test_shards_of_the_command_line_join_into_the_whole(collection, tmp_path):
@@ -101,8 +104,10 @@ def test_shards_of_the_command_line_join_into_the_whole(collection, tmp_path):
     assert rows == [10, 10, 10]
     assert read_code_database(pieces[1]).metadata["first_row"] == 10
     manifest = str(tmp_path / "all.json")
-    write_manifest(manifest, pieces, bits=16)
-    assert_same_database(read_manifest(manifest, relaxed=True), expected)
+    assert main(["index", "shards", *pieces, "-o", manifest]) == 0
+    assert_same_database(
+        read_sharded_database(manifest, relaxed=True), expected
+    )
 
 
 def test_shard_rows_are_contiguous_and_cover_everything():
@@ -164,21 +169,3 @@ def test_unreadable_rows_fail_or_are_skipped():
     kept = list(ray_encode._checked([batch], paths, True, skipped))
     assert skipped == [1]
     assert [list(p) for p, _ in kept] == [[0, 2]]
-
-
-def test_a_changed_shard_is_refused(collection, tmp_path):
-    _, expected = collection
-    manifest = str(tmp_path / "codes.json")
-    shard = str(tmp_path / "one.h5")
-    from keras_dhsps.retrieval.codedb import CodeBatch
-    from keras_dhsps.retrieval.codedb import write_code_database
-
-    batch = CodeBatch(np.ones((2, 16), np.float32), ["x", "y"])
-    write_code_database(shard, [batch], bits=16)
-    write_manifest(manifest, [shard], bits=16)
-    assert len(read_manifest(manifest)) == 2
-    write_code_database(shard, [batch, batch], bits=16)
-    with pytest.raises(DHSPSError, match="not the shard its manifest lists"):
-        read_manifest(manifest)
-    with pytest.raises(DHSPSError, match="not a code shard manifest"):
-        read_manifest(shard)
