@@ -1,12 +1,12 @@
-"""``dhsps search MODEL codes.h5 QUERY_IMAGE... -k 20``: the nearest images
-of query images, with their Hamming distances."""
+"""``dhsps search MODEL CODES QUERY_IMAGE... -k 20``: the nearest images
+of query images, with their Hamming distances. CODES: a code database, a
+shard manifest or an index directory (docs/search.md)."""
 
 from __future__ import annotations
 
 from keras_dhsps.cli.arguments import at_least
-from keras_dhsps.retrieval.codedb import read_code_database
+from keras_dhsps.retrieval.collection import open_collection
 from keras_dhsps.retrieval.index import BACKENDS
-from keras_dhsps.retrieval.index import HammingIndex
 from keras_dhsps.serving.encode import read_query_images
 from keras_dhsps.serving.load import load_hasher
 from keras_dhsps.utils.codes import pack_codes
@@ -20,7 +20,11 @@ def add_arguments(parser) -> None:
     parser.add_argument(
         "model", help="a run directory, .keras file or SavedModel"
     )
-    parser.add_argument("codes", help="a code database from `dhsps encode`")
+    parser.add_argument(
+        "codes",
+        help="a code database (.h5) or shard manifest (.json) from `dhsps "
+        "encode`, or an index directory from `dhsps index build`",
+    )
     parser.add_argument("queries", nargs="+", metavar="QUERY_IMAGE")
     parser.add_argument(
         "-k", type=at_least(1), default=_DEFAULT_K, help="results per query"
@@ -31,22 +35,27 @@ def add_arguments(parser) -> None:
         help="instead of the top k: every item with distance <= RADIUS "
         "(at most k shown)",
     )
-    parser.add_argument("--backend", default="auto", choices=BACKENDS)
+    parser.add_argument(
+        "--backend",
+        default="auto",
+        choices=BACKENDS,
+        help="the flat scan's (auto: faiss if installed; an index "
+        "directory keeps its own)",
+    )
     parser.set_defaults(handler=run)
 
 
 def run(args) -> None:
-    database = read_code_database(args.codes)
+    collection = open_collection(args.codes, backend=args.backend)
     hasher = load_hasher(args.model)
-    if hasher.bits != database.bits:
+    if hasher.bits != collection.bits:
         raise DHSPSError(
             f"{args.model} makes {hasher.bits}-bit codes but {args.codes} "
-            f"holds {database.bits}-bit codes"
+            f"holds {collection.bits}-bit codes"
         )
     images = read_query_images(args.queries, hasher)
     packed = pack_codes(hasher.codes_from_preprocessed(images))
-    index = HammingIndex(database.bits, backend=args.backend)
-    index.add(database.packed)
+    index = collection.index
     within = [None] * len(packed)
     if args.radius is not None:
         lims, distances, indices = index.range_search(packed, args.radius)
@@ -62,7 +71,7 @@ def run(args) -> None:
         distances, indices = index.search(packed, args.k)
         rows = list(zip(distances, indices, strict=True))
     for query, row, count in zip(args.queries, rows, within, strict=True):
-        _print_results(query, row, count, args, database.paths)
+        _print_results(query, row, count, args, collection.paths)
 
 
 def _print_results(query, row, within, args, paths) -> None:

@@ -318,3 +318,65 @@ def test_plot_curves_and_examples(workspace, capsys, tmp_path):
     image = Image.open(tmp_path / "examples.png")
     # 4 columns of 1.6 in, 2 rows of 2.0 in (room for the names), 120 dpi.
     assert image.size == (int(4 * 1.6 * 120), int(2 * 2.0 * 120))
+
+
+def test_search_reads_manifests_and_index_directories_alike(
+    workspace, tmp_path, capsys
+):
+    # One collection as a code database, as two --shard pieces listed by a
+    # manifest, and as index directories (mih) of both: dhsps search prints
+    # the same ranked paths and distances for each.
+    root, _ = workspace
+    encode = [
+        "--verbose",
+        "0",
+        "encode",
+        str(root / "run"),
+        str(root / "images"),
+    ]
+    whole = str(tmp_path / "codes.h5")
+    assert main([*encode, "-o", whole]) == 0
+    pieces = [str(tmp_path / f"piece{i}.h5") for i in range(2)]
+    for number, piece in enumerate(pieces):
+        assert main([*encode, "-o", piece, "--shard", f"{number}/2"]) == 0
+    manifest = str(tmp_path / "codes.json")
+    assert main(["index", "shards", *pieces, "-o", manifest]) == 0
+    for source, name in ((whole, "one"), (manifest, "sharded")):
+        output = str(tmp_path / f"index-{name}")
+        assert main(["index", "build", source, "-o", output]) == 0
+    capsys.readouterr()
+    query = str(root / "images" / "im4.png")
+    for options in (["-k", "6"], ["--radius", "2", "-k", "50"]):
+        printed = []
+        for codes in ("codes.h5", "codes.json", "index-one", "index-sharded"):
+            args = ["search", str(root / "run"), str(tmp_path / codes), query]
+            assert main([*args, *options, "--backend", "numpy"]) == 0
+            printed.append(capsys.readouterr().out)
+        assert len(printed[0].splitlines()) > 3  # something was ranked
+        assert printed == [printed[0]] * 4
+
+
+def test_search_refuses_a_changed_shard_in_one_line(
+    workspace, tmp_path, capsys
+):
+    root, _ = workspace
+    encode = [
+        "--verbose",
+        "0",
+        "encode",
+        str(root / "run"),
+        str(root / "images"),
+    ]
+    piece = str(tmp_path / "piece.h5")
+    assert main([*encode, "-o", piece, "--shard", "0/2"]) == 0
+    manifest = str(tmp_path / "codes.json")
+    assert main(["index", "shards", piece, "-o", manifest]) == 0
+    assert (
+        main([*encode, "-o", str(tmp_path / "other.h5"), "--shard", "1/2"]) == 0
+    )
+    os.replace(tmp_path / "other.h5", piece)  # other codes, same name
+    capsys.readouterr()
+    query = str(root / "images" / "im4.png")
+    assert main(["search", str(root / "run"), manifest, query]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "is not the shard listed in" in err[0]
