@@ -11,8 +11,8 @@ from keras_dhsps.config import from_dict
 from keras_dhsps.config import load_config_file
 from keras_dhsps.config import override
 from keras_dhsps.data.options import check_options
-from keras_dhsps.training.rundir import read_json_file
 from keras_dhsps.utils.errors import DHSPSError
+from keras_dhsps.utils.files import read_json_file
 
 #: The dedicated flags of ``train`` and ``evaluate`` and the config keys
 #: they set (``--set`` sets any key).

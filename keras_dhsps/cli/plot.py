@@ -17,7 +17,7 @@ from keras_dhsps.retrieval.examples import retrieval_examples
 from keras_dhsps.retrieval.index import BACKENDS
 from keras_dhsps.utils.errors import DHSPSError
 from keras_dhsps.utils.files import check_writable_output
-from keras_dhsps.utils.files import read_json
+from keras_dhsps.utils.files import read_json_file
 
 
 def add_arguments(parser) -> None:
@@ -103,18 +103,7 @@ def run_examples(args) -> None:
 
 def _read_report(path: str) -> dict:
     """A report JSON file (``dhsps evaluate --output``, ``dhsps train``)."""
-    if not os.path.isfile(path):
-        raise DHSPSError(f"result file not found: {path}")
-    try:
-        report = read_json(path)
-    except ValueError as error:
-        raise DHSPSError(f"{path}: not valid JSON ({error})") from None
-    if not isinstance(report, dict):
-        raise DHSPSError(
-            f"{path}: not a report (expected a JSON object, as written "
-            "by dhsps evaluate --output or dhsps train)"
-        )
-    return report
+    return read_json_file(path, "report", kind=dict)
 
 
 def _output_paths(prefix: str, name: str, extensions: Sequence[str]):

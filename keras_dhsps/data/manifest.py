@@ -40,7 +40,7 @@ from keras_dhsps.data.splits import overlaps
 from keras_dhsps.utils.errors import DataError
 from keras_dhsps.utils.files import finish_directory
 from keras_dhsps.utils.files import make_temporary_directory
-from keras_dhsps.utils.files import read_json
+from keras_dhsps.utils.files import read_json_file
 from keras_dhsps.utils.files import sha256_file
 from keras_dhsps.utils.files import write_json
 from keras_dhsps.utils.files import write_text
@@ -162,16 +162,13 @@ def read_record(directory: str) -> dict:
             list file was edited), or an unknown format version.
     """
     path = os.path.join(directory, MANIFEST)
-    if not os.path.isfile(path):
-        raise DataError(
-            f"{path}: manifest not found (run `dhsps data prepare`)"
-        )
-    try:
-        record = read_json(path)
-    except ValueError as error:
-        raise DataError(f"{path}: not valid JSON: {error}") from None
-    if not isinstance(record, dict):
-        raise DataError(f"{path}: not a manifest (a JSON object)")
+    record = read_json_file(
+        path,
+        "manifest",
+        error=DataError,
+        hint=" (run `dhsps data prepare`)",
+        kind=dict,
+    )
     if record.get("format_version") != FORMAT_VERSION:
         raise DataError(
             f"{path}: unknown manifest format {record.get('format_version')!r}"

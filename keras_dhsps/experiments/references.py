@@ -7,10 +7,8 @@ A reference file is JSON: ``{"note", "kind": "paper" | "rerun", "values":
 
 from __future__ import annotations
 
-import os
-
 from keras_dhsps.utils.errors import DHSPSError
-from keras_dhsps.utils.files import read_json
+from keras_dhsps.utils.files import read_json_file
 
 #: Reference kinds and the column heading each gets. ``paper`` values come
 #: from the IDHN paper itself; ``rerun`` values are others' published
@@ -47,9 +45,7 @@ def load_reference(*paths: str) -> dict:
 
 def _read_entries(path: str) -> list[tuple[tuple, dict]]:
     """``(key, entry)`` of every value of one reference file, checked."""
-    if not os.path.isfile(path):
-        raise DHSPSError(f"reference file not found: {path}")
-    document = read_json(path)
+    document = read_json_file(path, "reference file", kind=dict)
     kind = document.get("kind", "paper")
     if kind not in REFERENCE_COLUMNS:
         raise DHSPSError(

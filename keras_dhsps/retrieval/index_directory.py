@@ -26,7 +26,7 @@ from keras_dhsps.retrieval.shards import read_shard_manifest
 from keras_dhsps.utils.errors import DHSPSError
 from keras_dhsps.utils.files import finish_directory
 from keras_dhsps.utils.files import make_temporary_directory
-from keras_dhsps.utils.files import read_json
+from keras_dhsps.utils.files import read_json_file
 from keras_dhsps.utils.files import write_json
 
 INDEX_FORMAT = "keras_dhsps.retrieval.index"
@@ -93,11 +93,8 @@ def read_index_metadata(directory: str) -> dict:
         raise DHSPSError(
             f"{directory}: not an index directory (no {INDEX_FILE})"
         )
-    try:
-        meta = read_json(path)
-    except ValueError as error:
-        raise DHSPSError(f"{path}: not valid JSON ({error})") from None
-    if not isinstance(meta, dict) or meta.get("format") != INDEX_FORMAT:
+    meta = read_json_file(path, "index", kind=dict)
+    if meta.get("format") != INDEX_FORMAT:
         raise DHSPSError(f"{path}: not a keras_dhsps index")
     return meta
 

@@ -23,7 +23,7 @@ from keras_dhsps.retrieval.codedb import CodeDatabase
 from keras_dhsps.retrieval.codedb import iter_packed_chunks
 from keras_dhsps.retrieval.codedb import read_code_database
 from keras_dhsps.utils.errors import DHSPSError
-from keras_dhsps.utils.files import read_json
+from keras_dhsps.utils.files import read_json_file
 from keras_dhsps.utils.files import write_json
 
 MANIFEST_FORMAT = "keras_dhsps.retrieval.shards"
@@ -141,10 +141,8 @@ def read_shard_manifest(path: str) -> tuple[int, list[Shard]]:
     Raises:
         DHSPSError: missing file, not JSON or not a shard manifest.
     """
-    if not os.path.isfile(path):
-        raise DHSPSError(f"shard manifest not found: {path}")
+    manifest = read_json_file(path, "shard manifest", kind=dict)
     try:
-        manifest = read_json(path)
         if manifest.get("format") != MANIFEST_FORMAT:
             raise ValueError("not a keras_dhsps shard manifest")
         base = os.path.dirname(os.path.abspath(path))

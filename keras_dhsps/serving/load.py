@@ -19,7 +19,7 @@ import zipfile
 from keras_dhsps.training.rundir import MODEL_FILE
 from keras_dhsps.training.rundir import RunDirectory
 from keras_dhsps.utils.errors import DHSPSError
-from keras_dhsps.utils.files import read_json
+from keras_dhsps.utils.files import read_json_file
 
 #: The file that marks an exported SavedModel directory.
 SAVED_MODEL_FILE = "saved_model.pb"
@@ -180,7 +180,7 @@ def _load_saved_model(path: str):
         )
     metadata_file = os.path.join(path, METADATA_PATH)
     if os.path.isfile(metadata_file):
-        metadata = read_json(metadata_file)
+        metadata = read_json_file(metadata_file, "hasher metadata", kind=dict)
     else:
         metadata = json.loads(loaded.metadata().numpy().decode("utf-8"))
     return LoadedHasher(source=path, metadata=metadata, saved_model=loaded)

@@ -16,8 +16,8 @@ import keras
 import numpy as np
 
 from keras_dhsps.data.base import Split
-from keras_dhsps.training.rundir import read_json_file
 from keras_dhsps.utils.errors import DHSPSError
+from keras_dhsps.utils.files import read_json_file
 from keras_dhsps.utils.files import write_json
 from keras_dhsps.utils.space import require_space
 from keras_dhsps.utils.space import variables_bytes

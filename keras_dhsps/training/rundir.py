@@ -15,7 +15,7 @@ import os
 from keras_dhsps.config import to_dict
 from keras_dhsps.utils.errors import DHSPSError
 from keras_dhsps.utils.files import atomic_write
-from keras_dhsps.utils.files import read_json
+from keras_dhsps.utils.files import read_json_file
 from keras_dhsps.utils.files import write_json
 from keras_dhsps.utils.locks import RunLock
 from keras_dhsps.utils.space import require_space
@@ -28,22 +28,6 @@ LOGS_DIR = "logs"
 BEST_MODEL_FILE = "best.keras"
 MODEL_FILE = "model.keras"
 REPORT_FILE = "report.json"
-
-
-def read_json_file(path: str, what: str):
-    """A JSON file the user named or a run holds; errors are one line.
-
-    Raises:
-        DHSPSError: missing, unreadable or not JSON.
-    """
-    if not os.path.isfile(path):
-        raise DHSPSError(f"{what} not found: {path}")
-    try:
-        return read_json(path)
-    except (OSError, UnicodeDecodeError, ValueError) as error:
-        raise DHSPSError(
-            f"{path}: not a readable JSON file ({error})"
-        ) from None
 
 
 def _flatten(values: dict, prefix: str = "") -> dict:

@@ -225,9 +225,39 @@ def write_json(path: str, value) -> None:
 
 
 def read_json(path: str):
-    """Reads a JSON file."""
+    """Reads a JSON file (trusted: one the caller has just written)."""
     with open(path, encoding="utf-8") as handle:
         return json.load(handle)
+
+
+def read_json_file(
+    path: str, what: str, *, error=DHSPSError, hint: str = "", kind=None
+):
+    """The JSON in ``path``, a file the user named or handed over; every
+    failure is one line.
+
+    Args:
+        what: what the file is ("run config"), for the messages.
+        error: the :class:`DHSPSError` subclass raised.
+        hint: added to the missing-file message.
+        kind: the type the top level must have (``dict``, ``list``), or None.
+
+    Raises:
+        error: missing, unreadable, not UTF-8 or not JSON (nesting too deep
+            included), or not of ``kind``.
+    """
+    if not os.path.isfile(path):
+        raise error(f"{what} not found: {path}{hint}")
+    try:
+        value = read_json(path)
+    except OSError as failure:
+        raise error(f"{path}: cannot be read ({failure.strerror})") from None
+    except (ValueError, RecursionError) as failure:
+        raise error(f"{path}: not valid JSON ({failure})") from None
+    if kind is not None and not isinstance(value, kind):
+        expected = {dict: "object", list: "array"}.get(kind, kind)
+        raise error(f"{path}: not a {what} (expected a JSON {expected})")
+    return value
 
 
 def sha256_file(path: str) -> str:

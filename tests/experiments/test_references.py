@@ -40,6 +40,13 @@ def test_reference_values_need_a_source(tmp_path):
         load_reference(bad)
     with pytest.raises(DHSPSError, match="reference file not found"):
         load_reference(str(tmp_path / "none.json"))
+    # A damaged file or a JSON array was a traceback before.
+    (tmp_path / "cut.json").write_text('{"values": [', encoding="utf-8")
+    with pytest.raises(DHSPSError, match=r"cut\.json: not valid JSON"):
+        load_reference(str(tmp_path / "cut.json"))
+    (tmp_path / "list.json").write_text("[]", encoding="utf-8")
+    with pytest.raises(DHSPSError, match="expected a JSON object"):
+        load_reference(str(tmp_path / "list.json"))
 
 
 def test_rerun_references_need_protocol_and_backbone(tmp_path):

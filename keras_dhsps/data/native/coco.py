@@ -15,7 +15,6 @@ count).
 
 from __future__ import annotations
 
-import json
 import os
 
 import numpy as np
@@ -23,6 +22,7 @@ import numpy as np
 from keras_dhsps.data.collection import Collection
 from keras_dhsps.data.splits import Protocol
 from keras_dhsps.utils.errors import DataError
+from keras_dhsps.utils.files import read_json_file
 
 #: HashNet's sizes: 5,000 queries, 10,000 training images; we draw training
 #: images from the database (= every non-query image) and keep queries out
@@ -50,15 +50,6 @@ def _escapes(file_name: str) -> bool:
         or ":" in parts[0]
         or ".." in parts
     )
-
-
-def _read_json(path: str):
-    """The parsed JSON of ``path``; a DataError if it is not valid JSON."""
-    try:
-        with open(path, encoding="utf-8") as handle:
-            return json.load(handle)
-    except (ValueError, RecursionError) as error:
-        raise DataError(f"{path}: not valid JSON: {error}") from None
 
 
 def _categories(path: str, data) -> dict[int, str]:
@@ -141,7 +132,9 @@ def _read_subset(
     Returns its categories (id -> name); a missing field or a value of the
     wrong type is a DataError naming the file.
     """
-    data = _read_json(path)
+    data = read_json_file(
+        path, "COCO annotation file", error=DataError, kind=dict
+    )
     try:
         categories = _categories(path, data)
         by_id = _images(path, subset, data, entries, image_labels)
