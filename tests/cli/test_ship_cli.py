@@ -320,6 +320,11 @@ def test_plot_curves_and_examples(workspace, capsys, tmp_path):
     assert image.size == (int(4 * 1.6 * 120), int(2 * 2.0 * 120))
 
 
+def encode_images(root):
+    """``dhsps encode`` of the workspace's images, without ``-o``."""
+    return ["--verbose", "0", "encode", str(root / "run"), str(root / "images")]
+
+
 def test_search_reads_manifests_and_index_directories_alike(
     workspace, tmp_path, capsys
 ):
@@ -327,13 +332,7 @@ def test_search_reads_manifests_and_index_directories_alike(
     # manifest, and as index directories (mih) of both: dhsps search prints
     # the same ranked paths and distances for each.
     root, _ = workspace
-    encode = [
-        "--verbose",
-        "0",
-        "encode",
-        str(root / "run"),
-        str(root / "images"),
-    ]
+    encode = encode_images(root)
     whole = str(tmp_path / "codes.h5")
     assert main([*encode, "-o", whole]) == 0
     pieces = [str(tmp_path / f"piece{i}.h5") for i in range(2)]
@@ -360,13 +359,7 @@ def test_search_refuses_a_changed_shard_in_one_line(
     workspace, tmp_path, capsys
 ):
     root, _ = workspace
-    encode = [
-        "--verbose",
-        "0",
-        "encode",
-        str(root / "run"),
-        str(root / "images"),
-    ]
+    encode = encode_images(root)
     piece = str(tmp_path / "piece.h5")
     assert main([*encode, "-o", piece, "--shard", "0/2"]) == 0
     manifest = str(tmp_path / "codes.json")

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from keras_dhsps.retrieval import mih
 from keras_dhsps.retrieval.index import HammingIndex
 from keras_dhsps.utils.errors import DHSPSError
+from tests.retrieval.helpers import assert_same
 
 # None: probe to the end; 0.0: every query past 64 entries is scanned.
 SCAN_FRACTIONS = [None, 0.0, mih.SCAN_FRACTION]
@@ -31,20 +32,6 @@ def near_codes(rng, n, bits, centres=5, flips=0.08):
     centre = rng.integers(0, 2, (centres, bits), dtype=np.uint8)
     noise = (rng.random((n, bits)) < flips).astype(np.uint8)
     return np.packbits(centre[rng.integers(0, centres, n)] ^ noise, axis=1)
-
-
-def assert_same(flat, other, queries, ks, radii):
-    for k in ks:
-        pairs = zip(
-            flat.search(queries, k), other.search(queries, k), strict=True
-        )
-        for a, b in pairs:
-            np.testing.assert_array_equal(a, b)
-    for radius in radii:
-        expected = flat.range_search(queries, radius)
-        got = other.range_search(queries, radius)
-        for a, b in zip(expected, got, strict=True):
-            np.testing.assert_array_equal(a, b)
 
 
 def indexes(bits, database, fraction, m=None):
