@@ -247,7 +247,9 @@ def _open(path: str) -> h5py.File:
     except OSError as error:
         raise DHSPSError(f"{path}: not an HDF5 file ({error})") from None
     try:
-        is_ours = handle.attrs.get("format") == FORMAT
+        # a damaged header can make it an array, or bytes: compare a str
+        found = handle.attrs.get("format")
+        is_ours = isinstance(found, str) and found == FORMAT
     except _DAMAGED:  # h5py raises these for a damaged object header
         is_ours = False
     if not is_ours:

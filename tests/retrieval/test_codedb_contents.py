@@ -5,6 +5,7 @@ import h5py
 import numpy as np
 import pytest
 
+from keras_dhsps.retrieval.codedb import FORMAT
 from keras_dhsps.retrieval.codedb import CodeBatch
 from keras_dhsps.retrieval.codedb import read_code_database
 from keras_dhsps.retrieval.codedb import write_code_database
@@ -63,3 +64,17 @@ def test_a_damaged_database_is_one_line_naming_the_file(database, what):
 def test_a_file_without_skipped_paths_still_reads(database):
     _damage(database, lambda h: h.__delitem__("skipped_paths"))
     assert read_code_database(database).skipped_paths == ()
+
+
+@pytest.mark.parametrize(
+    "value",
+    [[FORMAT, FORMAT], np.array([1, 2]), np.bytes_(FORMAT.encode())],
+    ids=["strings", "numbers", "bytes"],
+)
+def test_a_format_attribute_that_is_not_one_string_is_not_ours(database, value):
+    # One changed byte in its datatype made it read as an array, which
+    # ``== FORMAT`` compared element by element (a ValueError escaped).
+    _damage(database, lambda h: h.attrs.__setitem__("format", value))
+    with pytest.raises(DHSPSError) as raised:
+        read_code_database(database)
+    assert str(raised.value) == f"{database}: not a keras_dhsps code database"
