@@ -1,0 +1,107 @@
+"""A code database damaged where HDF5 loops forever or crashes ends in one
+DHSPSError line, in bounded time (docs/reliability.md §13).
+
+The damaged files are made here from a database the library writes. Its
+attribute strings and paths live in a global heap collection: ``GCOL``, at
+least 4 KiB (HDF5's smallest), a 16-byte header, then objects, each a
+16-byte header (index: 2 bytes, references: 2, reserved: 4, size: 8) and
+its bytes padded to 8; what the few short strings leave is free space,
+filled with zeros. HDF5 (1.14.6, under h5py 3.14) decodes a collection by
+moving from each object to ``begin + 16 + size``; a header of 16 zero bytes
+(object 0, size 0) moves it by nothing, forever. So one changed size that
+sends it into the free space hangs any read of an attribute. A changed
+byte in the ``format`` attribute's datatype (the string kind of a
+variable-length type) makes it crash with SIGSEGV.
+
+Each read runs in a separate interpreter with a 30 s timeout, so that the
+code before the fix (which hangs) fails the test instead of hanging it.
+"""
+
+import os
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+from keras_dhsps.retrieval.codedb import CodeBatch
+from keras_dhsps.retrieval.codedb import write_code_database
+
+#: The per-step limit the reads below run with (READ_LIMIT_S is 30 s).
+LIMIT_S = 2.0
+READ = f"""
+import sys
+from keras_dhsps.retrieval import codedb
+from keras_dhsps.utils.errors import DHSPSError
+codedb.READ_LIMIT_S = {LIMIT_S}
+for read in (
+    lambda: codedb.read_code_database(sys.argv[1], relaxed=True),
+    lambda: list(codedb.iter_packed_chunks(sys.argv[1])),
+):
+    try:
+        read()
+        print("read")
+    except DHSPSError as error:
+        print("DHSPSError:", error)
+"""
+
+
+def _database(path) -> bytes:
+    codes = np.random.default_rng(0).uniform(-1, 1, (5, 12))
+    batch = CodeBatch(codes, list("abcde"), np.eye(5)[:, :3])
+    write_code_database(str(path), [batch], bits=12, num_classes=3)
+    return path.read_bytes()
+
+
+def _read_outside(path) -> tuple[list[str], float]:
+    """The outcome of both public reads, each line; and the seconds taken."""
+    start = time.monotonic()
+    done = subprocess.run(
+        [sys.executable, "-c", READ, str(path)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env=dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path)),
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout.splitlines(), time.monotonic() - start
+
+
+def _expect_one_line_each(lines, path, reason):
+    line = f"DHSPSError: {path}: not a readable code database ({reason})"
+    assert lines == [line, line]
+
+
+def test_a_global_heap_object_sent_into_free_space_is_one_line(tmp_path):
+    path = tmp_path / "codes.h5"
+    data = bytearray(_database(path))
+    heap = data.index(b"GCOL")
+    first = heap + 16  # object 1: "keras_dhsps.codedb"
+    assert int.from_bytes(data[first : first + 2], "little") == 1
+    assert data[first + 16 : first + 34] == b"keras_dhsps.codedb"
+    # Its size 18 becomes 2048: the next header is read 2064 bytes on,
+    # inside the free space.
+    assert data[first + 2064 : first + 2096] == bytes(32)
+    data[first + 8 : first + 16] = (2048).to_bytes(8, "little")
+    path.write_bytes(data)
+    lines, seconds = _read_outside(path)
+    _expect_one_line_each(lines, path, "reading it did not finish in 2 s")
+    assert seconds < 2 * LIMIT_S + 6  # two reads; starting interpreters
+
+
+def test_a_datatype_that_crashes_hdf5_is_one_line(tmp_path):
+    path = tmp_path / "codes.h5"
+    data = bytearray(_database(path))
+    # The attribute message: version, reserved, sizes of the name (7),
+    # datatype (20) and dataspace (8), the name padded to 8 bytes, then the
+    # datatype: class and version (0x19: variable-length, version 1), then
+    # its first bit field byte (1: a string), which becomes 0xFE.
+    name = data.index(b"\x01\x00\x07\x00\x14\x00\x08\x00format\x00\x00")
+    kind = name + 16 + 1
+    assert data[kind - 1 : kind + 1] == b"\x19\x01"
+    data[kind] ^= 0xFF
+    path.write_bytes(data)
+    lines, _ = _read_outside(path)
+    _expect_one_line_each(
+        lines, path, "the HDF5 library crashed reading it: SIGSEGV"
+    )
