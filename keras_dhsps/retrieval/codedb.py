@@ -358,9 +358,38 @@ def read_code_database(path: str, *, relaxed: bool = False) -> CodeDatabase:
         DHSPSError: missing file, not HDF5, not a code database, or one
             that HDF5 cannot read (an error, a hang or a crash).
     """
-    _require_file(path)
     names = ["codes", "paths", "labels", "skipped_paths"]
-    with _reading(path, names + ["relaxed"] * relaxed, None) as blocks:
+    header, arrays, texts = _read(path, names + ["relaxed"] * relaxed)
+    return CodeDatabase(
+        packed=arrays["codes"],
+        bits=header["bits"],
+        paths=tuple(texts["paths"]),
+        labels=arrays.get("labels"),
+        relaxed=arrays.get("relaxed"),
+        metadata=header["metadata"],
+        skipped_paths=tuple(texts.get("skipped_paths", ())),
+    )
+
+
+def read_packed_codes(path: str) -> tuple[int, np.ndarray]:
+    """``(bits, packed codes)`` of a code database, nothing else read
+    (checked and read as :func:`read_code_database` reads)."""
+    header, arrays, _ = _read(path, ["codes"])
+    return header["bits"], arrays["codes"]
+
+
+def read_image_paths(path: str) -> tuple[str, ...]:
+    """The image path of every row of a code database, nothing else read
+    (checked and read as :func:`read_code_database` reads)."""
+    _, _, texts = _read(path, ["paths"])
+    return tuple(texts["paths"])
+
+
+def _read(path: str, names: list) -> tuple[dict, dict, dict]:
+    """``(header, arrays, texts)``: the datasets ``names`` of a code
+    database, read whole through the bounded child."""
+    _require_file(path)
+    with _reading(path, names, None) as blocks:
         header = next(blocks)
         arrays = {
             name: np.empty(shape, dtype)
@@ -372,15 +401,7 @@ def read_code_database(path: str, *, relaxed: bool = False) -> CodeDatabase:
                 texts[name].extend(block)
             else:
                 arrays[name][start : start + len(block)] = block
-    return CodeDatabase(
-        packed=arrays["codes"],
-        bits=header["bits"],
-        paths=tuple(texts["paths"]),
-        labels=arrays.get("labels"),
-        relaxed=arrays.get("relaxed"),
-        metadata=header["metadata"],
-        skipped_paths=tuple(texts.get("skipped_paths", ())),
-    )
+    return header, arrays, texts
 
 
 def iter_packed_chunks(

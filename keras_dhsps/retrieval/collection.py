@@ -7,6 +7,7 @@ import dataclasses
 import os
 
 from keras_dhsps.retrieval.codedb import read_code_database
+from keras_dhsps.retrieval.codedb import read_image_paths
 from keras_dhsps.retrieval.index import HammingIndex
 from keras_dhsps.retrieval.index_directory import open_index
 from keras_dhsps.retrieval.shards import ShardedIndex
@@ -33,7 +34,8 @@ def open_collection(path: str, *, backend: str = "auto") -> SearchCollection:
         path: an HDF5 code database, a shard manifest (``.json``: its
             databases in order, checked against their code checksums) or
             an index directory from ``dhsps index build`` (its method and
-            tables; the code databases it was built from give the paths).
+            tables; the code databases it was built from give the paths,
+            read alone so the codes are held once).
         backend: the flat scan's backend; ``"auto"`` keeps an index
             directory's own.
 
@@ -44,9 +46,7 @@ def open_collection(path: str, *, backend: str = "auto") -> SearchCollection:
     if os.path.isdir(path):
         index = open_index(path, backend=None if backend == "auto" else backend)
         paths = tuple(
-            row
-            for source in index.sources
-            for row in read_code_database(source).paths
+            row for source in index.sources for row in read_image_paths(source)
         )
         return SearchCollection(index, paths)
     if is_manifest(path):

@@ -20,8 +20,8 @@ import numpy as np
 
 from keras_dhsps.retrieval import mih
 from keras_dhsps.retrieval.codedb import CodeDatabase
-from keras_dhsps.retrieval.codedb import iter_packed_chunks
 from keras_dhsps.retrieval.codedb import read_code_database
+from keras_dhsps.retrieval.codedb import read_packed_codes
 from keras_dhsps.utils.errors import DHSPSError
 from keras_dhsps.utils.files import read_json_file
 from keras_dhsps.utils.files import write_json
@@ -39,47 +39,27 @@ class Codes:
     checksum: str
 
 
-def _database_bits(path: str) -> int:
-    import h5py  # the code database's ``bits`` attribute (codedb's format)
-
-    with h5py.File(path, "r") as handle:
-        return int(handle.attrs["bits"])
-
-
-def _checksum(bits: int, codes_digest) -> str:
-    final = hashlib.sha256(f"{bits}\n".encode())
-    final.update(codes_digest.digest())
-    return f"sha256:{final.hexdigest()}"
-
-
 def codes_checksum(packed: np.ndarray, bits: int) -> str:
     """The checksum of packed codes: the ``sha256`` of the bit count and of
     the ``sha256`` of the codes' bytes, row after row. It covers the codes
     alone, so a manifest or an index is checked on the pass that reads the
     codes anyway (a hash of the whole file would read paths and labels
     too)."""
-    return _checksum(bits, hashlib.sha256(np.ascontiguousarray(packed).data))
+    codes = hashlib.sha256(np.ascontiguousarray(packed).data)
+    final = hashlib.sha256(f"{bits}\n".encode())
+    final.update(codes.digest())
+    return f"sha256:{final.hexdigest()}"
 
 
 def read_codes(path: str) -> Codes:
-    """Reads the packed codes of an HDF5 code database once, hashing them
-    on the way (:func:`codes_checksum`).
+    """The packed codes of an HDF5 code database with their checksum
+    (:func:`codes_checksum`).
 
     Raises:
         DHSPSError: missing file or not a code database.
     """
-    digest, blocks = hashlib.sha256(), []
-    for _, block in iter_packed_chunks(path):
-        blocks.append(block)
-        digest.update(np.ascontiguousarray(block).data)
-    bits = _database_bits(path)
-    if not blocks:
-        packed = np.zeros((0, -(-bits // 8)), dtype=np.uint8)
-    elif len(blocks) == 1:
-        packed = np.ascontiguousarray(blocks[0])
-    else:
-        packed = np.concatenate(blocks)
-    return Codes(packed, bits, _checksum(bits, digest))
+    bits, packed = read_packed_codes(path)
+    return Codes(packed, bits, codes_checksum(packed, bits))
 
 
 # --------------------------------------------------------------- manifests

@@ -13,6 +13,7 @@ import os
 from collections.abc import Callable
 from collections.abc import Iterable
 
+from keras_dhsps.utils.bounded import bounded_stream
 from keras_dhsps.utils.errors import DHSPSError
 
 
@@ -65,14 +66,36 @@ def _is_saved_model(path: str) -> bool:
     )
 
 
+#: The most seconds the child asking an HDF5 file's format may take.
+PROBE_LIMIT_S = 30.0
+
+
 def _is_code_database(path: str) -> bool:
+    """Whether ``path`` is a code database, asked in a bounded child: HDF5
+    can loop or crash on a damaged file (docs/reliability.md §13)."""
+    try:
+        items = bounded_stream(
+            "keras_dhsps.utils.outputs:_hdf5_format",
+            (path,),
+            failure=f"{path}: not a readable HDF5 file",
+            reader="the HDF5 library",
+            limit_s=PROBE_LIMIT_S,
+        )
+        return list(items) == ["keras_dhsps.codedb"]
+    except DHSPSError:  # it hung or crashed: not a file we wrote
+        return False
+
+
+def _hdf5_format(path: str):
+    """Runs in the child: yields the ``format`` attribute, or None."""
     import h5py
 
     try:
         with h5py.File(path, "r") as file:
-            return file.attrs.get("format") == "keras_dhsps.codedb"
-    except (OSError, ValueError):
-        return False
+            value = file.attrs.get("format")
+    except (OSError, ValueError, KeyError, RuntimeError):
+        value = None
+    yield value if isinstance(value, str) else None
 
 
 def _is_onnx_hasher(path: str) -> bool:

@@ -9,6 +9,8 @@ import pytest
 from keras_dhsps.retrieval.codedb import CodeBatch
 from keras_dhsps.retrieval.codedb import iter_packed_chunks
 from keras_dhsps.retrieval.codedb import read_code_database
+from keras_dhsps.retrieval.codedb import read_image_paths
+from keras_dhsps.retrieval.codedb import read_packed_codes
 from keras_dhsps.retrieval.codedb import write_code_database
 from keras_dhsps.utils.codes import pack_codes
 from keras_dhsps.utils.codes import unpack_codes
@@ -85,3 +87,21 @@ def test_read_errors(tmp_path):
         handle["x"] = 1
     with pytest.raises(DHSPSError, match="not a keras_dhsps code database"):
         read_code_database(str(tmp_path / "other.h5"))
+
+
+def test_codes_alone_and_paths_alone_are_the_whole_reads_fields(tmp_path):
+    codes = np.where(np.random.default_rng(4).random((70, 20)) < 0.5, -1, 1)
+    paths = [f"dir/image{i}.jpg" for i in range(70)]
+    path = str(tmp_path / "codes.h5")
+    batches = [
+        CodeBatch(codes[:30], paths[:30]),
+        CodeBatch(codes[30:], paths[30:]),
+    ]
+    write_code_database(path, batches, bits=20)
+    whole = read_code_database(path)
+    bits, packed = read_packed_codes(path)
+    assert bits == 20
+    np.testing.assert_array_equal(packed, pack_codes(codes))
+    assert read_image_paths(path) == whole.paths == tuple(paths)
+    with pytest.raises(DHSPSError, match="not found"):
+        read_image_paths(str(tmp_path / "missing.h5"))

@@ -22,10 +22,8 @@ import subprocess
 import sys
 import time
 
-import numpy as np
-
-from keras_dhsps.retrieval.codedb import CodeBatch
-from keras_dhsps.retrieval.codedb import write_code_database
+from tests.retrieval.damaged_codedb import write_crashing_datatype
+from tests.retrieval.damaged_codedb import write_heap_loop
 
 #: The per-step limit the reads below run with (READ_LIMIT_S is 30 s).
 LIMIT_S = 2.0
@@ -44,13 +42,6 @@ for read in (
     except DHSPSError as error:
         print("DHSPSError:", error)
 """
-
-
-def _database(path) -> bytes:
-    codes = np.random.default_rng(0).uniform(-1, 1, (5, 12))
-    batch = CodeBatch(codes, list("abcde"), np.eye(5)[:, :3])
-    write_code_database(str(path), [batch], bits=12, num_classes=3)
-    return path.read_bytes()
 
 
 def _read_outside(path) -> tuple[list[str], float]:
@@ -74,16 +65,7 @@ def _expect_one_line_each(lines, path, reason):
 
 def test_a_global_heap_object_sent_into_free_space_is_one_line(tmp_path):
     path = tmp_path / "codes.h5"
-    data = bytearray(_database(path))
-    heap = data.index(b"GCOL")
-    first = heap + 16  # object 1: "keras_dhsps.codedb"
-    assert int.from_bytes(data[first : first + 2], "little") == 1
-    assert data[first + 16 : first + 34] == b"keras_dhsps.codedb"
-    # Its size 18 becomes 2048: the next header is read 2064 bytes on,
-    # inside the free space.
-    assert data[first + 2064 : first + 2096] == bytes(32)
-    data[first + 8 : first + 16] = (2048).to_bytes(8, "little")
-    path.write_bytes(data)
+    write_heap_loop(path)
     lines, seconds = _read_outside(path)
     _expect_one_line_each(lines, path, "reading it did not finish in 2 s")
     assert seconds < 2 * LIMIT_S + 6  # two reads; starting interpreters
@@ -91,16 +73,7 @@ def test_a_global_heap_object_sent_into_free_space_is_one_line(tmp_path):
 
 def test_a_datatype_that_crashes_hdf5_is_one_line(tmp_path):
     path = tmp_path / "codes.h5"
-    data = bytearray(_database(path))
-    # The attribute message: version, reserved, sizes of the name (7),
-    # datatype (20) and dataspace (8), the name padded to 8 bytes, then the
-    # datatype: class and version (0x19: variable-length, version 1), then
-    # its first bit field byte (1: a string), which becomes 0xFE.
-    name = data.index(b"\x01\x00\x07\x00\x14\x00\x08\x00format\x00\x00")
-    kind = name + 16 + 1
-    assert data[kind - 1 : kind + 1] == b"\x19\x01"
-    data[kind] ^= 0xFF
-    path.write_bytes(data)
+    write_crashing_datatype(path)
     lines, _ = _read_outside(path)
     _expect_one_line_each(
         lines, path, "the HDF5 library crashed reading it: SIGSEGV"

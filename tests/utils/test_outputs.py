@@ -2,6 +2,8 @@
 
 import json
 import os
+import subprocess
+import sys
 
 import h5py
 import pytest
@@ -59,3 +61,36 @@ def test_overwrite_recognizes_its_code_databases(tmp_path):
     check_output(str(ours), kind="code database", overwrite=True)
     with pytest.raises(DHSPSError, match="not a code database"):
         check_output(str(theirs), kind="code database", overwrite=True)
+
+
+@pytest.mark.parametrize("damage", ["heap_loop", "crashing_datatype"])
+def test_overwrite_refuses_a_damaged_database_without_hanging(tmp_path, damage):
+    # HDF5 loops forever or dies of SIGSEGV on these files; asking whether
+    # an existing output is ours must end in the one refusal line. Run in a
+    # separate interpreter so that the old code fails instead of taking
+    # pytest down.
+    from tests.retrieval import damaged_codedb
+
+    path = tmp_path / "codes.h5"
+    getattr(damaged_codedb, f"write_{damage}")(path)
+    script = (
+        "import sys\n"
+        "from keras_dhsps.utils import outputs\n"
+        "outputs.PROBE_LIMIT_S = 2.0\n"
+        "from keras_dhsps.utils.errors import DHSPSError\n"
+        "try:\n"
+        "    outputs.check_output(sys.argv[1], kind='code database', "
+        "overwrite=True)\n"
+        "except DHSPSError as error:\n"
+        "    print(error)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path)),
+    )
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert len(lines) == 1 and "not a code database" in lines[0]
