@@ -18,6 +18,7 @@ import numpy as np
 from keras_dhsps.data.base import Split
 from keras_dhsps.utils.errors import DHSPSError
 from keras_dhsps.utils.files import read_json_file
+from keras_dhsps.utils.files import sha256_file
 from keras_dhsps.utils.files import write_json
 from keras_dhsps.utils.space import require_space
 from keras_dhsps.utils.space import variables_bytes
@@ -283,6 +284,9 @@ class StepCheckpoint(keras.callbacks.Callback):
         state = {
             "step": step,
             "weights": weights,
+            # HDF5 can loop forever on a damaged file (docs/reliability.md
+            # §13): resume checks the bytes before Keras opens them.
+            "sha256": sha256_file(path),
             "seed_states": [
                 np.asarray(keras.ops.convert_to_numpy(g.state)).tolist()
                 for g in _seed_generators(model)
@@ -319,6 +323,8 @@ def restore_checkpoint(directory, model):
         with open(path, encoding="utf-8") as file:
             state = json.load(file)
         weights = os.path.join(os.fspath(directory), state["weights"])
+        if "sha256" in state and sha256_file(weights) != state["sha256"]:
+            raise ValueError(f"{state['weights']} changed since it was saved")
         model.load_weights(weights)
     except (OSError, ValueError, KeyError, TypeError) as error:
         raise DHSPSError(

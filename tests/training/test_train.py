@@ -105,6 +105,30 @@ def test_resume_after_interruption_matches_uninterrupted(
     assert again.initial_step == 12 and again.history == reference.history
 
 
+def test_a_damaged_checkpoint_is_one_line_before_keras_opens_it(
+    dataset, tmp_path
+):
+    # HDF5 can loop forever on a damaged file: the checkpoint's bytes are
+    # checked against the checksum saved with them before Keras reads them.
+    config = make_config(epochs=2, checkpoint_every=2)
+    run_dir = tmp_path / "run"
+    with pytest.raises(KeyboardInterrupt):
+        fit(
+            config,
+            dataset=dataset,
+            verbose=0,
+            run_dir=str(run_dir),
+            callbacks=[InterruptAt(3)],
+        )
+    (weights,) = (run_dir / "checkpoints").glob("step-*.weights.h5")
+    data = bytearray(weights.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    weights.write_bytes(data)
+    with pytest.raises(DHSPSError, match="changed since it was saved") as e:
+        fit(config, dataset=dataset, verbose=0, run_dir=str(run_dir))
+    assert "\n" not in str(e.value) and str(weights.name) in str(e.value)
+
+
 def test_frozen_backbone_warm_up(dataset):
     config = make_config(epochs=1, freeze_backbone_epochs=1)
     init = fit(make_config(epochs=0), dataset=dataset, verbose=0).model
