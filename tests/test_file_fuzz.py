@@ -6,6 +6,7 @@ A few hundred examples run in ``make test``; ``-m slow`` runs many more.
 
 import json
 import os
+import shutil
 import zipfile
 
 import h5py
@@ -25,10 +26,14 @@ from keras_dhsps.experiments.table_config import load_table_config
 from keras_dhsps.retrieval.codedb import CodeBatch
 from keras_dhsps.retrieval.codedb import read_code_database
 from keras_dhsps.retrieval.codedb import write_code_database
+from keras_dhsps.retrieval.collection import open_collection
+from keras_dhsps.retrieval.index import HammingIndex
+from keras_dhsps.retrieval.index_directory import build_index
+from keras_dhsps.retrieval.shards import write_shard_manifest
 from keras_dhsps.serving.load import load_hasher
 from keras_dhsps.training.callbacks import read_history
-from keras_dhsps.training.rundir import read_json_file
 from keras_dhsps.utils.errors import DHSPSError
+from keras_dhsps.utils.files import read_json_file
 from tests.paths import CONFIGS
 from tests.paths import FIXTURES
 
@@ -210,6 +215,76 @@ def test_fuzzed_table_config(tmp_path_factory, data):
     path = tmp_path_factory.mktemp("tables") / "table.py"
     path.write_bytes(_mutate_bytes(source, data.draw))
     _outcome(lambda: load_table_config(f"{path}:smoke"))
+
+
+def _search(path):
+    """Opens ``path`` as ``dhsps search`` does and asks every kind of query."""
+    collection = open_collection(str(path), backend="numpy")
+    queries = np.zeros((2, 2), np.uint8)
+    collection.index.search(queries, 3)
+    collection.index.range_search(queries, 2)
+
+
+@pytest.fixture(scope="module")
+def collections(tmp_path_factory):
+    """Two code databases, their shard manifest and index directories."""
+    root = tmp_path_factory.mktemp("collections")
+    parts = [str(root / f"part{i}.h5") for i in range(2)]
+    for path in parts:
+        _database(path)
+    write_shard_manifest(str(root / "shards.json"), parts)
+    build_index(parts[0], str(root / "one.index"), method="mih")
+    build_index(str(root / "shards.json"), str(root / "shards.index"))
+    return root
+
+
+def _mutated_copy(source, target, data):
+    """``source``'s bytes into ``target``: JSON mutated as a value, anything
+    else as bytes."""
+    content = source.read_bytes()
+    if source.suffix == ".json" and data.draw(st.booleans()):
+        mutated = _mutate_json(json.loads(content), data.draw)
+        target.write_text(json.dumps(mutated))
+    else:
+        target.write_bytes(_mutate_bytes(content, data.draw))
+
+
+@FUZZ
+@given(data=st.data())
+def test_fuzzed_shard_manifest(collections, tmp_path_factory, data):
+    directory = tmp_path_factory.mktemp("manifest")
+    for name in ("part0.h5", "part1.h5"):
+        os.symlink(collections / name, directory / name)
+    _mutated_copy(collections / "shards.json", directory / "s.json", data)
+    _outcome(lambda: _search(directory / "s.json"))
+
+
+@FUZZ
+@given(data=st.data())
+def test_fuzzed_index_directory(collections, tmp_path_factory, data):
+    source = collections / data.draw(st.sampled_from(["one", "shards"]))
+    source = source.with_suffix(".index")
+    target = tmp_path_factory.mktemp("index") / "copy.index"
+    shutil.copytree(source, target)
+    files = sorted(p.relative_to(target) for p in target.rglob("*.*"))
+    chosen = data.draw(st.sampled_from(files))
+    _mutated_copy(source / chosen, target / chosen, data)
+    _outcome(lambda: _search(target))
+
+
+@FUZZ
+@given(data=st.data())
+def test_fuzzed_saved_hamming_index(tmp_path_factory, data):
+    path = tmp_path_factory.mktemp("npz") / "index.npz"
+    index = HammingIndex(12, backend="numpy")
+    index.add(np.arange(40, dtype=np.uint8).reshape(20, 2))
+    index.save(str(path))
+    path.write_bytes(_mutate_bytes(path.read_bytes(), data.draw))
+    _outcome(
+        lambda: HammingIndex.load(str(path)).search(
+            np.zeros((1, 2), np.uint8), 3
+        )
+    )
 
 
 @pytest.mark.slow

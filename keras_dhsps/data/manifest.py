@@ -20,8 +20,6 @@ half-written one.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 import os
 import shutil
 import tempfile
@@ -40,20 +38,13 @@ from keras_dhsps.data.splits import overlaps
 from keras_dhsps.utils.errors import DataError
 from keras_dhsps.utils.files import finish_directory
 from keras_dhsps.utils.files import make_temporary_directory
-from keras_dhsps.utils.files import read_json_file
-from keras_dhsps.utils.files import sha256_file
-from keras_dhsps.utils.files import write_json
 from keras_dhsps.utils.files import write_text
+from keras_dhsps.utils.records import read_sealed_record
+from keras_dhsps.utils.records import write_sealed_record
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 CLASSES = "classes.txt"
-
-
-def _record_checksum(record: dict) -> str:
-    body = {key: value for key, value in record.items() if key != "checksum"}
-    text = json.dumps(body, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def _list_text(paths: list[str], labels: NDArray[np.uint8]) -> str:
@@ -113,15 +104,13 @@ def write_manifest(
             os.path.join(staging, CLASSES),
             "".join(name + "\n" for name in collection.class_names),
         )
-        files = {CLASSES: sha256_file(os.path.join(staging, CLASSES))}
+        files = [CLASSES]
         for name in SPLIT_NAMES:
-            file_name = f"{name}.txt"
-            target = os.path.join(staging, file_name)
+            files.append(f"{name}.txt")
             write_text(
-                target,
+                os.path.join(staging, files[-1]),
                 _list_text(split_paths[name], collection.labels[splits[name]]),
             )
-            files[file_name] = sha256_file(target)
         record = {
             "format_version": FORMAT_VERSION,
             "dataset": collection.name,
@@ -136,10 +125,10 @@ def write_manifest(
             },
             "dropped": dict(sorted(collection.dropped.items())),
             "overlaps": overlaps(split_paths),
-            "files": files,
         }
-        record["checksum"] = _record_checksum(record)
-        write_json(os.path.join(staging, MANIFEST), record)
+        record = write_sealed_record(
+            os.path.join(staging, MANIFEST), record, files
+        )
         finish_directory(staging)
         old = None
         if os.path.exists(directory):
@@ -162,30 +151,13 @@ def read_record(directory: str) -> dict:
             list file was edited), or an unknown format version.
     """
     path = os.path.join(directory, MANIFEST)
-    record = read_json_file(
-        path,
-        "manifest",
-        error=DataError,
-        hint=" (run `dhsps data prepare`)",
-        kind=dict,
+    record = read_sealed_record(
+        path, "manifest", error=DataError, hint=" (run `dhsps data prepare`)"
     )
     if record.get("format_version") != FORMAT_VERSION:
         raise DataError(
             f"{path}: unknown manifest format {record.get('format_version')!r}"
         )
-    if record.get("checksum") != _record_checksum(record):
-        raise DataError(f"{path}: checksum mismatch (the manifest was edited)")
-    files = record.get("files")
-    if not isinstance(files, dict):
-        raise DataError(f"{path}: the manifest lists no files")
-    for file_name, digest in files.items():
-        file_path = os.path.join(directory, file_name)
-        if not os.path.isfile(file_path):
-            raise DataError(f"{file_path}: missing from the manifest")
-        if sha256_file(file_path) != digest:
-            raise DataError(
-                f"{file_path}: checksum mismatch (edited since `prepare`)"
-            )
     return record
 
 

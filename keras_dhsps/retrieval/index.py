@@ -479,7 +479,9 @@ class HammingIndex:
                     raise KeyError("format")
                 num_bits = int(data["num_bits"])
                 codes = np.asarray(data["codes"], dtype=np.uint8)
-        except (KeyError, ValueError, OSError) as error:
+        except Exception as error:  # noqa: BLE001
+            # numpy and zipfile raise a zoo of types on a damaged archive
+            # (BadZipFile, EOFError, NotImplementedError, KeyError, ...).
             raise DHSPSError(
                 f"{path}: not a saved HammingIndex ({error})"
             ) from None

@@ -26,8 +26,8 @@ from keras_dhsps.retrieval.shards import read_shard_manifest
 from keras_dhsps.utils.errors import DHSPSError
 from keras_dhsps.utils.files import finish_directory
 from keras_dhsps.utils.files import make_temporary_directory
-from keras_dhsps.utils.files import read_json_file
-from keras_dhsps.utils.files import write_json
+from keras_dhsps.utils.records import read_sealed_record
+from keras_dhsps.utils.records import write_sealed_record
 
 INDEX_FORMAT = "keras_dhsps.retrieval.index"
 #: The metadata file of an index directory.
@@ -36,13 +36,14 @@ INDEX_FILE = "index.json"
 
 def _save_tables(index: HammingIndex, directory: str, source: dict) -> None:
     """Writes ``index.json`` and the ``"mih"`` tables of ``index``."""
-    tables = []
+    tables, files = [], []
     if index.method == "mih" and index.ntotal:
         for j, table in enumerate(index.tables().tables):
             for name, array in table.arrays().items():
-                np.save(os.path.join(directory, f"table{j}_{name}.npy"), array)
+                files.append(f"table{j}_{name}.npy")
+                np.save(os.path.join(directory, files[-1]), array)
             tables.append(table.describe())
-    write_json(
+    write_sealed_record(
         os.path.join(directory, INDEX_FILE),
         {
             "format": INDEX_FORMAT,
@@ -55,6 +56,7 @@ def _save_tables(index: HammingIndex, directory: str, source: dict) -> None:
             "tables": tables,
             "source": source,
         },
+        files,
     )
 
 
@@ -76,24 +78,26 @@ def _read_tables(directory: str, meta: dict, index: HammingIndex):
 
 
 def _load_npy(directory: str, name: str):
+    """A table file, memory-mapped (its bytes were checked with the seal)."""
     path = os.path.join(directory, name)
-    if not os.path.isfile(path):
-        raise DHSPSError(f"{directory}: incomplete index ({name} missing)")
     return np.load(path, mmap_mode="r", allow_pickle=False)
 
 
 def read_index_metadata(directory: str) -> dict:
-    """``index.json`` of an index directory.
+    """``index.json`` of an index directory, sealed
+    (:mod:`keras_dhsps.utils.records`): the record and every table file are
+    checked against the SHA-256 written with them before any is used, so an
+    edited or damaged index is one line, never wrong results.
 
     Raises:
-        DHSPSError: not an index directory.
+        DHSPSError: not an index directory, or one changed since written.
     """
     path = os.path.join(directory, INDEX_FILE)
     if not os.path.isfile(path):
         raise DHSPSError(
             f"{directory}: not an index directory (no {INDEX_FILE})"
         )
-    meta = read_json_file(path, "index", kind=dict)
+    meta = read_sealed_record(path, "index")
     if meta.get("format") != INDEX_FORMAT:
         raise DHSPSError(f"{path}: not a keras_dhsps index")
     return meta
@@ -151,7 +155,7 @@ def build_index(codes: str, output: str, **options) -> dict:
             os.mkdir(sub)
             loaded = checked_codes(shard, codes)
             _build_one(loaded, shard.path, sub, **options)
-        write_json(
+        write_sealed_record(
             os.path.join(directory, INDEX_FILE),
             {
                 "format": INDEX_FORMAT,
@@ -160,6 +164,7 @@ def build_index(codes: str, output: str, **options) -> dict:
                 "shards": len(shards),
                 "source": {"manifest": os.path.abspath(codes)},
             },
+            [f"shard-{n:05d}/{INDEX_FILE}" for n in range(len(shards))],
         )
 
     _staged(output, write)

@@ -23,8 +23,8 @@ from keras_dhsps.retrieval.codedb import CodeDatabase
 from keras_dhsps.retrieval.codedb import read_code_database
 from keras_dhsps.retrieval.codedb import read_packed_codes
 from keras_dhsps.utils.errors import DHSPSError
-from keras_dhsps.utils.files import read_json_file
-from keras_dhsps.utils.files import write_json
+from keras_dhsps.utils.records import read_sealed_record
+from keras_dhsps.utils.records import write_sealed_record
 
 MANIFEST_FORMAT = "keras_dhsps.retrieval.shards"
 
@@ -102,7 +102,7 @@ def write_shard_manifest(path: str, shard_files) -> list[Shard]:
         }
         for s in shards
     ]
-    write_json(
+    write_sealed_record(
         path,
         {
             "format": MANIFEST_FORMAT,
@@ -116,27 +116,24 @@ def write_shard_manifest(path: str, shard_files) -> list[Shard]:
 
 def read_shard_manifest(path: str) -> tuple[int, list[Shard]]:
     """``(bits, shards)`` of a manifest written by
-    :func:`write_shard_manifest` (shard paths made absolute).
+    :func:`write_shard_manifest` (shard paths made absolute). The manifest
+    is sealed (:mod:`keras_dhsps.utils.records`), so an edited one is
+    refused before any field is used.
 
     Raises:
-        DHSPSError: missing file, not JSON or not a shard manifest.
+        DHSPSError: missing file, not JSON, edited, or not a shard manifest.
     """
-    manifest = read_json_file(path, "shard manifest", kind=dict)
-    try:
-        if manifest.get("format") != MANIFEST_FORMAT:
-            raise ValueError("not a keras_dhsps shard manifest")
-        base = os.path.dirname(os.path.abspath(path))
-        shards = [
-            Shard(
-                os.path.join(base, entry["path"]),
-                int(entry["rows"]),
-                str(entry["checksum"]),
-            )
-            for entry in manifest["shards"]
-        ]
-        return int(manifest["bits"]), shards
-    except (ValueError, KeyError, TypeError, AttributeError) as error:
-        raise DHSPSError(f"{path}: not a shard manifest ({error})") from None
+    manifest = read_sealed_record(path, "shard manifest")
+    if manifest.get("format") != MANIFEST_FORMAT:
+        raise DHSPSError(f"{path}: not a shard manifest")
+    base = os.path.dirname(os.path.abspath(path))
+    shards = [
+        Shard(
+            os.path.join(base, entry["path"]), entry["rows"], entry["checksum"]
+        )
+        for entry in manifest["shards"]
+    ]
+    return manifest["bits"], shards
 
 
 def checked_codes(shard: Shard, manifest: str) -> Codes:

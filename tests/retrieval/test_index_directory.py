@@ -103,3 +103,19 @@ def test_sharded_index_directory(tmp_path, method):
     with pytest.raises(DHSPSError, match="built from another code database"):
         open_index(output)
     assert not os.path.exists(tmp_path / "again")  # nothing half-written
+
+
+def test_a_changed_table_byte_is_one_line_not_wrong_results(tmp_path):
+    # A table file is memory-mapped and trusted once its seal is checked:
+    # a changed byte would otherwise send mih to wrong candidates silently.
+    packed = packed_codes(np.random.default_rng(5), 300)
+    codes = write_database(tmp_path / "codes.h5", packed)
+    output = str(tmp_path / "index")
+    build_index(codes, output, method="mih")
+    table = os.path.join(output, "table0_ids.npy")
+    data = bytearray(open(table, "rb").read())
+    data[-1] ^= 0x01  # the last id, inside the array's data
+    with open(table, "wb") as handle:
+        handle.write(data)
+    with pytest.raises(DHSPSError, match=r"table0_ids\.npy: checksum mismatch"):
+        open_index(output)

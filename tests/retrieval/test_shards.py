@@ -75,8 +75,13 @@ def test_manifest_round_trip_and_checks(tmp_path):
     with pytest.raises(DHSPSError, match="not found"):
         read_shard_manifest(str(tmp_path / "missing.json"))
     (tmp_path / "bad.json").write_text('{"format": "other"}')
-    with pytest.raises(DHSPSError, match="not a shard manifest"):
+    with pytest.raises(DHSPSError, match="shard manifest was edited"):
         read_shard_manifest(str(tmp_path / "bad.json"))
+    # A hand-edited manifest (here: one shard dropped) is refused whole.
+    edited = {**stored, "shards": stored["shards"][:1]}
+    (tmp_path / "edited.json").write_text(json.dumps(edited))
+    with pytest.raises(DHSPSError, match="shard manifest was edited"):
+        read_shard_manifest(str(tmp_path / "edited.json"))
 
 
 def test_checksum_names_the_codes(tmp_path):
