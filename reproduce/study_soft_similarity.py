@@ -12,6 +12,10 @@ Run from the repository root (``export PYTHONPATH=$PWD``):
     python reproduce/study_soft_similarity.py run [--smoke]
         # every part of reproduce/configs/study_soft_similarity.py, then
         # study.{json,md} and soft_vs_gain.png
+    python reproduce/study_soft_similarity.py compare
+        # rerun.md: the cells finished at each part's budget, and for every
+        # finished part IDHN − hard-only beside the 30-epoch run's
+        # (30-epochs/study.json); trains nothing (seconds)
 
 Outputs go to ``--output`` (default
 ``reproduce/results/study_soft_similarity``; ``run`` keeps each part's
@@ -444,9 +448,73 @@ def run_study(output: str, *, smoke: bool = False) -> dict:
     return summary
 
 
+def compare_with_30_epochs(output: str) -> str:
+    """Writes ``rerun.md`` from the cell cache: how many cells of each part
+    are done at its budget and, for the parts that are complete, IDHN −
+    hard-only (difference of seed means) beside the 30-epoch run's."""
+    from keras_dhsps.experiments.runner import summarize
+    from keras_dhsps.experiments.table_config import cell_key
+    from keras_dhsps.experiments.table_config import load_table_config
+    from keras_dhsps.experiments.table_config import table_cells
+    from keras_dhsps.utils.files import read_json
+    from keras_dhsps.utils.files import write_text
+
+    study = _config_module()
+    old = read_json(os.path.join(output, "30-epochs", "study.json"))["rows"]
+    old = {(row["dataset"], row["bits"]): row for row in old}
+    counts, complete = [], {}
+    for part in study.PARTS:
+        table = load_table_config(f"{CONFIG}:{part}")
+        paths = {
+            cell_key(table, *cell): os.path.join(
+                output, "cells", f"{cell_key(table, *cell)}.json"
+            )
+            for cell in table_cells(table)
+        }
+        done = {
+            key: path for key, path in paths.items() if os.path.isfile(path)
+        }
+        counts.append(
+            f"| {part} | {table.title} | {len(done)} / {len(paths)} |"
+        )
+        if len(done) == len(paths):
+            cells = {key: read_json(path) for key, path in done.items()}
+            complete[part] = summarize(table, cells)
+    new = summarize_study(complete, {part: None for part in complete})["rows"]
+    lines = [
+        "# The study re-run at the measured budgets: progress",
+        "",
+        "Written by `python reproduce/study_soft_similarity.py compare` from "
+        "the cell cache (`cells/`).",
+        "",
+        "| part | table | cells done |",
+        "|---|---|---:|",
+        *counts,
+        "",
+        "IDHN − hard-only (difference of seed means) of the finished parts, "
+        "at the budget and at 30 epochs (`30-epochs/study.json`):",
+        "",
+        "| dataset | bits | metric | at the budget | at 30 epochs |",
+        "|---|---:|---|---:|---:|",
+    ]
+    for row in new:
+        before = old[(row["dataset"], row["bits"])]["idhn_minus_hard_only"]
+        for metric in ("map@all", "ndcg@100"):
+            after = row["idhn_minus_hard_only"][metric]["difference"]
+            lines.append(
+                f"| {row['dataset']} | {row['bits']} | {metric} | "
+                f"{after:+.4f} | {before[metric]['difference']:+.4f} |"
+            )
+    text = "\n".join(lines) + "\n"
+    write_text(os.path.join(output, "rerun.md"), text)
+    return text
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("command", choices=("statistics", "budgets", "run"))
+    parser.add_argument(
+        "command", choices=("statistics", "budgets", "run", "compare")
+    )
     parser.add_argument("--output", default=DEFAULT_OUTPUT)
     parser.add_argument(
         "--smoke", action="store_true", help="tiny splits, one epoch (tests)"
@@ -459,6 +527,8 @@ def main(argv=None) -> int:
         label_statistics(args.output)
     elif args.command == "budgets":
         select_budgets(args.output, smoke=args.smoke)
+    elif args.command == "compare":
+        print(compare_with_30_epochs(args.output), end="")
     else:
         summary = run_study(args.output, smoke=args.smoke)
         print(f"wrote {args.output} in {summary['seconds']:.0f} s")

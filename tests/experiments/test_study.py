@@ -314,3 +314,47 @@ def test_budget_selection_smoke_trains_and_reads_each_checkpoint(tmp_path):
         _config().budget("digits-mosaic", str(tmp_path / "budgets.json"))[0]
         == entry["epochs"]
     )
+
+
+def test_compare_reads_finished_parts_from_the_cell_cache(tmp_path):
+    # Fake cells for every cell of mirflickr25k at its budget: IDHN scores
+    # 0.9 / 0.7 and hard-only 0.8 / 0.75 (mAP@all / NDCG@100) on every seed.
+    results = os.path.join(
+        ROOT, "reproduce", "results", "study_soft_similarity"
+    )
+    os.makedirs(tmp_path / "30-epochs")
+    with open(os.path.join(results, "30-epochs", "study.json")) as f:
+        old = json.load(f)
+    (tmp_path / "30-epochs" / "study.json").write_text(json.dumps(old))
+    os.makedirs(tmp_path / "cells")
+    table = load_table_config(f"{CONFIG}:mirflickr25k")
+    scores = {"IDHN": (0.9, 0.7), "hard-only": (0.8, 0.75)}
+    for method in table.methods:
+        for bits in table.bits:
+            for seed in table.seeds:
+                m, n = scores.get(method.label, (0.5, 0.5))
+                cell = {
+                    "metrics": {"map@all": m, "ndcg@100": n},
+                    "train_seconds": 1.0,
+                }
+                key = cell_key(table, method, bits, seed)
+                (tmp_path / "cells" / f"{key}.json").write_text(
+                    json.dumps(cell)
+                )
+    text = study.compare_with_30_epochs(str(tmp_path))
+    assert (tmp_path / "rerun.md").read_text() == text
+    assert "| mirflickr25k | " in text and "| 24 / 24 |" in text
+    assert "| voc2012 | " in text and "| 0 / 24 |" in text
+    before = {
+        (row["bits"], metric): row["idhn_minus_hard_only"][metric]["difference"]
+        for row in old["rows"]
+        if row["dataset"] == "mirflickr25k"
+        for metric in ("map@all", "ndcg@100")
+    }
+    for bits in (12, 48):
+        assert (
+            f"| mirflickr25k | {bits} | map@all | +0.1000 | "
+            f"{before[(bits, 'map@all')]:+.4f} |"
+        ) in text
+        assert f"| mirflickr25k | {bits} | ndcg@100 | -0.0500 |" in text
+    assert "| voc2012 | 12 |" not in text  # unfinished: no difference row
