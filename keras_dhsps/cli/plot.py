@@ -12,7 +12,7 @@ from keras_dhsps.cli.arguments import formats
 from keras_dhsps.experiments.plots import plot_pr_curves
 from keras_dhsps.experiments.plots import plot_precision_at_n
 from keras_dhsps.experiments.plots import plot_retrieval_examples
-from keras_dhsps.retrieval.codedb import read_code_database
+from keras_dhsps.retrieval.collection import read_database
 from keras_dhsps.retrieval.examples import retrieval_examples
 from keras_dhsps.retrieval.index import BACKENDS
 from keras_dhsps.utils.errors import DHSPSError
@@ -32,8 +32,12 @@ def add_arguments(parser) -> None:
     examples = kinds.add_parser(
         "examples", help="grid of queries and their top results"
     )
-    examples.add_argument("queries", help="code database of the queries")
-    examples.add_argument("database", help="code database to search")
+    examples.add_argument(
+        "queries", help="code database (or shard manifest) of the queries"
+    )
+    examples.add_argument(
+        "database", help="code database (or shard manifest) to search"
+    )
     examples.add_argument("-n", "--num-queries", type=at_least(1), default=4)
     examples.add_argument("-k", type=at_least(1), default=8)
     examples.add_argument("--seed", type=int, default=0)
@@ -89,8 +93,8 @@ def run_examples(args) -> None:
     outputs = _output_paths(args.output, "examples", args.format)
     _check_outputs(outputs)
     examples = retrieval_examples(
-        read_code_database(args.queries),
-        read_code_database(args.database),
+        read_database(args.queries),
+        read_database(args.database),
         num_queries=args.num_queries,
         k=args.k,
         seed=args.seed,

@@ -1,11 +1,13 @@
-"""What ``dhsps search`` searches: a code database, a shard manifest or an
-index directory, opened as one index with the image path of every row."""
+"""What the commands read as one collection: a code database or a shard
+manifest (:func:`read_database`), or also an index directory for search
+(:func:`open_collection`: one index with the image path of every row)."""
 
 from __future__ import annotations
 
 import dataclasses
 import os
 
+from keras_dhsps.retrieval.codedb import CodeDatabase
 from keras_dhsps.retrieval.codedb import read_code_database
 from keras_dhsps.retrieval.codedb import read_image_paths
 from keras_dhsps.retrieval.index import HammingIndex
@@ -25,6 +27,14 @@ class SearchCollection:
     @property
     def bits(self) -> int:
         return self.index.num_bits
+
+
+def read_database(path: str, *, relaxed: bool = False) -> CodeDatabase:
+    """A code database (``.h5``), or a shard manifest (``.json``) read as
+    one (:func:`~keras_dhsps.retrieval.shards.read_sharded_database`)."""
+    if is_manifest(path):
+        return read_sharded_database(path, relaxed=relaxed)
+    return read_code_database(path, relaxed=relaxed)
 
 
 def open_collection(path: str, *, backend: str = "auto") -> SearchCollection:
@@ -49,10 +59,7 @@ def open_collection(path: str, *, backend: str = "auto") -> SearchCollection:
             row for source in index.sources for row in read_image_paths(source)
         )
         return SearchCollection(index, paths)
-    if is_manifest(path):
-        database = read_sharded_database(path)
-    else:
-        database = read_code_database(path)
+    database = read_database(path)
     index = HammingIndex(database.bits, backend=backend)
     index.add(database.packed, copy=False)
     return SearchCollection(index, database.paths)
