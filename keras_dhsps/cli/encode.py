@@ -21,6 +21,7 @@ from keras_dhsps.serving.encode import encode_collection
 from keras_dhsps.serving.load import load_hasher
 from keras_dhsps.serving.ray_encode import RayOptions
 from keras_dhsps.serving.ray_encode import encode_on_ray
+from keras_dhsps.serving.ray_encode import outputs_of_encode
 from keras_dhsps.serving.ray_encode import parse_shard
 from keras_dhsps.serving.ray_encode import shard_rows
 from keras_dhsps.utils.files import check_writable_output
@@ -94,13 +95,11 @@ def _add_scale_arguments(parser) -> None:
 
 
 def run(args) -> None:
-    # An existing code database is replaced, as ever; anything else is not.
-    check_output(
-        args.output,
-        kind="code database",
-        inputs=[args.model, args.images, args.data_root],
-        overwrite=True,
-    )
+    # An existing code database (or shard manifest and its shards) is
+    # replaced, as ever; anything else is not.
+    inputs = [args.model, args.images, args.data_root]
+    for output, kind in outputs_of_encode(args.output):
+        check_output(output, kind=kind, inputs=inputs, overwrite=True)
     check_writable_output(args.output)
     shard = None if args.shard is None else parse_shard(args.shard)
     paths, labels, extra = _collection(

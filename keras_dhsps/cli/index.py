@@ -10,15 +10,18 @@
 
 from __future__ import annotations
 
-import argparse
-
+from keras_dhsps.cli.arguments import at_least
+from keras_dhsps.retrieval.index import METHODS
+from keras_dhsps.retrieval.index_directory import build_index
+from keras_dhsps.retrieval.shards import write_shard_manifest
 from keras_dhsps.utils.errors import DHSPSError
+from keras_dhsps.utils.files import check_writable_output
+from keras_dhsps.utils.outputs import check_output
+from keras_dhsps.utils.outputs import refuse_overlap
 
 
 def _build(args) -> None:
-    from keras_dhsps.retrieval.index_directory import build_index
-    from keras_dhsps.utils.files import check_writable_output
-
+    refuse_overlap(args.output, [args.codes])
     check_writable_output(args.output, directory=True)
     summary = build_index(
         args.codes,
@@ -34,30 +37,22 @@ def _build(args) -> None:
 
 
 def _shards(args) -> None:
-    from keras_dhsps.retrieval.shards import write_shard_manifest
-    from keras_dhsps.utils.files import check_writable_output
-
     if not args.output.lower().endswith(".json"):
         raise DHSPSError(f"{args.output}: a shard manifest ends in .json")
+    check_output(
+        args.output,
+        kind="shard manifest",
+        inputs=args.shards,
+        overwrite=args.overwrite,
+    )
     check_writable_output(args.output)
     shards = write_shard_manifest(args.output, args.shards)
     total = sum(shard.rows for shard in shards)
     print(f"wrote {args.output}: {len(shards)} shards, {total} codes")
 
 
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected an int >= 1, got {text!r}")
-    return value
-
-
 def add_arguments(parser) -> None:
     """Fills ``dhsps index`` (``build``, ``shards``)."""
-    from keras_dhsps.retrieval.index import METHODS
 
     commands = parser.add_subparsers(dest="index_command", required=True)
     build = commands.add_parser(
@@ -70,7 +65,7 @@ def add_arguments(parser) -> None:
     build.add_argument("--method", default="mih", choices=METHODS)
     build.add_argument(
         "--num-substrings",
-        type=_positive,
+        type=at_least(1),
         help="m for mih (default ceil(bits / log2 N))",
     )
     build.set_defaults(handler=_build)
@@ -79,4 +74,9 @@ def add_arguments(parser) -> None:
     )
     shards.add_argument("shards", nargs="+", metavar="SHARD.h5")
     shards.add_argument("-o", "--output", required=True, help="a .json file")
+    shards.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace an existing shard manifest (never another file)",
+    )
     shards.set_defaults(handler=_shards)

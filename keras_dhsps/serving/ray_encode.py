@@ -13,6 +13,7 @@ one contiguous piece for ``--shard I/N``.
 from __future__ import annotations
 
 import dataclasses
+import glob
 import logging
 import os
 from collections.abc import Iterator
@@ -185,6 +186,17 @@ def _shards(batches, rows_per_shard) -> Iterator[Iterator]:
 def shard_path(manifest: str, number: int) -> str:
     """Shard ``number`` of ``codes.json``: ``codes-00000.h5`` beside it."""
     return f"{manifest[: -len('.json')]}-{number:05d}.h5"
+
+
+def outputs_of_encode(output: str) -> list[tuple[str, str]]:
+    """``(path, kind)`` of what ``dhsps encode -o OUTPUT`` may replace: the
+    code database, or a manifest and the shards already beside it."""
+    if not output.endswith(".json"):
+        return [(output, "code database")]
+    shards = glob.glob(f"{glob.escape(output[: -len('.json')])}-[0-9]*.h5")
+    return [(output, "shard manifest")] + [
+        (path, "code database") for path in sorted(shards)
+    ]
 
 
 def encode_on_ray(

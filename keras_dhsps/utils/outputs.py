@@ -8,13 +8,13 @@ metadata the product writes into each kind of output (:data:`KINDS`).
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Callable
 from collections.abc import Iterable
 
 from keras_dhsps.utils.bounded import bounded_stream
 from keras_dhsps.utils.errors import DHSPSError
+from keras_dhsps.utils.files import read_json_file
 
 
 def _real(path: str) -> str:
@@ -52,9 +52,8 @@ def refuse_overlap(output: str, inputs: Iterable[str | None]) -> None:
 
 def _json_format(path: str, key: str = "format") -> str | None:
     try:
-        with open(path, encoding="utf-8") as handle:
-            value = json.load(handle)
-    except (OSError, ValueError, UnicodeDecodeError):
+        value = read_json_file(path, "JSON file")
+    except DHSPSError:
         return None
     return value.get(key) if isinstance(value, dict) else None
 
@@ -119,6 +118,9 @@ KINDS: dict[str, Callable[[str], bool]] = {
         and _json_format(path + ".json") == "keras_dhsps.hasher"
     ),
     "code database": _is_code_database,
+    "shard manifest": lambda path: (
+        _json_format(path) == "keras_dhsps.retrieval.shards"
+    ),
     "plot": _has_suffix(".png", ".pdf", ".svg"),
 }
 

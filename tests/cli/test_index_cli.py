@@ -133,3 +133,23 @@ def test_errors(databases):
     with pytest.raises(SystemExit):
         run(["index", "build", files[0], "-o", "x", "--method", "lsh"])
     assert not (tmp_path / "i").exists()
+
+
+def test_a_manifest_replaces_only_a_manifest(databases):
+    # A user's JSON file is never replaced by a manifest; an earlier
+    # manifest is, with --overwrite.
+    tmp_path, _, files = databases
+    theirs = tmp_path / "notes.json"
+    theirs.write_text('{"mine": true}')
+    for extra in ([], ["--overwrite"]):
+        with pytest.raises(DHSPSError, match="notes.json"):
+            run(["index", "shards", *files, "-o", str(theirs), *extra])
+    assert json.loads(theirs.read_text()) == {"mine": True}
+    ours = str(tmp_path / "codes.json")
+    run(["index", "shards", *files, "-o", ours])
+    with pytest.raises(DHSPSError, match="already exists"):
+        run(["index", "shards", files[0], "-o", ours])
+    run(["index", "shards", files[0], "-o", ours, "--overwrite"])
+    assert len(json.loads(open(ours).read())["shards"]) == 1
+    with pytest.raises(DHSPSError, match="may not replace an input"):
+        run(["index", "build", files[0], "-o", files[0]])

@@ -169,3 +169,21 @@ def test_unreadable_rows_fail_or_are_skipped():
     kept = list(ray_encode._checked([batch], paths, True, skipped))
     assert skipped == [1]
     assert [list(p) for p, _ in kept] == [[0, 2]]
+
+
+def test_a_ray_output_replaces_only_what_encode_wrote(tmp_path):
+    # The manifest and the shards beside it are checked before any work:
+    # a user's file named like a shard is never replaced.
+    manifest = tmp_path / "codes.json"
+    assert ray_encode.outputs_of_encode(str(tmp_path / "c.h5")) == [
+        (str(tmp_path / "c.h5"), "code database")
+    ]
+    (tmp_path / "codes-00000.h5").write_text("a user's file")
+    (tmp_path / "codes-x.h5").write_text("not a shard name")
+    assert ray_encode.outputs_of_encode(str(manifest)) == [
+        (str(manifest), "shard manifest"),
+        (str(tmp_path / "codes-00000.h5"), "code database"),
+    ]
+    args = ["--verbose", "0", "encode", KERAS_FILE, str(tmp_path)]
+    assert main([*args, "-o", str(manifest), "--engine", "ray"]) == 2
+    assert (tmp_path / "codes-00000.h5").read_text() == "a user's file"
