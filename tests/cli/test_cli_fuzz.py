@@ -167,6 +167,8 @@ def command_lines(draw, files):
                 "search",
                 "plot curves",
                 "plot examples",
+                "index build",
+                "index shards",
                 "data prepare",
                 "data verify",
                 "data download",
@@ -215,6 +217,17 @@ def command_lines(draw, files):
     elif kind == "plot examples":
         argv = ["plot", "examples", draw(path), draw(path)]
         argv += ["-o", str(files / "e"), "-n", draw(small_ints)]
+    elif kind == "index build":
+        output = draw(st.sampled_from(["idx", "blocker/idx", "run"]))
+        argv = ["index", "build", draw(path), "-o", str(files / output)]
+        argv += ["--method", draw(st.sampled_from(["mih", "flat", "lsh"]))]
+        if draw(st.booleans()):
+            argv += ["--num-substrings", draw(small_ints)]
+    elif kind == "index shards":
+        output = draw(st.sampled_from(["m.json", "bad.json", "m.txt", "run"]))
+        argv = ["index", "shards", draw(path), draw(path)]
+        argv += ["-o", str(files / output)]
+        argv += draw(st.sampled_from([[], ["--overwrite"]]))
     else:
         verb = kind.split()[1]
         root = draw(
