@@ -13,6 +13,7 @@ from __future__ import annotations
 from keras_dhsps.cli.arguments import at_least
 from keras_dhsps.retrieval.index import METHODS
 from keras_dhsps.retrieval.index_directory import build_index
+from keras_dhsps.retrieval.shards import is_manifest
 from keras_dhsps.retrieval.shards import write_shard_manifest
 from keras_dhsps.utils.errors import DHSPSError
 from keras_dhsps.utils.files import check_writable_output
@@ -37,7 +38,7 @@ def _build(args) -> None:
 
 
 def _shards(args) -> None:
-    if not args.output.lower().endswith(".json"):
+    if not is_manifest(args.output):
         raise DHSPSError(f"{args.output}: a shard manifest ends in .json")
     check_output(
         args.output,
@@ -53,7 +54,6 @@ def _shards(args) -> None:
 
 def add_arguments(parser) -> None:
     """Fills ``dhsps index`` (``build``, ``shards``)."""
-
     commands = parser.add_subparsers(dest="index_command", required=True)
     build = commands.add_parser(
         "build", help="write the index directory of a code database"

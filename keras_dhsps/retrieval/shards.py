@@ -143,7 +143,7 @@ def checked_codes(shard: Shard, manifest: str) -> Codes:
         DHSPSError: unreadable, or not the codes the manifest lists.
     """
     codes = read_codes(shard.path)
-    if codes.checksum != shard.checksum or len(codes.packed) != shard.rows:
+    if not _is_listed(shard, codes.packed, codes.bits):
         raise DHSPSError(_changed(shard, manifest))
     return codes
 
@@ -159,14 +159,18 @@ def read_sharded_database(path: str, *, relaxed: bool = False) -> CodeDatabase:
     parts = []
     for shard in shards:
         part = read_code_database(shard.path, relaxed=relaxed)
-        if (
-            part.bits != bits
-            or len(part) != shard.rows
-            or codes_checksum(part.packed, bits) != shard.checksum
-        ):
+        if part.bits != bits or not _is_listed(shard, part.packed, bits):
             raise DHSPSError(_changed(shard, path))
         parts.append(part)
     return _concatenated(parts, bits)
+
+
+def _is_listed(shard: Shard, packed: np.ndarray, bits: int) -> bool:
+    """Whether ``packed`` are the codes a manifest lists for ``shard``."""
+    return (
+        len(packed) == shard.rows
+        and codes_checksum(packed, bits) == shard.checksum
+    )
 
 
 def _changed(shard: Shard, manifest: str) -> str:

@@ -48,3 +48,15 @@ def assert_same(expected, got, queries, ks=(1, 5, 40, 200), radii=(0, 3)):
         )
         for a, b in pairs:
             np.testing.assert_array_equal(a, b)
+
+
+def write_parts(directory, sizes, seed, prefix="part"):
+    """One code database per size (codes of :func:`packed_codes`, seeded):
+    ``(parts, files)``, the packed codes and the paths in order."""
+    rng = np.random.default_rng(seed)
+    parts = [packed_codes(rng, n) for n in sizes]
+    files = [
+        write_database(directory / f"{prefix}{i}.h5", part)
+        for i, part in enumerate(parts)
+    ]
+    return parts, files

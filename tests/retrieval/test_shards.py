@@ -24,6 +24,7 @@ from tests.retrieval.helpers import assert_same
 from tests.retrieval.helpers import flat_over
 from tests.retrieval.helpers import packed_codes
 from tests.retrieval.helpers import write_database
+from tests.retrieval.helpers import write_parts
 
 
 @settings(max_examples=20, deadline=None)
@@ -56,11 +57,7 @@ def test_sharded_index_refuses_mixed_or_no_shards():
 
 def test_manifest_round_trip_and_checks(tmp_path):
     rng = np.random.default_rng(0)
-    parts = [packed_codes(rng, n) for n in (30, 0, 17)]
-    files = [
-        write_database(tmp_path / f"codes-{i}.h5", part)
-        for i, part in enumerate(parts)
-    ]
+    parts, files = write_parts(tmp_path, (30, 0, 17), seed=0, prefix="codes-")
     manifest = str(tmp_path / "shards.json")
     written = write_shard_manifest(manifest, files)
     bits, shards = read_shard_manifest(manifest)
@@ -105,12 +102,7 @@ def test_codes_checksum_is_the_streamed_one(tmp_path):
 
 
 def test_a_manifest_reads_as_its_databases_concatenated(tmp_path):
-    rng = np.random.default_rng(3)
-    parts = [packed_codes(rng, n) for n in (5, 0, 8)]
-    files = [
-        write_database(tmp_path / f"p{i}.h5", part)
-        for i, part in enumerate(parts)
-    ]
+    parts, files = write_parts(tmp_path, (5, 0, 8), seed=3, prefix="p")
     manifest = str(tmp_path / "all.json")
     write_shard_manifest(manifest, files)
     whole = read_sharded_database(manifest)
