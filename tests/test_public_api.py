@@ -1,12 +1,10 @@
 """The package's public API: lazy, TensorFlow-free to import, and runnable."""
 
 import importlib.util
-import os
 import pathlib
-import subprocess
-import sys
 
 import keras_dhsps
+from tests.child import run_python
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
@@ -35,13 +33,7 @@ def test_import_is_light_until_a_feature_is_used():
         "keras_dhsps.ExperimentConfig(); "
         "print(heavy)"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", code],
-        capture_output=True,
-        text=True,
-        check=True,
-        cwd=ROOT,
-    ).stdout
+    out = run_python(code, check=True).stdout
     assert out.strip() == "[]"
 
 
@@ -77,15 +69,7 @@ def test_the_python_api_prints_what_the_cli_prints_into_a_log(tmp_path):
         "    'train.tensorboard=false')\n"
         "keras_dhsps.fit(config)\n"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", code],
-        capture_output=True,
-        text=True,
-        check=True,
-        cwd=tmp_path,
-        env=dict(os.environ, PYTHONPATH=str(ROOT)),
-        timeout=300,
-    )
+    done = run_python(code, cwd=tmp_path, check=True)
     assert "I0000" not in done.stderr and "oneDNN" not in done.stderr
     assert "\r" not in done.stdout and "\x1b[" not in done.stdout
     assert done.stdout.count("Epoch ") == 2

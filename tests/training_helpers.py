@@ -83,18 +83,10 @@ def run_without_tensorflow(script, timeout=300):
     can start with ``import _block_tensorflow`` (TensorFlow made
     unimportable)."""
     import os
-    import subprocess
-    import sys
+
+    from tests.child import run_python
 
     tests = os.path.dirname(os.path.abspath(__file__))
-    env = dict(os.environ, KERAS_BACKEND=backend_without_tensorflow())
-    env["PYTHONPATH"] = os.pathsep.join(
-        [tests, os.path.dirname(tests), env.get("PYTHONPATH", "")]
-    )
-    return subprocess.run(
-        [sys.executable, "-c", script],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+    path = os.pathsep.join([tests, os.environ.get("PYTHONPATH", "")])
+    env = {"KERAS_BACKEND": backend_without_tensorflow(), "PYTHONPATH": path}
+    return run_python(script, env=env, timeout=timeout)

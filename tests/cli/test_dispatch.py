@@ -2,14 +2,11 @@
 is imported only when a command line names it, so ``dhsps --help`` and the
 data commands import neither Keras nor TensorFlow."""
 
-import subprocess
-import sys
-
 import pytest
 
 from keras_dhsps.cli.main import COMMANDS
 from keras_dhsps.cli.main import main
-from tests.paths import REPO
+from tests.child import run_python
 
 #: Commands with subcommands: their ``--help`` for each.
 NESTED = {
@@ -30,13 +27,7 @@ def loaded_after(argv):
         f"{sorted(COMMANDS)!r}] + ['tensorflow', 'keras', 'jax', 'torch']\n"
         "print(status, *[n for n in names if n in sys.modules])\n"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", code],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        check=True,
-    )
+    done = run_python(code, check=True)
     status, *loaded = done.stdout.split()
     return int(status), loaded
 

@@ -4,7 +4,6 @@ type, range, known names, and the loss's params against its signature."""
 import dataclasses
 import json
 import os
-import subprocess
 import sys
 
 import pytest
@@ -27,6 +26,7 @@ from keras_dhsps.config.rules import LOSS_PARAMETERS
 from keras_dhsps.data.options import check_options
 from keras_dhsps.utils.errors import ConfigError
 from keras_dhsps.utils.errors import DHSPSError
+from tests.child import run_python
 from tests.paths import REPO
 
 ROOT = REPO
@@ -269,13 +269,7 @@ def test_config_imports_no_tensorflow_and_nothing_above_it(tmp_path):
         "'keras_dhsps.training'))]\n"
         "assert not above, above\n"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", code],
-        env=dict(os.environ, PYTHONPATH=ROOT),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    result = run_python(code, timeout=120)
     assert result.returncode == 0, result.stderr
 
 

@@ -2,12 +2,9 @@
 without importing Keras, and resolved by the packages that build them."""
 
 import inspect
-import os
-import subprocess
-import sys
 
 from keras_dhsps.config import registry
-from tests.paths import REPO
+from tests.child import run_python
 
 
 def test_loss_parameters_read_from_source_equal_the_live_signature():
@@ -50,11 +47,5 @@ def test_reading_the_registry_imports_no_keras():
         "'keras_dhsps.models'))]\n"
         "assert not loaded, loaded\n"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", code],
-        env=dict(os.environ, PYTHONPATH=REPO),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    result = run_python(code, timeout=120)
     assert result.returncode == 0, result.stderr

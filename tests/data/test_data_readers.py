@@ -17,6 +17,7 @@ from keras_dhsps.data.native import voc2012
 from keras_dhsps.utils.errors import DataError
 from keras_dhsps.utils.errors import UnknownNameError
 from tests import dataset_trees as fixtures
+from tests.child import run_python
 
 
 def _rows(collection):
@@ -340,17 +341,13 @@ def test_unknown_option_and_missing_root(tmp_path):
 
 
 def test_data_package_imports_no_tensorflow():
-    import subprocess
-    import sys
 
     code = (
         "import sys, keras_dhsps.data, keras_dhsps.cli.data, "
         "keras_dhsps.data.native.download; "
         "print('tensorflow' in sys.modules, 'keras' in sys.modules)"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True
-    )
+    result = run_python(code, check=True)
     assert result.stdout.split() == ["False", "False"]
 
 

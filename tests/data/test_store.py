@@ -32,6 +32,7 @@ from keras_dhsps.data.base import Split
 from keras_dhsps.data.sizes import stored_size
 from keras_dhsps.utils.errors import DataError
 from keras_dhsps.utils.errors import DHSPSError
+from tests.child import run_python
 from tests.dataset_trees import write_jpeg
 
 MODES = ("direct", "resize_crop", "shorter_side_crop")
@@ -787,18 +788,8 @@ NO_TF_SCRIPT = textwrap.dedent(
 def test_without_tensorflow_pillow_workers_build_the_same_store(tree, tmp_path):
     split = _with_bad_images(tree, tmp_path)
     out = str(tmp_path / "no_tf.npy")
-    environment = dict(os.environ, KERAS_BACKEND="jax")
-    environment["PYTHONPATH"] = os.pathsep.join(
-        [os.getcwd(), environment.get("PYTHONPATH", "")]
-    )
     arguments = json.dumps([list(split.paths), out, str(tmp_path / "nt")])
-    result = subprocess.run(
-        [sys.executable, "-c", NO_TF_SCRIPT, arguments],
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    result = run_python(NO_TF_SCRIPT, arguments, env={"KERAS_BACKEND": "jax"})
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout.splitlines()[-1]) == [
         split.paths[1],

@@ -1,27 +1,11 @@
 """``import keras_dhsps`` registers every custom object, without
 importing TensorFlow, so ``keras.saving.load_model`` opens a trained model."""
 
-import os
-import subprocess
-import sys
-
 import pytest
 
-from tests.paths import REPO
+from tests.child import run_python
 
-ROOT = REPO
-
-
-def run_python(code, cwd):
-    env = dict(os.environ, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL="3")
-    return subprocess.run(
-        [sys.executable, "-c", code],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+QUIET = {"TF_CPP_MIN_LOG_LEVEL": "3"}
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +44,8 @@ def test_load_model_after_import_keras_dhsps(trained_model, tmp_path, code):
     result = run_python(
         code + f"model = keras.saving.load_model({trained_model!r})\n"
         "print(type(model.optimizer).__name__)\n",
-        tmp_path,
+        cwd=tmp_path,
+        env=QUIET,
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "LayerwiseAdam"
@@ -70,7 +55,9 @@ def test_load_model_after_import_keras_dhsps(trained_model, tmp_path, code):
 def test_control_without_the_package_keras_cannot_load(trained_model, tmp_path):
     # The test above can fail: plain Keras does not know the classes.
     result = run_python(
-        f"import keras\nkeras.saving.load_model({trained_model!r})\n", tmp_path
+        f"import keras\nkeras.saving.load_model({trained_model!r})\n",
+        cwd=tmp_path,
+        env=QUIET,
     )
     assert result.returncode != 0
     assert "LayerwiseAdam" in result.stderr

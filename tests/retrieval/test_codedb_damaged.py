@@ -17,11 +17,9 @@ Each read runs in a separate interpreter with a 30 s timeout, so that the
 code before the fix (which hangs) fails the test instead of hanging it.
 """
 
-import os
-import subprocess
-import sys
 import time
 
+from tests.child import run_python
 from tests.retrieval.damaged_codedb import write_crashing_datatype
 from tests.retrieval.damaged_codedb import write_heap_loop
 
@@ -49,13 +47,7 @@ for read in (
 def _read_outside(path, limit_s=30.0) -> tuple[list[str], float]:
     """The outcome of both public reads, each line; and the seconds taken."""
     start = time.monotonic()
-    done = subprocess.run(
-        [sys.executable, "-c", READ, str(path), str(limit_s)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path)),
-    )
+    done = run_python(READ, path, limit_s, timeout=120)
     assert done.returncode == 0, done.stderr
     return done.stdout.splitlines(), time.monotonic() - start
 

@@ -10,6 +10,7 @@ import textwrap
 
 import pytest
 
+from tests.child import run_python
 from tests.paths import REPO
 
 # The problem every script solves: 8 rows whose labels give hard-similar,
@@ -113,15 +114,8 @@ SCRIPT = textwrap.dedent(
 
 @pytest.fixture(scope="module")
 def result():
-    env = dict(os.environ, KERAS_BACKEND="tensorflow", CUDA_VISIBLE_DEVICES="")
-    repo = REPO
-    completed = subprocess.run(
-        [sys.executable, "-c", SCRIPT],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=repo,
-        timeout=300,
+    completed = run_python(
+        SCRIPT, env={"KERAS_BACKEND": "tensorflow", "CUDA_VISIBLE_DEVICES": ""}
     )
     lines = [
         line
@@ -189,15 +183,8 @@ def test_make_strategy_rejects_unknown_names():
 
 def _run_script(script, env_extra, timeout=300):
     """Runs ``script`` in a fresh interpreter; its ``RESULT {json}`` line."""
-    env = dict(os.environ, CUDA_VISIBLE_DEVICES="", **env_extra)
-    repo = REPO
-    completed = subprocess.run(
-        [sys.executable, "-c", script],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=repo,
-        timeout=timeout,
+    completed = run_python(
+        script, env={"CUDA_VISIBLE_DEVICES": "", **env_extra}, timeout=timeout
     )
     lines = [
         line

@@ -3,13 +3,12 @@
 import json
 import logging
 import os
-import subprocess
-import sys
 
 import pytest
 
 from keras_dhsps.utils.errors import DHSPSError
 from keras_dhsps.utils.locks import RunLock
+from tests.child import run_python
 
 
 def test_a_second_holder_is_refused_naming_the_first(tmp_path):
@@ -36,12 +35,7 @@ def test_a_lock_left_by_a_killed_process_is_taken_over_and_said(
         "print(os.getpid(), flush=True)\n"
         "os.kill(os.getpid(), 9)\n"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", code, str(tmp_path)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    done = run_python(code, tmp_path, timeout=60)
     dead = int(done.stdout.split()[0])
     with caplog.at_level(logging.WARNING, logger="keras_dhsps"):
         with RunLock(str(tmp_path)):

@@ -2,8 +2,6 @@
 
 import json
 import os
-import subprocess
-import sys
 
 import h5py
 import pytest
@@ -11,6 +9,7 @@ import pytest
 from keras_dhsps.utils.errors import DHSPSError
 from keras_dhsps.utils.outputs import check_output
 from keras_dhsps.utils.outputs import refuse_overlap
+from tests.child import run_python
 
 
 @pytest.mark.parametrize(
@@ -84,13 +83,7 @@ def test_overwrite_refuses_a_damaged_database_without_hanging(tmp_path, damage):
         "except DHSPSError as error:\n"
         "    print(error)\n"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", script, str(path)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path)),
-    )
+    done = run_python(script, path, timeout=60)
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
     assert len(lines) == 1 and "not a code database" in lines[0]
