@@ -5,8 +5,15 @@ class DHSPSError(Exception):
     """A user-facing error: bad input, a missing file, an unknown name.
 
     The CLI prints ``error: <message>`` and exits with status 2 instead of a
-    traceback. Library callers can catch it like any exception.
+    traceback. Library callers can catch it like any exception. The message
+    is one line whatever it quotes: a line break, tab or other unprintable
+    character of a user's value (a config key, a file name) is shown
+    escaped (``\\n``), not written.
     """
+
+    def __str__(self) -> str:  # KeyError (UnknownNameError) would quote it.
+        message = str(self.args[0]) if self.args else ""
+        return "".join(map(_printable, message))
 
 
 class DataError(DHSPSError, ValueError):
@@ -19,9 +26,6 @@ class DataError(DHSPSError, ValueError):
 class UnknownNameError(DHSPSError, KeyError):
     """A registry lookup (dataset, backbone, loss) found no such name."""
 
-    def __str__(self) -> str:  # KeyError would quote the message.
-        return str(self.args[0]) if self.args else ""
-
 
 class ConfigError(DHSPSError, ValueError):
     """A config field (or ``--set KEY=VALUE``) holds a value it cannot take.
@@ -29,3 +33,10 @@ class ConfigError(DHSPSError, ValueError):
     The message names the key (``train.epochs``), the value and what is
     allowed.
     """
+
+
+def _printable(character: str) -> str:
+    """``character``, or its escape if printing it would break the line."""
+    if character.isprintable():
+        return character
+    return character.encode("unicode_escape").decode("ascii")
