@@ -278,7 +278,15 @@ def test_smoke_study_end_to_end(tmp_path):
     for part in study.SMOKE_PARTS:
         assert os.path.isfile(os.path.join(out, part, "results.md"))
     # 4 + 4 + 3 cells, γ = 0.1 computed once for two tables.
-    assert len(os.listdir(os.path.join(out, "cells"))) == 10
+    cells = [
+        json.load(open(os.path.join(out, "cells", name), encoding="utf-8"))
+        for name in os.listdir(os.path.join(out, "cells"))
+    ]
+    assert len(cells) == 10
+    # The shared γ = 0.1 cells are counted once.
+    assert summary["train_seconds"] == pytest.approx(
+        sum(cell["train_seconds"] for cell in cells)
+    )
     with open(os.path.join(out, "gamma", "results.json")) as handle:
         gamma = json.load(handle)
     assert [row["method"] for row in gamma["rows"]] == [
