@@ -7,6 +7,7 @@ import os
 import sys
 
 from keras_dhsps.utils.errors import DHSPSError
+from keras_dhsps.utils.files import require_file
 from keras_dhsps.utils.import_hooks import sibling_imports
 
 _MODULE_NAME = "_keras_dhsps_config_file"
@@ -51,8 +52,7 @@ def load_config_file(spec: str, expected: type):
             that is not an ``expected``.
     """
     path, _, arg = spec.partition(":")
-    if not os.path.isfile(path):
-        raise DHSPSError(f"config file not found: {path}")
+    require_file(path, "config file")
     module = _config_file_module(path)
     if not hasattr(module, "get_config"):
         raise DHSPSError(f"{path}: defines no get_config(arg=None)")

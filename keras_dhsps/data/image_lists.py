@@ -13,6 +13,7 @@ import numpy as np
 
 from keras_dhsps.data.listfile import read_list_file
 from keras_dhsps.utils.errors import DataError
+from keras_dhsps.utils.files import require_file
 
 #: File extensions listed when encoding a plain image directory (the
 #: formats ``tf.io.decode_image`` and Pillow read).
@@ -90,9 +91,8 @@ def read_collection(
                     f"line, found {len(fields)} fields"
                 )
             image = os.path.join(root, fields[0])
-            if not os.path.isfile(image):
-                raise DataError(
-                    f"{source}:{line_number}: image not found: {image}"
-                )
+            require_file(
+                image, f"{source}:{line_number}: image", error=DataError
+            )
             paths.append(os.path.abspath(image))
     return tuple(paths), None

@@ -18,6 +18,7 @@ from keras_dhsps.data.splits import carve_rows
 from keras_dhsps.data.splits import overlaps
 from keras_dhsps.data.splits import split_rows
 from keras_dhsps.utils.errors import DataError
+from keras_dhsps.utils.files import require_file
 
 logger = logging.getLogger(__name__)
 
@@ -53,8 +54,7 @@ def read_list_file(
             listed twice, an empty file, or a missing image; the message
             names ``path`` and the line number.
     """
-    if not os.path.isfile(path):
-        raise DataError(f"{path}: list file not found")
+    require_file(path, "list file", error=DataError)
     paths, rows = [], []
     first_line: dict[str, int] = {}
     with open(path, "rb") as handle:
@@ -100,8 +100,7 @@ def read_list_file(
                 )
             first_line[relative] = line_number
             image = os.path.join(root, fields[0])
-            if not os.path.isfile(image):
-                raise DataError(f"{where}: image not found: {image}")
+            require_file(image, f"{where}: image", error=DataError)
             paths.append(image)
             rows.append([int(value) for value in labels])
     if not rows:

@@ -20,6 +20,7 @@ from keras_dhsps.models.layers import LocalResponseNormalization
 from keras_dhsps.models.layers import ReverseChannels
 from keras_dhsps.models.layers import SubtractMean
 from keras_dhsps.utils.errors import DHSPSError
+from keras_dhsps.utils.files import require_file
 
 #: ImageNet mean pixel of the Caffe models, per colour.
 IMAGENET_MEAN_RGB = (123.0, 117.0, 104.0)
@@ -180,8 +181,7 @@ def read_bvlc_alexnet(path):
         DHSPSError: missing file, a pickle naming anything but numpy
             arrays, or not a dict of ``[W, b]`` pairs.
     """
-    if not os.path.isfile(path):
-        raise DHSPSError(f"AlexNet weight file not found: {path}")
+    require_file(path, "AlexNet weight file")
     try:
         data = _load_npy_pickle(path)
         if isinstance(data, np.ndarray):

@@ -16,7 +16,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
-import os
 from collections.abc import Callable
 from collections.abc import Iterable
 from collections.abc import Iterator
@@ -30,6 +29,7 @@ from keras_dhsps.utils.bounded import bounded_stream
 from keras_dhsps.utils.codes import pack_codes
 from keras_dhsps.utils.errors import DHSPSError
 from keras_dhsps.utils.files import atomic_write
+from keras_dhsps.utils.files import require_file
 from keras_dhsps.utils.space import require_space
 
 FORMAT = "keras_dhsps.codedb"
@@ -271,8 +271,7 @@ def _open(path: str) -> h5py.File:
 
 
 def _require_file(path: str) -> None:
-    if not os.path.isfile(path):
-        raise DHSPSError(f"code database not found: {path}")
+    require_file(path, "code database")
 
 
 #: What each dataset of a code database must be: (kind, rank, required).

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import io
 import logging
-import os
 
 import numpy as np
 import numpy.typing as npt
@@ -30,6 +29,7 @@ from keras_dhsps.utils.codes import distance_dtype
 from keras_dhsps.utils.codes import packed_to_words
 from keras_dhsps.utils.errors import DHSPSError
 from keras_dhsps.utils.files import atomic_write
+from keras_dhsps.utils.files import require_file
 
 __all__ = [
     "BACKENDS",
@@ -471,8 +471,7 @@ class HammingIndex:
         Raises:
             DHSPSError: missing file or not a saved ``HammingIndex``.
         """
-        if not os.path.isfile(path):
-            raise DHSPSError(f"index file not found: {path}")
+        require_file(path, "index file")
         try:
             with np.load(path, allow_pickle=False) as data:
                 if str(data["format"]) != _FORMAT:

@@ -20,6 +20,7 @@ from keras_dhsps.training.rundir import MODEL_FILE
 from keras_dhsps.training.rundir import RunDirectory
 from keras_dhsps.utils.errors import DHSPSError
 from keras_dhsps.utils.files import read_json_file
+from keras_dhsps.utils.files import require_file
 
 #: The file that marks an exported SavedModel directory.
 SAVED_MODEL_FILE = "saved_model.pb"
@@ -47,8 +48,7 @@ def resolve_model_file(path: str) -> tuple[str, dict | None]:
                 f"nor a SavedModel (no {SAVED_MODEL_FILE})"
             )
         return run.model_file, run.read_config()
-    if not os.path.isfile(path):
-        raise DHSPSError(f"model file not found: {path}")
+    require_file(path, "model file")
     return path, None
 
 

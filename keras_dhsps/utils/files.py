@@ -230,6 +230,24 @@ def read_json(path: str):
         return json.load(handle)
 
 
+def require_file(path: str, what: str, *, error=DHSPSError, hint: str = ""):
+    """Raises ``error`` unless ``path`` names a regular file (or a link to
+    one), before anything opens it: a directory, FIFO or device is refused,
+    not read (a FIFO would block the reader forever).
+
+    Args:
+        what: what the file is ("code database"), for the message.
+        hint: added to the missing-file message.
+    """
+    if os.path.isfile(path):
+        return
+    if os.path.isdir(path):
+        raise error(f"{what} is a directory, not a file: {path}")
+    if os.path.exists(path):
+        raise error(f"{what} is not a regular file: {path}")
+    raise error(f"{what} not found: {path}{hint}")
+
+
 def read_json_file(
     path: str, what: str, *, error=DHSPSError, hint: str = "", kind=None
 ):
@@ -246,8 +264,7 @@ def read_json_file(
         error: missing, unreadable, not UTF-8 or not JSON (nesting too deep
             included), or not of ``kind``.
     """
-    if not os.path.isfile(path):
-        raise error(f"{what} not found: {path}{hint}")
+    require_file(path, what, error=error, hint=hint)
     try:
         value = read_json(path)
     except OSError as failure:

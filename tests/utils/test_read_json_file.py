@@ -25,7 +25,7 @@ def test_a_bad_file_is_one_line_naming_it(tmp_path, content, reason):
     assert message.startswith(f"{path}: {reason}") and "\n" not in message
 
 
-def test_missing_files_and_directories_are_not_found(tmp_path):
+def test_missing_files_and_directories_are_refused(tmp_path):
     with pytest.raises(
         DataError, match=r"^manifest not found: .*x\.json \(hint\)$"
     ):
@@ -35,7 +35,7 @@ def test_missing_files_and_directories_are_not_found(tmp_path):
             error=DataError,
             hint=" (hint)",
         )
-    with pytest.raises(DHSPSError, match="report not found"):
+    with pytest.raises(DHSPSError, match="report is a directory, not a file"):
         read_json_file(str(tmp_path), "report")
 
 

@@ -27,6 +27,7 @@ import numpy as np
 from keras_dhsps.data.collection import Collection
 from keras_dhsps.data.splits import Protocol
 from keras_dhsps.utils.errors import DataError
+from keras_dhsps.utils.files import require_file
 
 NUM_IMAGES = 25000
 
@@ -165,8 +166,7 @@ def scan(
     labels = np.zeros((num_images, len(names)), np.uint8)
     for column, name in enumerate(names):
         path = os.path.join(annotations, name + ".txt")
-        if not os.path.isfile(path):
-            raise DataError(f"{path}: annotation file not found")
+        require_file(path, "annotation file", error=DataError)
         numbers = read_annotation_file(path, num_images)
         labels[np.asarray(numbers, dtype=np.int64) - 1, column] = 1
     prefix = f"{image_dir}/" if image_dir else ""

@@ -25,6 +25,7 @@ from keras_dhsps.data.collection import Collection
 from keras_dhsps.data.splits import Protocol
 from keras_dhsps.utils.errors import DataError
 from keras_dhsps.utils.errors import UnknownNameError
+from keras_dhsps.utils.files import require_file
 
 #: DPSH/DSDH convention: 100 queries and 500 training images per concept
 #: (2,100 and 10,500), training drawn from the database = every non-query
@@ -50,8 +51,7 @@ def _read_image_list(path: str) -> list[str]:
             ``.``/``..`` component (a path escaping ``root/Flickr``), a path
             listed twice, or no lines at all (file and line).
     """
-    if not os.path.isfile(path):
-        raise DataError(f"{path}: NUS-WIDE image list not found")
+    require_file(path, "NUS-WIDE image list", error=DataError)
     paths, seen = [], {}
     with open(path, encoding="utf-8", errors="replace") as handle:
         for line_number, line in enumerate(handle, start=1):

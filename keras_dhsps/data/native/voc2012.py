@@ -25,6 +25,7 @@ from keras_dhsps.data.collection import Collection
 from keras_dhsps.data.collection import labels_from_sets
 from keras_dhsps.data.splits import Protocol
 from keras_dhsps.utils.errors import DataError
+from keras_dhsps.utils.files import require_file
 
 #: The 20 VOC classes, sorted (the peers' column order).
 CLASS_NAMES = (
@@ -170,8 +171,7 @@ def scan(root: str, *, include_difficult: bool = False) -> Collection:
     image_dir = image_dir.replace(os.sep, "/")
     for image_id, source in entries:
         xml_path = os.path.join(annotations, image_id + ".xml")
-        if not os.path.isfile(xml_path):
-            raise DataError(f"{source}: annotation not found: {xml_path}")
+        require_file(xml_path, f"{source}: annotation", error=DataError)
         label_sets.append(
             read_annotation(xml_path, include_difficult=include_difficult)
         )
