@@ -473,11 +473,9 @@ def compare_with_30_epochs(output: str) -> str:
     counts, complete = [], {}
     for part in study.PARTS:
         table = load_table_config(f"{CONFIG}:{part}")
+        keys = [cell_key(table, *cell) for cell in table_cells(table)]
         paths = {
-            cell_key(table, *cell): os.path.join(
-                output, "cells", f"{cell_key(table, *cell)}.json"
-            )
-            for cell in table_cells(table)
+            key: os.path.join(output, "cells", f"{key}.json") for key in keys
         }
         done = {
             key: path for key, path in paths.items() if os.path.isfile(path)

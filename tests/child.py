@@ -24,9 +24,8 @@ def run_python(code, *args, cwd=REPO, env=None, timeout=300, check=False):
         The `subprocess.CompletedProcess`, its output as text.
     """
     environment = dict(os.environ, **(env or {}))
-    environment["PYTHONPATH"] = os.pathsep.join(
-        [REPO, environment.get("PYTHONPATH", "")]
-    )
+    path = [REPO, environment.get("PYTHONPATH", "")]
+    environment["PYTHONPATH"] = os.pathsep.join(filter(None, path))
     return subprocess.run(
         [sys.executable, "-c", code, *map(str, args)],
         cwd=cwd,
